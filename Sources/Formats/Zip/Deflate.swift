@@ -1,0 +1,81 @@
+import CZlib
+import Tensors
+
+/// zlib glue: CRC-32, raw-deflate inflate and deflate. The only unsafe code of the zip layer.
+public enum Deflate {
+    /// Standard CRC-32 (IEEE, as zip and torch use).
+    public static func crc32(_ data: ByteSlice) -> UInt32 {
+        unsafe data.withUnsafeBytes { raw in
+            var crc: UInt = 0
+            var p = raw.baseAddress
+            var left = raw.count
+            while left > 0, let base = unsafe p {
+                let n = min(left, 1 << 30)
+                crc = unsafe CZlib.crc32(crc, base.assumingMemoryBound(to: UInt8.self), uInt(n))
+                unsafe p = base + n
+                left -= n
+            }
+            return UInt32(truncatingIfNeeded: crc)
+        }
+    }
+
+    /// CRC-32 of an array.
+    public static func crc32(_ bytes: [UInt8]) -> UInt32 { crc32(ByteSlice(bytes)) }
+
+    /// Inflates raw deflate data (zip method 8) to exactly `expectedSize` bytes.
+    public static func inflate(_ data: ByteSlice, expectedSize: Int) throws(FormatError) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: expectedSize)
+        var stream = unsafe z_stream()
+        let initStatus = unsafe inflateInit2_(
+            &stream, -MAX_WBITS, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size))
+        guard initStatus == Z_OK else { throw FormatError(.invalid("zlib inflateInit failed")) }
+        defer { _ = unsafe inflateEnd(&stream) }
+        let status: Int32 = unsafe data.withUnsafeBytes { src in
+            unsafe out.withUnsafeMutableBytes { dst in
+                unsafe stream.next_in = UnsafeMutablePointer(
+                    mutating: src.baseAddress?.assumingMemoryBound(to: UInt8.self))
+                unsafe stream.avail_in = uInt(src.count)
+                unsafe stream.next_out = dst.baseAddress?.assumingMemoryBound(to: UInt8.self)
+                unsafe stream.avail_out = uInt(dst.count)
+                return unsafe CZlib.inflate(&stream, Z_FINISH)
+            }
+        }
+        guard status == Z_STREAM_END else {
+            if status == Z_BUF_ERROR || status == Z_OK {
+                throw FormatError(
+                    .sizeMismatch(expectedBytes: expectedSize, foundBytes: Int(unsafe stream.total_out)))
+            }
+            throw FormatError(.invalid("corrupt deflate stream (zlib status \(status))"))
+        }
+        guard Int(unsafe stream.total_out) == expectedSize else {
+            throw FormatError(
+                .sizeMismatch(expectedBytes: expectedSize, foundBytes: Int(unsafe stream.total_out)))
+        }
+        return out
+    }
+
+    /// Compresses to raw deflate (zip method 8) at the default level.
+    public static func deflate(_ data: ByteSlice) -> [UInt8] {
+        var stream = unsafe z_stream()
+        let ok = unsafe deflateInit2_(
+            &stream, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -MAX_WBITS, 8, Z_DEFAULT_STRATEGY,
+            ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size))
+        precondition(ok == Z_OK, "zlib deflateInit failed")
+        defer { _ = unsafe deflateEnd(&stream) }
+        let bound = Int(unsafe deflateBound(&stream, uLong(data.count)))
+        var out = [UInt8](repeating: 0, count: bound)
+        let status: Int32 = unsafe data.withUnsafeBytes { src in
+            unsafe out.withUnsafeMutableBytes { dst in
+                unsafe stream.next_in = UnsafeMutablePointer(
+                    mutating: src.baseAddress?.assumingMemoryBound(to: UInt8.self))
+                unsafe stream.avail_in = uInt(src.count)
+                unsafe stream.next_out = dst.baseAddress?.assumingMemoryBound(to: UInt8.self)
+                unsafe stream.avail_out = uInt(dst.count)
+                return unsafe CZlib.deflate(&stream, Z_FINISH)
+            }
+        }
+        precondition(status == Z_STREAM_END, "deflate into a deflateBound buffer must finish")
+        out.removeSubrange(Int(unsafe stream.total_out)...)
+        return out
+    }
+}
