@@ -1,0 +1,70 @@
+import Tensors
+
+/// The one entry point for reading any checkpoint file: sniff, pick a reader, add the file name
+/// to every error.
+public enum ModelFile {
+    /// A file read into a ``Checkpoint``; `store` keeps the mapping alive.
+    public struct Opened: Sendable {
+        public var checkpoint: Checkpoint
+        public var fileBytes: Int
+        public var kind: FileKind
+    }
+
+    /// Memory-maps `path` and reads it with the reader its magic bytes select.
+    ///
+    /// - Throws: ``ByteStore/OpenError`` when the file cannot be opened; ``FormatError`` (with
+    ///   `file` set) when it is malformed or of an unsupported kind.
+    public static func open(path: String, verifyCRC: Bool = false) throws -> Opened {
+        let store = try ByteStore.map(path: path)
+        do {
+            let (kind, checkpoint) = try read(store.all, verifyCRC: verifyCRC)
+            return Opened(checkpoint: checkpoint, fileBytes: store.count, kind: kind)
+        } catch var e as FormatError {
+            if e.file == nil { e.file = path }
+            throw e
+        }
+    }
+
+    /// Reads in-memory bytes (used by `open`, tests and the fuzz targets).
+    public static func read(_ bytes: ByteSlice, verifyCRC: Bool = false) throws -> (FileKind, Checkpoint) {
+        let kind = FileSniffer.sniff(bytes)
+        switch kind {
+        case .zip:
+            let zip = try ZipArchive(bytes)
+            if isNpz(zip) { return (kind, try NpzReader.read(zip)) }
+            return (kind, try TorchCheckpointReader.read(bytes, verifyCRC: verifyCRC))
+        case .torchLegacy, .tar:
+            return (kind, try TorchCheckpointReader.read(bytes, verifyCRC: verifyCRC))
+        case .safetensors: return (kind, try SafeTensorsReader.read(bytes))
+        case .npy: return (kind, try NpyReader.read(bytes))
+        case .onnx:
+            throw FormatError(
+                .unsupported("this looks like an ONNX model; ONNX reading is not implemented yet"))
+        case .gitLFSPointer:
+            throw FormatError(
+                .notACheckpoint(
+                    "this is a Git LFS pointer, not the checkpoint itself; run `git lfs pull` to fetch the real file"
+                ))
+        case .html:
+            throw FormatError(
+                .notACheckpoint("this is an HTML page (a failed or redirected download?), not a checkpoint"))
+        case .torchPreview:
+            throw FormatError(
+                .unsupported("the PYTORCH1 container of torch's 2018 preview release (torch refuses it too)"))
+        case .unknown:
+            let head = bytes.slice(0..<min(bytes.count, 16)).toArray()
+            throw FormatError(
+                .notACheckpoint(
+                    bytes.count == 0
+                        ? "the file is empty"
+                        : "unrecognised format (first bytes \(FormatError.hex(head))); qtools reads PyTorch zip/legacy/tar checkpoints, safetensors, .npy and .npz"
+                ))
+        }
+    }
+
+    /// A zip whose records are all `.npy` files (np.savez) rather than a torch archive.
+    static func isNpz(_ zip: ZipArchive) -> Bool {
+        !zip.entries.isEmpty && !zip.entries.contains { $0.name.hasSuffix("data.pkl") }
+            && zip.entries.allSatisfy { $0.name.hasSuffix(".npy") || $0.name.hasSuffix("/") }
+    }
+}

@@ -1,0 +1,55 @@
+import ArgumentParser
+import Formats
+import Tensors
+
+/// The exit-code table (sysexits-style) and the one place errors become messages.
+///
+/// | code | meaning |
+/// |---|---|
+/// | 0 | success |
+/// | 1 | the command ran and its check said "no" (`verify` beyond tolerance) |
+/// | 64 | usage error (ArgumentParser validation) |
+/// | 65 | input malformed or unsupported (`FormatError`) |
+/// | 66 | input missing or unreadable |
+/// | 73 | cannot create or write the output |
+/// | 70 | internal error (a bug: please report it) |
+enum ExitCodes {
+    static let checkFailed: Int32 = 1
+    static let usage: Int32 = 64
+    static let dataError: Int32 = 65
+    static let noInput: Int32 = 66
+    static let software: Int32 = 70
+    static let cannotCreate: Int32 = 73
+
+    /// The status for an error thrown by library code.
+    static func code(for error: Error) -> Int32 {
+        switch error {
+        case is FormatError: return dataError
+        case let e as ByteStore.OpenError: return e.isMissing ? noInput : dataError
+        case is OutputFile.WriteError: return cannotCreate
+        case is UsageError: return usage
+        default: return software
+        }
+    }
+
+    /// Runs `body`; a library error is printed once as `qtools: error: ...` and becomes its exit code.
+    static func reporting<R>(_ body: () throws -> R) throws -> R {
+        do {
+            return try body()
+        } catch let e as ExitCode {
+            throw e
+        } catch {
+            let code = code(for: error)
+            var text = "\(error)"
+            if code == software { text += " (internal error; please report it with the command line)" }
+            Terminal.error(text)
+            throw ExitCode(code)
+        }
+    }
+}
+
+/// A command-line mistake found after parsing (bad regex, conflicting options): exit 64.
+struct UsageError: Error, CustomStringConvertible {
+    var description: String
+    init(_ d: String) { description = d }
+}
