@@ -124,7 +124,8 @@ public struct ConfigReport: Encodable, Sendable {
     /// Human-readable listing grouped like §3, one option per line: every option that was set
     /// or differs from its default (all of them with `showAll`). Values that differ from the
     /// default are marked `*` and show the default; set values show where they were set.
-    public func text(showAll: Bool = false) -> String {
+    /// `includeWarnings: false` leaves the warnings out (the CLI prints them on stderr).
+    public func text(showAll: Bool = false, includeWarnings: Bool = true) -> String {
         var lines: [String] = []
         if let config { lines.append("config: \(config)") }
         lines.append("keywords: " + keywords.joined(separator: ","))
@@ -159,7 +160,7 @@ public struct ConfigReport: Encodable, Sendable {
             lines.append("")
             lines.append("(options never set are hidden; --all lists them)")
         }
-        if !warnings.isEmpty {
+        if includeWarnings, !warnings.isEmpty {
             lines.append("")
             lines.append("warnings:")
             lines += warnings.map { "  \($0)" }
