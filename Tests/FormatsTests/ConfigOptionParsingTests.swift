@@ -47,7 +47,9 @@ import Testing
     @Test func aliasesReachTheSameDest() throws {
         let o = try parse("-m resnet20 -b 8 -v 2 -j 3 -s 5 --aa --ps 7 --mf a.txt --mt b.txt -e -r")
         #expect(o.model == "resnet20" && o.batchSize == 8 && o.valBatchSize == 2)
-        #expect(o["workers"] == .int(3) && o["save_freq"] == .int(5) && o["addition_augment"] == .bool(true))
+        #expect(
+            o["workers"] == .int(3) && o["save_freq"] == .int(5)
+                && o["addition_augment"] == .bool(true))
         #expect(o["proxquant_step"] == .int(7) && o["mapping_from"] == .string("a.txt"))
         #expect(o["mapping_to"] == .string("b.txt") && o.evaluate && o.resume)
         #expect(try parse("--arch mobilenetv2").model == "mobilenetv2")
@@ -84,7 +86,9 @@ import Testing
         #expect(e.message.hasPrefix("ambiguous option: --lr_ could match --lr_policy, --lr_decay"))
         #expect(e.message.contains("--lr_custom_step"))
         #expect(e.fromCommandLine)
-        #expect(try error("--verb").message == "ambiguous option: --verb could match --verbose, --verbose_list")
+        #expect(
+            try error("--verb").message
+                == "ambiguous option: --verb could match --verbose, --verbose_list")
     }
 
     @Test func halfRangeFlagsStoreOppositeValues() throws {
@@ -102,7 +106,9 @@ import Testing
         #expect(try parse("-g0").deviceIDs == [0])
         // `-g0 1`: the attached value is the only one, so `1` is a stray positional.
         #expect(try error("-g0 1").kind == .unknownOption)
-        #expect(try error("-g --lr 1").message == "argument --device-ids/-g: expected at least one argument")
+        #expect(
+            try error("-g --lr 1").message
+                == "argument --device-ids/-g: expected at least one argument")
     }
 
     @Test func negativeNumbersAreValuesOtherDashWordsAreOptions() throws {
@@ -139,7 +145,8 @@ import Testing
         #expect(try parse("--keyword cifar10,origin").resolvedNumClasses == 10)
         #expect(try parse("--keyword cifar100").resolvedNumClasses == 100)
         #expect(try parse("--keyword cifar100").resolvedInputSize == 32)
-        #expect(try parse("--keyword cifar10 --num_classes 7 --input_size 40").resolvedNumClasses == 7)
+        #expect(
+            try parse("--keyword cifar10 --num_classes 7 --input_size 40").resolvedNumClasses == 7)
         #expect(try parse("--keyword cifar10 --input_size 40").resolvedInputSize == 40)
         #expect(try parse("--model alexnet").resolvedInputSize == 227)
         // Exact-word membership: `cifar10x` is not `cifar10`.
@@ -163,8 +170,10 @@ import Testing
         let o = try parse("--keyword imagenet,origin,fix_poolng,mean,,lq,mean")
         #expect(o.keywordWarnings.map(\.word) == ["fix_poolng", "mean"])
         #expect(o.keywordWarnings[0].suggestion == "fix_pooling")
-        #expect(o.keywordWarnings[0].description
-            == "unknown keyword 'fix_poolng' (ignored by QTool); did you mean 'fix_pooling'?")
-        #expect(try parse("--keyword cifar10,origin,cbsa,dorefa,lsq,save,raw").keywordWarnings.isEmpty)
+        #expect(
+            o.keywordWarnings[0].description
+                == "unknown keyword 'fix_poolng' (ignored by QTool); did you mean 'fix_pooling'?")
+        #expect(
+            try parse("--keyword cifar10,origin,cbsa,dorefa,lsq,save,raw").keywordWarnings.isEmpty)
     }
 }

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 @testable import Formats
 
@@ -18,10 +18,13 @@ import TestSupport
         let json = try report().json()
         let root = try #require(
             try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
-        #expect(root.keys.sorted() == ["argv", "config", "keywords", "options", "resolved", "warnings"])
+        #expect(
+            root.keys.sorted() == ["argv", "config", "keywords", "options", "resolved", "warnings"])
         // Top-level keys appear in sorted order in the text itself.
-        let order = ["\"argv\"", "\"config\"", "\"keywords\"", "\"options\"", "\"resolved\"", "\"warnings\""]
-            .compactMap { json.range(of: $0)?.lowerBound }
+        let order = [
+            "\"argv\"", "\"config\"", "\"keywords\"", "\"options\"", "\"resolved\"", "\"warnings\"",
+        ]
+        .compactMap { json.range(of: $0)?.lowerBound }
         #expect(order.count == 6 && order == order.sorted())
 
         let options = try #require(root["options"] as? [String: [String: Any]])
@@ -43,8 +46,16 @@ import TestSupport
         #expect(grad["value"] is NSNull && grad["source"] as? String == "default")
         #expect(options["fm_half_range"]?["value"] as? Bool == true)
         let resolved = try #require(root["resolved"] as? [String: Double])
-        #expect(resolved == ["num_classes": 10, "input_size": 32, "fm_bit": 2, "wt_bit": 2, "fm_levels": 4, "wt_levels": 4])
-        #expect(root["keywords"] as? [String] == ["cifar10", "origin", "cbsa", "fix_pooling", "singleconv", "fix", "real_skip", "pact"])
+        #expect(
+            resolved == [
+                "num_classes": 10, "input_size": 32, "fm_bit": 2, "wt_bit": 2, "fm_levels": 4,
+                "wt_levels": 4,
+            ])
+        #expect(
+            root["keywords"] as? [String] == [
+                "cifar10", "origin", "cbsa", "fix_pooling", "singleconv", "fix", "real_skip",
+                "pact",
+            ])
         #expect((root["argv"] as? [String])?.suffix(2) == ["--width_alpha", "0.5"])
     }
 
@@ -67,8 +78,10 @@ import TestSupport
     }
 
     @Test func warningsListUnknownKeywords() throws {
-        let options = try QToolOptions(config: ConfigFile(
-            contentsOf: Fixtures.path("seed-configs/config.lq-net.eval.dali.2bit.resnet18-fg8")))
+        let options = try QToolOptions(
+            config: ConfigFile(
+                contentsOf: Fixtures.path("seed-configs/config.lq-net.eval.dali.2bit.resnet18-fg8"))
+        )
         let report = ConfigReport(options)
         #expect(report.warnings == ["unknown keyword 'mean' (ignored by QTool)"])
         #expect(report.text().hasSuffix("warnings:\n  unknown keyword 'mean' (ignored by QTool)"))

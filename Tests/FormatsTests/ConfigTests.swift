@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 @testable import Formats
 
@@ -10,7 +10,9 @@ import TestSupport
 /// main_args.json, extracted from case.json with the typed values the Python run reported).
 @Suite struct ConfigTests {
     static let seedNames: [String] = {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: Fixtures.path("seed-configs"))) ?? []
+        let names =
+            (try? FileManager.default.contentsOfDirectory(atPath: Fixtures.path("seed-configs")))
+            ?? []
         return names.filter { $0.hasPrefix("config.") }.sorted()
     }()
 
@@ -50,7 +52,8 @@ import TestSupport
     }
 
     static func load(_ name: String, environment: [String: String] = [:]) throws -> ConfigFile {
-        try ConfigFile(contentsOf: Fixtures.path("golden/\(name)/config.txt"), environment: environment)
+        try ConfigFile(
+            contentsOf: Fixtures.path("golden/\(name)/config.txt"), environment: environment)
     }
 
     @Test func all52SeedConfigsArePresent() {
@@ -72,13 +75,20 @@ import TestSupport
     }
 
     static let appendixRows: [AppendixRow] = {
-        guard let text = try? String(contentsOfFile: Fixtures.path("spec/appendix-b-rows.md"), encoding: .utf8)
+        guard
+            let text = try? String(
+                contentsOfFile: Fixtures.path("spec/appendix-b-rows.md"), encoding: .utf8)
         else { return [] }
         return text.split(separator: "\n").map { line in
-            let cells = line.split(separator: "|", omittingEmptySubsequences: false).dropFirst().dropLast()
-                .map { $0.trimmingCharacters(in: .whitespaces).trimmingCharacters(in: CharacterSet(charactersIn: "`")) }
+            let cells = line.split(separator: "|", omittingEmptySubsequences: false).dropFirst()
+                .dropLast()
+                .map {
+                    $0.trimmingCharacters(in: .whitespaces).trimmingCharacters(
+                        in: CharacterSet(charactersIn: "`"))
+                }
             return AppendixRow(
-                file: cells[0], dataset: cells[1], model: cells[2], keyword: cells[3], epochs: cells[4],
+                file: cells[0], dataset: cells[1], model: cells[2], keyword: cells[3],
+                epochs: cells[4],
                 batch: cells[5], pretrained: cells[6], other: cells[7])
         }
     }()
@@ -88,7 +98,8 @@ import TestSupport
     }
 
     @Test(arguments: appendixRows) func seedConfigMatchesAppendixB(row: AppendixRow) throws {
-        let options = try QToolOptions(config: ConfigFile(contentsOf: Fixtures.path("seed-configs/\(row.file)")))
+        let options = try QToolOptions(
+            config: ConfigFile(contentsOf: Fixtures.path("seed-configs/\(row.file)")))
         #expect(options.dataset == row.dataset)
         #expect(options.model == row.model)
         #expect(options.keywords == row.keyword.split(separator: ",").map(String.init))
@@ -106,7 +117,8 @@ import TestSupport
     }
 
     @Test func trailingSpaceInPretrainedIsWordSplitAway() throws {
-        let config = try ConfigFile(contentsOf: Fixtures.path("seed-configs/config.dorefa.eval.imagenet.fp.torch-resnet18"))
+        let config = try ConfigFile(
+            contentsOf: Fixtures.path("seed-configs/config.dorefa.eval.imagenet.fp.torch-resnet18"))
         #expect(config.variables["pretrained"] == "resnet18_w32a32.pth ")
         #expect(try QToolOptions(config: config).pretrained == "resnet18_w32a32.pth")
     }
@@ -116,7 +128,9 @@ import TestSupport
     @Test(arguments: goldenCases) func expansionEqualsMainArgs(name: String) throws {
         // case.json was produced with FASTDIR unset, so train.sh used /workspace.
         #expect(try Self.load(name).argumentVector == Self.golden(name).main_args)
-        #expect(try Self.load(name, environment: ["FASTDIR": ""]).argumentVector == Self.golden(name).main_args)
+        #expect(
+            try Self.load(name, environment: ["FASTDIR": ""]).argumentVector
+                == Self.golden(name).main_args)
     }
 
     @Test(arguments: goldenCases) func typedValuesMatchCaseJSON(name: String) throws {
@@ -129,7 +143,8 @@ import TestSupport
         // CIFAR cases feed input_size images; ImageNet-style cases feed 64x64 test images to a
         // 224 model (golden README: "the adaptive average pool accepts 64x64"), so there the
         // expected value is §6's default.
-        #expect(options.resolvedInputSize == (golden.num_classes == 1000 ? 224 : golden.input_shape[2]))
+        #expect(
+            options.resolvedInputSize == (golden.num_classes == 1000 ? 224 : golden.input_shape[2]))
         let o = golden.optimizer
         #expect(options.optimizer == o.type)
         #expect(options.lr == o.lr)
@@ -159,7 +174,8 @@ import TestSupport
     }
 
     @Test func environmentDrivesFastDirAndDelay() throws {
-        let config = try Self.load("resnet20_fp", environment: ["FASTDIR": "/data/fast", "DELAY": "5"])
+        let config = try Self.load(
+            "resnet20_fp", environment: ["FASTDIR": "/data/fast", "DELAY": "5"])
         let argv = config.argumentVector
         #expect(argv[2...3] == ["--root", "/data/fast/data/cifar"])
         let delay = try #require(argv.firstIndex(of: "--delay"))

@@ -58,7 +58,8 @@ public struct ConfigFile: Sendable {
                 .unreadable, exists ? "cannot read config file" : "no such config file",
                 file: path)
         }
-        try self.init(text: String(decoding: data, as: UTF8.self), path: path, environment: environment)
+        try self.init(
+            text: String(decoding: data, as: UTF8.self), path: path, environment: environment)
     }
 
     /// Evaluates config text; `path` only names it in messages and origins.

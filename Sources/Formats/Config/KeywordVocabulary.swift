@@ -16,28 +16,53 @@ public enum KeywordVocabulary {
         func add(_ category: Category, _ list: [String]) {
             for word in list where table[word] == nil { table[word] = category }
         }
-        add(.generic, ["cifar10", "cifar100", "debug", "label-smooth", "lr-test", "less_bn", "proxquant", "probe"])
-        add(.quantizer, [
-            "dorefa", "pact", "lsq", "fm_lsq", "wt_lsq", "ot_lsq", "non-uniform", "fm_non-uniform",
-            "wt_non-uniform", "closed_form", "fm_closed_form", "wt_bin", "gamma", "wt_gamma", "ot_gamma",
-            "fm_gamma", "lq", "alq", "popcount", "xnor", "custom-update", "independent_norm",
-        ])
-        add(.resnet, [
-            "origin", "cbas", "cbsa", "cabs", "bacs", "bcas", "fix", "preBN", "patch_preBN_stem",
-            "fix_pooling", "singleconv", "real_skip", "identify_norm", "DCHR", "fixup", "bias", "zir",
-            "group-net", "TResNetStem", "TResNetStemMaxPool", "ReShapeResolution", "ldn3x3", "f3x3",
-            "f0x0", "f1x1", "s1x1", "s3x3", "prone", "no_prone_downsample", "bn_before_restore",
-            "force_padding", "keep_resolution", "first-last", "caffe-pooling",
-        ])
-        add(.normalization, [
-            "group-norm", "static-bn", "freeze-bn", "reverse-bn", "instance-norm", "PReLU", "NReLU",
-            "ReLU6", "LReLU",
-        ])
-        add(.mobilenetVGG, ["normal3x3", "real_dp", "real_pt", "bireal", "block_skip", "react", "bac", "cba", "abc"])
-        add(.tools, [
-            "export_onnx", "inference", "verbose", "load", "save", "raw", "update", "det-load", "swap",
-            "sort", "verify-data", "verify-image",
-        ])
+        add(
+            .generic,
+            [
+                "cifar10", "cifar100", "debug", "label-smooth", "lr-test", "less_bn", "proxquant",
+                "probe",
+            ])
+        add(
+            .quantizer,
+            [
+                "dorefa", "pact", "lsq", "fm_lsq", "wt_lsq", "ot_lsq", "non-uniform",
+                "fm_non-uniform",
+                "wt_non-uniform", "closed_form", "fm_closed_form", "wt_bin", "gamma", "wt_gamma",
+                "ot_gamma",
+                "fm_gamma", "lq", "alq", "popcount", "xnor", "custom-update", "independent_norm",
+            ])
+        add(
+            .resnet,
+            [
+                "origin", "cbas", "cbsa", "cabs", "bacs", "bcas", "fix", "preBN",
+                "patch_preBN_stem",
+                "fix_pooling", "singleconv", "real_skip", "identify_norm", "DCHR", "fixup", "bias",
+                "zir",
+                "group-net", "TResNetStem", "TResNetStemMaxPool", "ReShapeResolution", "ldn3x3",
+                "f3x3",
+                "f0x0", "f1x1", "s1x1", "s3x3", "prone", "no_prone_downsample", "bn_before_restore",
+                "force_padding", "keep_resolution", "first-last", "caffe-pooling",
+            ])
+        add(
+            .normalization,
+            [
+                "group-norm", "static-bn", "freeze-bn", "reverse-bn", "instance-norm", "PReLU",
+                "NReLU",
+                "ReLU6", "LReLU",
+            ])
+        add(
+            .mobilenetVGG,
+            [
+                "normal3x3", "real_dp", "real_pt", "bireal", "block_skip", "react", "bac", "cba",
+                "abc",
+            ])
+        add(
+            .tools,
+            [
+                "export_onnx", "inference", "verbose", "load", "save", "raw", "update", "det-load",
+                "swap",
+                "sort", "verify-data", "verify-image",
+            ])
         add(.convention, ["imagenet"])
         return table
     }()
@@ -60,7 +85,8 @@ public struct KeywordWarning: Equatable, Sendable, Encodable, CustomStringConver
 
     /// `unknown keyword 'fix_poolng' (ignored by QTool); did you mean 'fix_pooling'?`
     public var description: String {
-        var text = word.isEmpty
+        var text =
+            word.isEmpty
             ? "empty keyword (two commas in a row?) (ignored by QTool)"
             : "unknown keyword '\(word)' (ignored by QTool)"
         if let suggestion { text += "; did you mean '\(suggestion)'?" }

@@ -22,7 +22,9 @@ enum OptionParser {
     /// argparse `_parse_optional`.
     static func resolve(_ text: String) -> Resolution {
         guard text.hasPrefix("-") else { return .positional }
-        if let spec = QToolOptions.specsByFlag[text] { return .match(spec, flag: text, explicit: nil) }
+        if let spec = QToolOptions.specsByFlag[text] {
+            return .match(spec, flag: text, explicit: nil)
+        }
         if text.count == 1 { return .positional }
         if let eq = text.firstIndex(of: "=") {
             let flag = String(text[..<eq])
@@ -32,13 +34,17 @@ enum OptionParser {
         }
         let tuples = optionTuples(text)
         if tuples.count > 1 { return .ambiguous(tuples.map(\.flag)) }
-        if let only = tuples.first { return .match(only.spec, flag: only.flag, explicit: only.explicit) }
+        if let only = tuples.first {
+            return .match(only.spec, flag: only.flag, explicit: only.explicit)
+        }
         if isNegativeNumber(text) || text.contains(" ") { return .positional }
         return .unknown
     }
 
     /// argparse `_get_option_tuples` (prefix matching).
-    private static func optionTuples(_ text: String) -> [(spec: OptionSpec, flag: String, explicit: String?)] {
+    private static func optionTuples(_ text: String) -> [(
+        spec: OptionSpec, flag: String, explicit: String?
+    )] {
         var result: [(spec: OptionSpec, flag: String, explicit: String?)] = []
         if text.hasPrefix("--") {
             var prefix = text
@@ -172,15 +178,20 @@ enum OptionParser {
 
     // MARK: - Values
 
-    private static func convert(_ words: [SourcedArgument], for spec: OptionSpec) throws -> OptionValue {
+    private static func convert(_ words: [SourcedArgument], for spec: OptionSpec) throws
+        -> OptionValue
+    {
         let word = words[0]
         func invalid(_ type: String, _ text: String, at origin: ArgumentOrigin) -> ConfigError {
             ConfigError(
-                .badValue, "argument \(spec.displayName): invalid \(type) value: '\(text)'", at: origin)
+                .badValue, "argument \(spec.displayName): invalid \(type) value: '\(text)'",
+                at: origin)
         }
         switch spec.kind {
         case .int:
-            guard let v = PythonNumber.int(word.text) else { throw invalid("int", word.text, at: word.origin) }
+            guard let v = PythonNumber.int(word.text) else {
+                throw invalid("int", word.text, at: word.origin)
+            }
             return .int(v)
         case .float:
             guard let v = PythonNumber.float(word.text) else {
@@ -196,13 +207,17 @@ enum OptionParser {
                     .badValue,
                     "argument \(spec.displayName): invalid choice: '\(word.text)' (choose from \(listed))",
                     at: word.origin,
-                    hint: EditDistance.closest(to: word.text, in: choices).map { "did you mean '\($0)'?" })
+                    hint: EditDistance.closest(to: word.text, in: choices).map {
+                        "did you mean '\($0)'?"
+                    })
             }
             return .string(word.text)
         case .intArray:
             return .ints(
                 try words.map {
-                    guard let v = PythonNumber.int($0.text) else { throw invalid("int", $0.text, at: $0.origin) }
+                    guard let v = PythonNumber.int($0.text) else {
+                        throw invalid("int", $0.text, at: $0.origin)
+                    }
                     return v
                 })
         case .runtimeDictionary:
@@ -216,7 +231,9 @@ enum OptionParser {
     }
 
     /// §3.3: `s.split(',')` with each item stripped; `lr_custom_step` items through `int()`.
-    static func postProcess(_ raw: String, for spec: OptionSpec, origin: ArgumentOrigin) throws -> OptionValue {
+    static func postProcess(_ raw: String, for spec: OptionSpec, origin: ArgumentOrigin) throws
+        -> OptionValue
+    {
         let items = raw.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
         if spec.kind == .commaIntList {
             return .ints(
@@ -244,7 +261,8 @@ enum OptionParser {
     private static func strayHint(
         _ arguments: [SourcedArgument], _ resolutions: [Resolution], before index: Int
     ) -> String? {
-        guard index > 0, case .match(let spec, let flag, _) = resolutions[index - 1], spec.kind.isFlag
+        guard index > 0, case .match(let spec, let flag, _) = resolutions[index - 1],
+            spec.kind.isFlag
         else { return "main.py takes no positional arguments" }
         return "\(flag) is a flag and takes no value"
     }

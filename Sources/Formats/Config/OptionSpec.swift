@@ -44,7 +44,8 @@ public enum OptionValue: Equatable, Hashable, Sendable, Encodable, CustomStringC
         case .ints(let v): return "[" + v.map(String.init).joined(separator: ", ") + "]"
         case .strings(let v): return "[" + v.map { "'\($0)'" }.joined(separator: ", ") + "]"
         case .dictionary(let v):
-            return "{" + v.sorted { $0.key < $1.key }.map { "'\($0.key)': '\($0.value)'" }
+            return "{"
+                + v.sorted { $0.key < $1.key }.map { "'\($0.key)': '\($0.value)'" }
                 .joined(separator: ", ") + "}"
         }
     }

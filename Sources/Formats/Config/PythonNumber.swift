@@ -43,7 +43,8 @@ enum PythonNumber {
         case "nan": return .nan
         default: break
         }
-        guard let text = removingUnderscores(body), isDecimalLiteral(text), let v = Double(text) else {
+        guard let text = removingUnderscores(body), isDecimalLiteral(text), let v = Double(text)
+        else {
             return nil
         }
         return sign * v
@@ -81,7 +82,8 @@ enum PythonNumber {
         var out = ""
         for (i, c) in chars.enumerated() {
             if c == "_" {
-                guard i > 0, i + 1 < chars.count, chars[i - 1].isNumber, chars[i + 1].isNumber else {
+                guard i > 0, i + 1 < chars.count, chars[i - 1].isNumber, chars[i + 1].isNumber
+                else {
                     return nil
                 }
             } else {

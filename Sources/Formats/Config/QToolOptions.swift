@@ -182,7 +182,9 @@ extension QToolOptions {
     public var deviceIDs: [Int] { ints("device_ids") }
 
     /// The quantizer options of one family (`fm_`, `wt_`, `ot_`).
-    public func quantizer(_ tag: QuantizerTag) -> QuantizerOptions { QuantizerOptions(tag, from: self) }
+    public func quantizer(_ tag: QuantizerTag) -> QuantizerOptions {
+        QuantizerOptions(tag, from: self)
+    }
 
     /// `num_classes` as `models.get_model` resolves it (§6): explicit `--num_classes`, else
     /// keyword `cifar10` → 10, `cifar100` → 100, otherwise 1000.
@@ -208,7 +210,8 @@ extension QToolOptions {
         var result: [KeywordWarning] = []
         for word in keywords where !word.isEmpty && KeywordVocabulary.category(of: word) == nil {
             guard seen.insert(word).inserted else { continue }
-            result.append(KeywordWarning(word: word, suggestion: KeywordVocabulary.suggestion(for: word)))
+            result.append(
+                KeywordWarning(word: word, suggestion: KeywordVocabulary.suggestion(for: word)))
         }
         return result
     }

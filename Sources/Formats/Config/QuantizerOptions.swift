@@ -93,7 +93,8 @@ public struct QuantizerOptions: Equatable, Sendable, Encodable {
         quantGroup = options.optionalInt("\(t)_quant_group")
         // The parser only stores listed choices, so these lookups cannot fail.
         adaptive = QuantizerAdaptive(rawValue: options.string("\(t)_adaptive")) ?? .none
-        custom = tag == .fm ? QuantizerCustom(rawValue: options.string("fm_custom")) ?? .none : .none
+        custom =
+            tag == .fm ? QuantizerCustom(rawValue: options.string("fm_custom")) ?? .none : .none
         gradType = QuantizerGradType(rawValue: options.string("\(t)_grad_type")) ?? .none
         gradScale = QuantizerGradScale(rawValue: options.string("\(t)_grad_scale")) ?? .none
         independentParameter = tag == .ot ? options.bool("ot_independent_parameter") : false

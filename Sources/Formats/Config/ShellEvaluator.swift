@@ -104,7 +104,9 @@ struct ShellEvaluator {
         throw ConfigError(
             .unsupportedShell, "command '\(command.value.string)' is not supported",
             file: file, line: command.line,
-            hint: "config files may only assign variables (name=value); a config is evaluated, not run")
+            hint:
+                "config files may only assign variables (name=value); a config is evaluated, not run"
+        )
     }
 
     private mutating func assign(_ target: (name: String, append: Bool), _ word: Word) {
@@ -187,8 +189,9 @@ struct ShellEvaluator {
     private mutating func expandTilde(into value: inout ShellText) {
         guard pos < bytes.count, bytes[pos] == UInt8(ascii: "~") else { return }
         let next = pos + 1 < bytes.count ? bytes[pos + 1] : UInt8(ascii: " ")
-        guard next == UInt8(ascii: "/") || next == UInt8(ascii: " ") || next == UInt8(ascii: "\n")
-            || next == UInt8(ascii: "\t") || next == UInt8(ascii: ";")
+        guard
+            next == UInt8(ascii: "/") || next == UInt8(ascii: " ") || next == UInt8(ascii: "\n")
+                || next == UInt8(ascii: "\t") || next == UInt8(ascii: ";")
         else { return }
         value.append(variables["HOME"] ?? ShellText("~", line: line))
         pos += 1
@@ -312,8 +315,10 @@ struct ShellEvaluator {
             pos += 1
         } else {
             throw ConfigError(
-                .unsupportedShell, "parameter expansion '${\(name)\(Character(Unicode.Scalar(bytes[pos])))...}' is not supported",
-                file: file, line: openLine, hint: "only ${name}, ${name-word} and ${name:-word} are")
+                .unsupportedShell,
+                "parameter expansion '${\(name)\(Character(Unicode.Scalar(bytes[pos])))...}' is not supported",
+                file: file, line: openLine, hint: "only ${name}, ${name-word} and ${name:-word} are"
+            )
         }
         var word = ShellText()
         while true {

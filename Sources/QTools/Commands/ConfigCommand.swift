@@ -43,19 +43,25 @@ struct ConfigShowCommand: ParsableCommand {
     @Argument(help: "The config file, e.g. config.lsq.eval.imagenet.2bit.torch-resnet18.")
     var config: String
 
-    @Flag(help: "Print one JSON document (sorted keys): argv, every option with value, default, source and line, derived values, warnings.")
+    @Flag(
+        help:
+            "Print one JSON document (sorted keys): argv, every option with value, default, source and line, derived values, warnings."
+    )
     var json = false
 
     @Flag(help: "List every option, including those never set.")
     var all = false
 
-    @Argument(parsing: .postTerminator, help: "Options applied after the config, as main.py options (after `--`).")
+    @Argument(
+        parsing: .postTerminator,
+        help: "Options applied after the config, as main.py options (after `--`).")
     var overrides: [String] = []
 
     func run() throws {
         let report: ConfigReport
         do {
-            let file = try ConfigFile(contentsOf: config, environment: ProcessInfo.processInfo.environment)
+            let file = try ConfigFile(
+                contentsOf: config, environment: ProcessInfo.processInfo.environment)
             let options = try QToolOptions(config: file).applying(arguments: overrides)
             report = ConfigReport(options, config: config)
         } catch let error as ConfigError {
