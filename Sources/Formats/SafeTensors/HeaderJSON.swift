@@ -14,7 +14,7 @@ enum JSONValue {
     case string(String)
     case array([JSONValue])
     /// Members in file order (keys are unique).
-    case object([(key: String, value: JSONValue)])
+    case object([JSONMember])
 
     /// A short name for error messages.
     var kindName: String {
@@ -35,6 +35,13 @@ enum JSONValue {
         else { return nil }
         return Int(text)
     }
+}
+
+/// One member of a JSON object. (A struct, not a labeled tuple: Swift 6.3 reports a
+/// "circular reference" for recursive enums holding arrays of labeled tuples.)
+struct JSONMember {
+    var key: String
+    var value: JSONValue
 }
 
 struct JSONParser {
@@ -96,7 +103,7 @@ struct JSONParser {
 
     private mutating func object(depth: Int) throws(FormatError) -> JSONValue {
         i += 1  // {
-        var members: [(key: String, value: JSONValue)] = []
+        var members: [JSONMember] = []
         var seen: Set<String> = []
         skipWhitespace()
         if i < bytes.count, bytes[i] == UInt8(ascii: "}") {
@@ -115,7 +122,7 @@ struct JSONParser {
             guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { throw fail("expected ':'") }
             i += 1
             skipWhitespace()
-            members.append((key, try value(depth: depth + 1)))
+            members.append(JSONMember(key: key, value: try value(depth: depth + 1)))
             skipWhitespace()
             guard i < bytes.count else { throw fail("unterminated object") }
             if bytes[i] == UInt8(ascii: ",") {

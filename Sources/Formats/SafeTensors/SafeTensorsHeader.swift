@@ -75,11 +75,11 @@ public struct SafeTensorsHeader: Sendable {
         var metadata: [(key: String, value: String)]? = nil
         var entries: [Entry] = []
         entries.reserveCapacity(members.count)
-        for (key, value) in members {
-            if key == "__metadata__" {
-                metadata = try decodeMetadata(value)
+        for m in members {
+            if m.key == "__metadata__" {
+                metadata = try decodeMetadata(m.value)
             } else {
-                entries.append(try decodeEntry(name: key, value))
+                entries.append(try decodeEntry(name: m.key, m.value))
             }
         }
         let dataCount = bytes.count - 8 - n
@@ -94,7 +94,8 @@ public struct SafeTensorsHeader: Sendable {
                 .invalid("__metadata__ is \(value.kindName); it must be an object of strings"), offset: 8)
         }
         var out: [(key: String, value: String)] = []
-        for (k, v) in members {
+        for m in members {
+            let k = m.key, v = m.value
             guard case .string(let s) = v else {
                 throw FormatError(
                     .invalid(
