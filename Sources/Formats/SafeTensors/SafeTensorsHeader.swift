@@ -157,7 +157,9 @@ public struct SafeTensorsHeader: Sendable {
         var previousName: String? = nil
         for i in order {
             let e = entries[i]
-            let at = dataStart + e.dataOffsets.lowerBound
+            // Offsets come from the file and may be near Int.max: never add unchecked.
+            let (sum, overflow) = dataStart.addingReportingOverflow(e.dataOffsets.lowerBound)
+            let at: Int? = overflow ? nil : sum
             let need: Int
             do { need = try Shapes.byteCount(e.shape, e.dtype) } catch {
                 throw FormatError(.invalid(error.description), offset: at, tensor: e.name)
