@@ -31,7 +31,7 @@ public enum ModelFile {
         switch kind {
         case .zip:
             let zip = try ZipArchive(bytes)
-            if isNpz(zip) { return (kind, try NpzReader.read(zip)) }
+            if isNpz(zip) { return (kind, try NpzReader.read(bytes, verifyCRC: verifyCRC)) }
             return (kind, try TorchCheckpointReader.read(bytes, verifyCRC: verifyCRC))
         case .torchLegacy, .tar:
             return (kind, try TorchCheckpointReader.read(bytes, verifyCRC: verifyCRC))

@@ -15,7 +15,7 @@ import Tensors
     func readAll(_ bytes: ByteSlice) -> Bool {
         do {
             let (_, c) = try ModelFile.read(bytes, verifyCRC: false)
-            for (_, t) in CheckpointTree.allTensors(c.root) { _ = TensorStatistics.of(t.materialize()) }
+            for (_, t) in c.root.allTensors() { _ = TensorStatistics.of(t.materialize()) }
             return true
         } catch is FormatError {
             return false

@@ -34,7 +34,7 @@ public struct ConfigReport: Encodable, Sendable {
         /// Option strings, primary first.
         public var flags: [String]
         /// Display group.
-        public var group: OptionGroup
+        public var group: OptionCategory
 
         enum CodingKeys: String, CodingKey {
             case value, changed, source, line, flags, group
@@ -134,7 +134,7 @@ public struct ConfigReport: Encodable, Sendable {
                 + "\(Int(resolved["input_size"] ?? 0)), fm_bit \(Self.number(resolved["fm_bit"] ?? 32)), "
                 + "wt_bit \(Self.number(resolved["wt_bit"] ?? 32))")
         let width = QToolOptions.table.map { $0.flags[0].count }.max() ?? 20
-        for group in OptionGroup.allCases {
+        for group in OptionCategory.allCases {
             let specs = QToolOptions.table.filter { $0.group == group }
             let shown = specs.filter {
                 guard let entry = options[$0.dest] else { return false }

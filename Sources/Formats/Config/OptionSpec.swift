@@ -80,7 +80,7 @@ public enum OptionKind: Equatable, Sendable {
 }
 
 /// Where an option is shown in `qtools config show`.
-public enum OptionGroup: String, CaseIterable, Sendable, Encodable {
+public enum OptionCategory: String, CaseIterable, Sendable, Encodable {
     case data, model, quantization
     case fm, wt, ot
     case optimizer
@@ -121,14 +121,14 @@ public struct OptionSpec: Sendable {
     /// The default, already post-processed.
     public let defaultValue: OptionValue
     /// Display group.
-    public let group: OptionGroup
+    public let group: OptionCategory
     /// One line of help.
     public let help: String
 
     /// Creates a spec.
     public init(
         _ dest: String, _ flags: [String], _ kind: OptionKind, _ defaultValue: OptionValue,
-        _ group: OptionGroup, _ help: String
+        _ group: OptionCategory, _ help: String
     ) {
         self.dest = dest
         self.flags = flags

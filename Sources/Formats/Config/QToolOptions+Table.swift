@@ -209,7 +209,7 @@ extension QToolOptions {
 
     private static func familySpecs(_ tag: QuantizerTag) -> [OptionSpec] {
         let t = tag.rawValue
-        let group: OptionGroup = tag == .fm ? .fm : tag == .wt ? .wt : .ot
+        let group: OptionCategory = tag == .fm ? .fm : tag == .wt ? .wt : .ot
         func spec(_ suffix: String, _ kind: OptionKind, _ value: OptionValue, _ help: String)
             -> OptionSpec
         {

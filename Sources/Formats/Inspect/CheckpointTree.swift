@@ -2,59 +2,18 @@ import Tensors
 
 /// Walks a checkpoint's object tree: where the state dict is, every tensor with its path,
 /// and summaries of the other entries.
-public enum CheckpointTree {
-    /// A located state dict.
-    public struct Located: Sendable {
-        /// Key path of the mapping (`state_dict`, `model`, or `` for the root).
-        public var path: String
-        /// Mapping type name.
-        public var kind: String
-        /// Tensor entries in file order (non-tensor values skipped).
-        public var entries: [(name: String, tensor: StoredTensor)]
+enum CheckpointTree {
+    /// A located state dict (see ``CheckpointValue/stateDict()``) with its mapping type.
+    struct Located {
+        var path: String
+        var kind: String
+        var entries: [(name: String, tensor: StoredTensor)]
     }
 
-    /// Finds the state dict where QTool looks for it (seed-reference §12.3): the `state_dict`
-    /// key, else `model`, else the root itself; a level is accepted when it maps strings to tensors.
-    public static func stateDict(_ root: CheckpointValue) -> Located? {
-        guard let top = root.dict else { return nil }
-        for key in ["state_dict", "model"] {
-            if let v = top[key], let d = v.dict, let found = tensorsOf(d, path: key) { return found }
-        }
-        return tensorsOf(top, path: "")
-    }
-
-    private static func tensorsOf(_ d: CheckpointDict, path: String) -> Located? {
-        var out: [(name: String, tensor: StoredTensor)] = []
-        for (k, v) in d.entries {
-            guard case .string(let name) = k, case .tensor(let t) = v else { continue }
-            out.append((name, t))
-        }
-        guard !out.isEmpty else { return nil }
-        return Located(path: path, kind: d.kind.rawValue, entries: out)
-    }
-
-    /// Every tensor in the tree with a dotted path (`optimizer.state.0.momentum_buffer`).
-    public static func allTensors(_ root: CheckpointValue) -> [(path: String, tensor: StoredTensor)] {
-        var out: [(path: String, tensor: StoredTensor)] = []
-        // Iterative walk: deeply nested input cannot overflow the stack.
-        var stack: [(String, CheckpointValue)] = [("", root)]
-        var visited = 0
-        while let (path, v) = stack.popLast() {
-            visited += 1
-            func child(_ k: String) -> String { path.isEmpty ? k : path + "." + k }
-            switch v {
-            case .tensor(let t): out.append((path, t))
-            case .dict(let d):
-                for (k, x) in d.entries.reversed() { stack.append((child(keyText(k)), x)) }
-            case .list(let a), .tuple(let a), .set(let a):
-                for (i, x) in a.enumerated().reversed() { stack.append((child(String(i)), x)) }
-            case .object(let o):
-                let parts = o.args + (o.state.map { [$0] } ?? []) + o.items
-                for (i, x) in parts.enumerated().reversed() { stack.append((child("<\(o.global)>\(i)"), x)) }
-            default: break
-            }
-        }
-        return out
+    static func locate(_ root: CheckpointValue) -> Located? {
+        guard let (path, entries) = root.stateDict() else { return nil }
+        let mapping = path.isEmpty ? root.dict : root.dict?[path]?.dict
+        return Located(path: path, kind: mapping?.kind.rawValue ?? "dict", entries: entries)
     }
 
     /// Top-level entries other than the state dict, summarised.
@@ -106,10 +65,7 @@ public enum CheckpointTree {
     }
 
     /// A dict key as text.
-    static func keyText(_ k: CheckpointValue) -> String {
-        if case .string(let s) = k { return s }
-        return summary(k, depth: 1)
-    }
+    static func keyText(_ k: CheckpointValue) -> String { CheckpointValue.keyText(k) }
 
     /// A dotted prefix shared by every name that loaders strip (`module.`, `_orig_mod.`, `model.`).
     static func commonPrefix(_ names: [String]) -> String? {

@@ -21,7 +21,7 @@ public enum Inspector {
     public static func inspect(
         _ checkpoint: Checkpoint, file: String, fileBytes: Int, options: Options = Options()
     ) -> InspectReport {
-        let located = CheckpointTree.stateDict(checkpoint.root)
+        let located = CheckpointTree.locate(checkpoint.root)
         let stateNames = located.map { Set($0.entries.map(\.name)) } ?? []
         let keep = options.filter ?? { _ in true }
 
@@ -34,7 +34,7 @@ public enum Inspector {
         var other: [InspectReport.TensorRow] = []
         var otherStored: [StoredTensor] = []
         let prefix = located.map { $0.path.isEmpty ? "" : $0.path + "." } ?? ""
-        for (path, t) in CheckpointTree.allTensors(checkpoint.root) {
+        for (path, t) in checkpoint.root.allTensors() {
             if located != nil, path.hasPrefix(prefix), stateNames.contains(String(path.dropFirst(prefix.count))) {
                 continue
             }

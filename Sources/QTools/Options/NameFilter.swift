@@ -10,7 +10,7 @@ struct NameFilter: Sendable {
         do {
             let regex = try Regex(pattern)
             nonisolated(unsafe) let r = regex
-            test = { name in (try? r.firstMatch(in: name)) != nil }
+            test = { name in unsafe (try? r.firstMatch(in: name)) != nil }
         } catch {
             throw UsageError("--filter: invalid regular expression '\(pattern)': \(error)")
         }

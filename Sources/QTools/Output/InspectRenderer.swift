@@ -7,7 +7,7 @@ enum InspectRenderer {
         var out: [String] = [r.file]
         out.append("  format    \(r.formatDescription), \(Numbers.grouped(r.fileBytes)) bytes")
         if !r.facts.isEmpty {
-            out.append("  container " + r.facts.map { "\($0.key) \($0.value)" }.joined(separator: " · "))
+            out += wrap(r.facts.map { "\($0.key) \($0.value)" }, first: "  container ", next: "            ")
         }
         if let s = r.safety {
             if s.weightsOnlyLoadable {
@@ -36,7 +36,8 @@ enum InspectRenderer {
         }
         if !r.quantizers.isEmpty {
             out.append("")
-            out.append("quantizers  (\(r.quantizers.count) quantizers in \(Set(r.quantizers.map(\.layer)).count) layers)")
+            let layers = Set(r.quantizers.map(\.layer)).count
+            out.append("quantizers  (\(plural(r.quantizers.count, "quantizer")) in \(plural(layers, "layer")))")
             var lastLayer = ""
             for q in r.quantizers {
                 if q.layer != lastLayer { out.append("  " + q.layer); lastLayer = q.layer }
@@ -93,6 +94,23 @@ enum InspectRenderer {
         let lo = v.min() ?? 0, hi = v.max() ?? 0
         let head = v.prefix(4).map { Numbers.short($0) }.joined(separator: ", ")
         return "[" + head + ", ...]  (min \(Numbers.short(lo)), max \(Numbers.short(hi))" + (p.truncated ? ", first \(v.count) shown" : "") + ")"
+    }
+
+    static func plural(_ n: Int, _ word: String) -> String { "\(n) \(word)" + (n == 1 ? "" : "s") }
+
+    /// Joins items with " · " into lines of at most `width` characters.
+    static func wrap(_ items: [String], first: String, next: String, width: Int = 100) -> [String] {
+        var lines: [String] = []
+        var line = first
+        for item in items {
+            if line != first && line != next && line.count + 3 + item.count > width {
+                lines.append(line)
+                line = next
+            }
+            line += (line == first || line == next ? "" : " · ") + item
+        }
+        lines.append(line)
+        return lines
     }
 
     static func clip(_ s: String, _ n: Int) -> String { s.count <= n ? s : String(s.prefix(n - 3)) + "..." }

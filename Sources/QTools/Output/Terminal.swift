@@ -33,7 +33,8 @@ enum Terminal {
     }
 
     static func style(_ s: String, code: String) -> String {
-        isatty(2) != 0 && getenv("NO_COLOR") == nil ? "\u{1b}[\(code)m\(s)\u{1b}[0m" : s
+        let noColor = unsafe getenv("NO_COLOR") != nil
+        return isatty(2) != 0 && !noColor ? "\u{1b}[\(code)m\(s)\u{1b}[0m" : s
     }
 
     static func writeErr(_ s: String) {
