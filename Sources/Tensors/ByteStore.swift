@@ -100,6 +100,19 @@ public final class ByteStore: Sendable {
         }
     }
 
+    /// Asks the kernel to map `range` of a memory-mapped file in one go (before reading all of it);
+    /// `MADV_POPULATE_READ` where the kernel has it, else `MADV_WILLNEED`. No-op for owned bytes.
+    public func prefetch(_ range: Range<Int>) {
+        guard case .mapped(let p, let n) = backing, !range.isEmpty else { return }
+        let page = 4096
+        let start = range.lowerBound / page * page
+        let end = Swift.min(n, range.upperBound)
+        let base = unsafe UnsafeMutableRawPointer(mutating: p) + start
+        if unsafe madvise(base, end - start, 22 /* MADV_POPULATE_READ */) != 0 {
+            _ = unsafe madvise(base, end - start, MADV_WILLNEED)
+        }
+    }
+
     /// The byte at `i` (precondition: in bounds).
     @inline(__always)
     public subscript(i: Int) -> UInt8 {
@@ -163,6 +176,9 @@ public struct ByteSlice: Sendable {
             try unsafe body(UnsafeRawBufferPointer(rebasing: all[r]))
         }
     }
+
+    /// Prefetches the window's pages (see ``ByteStore/prefetch(_:)``).
+    public func prefetch() { store.prefetch(range) }
 
     /// Copies the window into an array.
     public func toArray() -> [UInt8] {

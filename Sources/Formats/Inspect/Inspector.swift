@@ -114,6 +114,7 @@ enum TensorStatisticsBatch {
                 let k = next.add(1, ordering: .relaxed).oldValue
                 guard k < order.count else { return }
                 let i = order[k]
+                tensors[i].storage.prefetch()
                 let s = TensorStatistics.of(tensors[i].materialize())
                 results.withLock { $0[i] = s }
             }
