@@ -88,9 +88,9 @@ public enum NpzWriter {
 /// A minimal zip writer: local headers with CRC and sizes up front (no data descriptors), a
 /// central directory, the end record, and zip64 extras/end records when needed.
 ///
-/// Kept private to the npz writer so it can later give way to a shared `Zip/ZipWriter.swift`
-/// without touching callers.
-private struct NpzZipWriter {
+/// Used only by the npz writer (and by tests, to build odd archives), so it can give way to a
+/// shared `Zip/ZipWriter.swift` without touching callers.
+struct NpzZipWriter {
     private struct Record {
         var name: [UInt8]
         var method: UInt16
