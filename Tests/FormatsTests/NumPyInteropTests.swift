@@ -1,7 +1,8 @@
 import Foundation
-import Testing
-import TestSupport
 import Tensors
+import TestSupport
+import Testing
+
 @testable import Formats
 
 /// Runs a script with the reference Python and returns its stdout parsed as a JSON object.
@@ -37,7 +38,9 @@ private func expectMatches(_ t: Tensor, _ want: Any?, _ label: String) {
     #expect(hex(t.data) == w["hex"] as? String, "\(label)")
 }
 
-@Suite(.enabled(if: Python.interpreter != nil || Python.isRequired, "needs the reference Python (numpy)"))
+@Suite(
+    .enabled(
+        if: Python.interpreter != nil || Python.isRequired, "needs the reference Python (numpy)"))
 struct NumPyInteropTests {
     @Test func readsWhatNpSaveWrites() throws {
         try withTemporaryDirectory { dir in
@@ -132,7 +135,11 @@ struct NumPyInteropTests {
                 let n = try Shapes.byteCount(shape, d)
                 var bytes = (0..<n).map { _ in UInt8.random(in: 0...255, using: &rng) }
                 if d == .bool { bytes = bytes.map { $0 & 1 } }
-                arrays.append(("a\(i)_\(d.rawValue)", try Tensor(dtype: d, shape: shape, data: ByteSlice(bytes))))
+                arrays.append(
+                    (
+                        "a\(i)_\(d.rawValue)",
+                        try Tensor(dtype: d, shape: shape, data: ByteSlice(bytes))
+                    ))
             }
             for (name, t) in arrays {
                 let out = try OutputFile(path: dir.appendingPathComponent(name + ".npy").path)

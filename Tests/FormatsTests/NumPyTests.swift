@@ -1,7 +1,8 @@
 import Foundation
-import Testing
-import TestSupport
 import Tensors
+import TestSupport
+import Testing
+
 @testable import Formats
 
 /// An `.npy` file from a header dict text, padded the way NumPy pads (the padding is not
@@ -59,7 +60,8 @@ private let numpyDTypes: [DType] = DType.allCases.filter { NpyHeader.descr(for: 
                 -0.6732456684112549, -1.332562804222107, -1.0234509706497192, 0.963849663734436,
                 1.0501567125320435, 0.6452960968017578,
             ])
-        #expect(Array(v.suffix(3)) == [-0.641122043132782, -1.8238248825073242, 0.03249768912792206])
+        #expect(
+            Array(v.suffix(3)) == [-0.641122043132782, -1.8238248825073242, 0.03249768912792206])
         #expect(abs(v.reduce(0.0) { $0 + Double($1) } - -29.415622177730256) < 1e-9)
         #expect(c.facts.first { $0.key == "version" }?.value == "1.0")
     }
@@ -96,7 +98,8 @@ private let numpyDTypes: [DType] = DType.allCases.filter { NpyHeader.descr(for: 
     @Test func fortranOrderIsAStridedView() throws {
         // Column-major (2, 3): element (i, j) is stored at i + 2j.
         let data: [UInt8] = [0, 1, 2, 3, 4, 5]
-        let c = try NpyReader.read(npyFile("{'descr': '|u1', 'fortran_order': True, 'shape': (2, 3), }", data: data))
+        let c = try NpyReader.read(
+            npyFile("{'descr': '|u1', 'fortran_order': True, 'shape': (2, 3), }", data: data))
         let t = try root(c)
         #expect(t.strides == [1, 2])
         #expect(!t.isContiguous)
@@ -104,28 +107,39 @@ private let numpyDTypes: [DType] = DType.allCases.filter { NpyHeader.descr(for: 
     }
 
     @Test func bigEndianIsSwappedPerScalar() throws {
-        let i = try NpyReader.readArray(npyFile("{'descr': '>i4', 'fortran_order': False, 'shape': (2,), }", data: [0, 0, 1, 2, 0xff, 0xff, 0xff, 0xfe]))
+        let i = try NpyReader.readArray(
+            npyFile(
+                "{'descr': '>i4', 'fortran_order': False, 'shape': (2,), }",
+                data: [0, 0, 1, 2, 0xff, 0xff, 0xff, 0xfe]))
         #expect(i.doubles() == [258, -2])
         // complex64: each of real and imaginary parts is a big-endian float32.
         let c = try NpyReader.readArray(
-            npyFile("{'descr': '>c8', 'fortran_order': False, 'shape': (1,), }", data: [0x3f, 0x80, 0, 0, 0x40, 0, 0, 0]))
+            npyFile(
+                "{'descr': '>c8', 'fortran_order': False, 'shape': (1,), }",
+                data: [0x3f, 0x80, 0, 0, 0x40, 0, 0, 0]))
         #expect(c.data.toArray() == [0, 0, 0x80, 0x3f, 0, 0, 0, 0x40])
     }
 
     @Test func bigEndianFortranOrder() throws {
         let t = try NpyReader.readArray(
-            npyFile("{'descr': '>u2', 'fortran_order': True, 'shape': (2, 2), }", data: [0, 1, 0, 2, 0, 3, 0, 4]))
+            npyFile(
+                "{'descr': '>u2', 'fortran_order': True, 'shape': (2, 2), }",
+                data: [0, 1, 0, 2, 0, 3, 0, 4]))
         #expect(t.doubles() == [1, 3, 2, 4])
     }
 
     @Test(arguments: [2, 3] as [UInt8])
     func readsVersions2And3(version: UInt8) throws {
-        let t = try NpyReader.readArray(npyFile("{\"descr\": \"<f8\", \"fortran_order\": False, \"shape\": (1,)}", data: [0, 0, 0, 0, 0, 0, 0xf0, 0x3f], version: version))
+        let t = try NpyReader.readArray(
+            npyFile(
+                "{\"descr\": \"<f8\", \"fortran_order\": False, \"shape\": (1,)}",
+                data: [0, 0, 0, 0, 0, 0, 0xf0, 0x3f], version: version))
         #expect(t.doubles() == [1])
     }
 
     @Test func toleratesOldLongIntegersAndTrailingData() throws {
-        let c = try NpyReader.read(npyFile("{'descr': '<i2', 'fortran_order': False, 'shape': (1L,), }", data: [5, 0, 9]))
+        let c = try NpyReader.read(
+            npyFile("{'descr': '<i2', 'fortran_order': False, 'shape': (1L,), }", data: [5, 0, 9]))
         #expect(try root(c).materialize().doubles() == [5])
         #expect(c.facts.first { $0.key == "trailing bytes" }?.value == "1")
     }
@@ -146,12 +160,20 @@ private let numpyDTypes: [DType] = DType.allCases.filter { NpyHeader.descr(for: 
 
     // MARK: npz
 
-    @Test(arguments: [(NpzWriter.Compression.stored, false), (.deflated, false), (.stored, true), (.deflated, true)])
+    @Test(arguments: [
+        (NpzWriter.Compression.stored, false), (.deflated, false), (.stored, true),
+        (.deflated, true),
+    ])
     func npzWriteThenRead(compression: NpzWriter.Compression, zip64: Bool) throws {
         var rng = SplitMix64(seed: 7)
         let arrays: [(name: String, tensor: Tensor)] = [
             ("w", Tensor(floats: rng.floats(12), shape: [3, 4])),
-            ("dir/é", try Tensor(dtype: .int64, shape: [2], data: ByteSlice([1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0]))),
+            (
+                "dir/é",
+                try Tensor(
+                    dtype: .int64, shape: [2],
+                    data: ByteSlice([1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0]))
+            ),
             ("empty", try Tensor(dtype: .float16, shape: [0, 2], data: ByteSlice([]))),
         ]
         let sink = MemorySink()
@@ -240,17 +262,22 @@ private let numpyDTypes: [DType] = DType.allCases.filter { NpyHeader.descr(for: 
         w.u8(0)
         w.u32(5_000_000)
         let e = try npyError(ByteSlice(w.bytes))
-        #expect(e.reason == .tooLarge(what: "npy header", size: 5_000_000, limit: NpyHeader.maxHeaderBytes))
+        #expect(
+            e.reason
+                == .tooLarge(what: "npy header", size: 5_000_000, limit: NpyHeader.maxHeaderBytes))
     }
 
     @Test func objectArraysAreRefused() throws {
-        let e = try npyError(npyFile("{'descr': '|O', 'fortran_order': False, 'shape': (2,), }", data: [0x80, 0x02]))
+        let e = try npyError(
+            npyFile("{'descr': '|O', 'fortran_order': False, 'shape': (2,), }", data: [0x80, 0x02]))
         #expect(e.description.contains("object arrays"))
         #expect(e.offset == 10)
     }
 
     @Test func structuredArraysAreRefused() throws {
-        let e = try npyError(npyFile("{'descr': [('a', '<f4'), ('b', '<i4')], 'fortran_order': False, 'shape': (1,), }"))
+        let e = try npyError(
+            npyFile(
+                "{'descr': [('a', '<f4'), ('b', '<i4')], 'fortran_order': False, 'shape': (1,), }"))
         #expect(e.reason == .unsupported("structured (record) arrays"))
     }
 
@@ -265,7 +292,8 @@ private let numpyDTypes: [DType] = DType.allCases.filter { NpyHeader.descr(for: 
     }
 
     @Test func extraKey() throws {
-        let e = try npyError(npyFile("{'descr': '<f4', 'fortran_order': False, 'shape': (), 'x': 1}"))
+        let e = try npyError(
+            npyFile("{'descr': '<f4', 'fortran_order': False, 'shape': (), 'x': 1}"))
         #expect(e.description.contains("\"x\""))
     }
 
@@ -285,7 +313,8 @@ private let numpyDTypes: [DType] = DType.allCases.filter { NpyHeader.descr(for: 
     }
 
     @Test func shapeOverflow() throws {
-        let e = try npyError(npyFile("{'descr': '<f8', 'fortran_order': False, 'shape': (\(Int.max / 4), 5), }"))
+        let e = try npyError(
+            npyFile("{'descr': '<f8', 'fortran_order': False, 'shape': (\(Int.max / 4), 5), }"))
         #expect(e.description.contains("overflows"))
     }
 
@@ -296,12 +325,14 @@ private let numpyDTypes: [DType] = DType.allCases.filter { NpyHeader.descr(for: 
     }
 
     @Test func nonASCIIVersion1Header() throws {
-        let e = try npyError(npyFile("{'descr': '<f4', 'fortran_order': False, 'shape': (), 'é': 1}"))
+        let e = try npyError(
+            npyFile("{'descr': '<f4', 'fortran_order': False, 'shape': (), 'é': 1}"))
         #expect(e.description.contains("not ASCII"))
     }
 
     @Test func dataShorterThanTheShape() throws {
-        let bytes = npyFile("{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }", data: [0, 0, 0, 0])
+        let bytes = npyFile(
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }", data: [0, 0, 0, 0])
         let e = try npyError(bytes)
         #expect(e.reason == .truncated(needed: 12, available: 4))
         #expect(e.offset == bytes.count - 4)
@@ -320,7 +351,8 @@ private let numpyDTypes: [DType] = DType.allCases.filter { NpyHeader.descr(for: 
 
     @Test func npzChecksumMismatch() throws {
         let sink = MemorySink()
-        try NpzWriter.write([("w", Tensor(floats: [1, 2, 3], shape: [3]))], compression: .deflated, to: sink)
+        try NpzWriter.write(
+            [("w", Tensor(floats: [1, 2, 3], shape: [3]))], compression: .deflated, to: sink)
         var bytes = sink.bytes
         let zip = try ZipArchive(ByteSlice(bytes))
         bytes[zip.centralDirectoryOffset + 16] ^= 0x01  // CRC-32 field of the first record
@@ -333,7 +365,9 @@ private let numpyDTypes: [DType] = DType.allCases.filter { NpyHeader.descr(for: 
         let sink = MemorySink()
         var zip = NpzZipWriter(sink: sink, forceZip64: false)
         try zip.addStored(name: "a", parts: [ByteSlice([1])])
-        try zip.addStored(name: "a.npy", parts: [ByteSlice(try NpyHeader.encode(dtype: .uint8, shape: [])), ByteSlice([1])])
+        try zip.addStored(
+            name: "a.npy",
+            parts: [ByteSlice(try NpyHeader.encode(dtype: .uint8, shape: [])), ByteSlice([1])])
         try zip.finish()
         let e = try #require(throws: FormatError.self) { try NpzReader.read(ByteSlice(sink.bytes)) }
         #expect(e.reason == .duplicateName("a"))
@@ -342,13 +376,17 @@ private let numpyDTypes: [DType] = DType.allCases.filter { NpyHeader.descr(for: 
 
     @Test func npzWriterRejectsDuplicateNames() throws {
         let t = Tensor(floats: [1], shape: [1])
-        let e = try #require(throws: FormatError.self) { try NpzWriter.write([("a", t), ("a", t)], to: MemorySink()) }
+        let e = try #require(throws: FormatError.self) {
+            try NpzWriter.write([("a", t), ("a", t)], to: MemorySink())
+        }
         #expect(e.reason == .duplicateName("a"))
     }
 
     @Test func npzWriterNamesTheTensorWithAnUnsupportedDType() throws {
         let t = try Tensor(dtype: .float8e5m2, shape: [1], data: ByteSlice([0]))
-        let e = try #require(throws: FormatError.self) { try NpzWriter.write([("f8", t)], to: MemorySink()) }
+        let e = try #require(throws: FormatError.self) {
+            try NpzWriter.write([("f8", t)], to: MemorySink())
+        }
         #expect(e.tensor == "f8")
     }
 }

@@ -1,7 +1,8 @@
 import Foundation
-import Testing
-import TestSupport
 import Tensors
+import TestSupport
+import Testing
+
 @testable import Formats
 
 /// Runs a script with the reference Python and returns its stdout parsed as a JSON object.
@@ -59,12 +60,19 @@ private func sampleTensors(seed: UInt64) throws -> [(name: String, tensor: Tenso
         let n = try Shapes.byteCount(shape, d)
         var bytes = (0..<n).map { _ in UInt8.random(in: 0...255, using: &rng) }
         if d == .bool { bytes = bytes.map { $0 & 1 } }
-        out.append(("\(["w", "layer.b", "Z", "é.x", "a\"q", "m/n"][i % 6])\(i)_\(d.rawValue)", try Tensor(dtype: d, shape: shape, data: ByteSlice(bytes))))
+        out.append(
+            (
+                "\(["w", "layer.b", "Z", "é.x", "a\"q", "m/n"][i % 6])\(i)_\(d.rawValue)",
+                try Tensor(dtype: d, shape: shape, data: ByteSlice(bytes))
+            ))
     }
     return out
 }
 
-@Suite(.enabled(if: Python.interpreter != nil || Python.isRequired, "needs the reference Python (torch, safetensors)"))
+@Suite(
+    .enabled(
+        if: Python.interpreter != nil || Python.isRequired,
+        "needs the reference Python (torch, safetensors)"))
 struct SafeTensorsInteropTests {
     @Test func readsWhatTorchSaveFileWrites() throws {
         try withTemporaryDirectory { dir in
@@ -108,8 +116,10 @@ struct SafeTensorsInteropTests {
             }
             // Empty tensors share offsets, so compare only the non-empty order.
             let nonEmpty = Set(want.filter { ($0.value["hex"] as? String)?.isEmpty == false }.keys)
-            #expect(order.filter(nonEmpty.contains) == byOffset.map(\.key).filter(nonEmpty.contains))
-            let meta = Dictionary(uniqueKeysWithValues: c.safeTensorsMetadata.map { ($0.key, $0.value) })
+            #expect(
+                order.filter(nonEmpty.contains) == byOffset.map(\.key).filter(nonEmpty.contains))
+            let meta = Dictionary(
+                uniqueKeysWithValues: c.safeTensorsMetadata.map { ($0.key, $0.value) })
             #expect(meta == expected["meta"] as? [String: String])
         }
     }
@@ -184,7 +194,9 @@ struct SafeTensorsInteropTests {
             #expect(a.count == b.count)
             if a != b {
                 let i = a.indices.first { $0 >= b.count || a[$0] != b[$0] } ?? a.count
-                Issue.record("first difference at byte \(i): \(String(decoding: a.prefix(i + 40).suffix(80), as: UTF8.self)) vs \(String(decoding: b.prefix(i + 40).suffix(80), as: UTF8.self))")
+                Issue.record(
+                    "first difference at byte \(i): \(String(decoding: a.prefix(i + 40).suffix(80), as: UTF8.self)) vs \(String(decoding: b.prefix(i + 40).suffix(80), as: UTF8.self))"
+                )
             }
         }
     }
@@ -194,7 +206,8 @@ struct SafeTensorsInteropTests {
             let path = dir.appendingPathComponent("m.safetensors").path
             let out = try OutputFile(path: path)
             try SafeTensorsWriter.write(
-                [("x", Tensor(floats: [1], shape: [1]))], metadata: ["source": "qtools", "é": "\n\"\\"], to: out)
+                [("x", Tensor(floats: [1], shape: [1]))],
+                metadata: ["source": "qtools", "é": "\n\"\\"], to: out)
             try out.commit()
             let got = try pythonJSON(
                 """
@@ -203,7 +216,10 @@ struct SafeTensorsInteropTests {
                 with safe_open(sys.argv[1], framework='np') as f:
                     print(json.dumps({'meta': f.metadata(), 'x': f.get_tensor('x').tolist()}))
                 """, [path])
-            #expect(got["meta"] as? [String: String] == ["format": "pt", "source": "qtools", "é": "\n\"\\"])
+            #expect(
+                got["meta"] as? [String: String] == [
+                    "format": "pt", "source": "qtools", "é": "\n\"\\",
+                ])
             #expect(got["x"] as? [Double] == [1])
         }
     }

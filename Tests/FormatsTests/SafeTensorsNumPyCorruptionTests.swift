@@ -1,6 +1,7 @@
-import Testing
-import TestSupport
 import Tensors
+import TestSupport
+import Testing
+
 @testable import Formats
 
 /// Seeded corrupt-input sweep for the safetensors, npy and npz readers: truncations plus byte
@@ -16,7 +17,10 @@ import Tensors
         var rng = SplitMix64(seed: 99)
         let tensors: [(name: String, tensor: Tensor)] = [
             ("conv.weight", Tensor(floats: rng.floats(24), shape: [2, 3, 2, 2])),
-            ("bn.count", try Tensor(dtype: .int64, shape: [], data: ByteSlice([5, 0, 0, 0, 0, 0, 0, 0]))),
+            (
+                "bn.count",
+                try Tensor(dtype: .int64, shape: [], data: ByteSlice([5, 0, 0, 0, 0, 0, 0, 0]))
+            ),
             ("mask", try Tensor(dtype: .bool, shape: [3], data: ByteSlice([1, 0, 1]))),
             ("empty", try Tensor(dtype: .float16, shape: [0], data: ByteSlice([]))),
         ]
@@ -66,7 +70,9 @@ import Tensors
             if !bytes.isEmpty {
                 for _ in 0..<Int.random(in: 1...4, using: &rng) {
                     // Three flips in four land in the first 160 bytes (headers, zip records).
-                    let span = Int.random(in: 0..<4, using: &rng) == 0 ? bytes.count : min(bytes.count, 160)
+                    let span =
+                        Int.random(in: 0..<4, using: &rng) == 0
+                        ? bytes.count : min(bytes.count, 160)
                     let i = Int.random(in: 0..<span, using: &rng)
                     if Bool.random(using: &rng) {
                         bytes[i] ^= UInt8(1) << UInt8.random(in: 0...7, using: &rng)
@@ -80,7 +86,8 @@ import Tensors
             } catch is FormatError {
                 // expected for most mutations
             } catch {
-                Issue.record("\(kind.rawValue), seed \(seed): non-FormatError \(type(of: error)): \(error)")
+                Issue.record(
+                    "\(kind.rawValue), seed \(seed): non-FormatError \(type(of: error)): \(error)")
             }
         }
     }

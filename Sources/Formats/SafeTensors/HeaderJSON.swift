@@ -73,12 +73,15 @@ struct JSONParser {
     }
 
     private mutating func skipWhitespace() {
-        while i < bytes.count, bytes[i] == 0x20 || bytes[i] == 0x0a || bytes[i] == 0x0d || bytes[i] == 0x09 {
+        while i < bytes.count,
+            bytes[i] == 0x20 || bytes[i] == 0x0a || bytes[i] == 0x0d || bytes[i] == 0x09
+        {
             i += 1
         }
     }
 
-    private mutating func expect(_ literal: String, _ v: JSONValue) throws(FormatError) -> JSONValue {
+    private mutating func expect(_ literal: String, _ v: JSONValue) throws(FormatError) -> JSONValue
+    {
         for b in literal.utf8 {
             guard i < bytes.count, bytes[i] == b else { throw fail("invalid literal") }
             i += 1
@@ -112,7 +115,9 @@ struct JSONParser {
         }
         while true {
             skipWhitespace()
-            guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { throw fail("expected a member name") }
+            guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else {
+                throw fail("expected a member name")
+            }
             let keyOffset = base + i
             let key = try string()
             guard seen.insert(key).inserted else {
@@ -176,7 +181,9 @@ struct JSONParser {
         }
         if i < bytes.count, bytes[i] == UInt8(ascii: "e") || bytes[i] == UInt8(ascii: "E") {
             i += 1
-            if i < bytes.count, bytes[i] == UInt8(ascii: "+") || bytes[i] == UInt8(ascii: "-") { i += 1 }
+            if i < bytes.count, bytes[i] == UInt8(ascii: "+") || bytes[i] == UInt8(ascii: "-") {
+                i += 1
+            }
             guard digit(i) else { throw fail("expected a digit in the exponent") }
             while digit(i) { i += 1 }
         }

@@ -53,7 +53,8 @@ public struct SafeTensorsHeader: Sendable {
             throw FormatError(
                 .tooLarge(
                     what: "safetensors header (is this really a safetensors file?)",
-                    size: declared > UInt64(Int.max) ? Int.max : Int(declared), limit: maxHeaderBytes),
+                    size: declared > UInt64(Int.max) ? Int.max : Int(declared),
+                    limit: maxHeaderBytes),
                 offset: 0)
         }
         let n = Int(declared)
@@ -88,10 +89,13 @@ public struct SafeTensorsHeader: Sendable {
             headerByteCount: n, metadata: metadata, entries: ordered, dataByteCount: dataCount)
     }
 
-    private static func decodeMetadata(_ value: JSONValue) throws(FormatError) -> [(key: String, value: String)] {
+    private static func decodeMetadata(_ value: JSONValue) throws(FormatError) -> [(
+        key: String, value: String
+    )] {
         guard case .object(let members) = value else {
             throw FormatError(
-                .invalid("__metadata__ is \(value.kindName); it must be an object of strings"), offset: 8)
+                .invalid("__metadata__ is \(value.kindName); it must be an object of strings"),
+                offset: 8)
         }
         var out: [(key: String, value: String)] = []
         for m in members {
@@ -108,9 +112,13 @@ public struct SafeTensorsHeader: Sendable {
     }
 
     private static func decodeEntry(name: String, _ value: JSONValue) throws(FormatError) -> Entry {
-        func bad(_ what: String) -> FormatError { FormatError(.invalid(what), offset: 8, tensor: name) }
+        func bad(_ what: String) -> FormatError {
+            FormatError(.invalid(what), offset: 8, tensor: name)
+        }
         guard case .object(let fields) = value else {
-            throw bad("header entry is \(value.kindName), expected {\"dtype\", \"shape\", \"data_offsets\"}")
+            throw bad(
+                "header entry is \(value.kindName), expected {\"dtype\", \"shape\", \"data_offsets\"}"
+            )
         }
         // Unknown fields are ignored, as the reference reader (serde without deny_unknown_fields) does.
         func field(_ f: String) throws(FormatError) -> JSONValue {
@@ -119,11 +127,15 @@ public struct SafeTensorsHeader: Sendable {
             }
             return v
         }
-        guard case .string(let dtypeName) = try field("dtype") else { throw bad("\"dtype\" is not a string") }
+        guard case .string(let dtypeName) = try field("dtype") else {
+            throw bad("\"dtype\" is not a string")
+        }
         guard let dtype = DType(safeTensorsName: dtypeName) else {
             throw FormatError(.unsupportedDType(dtypeName), offset: 8, tensor: name)
         }
-        guard case .array(let dims) = try field("shape") else { throw bad("\"shape\" is not an array") }
+        guard case .array(let dims) = try field("shape") else {
+            throw bad("\"shape\" is not an array")
+        }
         var shape: [Int] = []
         shape.reserveCapacity(dims.count)
         for d in dims {
@@ -184,7 +196,8 @@ public struct SafeTensorsHeader: Sendable {
             }
             guard e.dataOffsets.upperBound <= dataByteCount else {
                 throw FormatError(
-                    .truncated(needed: e.dataOffsets.upperBound, available: dataByteCount), offset: at,
+                    .truncated(needed: e.dataOffsets.upperBound, available: dataByteCount),
+                    offset: at,
                     tensor: e.name)
             }
             previousEnd = e.dataOffsets.upperBound
@@ -231,7 +244,9 @@ extension DType {
     /// Maps a safetensors dtype name; nil for unknown names and for the sub-byte `F4`/`F6_*`,
     /// which qtools does not model.
     public init?(safeTensorsName name: String) {
-        guard let d = DType.allCases.first(where: { $0.safeTensorsName == name }) else { return nil }
+        guard let d = DType.allCases.first(where: { $0.safeTensorsName == name }) else {
+            return nil
+        }
         self = d
     }
 
