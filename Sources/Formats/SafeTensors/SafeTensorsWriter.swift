@@ -94,11 +94,15 @@ extension SafeTensorsWriter {
     /// ``Checkpoint/flattened(rootName:)``).
     ///
     /// Views are materialised first: contiguous ones stay windows into their storage, strided
-    /// ones are copied, and tensors sharing a storage are written once each (safetensors has no
-    /// sharing). With `scalarsAsMetadata`, scalar leaves (`epoch`, `arch`, ...) are kept as
-    /// metadata strings under their dotted name, written as Python's `str()` would; without it
-    /// they are an error. A scalar whose name collides with a `metadata` key is a
-    /// `.duplicateName` error.
+    /// ones are copied, and tensors that share a storage (tied weights) each get their own
+    /// bytes, since safetensors has no sharing. With `scalarsAsMetadata`, scalar leaves
+    /// (`epoch`, `arch`, ...) are kept as metadata strings under their dotted name, written as
+    /// Python's `str()` would; without it they are an error. A scalar whose name collides with a
+    /// metadata key is a `.duplicateName` error.
+    ///
+    /// A checkpoint read from safetensors keeps its `__metadata__` (``Checkpoint/safeTensorsMetadata``);
+    /// keys in `metadata` replace it key by key. So reading a file and writing the checkpoint
+    /// back reproduces the file when it follows the reference layout.
     ///
     /// - Throws: ``FormatError`` for values safetensors cannot represent, plus the errors of
     ///   ``write(_:metadata:to:)``.
@@ -107,7 +111,9 @@ extension SafeTensorsWriter {
         to sink: ByteSink
     ) throws {
         let flat = try checkpoint.flattened()
-        var meta = metadata
+        var meta: [String: String] = [:]
+        for (k, v) in checkpoint.safeTensorsMetadata { meta[k] = v }
+        meta.merge(metadata) { _, given in given }
         for (name, value) in flat.scalars {
             guard scalarsAsMetadata, let text = value.pythonText else {
                 throw FormatError(
