@@ -328,6 +328,7 @@ private func randomTensor(_ dtype: DType, _ shape: [Int], _ rng: inout SplitMix6
             stFile(#"{"w":{"dtype":"Q7","shape":[1],"data_offsets":[0,1]}}"#, data: [0]))
         #expect(e.reason == .unsupportedDType("Q7"))
         #expect(e.tensor == "w")
+        #expect(e.offset == 8 + 1)  // the key "w"
     }
 
     @Test func subByteDTypeIsUnsupported() throws {
@@ -428,6 +429,7 @@ private func randomTensor(_ dtype: DType, _ shape: [Int], _ rng: inout SplitMix6
 
     @Test func nonStringMetadataValue() throws {
         let e = try readError(stFile(#"{"__metadata__":{"epoch":3}}"#))
+        #expect(e.offset == 8 + 17)  // the key "epoch"
         #expect(e.description.contains("\"epoch\"") && e.description.contains("must be strings"))
     }
 

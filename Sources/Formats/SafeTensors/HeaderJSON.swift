@@ -42,6 +42,8 @@ enum JSONValue {
 struct JSONMember {
     var key: String
     var value: JSONValue
+    /// Offset of the key's opening quote (plus the parser's `base`), for error messages.
+    var offset: Int
 }
 
 struct JSONParser {
@@ -127,7 +129,8 @@ struct JSONParser {
             guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { throw fail("expected ':'") }
             i += 1
             skipWhitespace()
-            members.append(JSONMember(key: key, value: try value(depth: depth + 1)))
+            members.append(
+                JSONMember(key: key, value: try value(depth: depth + 1), offset: keyOffset))
             skipWhitespace()
             guard i < bytes.count else { throw fail("unterminated object") }
             if bytes[i] == UInt8(ascii: ",") {

@@ -78,9 +78,9 @@ public struct SafeTensorsHeader: Sendable {
         entries.reserveCapacity(members.count)
         for m in members {
             if m.key == "__metadata__" {
-                metadata = try decodeMetadata(m.value)
+                metadata = try decodeMetadata(m)
             } else {
-                entries.append(try decodeEntry(name: m.key, m.value))
+                entries.append(try decodeEntry(m))
             }
         }
         let dataCount = bytes.count - 8 - n
@@ -89,13 +89,14 @@ public struct SafeTensorsHeader: Sendable {
             headerByteCount: n, metadata: metadata, entries: ordered, dataByteCount: dataCount)
     }
 
-    private static func decodeMetadata(_ value: JSONValue) throws(FormatError) -> [(
+    private static func decodeMetadata(_ member: JSONMember) throws(FormatError) -> [(
         key: String, value: String
     )] {
-        guard case .object(let members) = value else {
+        guard case .object(let members) = member.value else {
             throw FormatError(
-                .invalid("__metadata__ is \(value.kindName); it must be an object of strings"),
-                offset: 8)
+                .invalid(
+                    "__metadata__ is \(member.value.kindName); it must be an object of strings"),
+                offset: member.offset)
         }
         var out: [(key: String, value: String)] = []
         for m in members {
@@ -104,16 +105,17 @@ public struct SafeTensorsHeader: Sendable {
                 throw FormatError(
                     .invalid(
                         "__metadata__ value for key \"\(k)\" is \(v.kindName); safetensors metadata values must be strings"
-                    ), offset: 8)
+                    ), offset: m.offset)
             }
             out.append((k, s))
         }
         return out
     }
 
-    private static func decodeEntry(name: String, _ value: JSONValue) throws(FormatError) -> Entry {
+    private static func decodeEntry(_ member: JSONMember) throws(FormatError) -> Entry {
+        let name = member.key, value = member.value
         func bad(_ what: String) -> FormatError {
-            FormatError(.invalid(what), offset: 8, tensor: name)
+            FormatError(.invalid(what), offset: member.offset, tensor: name)
         }
         guard case .object(let fields) = value else {
             throw bad(
@@ -123,7 +125,7 @@ public struct SafeTensorsHeader: Sendable {
         // Unknown fields are ignored, as the reference reader (serde without deny_unknown_fields) does.
         func field(_ f: String) throws(FormatError) -> JSONValue {
             guard let v = fields.first(where: { $0.key == f })?.value else {
-                throw FormatError(.missing("\"\(f)\" field"), offset: 8, tensor: name)
+                throw FormatError(.missing("\"\(f)\" field"), offset: member.offset, tensor: name)
             }
             return v
         }
@@ -131,7 +133,7 @@ public struct SafeTensorsHeader: Sendable {
             throw bad("\"dtype\" is not a string")
         }
         guard let dtype = DType(safeTensorsName: dtypeName) else {
-            throw FormatError(.unsupportedDType(dtypeName), offset: 8, tensor: name)
+            throw FormatError(.unsupportedDType(dtypeName), offset: member.offset, tensor: name)
         }
         guard case .array(let dims) = try field("shape") else {
             throw bad("\"shape\" is not an array")
