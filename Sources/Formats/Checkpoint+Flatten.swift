@@ -30,7 +30,9 @@ extension Checkpoint {
     ) throws(FormatError) {
         func join(_ component: String) -> String { path.map { "\($0).\(component)" } ?? component }
         func claim(_ name: String) throws(FormatError) {
-            guard seen.insert(name).inserted else { throw FormatError(.duplicateName(name), tensor: name) }
+            guard seen.insert(name).inserted else {
+                throw FormatError(.duplicateName(name), tensor: name)
+            }
         }
         switch v {
         case .tensor(let t):
@@ -39,7 +41,8 @@ extension Checkpoint {
             out.tensors.append((name, t))
         case .none, .bool, .int, .float, .string:
             guard let name = path else {
-                throw FormatError(.unsupported("the checkpoint is a single \(v.typeName), not tensors"))
+                throw FormatError(
+                    .unsupported("the checkpoint is a single \(v.typeName), not tensors"))
             }
             try claim(name)
             out.scalars.append((name, v))
@@ -51,18 +54,24 @@ extension Checkpoint {
                 case .int(let i): component = String(i)
                 default:
                     throw FormatError(
-                        .unsupported("dict key of type \(k.typeName) under \"\(path ?? "")\" has no flat name"),
+                        .unsupported(
+                            "dict key of type \(k.typeName) under \"\(path ?? "")\" has no flat name"
+                        ),
                         tensor: path)
                 }
-                try flatten(value, path: join(component), rootName: rootName, into: &out, seen: &seen)
+                try flatten(
+                    value, path: join(component), rootName: rootName, into: &out, seen: &seen)
             }
         case .list(let items), .tuple(let items):
             for (i, item) in items.enumerated() {
-                try flatten(item, path: join(String(i)), rootName: rootName, into: &out, seen: &seen)
+                try flatten(
+                    item, path: join(String(i)), rootName: rootName, into: &out, seen: &seen)
             }
         case .bigInt, .bytes, .set, .global, .object:
             throw FormatError(
-                .unsupported("\"\(path ?? rootName)\" holds a \(v.typeName), which a flat tensor file cannot represent"),
+                .unsupported(
+                    "\"\(path ?? rootName)\" holds a \(v.typeName), which a flat tensor file cannot represent"
+                ),
                 tensor: path ?? rootName)
         }
     }

@@ -1,7 +1,8 @@
 import Foundation
-import Testing
-import TestSupport
 import Tensors
+import TestSupport
+import Testing
+
 @testable import Formats
 
 /// A safetensors file from a header text (padded with spaces to 8) and a data buffer.
@@ -33,9 +34,12 @@ private func tensors(_ c: Checkpoint) throws -> [(String, StoredTensor)] {
     }
 }
 
-private func randomTensor(_ dtype: DType, _ shape: [Int], _ rng: inout SplitMix64) throws -> Tensor {
+private func randomTensor(_ dtype: DType, _ shape: [Int], _ rng: inout SplitMix64) throws -> Tensor
+{
     let n = try Shapes.byteCount(shape, dtype)
-    return try Tensor(dtype: dtype, shape: shape, data: ByteSlice((0..<n).map { _ in UInt8.random(in: 0...255, using: &rng) }))
+    return try Tensor(
+        dtype: dtype, shape: shape,
+        data: ByteSlice((0..<n).map { _ in UInt8.random(in: 0...255, using: &rng) }))
 }
 
 @Suite struct SafeTensorsTests {
@@ -102,7 +106,8 @@ private func randomTensor(_ dtype: DType, _ shape: [Int], _ rng: inout SplitMix6
         let sink = MemorySink()
         try SafeTensorsWriter.write(input, metadata: ["k": "v \"é\""], to: sink)
         let c = try SafeTensorsReader.read(ByteSlice(sink.bytes))
-        let got = Dictionary(uniqueKeysWithValues: try tensors(c).map { ($0.0, $0.1.materialize()) })
+        let got = Dictionary(
+            uniqueKeysWithValues: try tensors(c).map { ($0.0, $0.1.materialize()) })
         #expect(got.count == input.count)
         for (name, t) in input {
             let g = try #require(got[name])
@@ -132,14 +137,18 @@ private func randomTensor(_ dtype: DType, _ shape: [Int], _ rng: inout SplitMix6
     @Test func writerKeepsAGivenFormatKey() throws {
         let sink = MemorySink()
         try SafeTensorsWriter.write([], metadata: ["format": "np"], to: sink)
-        #expect(try SafeTensorsReader.read(ByteSlice(sink.bytes)).safeTensorsMetadata.map(\.value) == ["np"])
+        #expect(
+            try SafeTensorsReader.read(ByteSlice(sink.bytes)).safeTensorsMetadata.map(\.value) == [
+                "np"
+            ])
     }
 
     @Test func writesCheckpointTreesWithDottedNamesAndScalarMetadata() throws {
         let w = StoredTensor(Tensor(floats: [1, 2, 3, 4, 5, 6], shape: [2, 3]), key: "0")
         // A transposed view: must be materialised, not written with its storage order.
         let wt = try StoredTensor(
-            storage: w.storage, storageKey: "0", dtype: .float32, shape: [3, 2], strides: [1, 3], storageOffset: 0)
+            storage: w.storage, storageKey: "0", dtype: .float32, shape: [3, 2], strides: [1, 3],
+            storageOffset: 0)
         var inner = CheckpointDict()
         inner.set(.string("weight"), .tensor(w))
         inner.set(.string("weight_t"), .tensor(wt))
@@ -154,15 +163,32 @@ private func randomTensor(_ dtype: DType, _ shape: [Int], _ rng: inout SplitMix6
         let ts = Dictionary(uniqueKeysWithValues: try tensors(c).map { ($0.0, $0.1.materialize()) })
         #expect(Set(ts.keys) == ["state_dict.weight", "state_dict.weight_t", "layers.0"])
         #expect(ts["state_dict.weight_t"]?.floats() == [1, 4, 2, 5, 3, 6])
-        let meta = Dictionary(uniqueKeysWithValues: c.safeTensorsMetadata.map { ($0.key, $0.value) })
+        let meta = Dictionary(
+            uniqueKeysWithValues: c.safeTensorsMetadata.map { ($0.key, $0.value) })
         #expect(meta == ["format": "pt", "epoch": "7", "lr": "0.1"])
+    }
+
+    @Test func readingAndWritingBackReproducesTheFile() throws {
+        var rng = SplitMix64(seed: 5)
+        let input = [
+            ("b", try randomTensor(.bfloat16, [3, 2], &rng)),
+            ("a", try randomTensor(.int64, [2], &rng)),
+            ("s", try randomTensor(.float32, [], &rng)),
+        ]
+        let first = MemorySink()
+        try SafeTensorsWriter.write(input, metadata: ["format": "pt", "x": "1"], to: first)
+        let c = try SafeTensorsReader.read(ByteSlice(first.bytes))
+        let second = MemorySink()
+        try SafeTensorsWriter.write(c, to: second)
+        #expect(second.bytes == first.bytes)
     }
 
     @Test func checkpointWithUnrepresentableValueFails() throws {
         var root = CheckpointDict()
         root.set(.string("opt"), .object(Opaque(global: "torch.optim.SGD")))
         let e = try #require(throws: FormatError.self) {
-            try SafeTensorsWriter.write(Checkpoint(format: .torchZip, root: .dict(root)), to: MemorySink())
+            try SafeTensorsWriter.write(
+                Checkpoint(format: .torchZip, root: .dict(root)), to: MemorySink())
         }
         #expect(e.tensor == "opt")
         #expect(e.description.contains("torch.optim.SGD"))
@@ -173,7 +199,8 @@ private func randomTensor(_ dtype: DType, _ shape: [Int], _ rng: inout SplitMix6
         root.set(.string("epoch"), .int(1))
         let e = try #require(throws: FormatError.self) {
             try SafeTensorsWriter.write(
-                Checkpoint(format: .torchZip, root: .dict(root)), scalarsAsMetadata: false, to: MemorySink())
+                Checkpoint(format: .torchZip, root: .dict(root)), scalarsAsMetadata: false,
+                to: MemorySink())
         }
         #expect(e.tensor == "epoch")
     }
@@ -200,15 +227,19 @@ private func randomTensor(_ dtype: DType, _ shape: [Int], _ rng: inout SplitMix6
     }
 
     @Test func writerRejectsComplex128() throws {
-        let t = try Tensor(dtype: .complex128, shape: [1], data: ByteSlice([UInt8](repeating: 0, count: 16)))
-        let e = try #require(throws: FormatError.self) { try SafeTensorsWriter.write([("c", t)], to: MemorySink()) }
+        let t = try Tensor(
+            dtype: .complex128, shape: [1], data: ByteSlice([UInt8](repeating: 0, count: 16)))
+        let e = try #require(throws: FormatError.self) {
+            try SafeTensorsWriter.write([("c", t)], to: MemorySink())
+        }
         #expect(e.tensor == "c")
         guard case .unsupportedDType = e.reason else { Issue.record("\(e)"); return }
     }
 
     @Test func writerRejectsTheReservedMetadataName() throws {
         let e = try #require(throws: FormatError.self) {
-            try SafeTensorsWriter.write([("__metadata__", Tensor(floats: [1], shape: [1]))], to: MemorySink())
+            try SafeTensorsWriter.write(
+                [("__metadata__", Tensor(floats: [1], shape: [1]))], to: MemorySink())
         }
         #expect(e.tensor == "__metadata__")
     }
@@ -239,7 +270,11 @@ private func randomTensor(_ dtype: DType, _ shape: [Int], _ rng: inout SplitMix6
         w.u64(100_000_001)
         w.append("{}")
         let e = try readError(ByteSlice(w.bytes))
-        #expect(e.reason == .tooLarge(what: "safetensors header (is this really a safetensors file?)", size: 100_000_001, limit: 100_000_000))
+        #expect(
+            e.reason
+                == .tooLarge(
+                    what: "safetensors header (is this really a safetensors file?)",
+                    size: 100_000_001, limit: 100_000_000))
         #expect(e.offset == 0)
     }
 
@@ -266,7 +301,8 @@ private func randomTensor(_ dtype: DType, _ shape: [Int], _ rng: inout SplitMix6
     }
 
     @Test func malformedJSONNamesTheOffset() throws {
-        let e = try readError(stFile(#"{"a":{"dtype":"F32","shape":[1,],"data_offsets":[0,4]}}"#, data: [0, 0, 0, 0]))
+        let e = try readError(
+            stFile(#"{"a":{"dtype":"F32","shape":[1,],"data_offsets":[0,4]}}"#, data: [0, 0, 0, 0]))
         #expect(e.description.contains("invalid JSON header"))
         #expect(e.offset == 8 + 31)  // the "]" after the trailing comma
     }
@@ -288,13 +324,16 @@ private func randomTensor(_ dtype: DType, _ shape: [Int], _ rng: inout SplitMix6
     }
 
     @Test func unknownDType() throws {
-        let e = try readError(stFile(#"{"w":{"dtype":"Q7","shape":[1],"data_offsets":[0,1]}}"#, data: [0]))
+        let e = try readError(
+            stFile(#"{"w":{"dtype":"Q7","shape":[1],"data_offsets":[0,1]}}"#, data: [0]))
         #expect(e.reason == .unsupportedDType("Q7"))
         #expect(e.tensor == "w")
+        #expect(e.offset == 8 + 1)  // the key "w"
     }
 
     @Test func subByteDTypeIsUnsupported() throws {
-        let e = try readError(stFile(#"{"w":{"dtype":"F4","shape":[2],"data_offsets":[0,1]}}"#, data: [0]))
+        let e = try readError(
+            stFile(#"{"w":{"dtype":"F4","shape":[2],"data_offsets":[0,1]}}"#, data: [0]))
         #expect(e.reason == .unsupportedDType("F4"))
         #expect(e.description.contains("tensor \"w\""))
     }
@@ -313,13 +352,15 @@ private func randomTensor(_ dtype: DType, _ shape: [Int], _ rng: inout SplitMix6
 
     @Test func shapeProductOverflows() throws {
         let big = Int.max / 2
-        let e = try readError(stFile(#"{"w":{"dtype":"F32","shape":[\#(big),4],"data_offsets":[0,0]}}"#))
+        let e = try readError(
+            stFile(#"{"w":{"dtype":"F32","shape":[\#(big),4],"data_offsets":[0,0]}}"#))
         #expect(e.tensor == "w")
         #expect(e.description.contains("overflows"))
     }
 
     @Test func sizeDisagreesWithShape() throws {
-        let e = try readError(stFile(#"{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,4]}}"#, data: [0, 0, 0, 0]))
+        let e = try readError(
+            stFile(#"{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,4]}}"#, data: [0, 0, 0, 0]))
         #expect(e.reason == .sizeMismatch(expectedBytes: 8, foundBytes: 4))
         #expect(e.tensor == "w")
     }
@@ -341,7 +382,8 @@ private func randomTensor(_ dtype: DType, _ shape: [Int], _ rng: inout SplitMix6
     }
 
     @Test func holeAtTheStart() throws {
-        let e = try readError(stFile(#"{"a":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}}"#, data: [0, 1]))
+        let e = try readError(
+            stFile(#"{"a":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}}"#, data: [0, 1]))
         #expect(e.tensor == "a")
         #expect(e.description.contains("bytes 0..<1"))
     }
@@ -356,7 +398,8 @@ private func randomTensor(_ dtype: DType, _ shape: [Int], _ rng: inout SplitMix6
     }
 
     @Test func offsetsPastTheEnd() throws {
-        let bytes = stFile(#"{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#, data: [0, 0, 0, 0])
+        let bytes = stFile(
+            #"{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#, data: [0, 0, 0, 0])
         let e = try readError(bytes)
         #expect(e.reason == .truncated(needed: 8, available: 4))
         #expect(e.tensor == "w")
@@ -378,13 +421,15 @@ private func randomTensor(_ dtype: DType, _ shape: [Int], _ rng: inout SplitMix6
     }
 
     @Test func trailingBytesAfterTheLastTensor() throws {
-        let e = try readError(stFile(#"{"w":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}"#, data: [1, 2, 3]))
+        let e = try readError(
+            stFile(#"{"w":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}"#, data: [1, 2, 3]))
         #expect(e.description.contains("2 trailing bytes"))
         #expect(e.tensor == "w")
     }
 
     @Test func nonStringMetadataValue() throws {
         let e = try readError(stFile(#"{"__metadata__":{"epoch":3}}"#))
+        #expect(e.offset == 8 + 17)  // the key "epoch"
         #expect(e.description.contains("\"epoch\"") && e.description.contains("must be strings"))
     }
 

@@ -50,7 +50,8 @@ public struct NpyHeader: Sendable {
         }
         let length = major == 1 ? Int(try r.u16()) : Int(try r.u32())
         guard length <= maxHeaderBytes else {
-            throw FormatError(.tooLarge(what: "npy header", size: length, limit: maxHeaderBytes), offset: 8)
+            throw FormatError(
+                .tooLarge(what: "npy header", size: length, limit: maxHeaderBytes), offset: 8)
         }
         let start = r.offset
         let text = try r.bytes(length)
@@ -65,7 +66,8 @@ public struct NpyHeader: Sendable {
         guard keys == ["descr", "fortran_order", "shape"], dict.count == 3 else {
             throw FormatError(
                 .invalid(
-                    "npy header keys are \(dict.map { $0.key }); expected exactly descr, fortran_order, shape"),
+                    "npy header keys are \(dict.map { $0.key }); expected exactly descr, fortran_order, shape"
+                ),
                 offset: start)
         }
         var fields: [String: PythonLiteral] = [:]
@@ -77,7 +79,8 @@ public struct NpyHeader: Sendable {
             throw FormatError(.invalid("npy header: descr is not a string"), offset: start)
         }
         guard case .bool(let fortran) = fields["fortran_order"] else {
-            throw FormatError(.invalid("npy header: fortran_order is not True or False"), offset: start)
+            throw FormatError(
+                .invalid("npy header: fortran_order is not True or False"), offset: start)
         }
         guard case .tuple(let dims) = fields["shape"] else {
             throw FormatError(.invalid("npy header: shape is not a tuple"), offset: start)
@@ -85,7 +88,8 @@ public struct NpyHeader: Sendable {
         var shape: [Int] = []
         for d in dims {
             guard case .int(let v) = d, v >= 0 else {
-                throw FormatError(.invalid("npy header: shape must hold non-negative integers"), offset: start)
+                throw FormatError(
+                    .invalid("npy header: shape must hold non-negative integers"), offset: start)
             }
             shape.append(v)
         }
@@ -101,7 +105,9 @@ public struct NpyHeader: Sendable {
         guard u.count >= 3, let order = u.first, [0x3c, 0x3e, 0x7c, 0x3d].contains(order) else {
             if descr.hasPrefix("|O") || descr == "O" {
                 throw FormatError(
-                    .unsupported("object arrays (descr '\(descr)') hold pickled Python objects; qtools never unpickles them"),
+                    .unsupported(
+                        "object arrays (descr '\(descr)') hold pickled Python objects; qtools never unpickles them"
+                    ),
                     offset: offset)
             }
             throw FormatError(.unsupportedDType(descr), offset: offset)
@@ -126,7 +132,9 @@ public struct NpyHeader: Sendable {
         default:
             if code.hasPrefix("O") {
                 throw FormatError(
-                    .unsupported("object arrays (descr '\(descr)') hold pickled Python objects; qtools never unpickles them"),
+                    .unsupported(
+                        "object arrays (descr '\(descr)') hold pickled Python objects; qtools never unpickles them"
+                    ),
                     offset: offset)
             }
             throw FormatError(.unsupportedDType(descr), offset: offset)
@@ -151,7 +159,8 @@ public struct NpyHeader: Sendable {
         case .float64: return "<f8"
         case .complex64: return "<c8"
         case .complex128: return "<c16"
-        case .bfloat16, .float8e4m3fn, .float8e5m2, .float8e4m3fnuz, .float8e5m2fnuz, .float8e8m0fnu:
+        case .bfloat16, .float8e4m3fn, .float8e5m2, .float8e4m3fnuz, .float8e5m2fnuz,
+            .float8e8m0fnu:
             return nil
         }
     }
@@ -164,7 +173,8 @@ public struct NpyHeader: Sendable {
     public static func encode(dtype: DType, shape: [Int]) throws(FormatError) -> [UInt8] {
         guard let descr = descr(for: dtype) else {
             throw FormatError(
-                .unsupportedDType("\(dtype.rawValue) (NumPy has no such dtype; convert it to float32 first)"))
+                .unsupportedDType(
+                    "\(dtype.rawValue) (NumPy has no such dtype; convert it to float32 first)"))
         }
         let shapeText: String
         switch shape.count {

@@ -39,7 +39,8 @@ public enum NpyReader {
         let h = try NpyHeader.parse(bytes)
         let need: Int
         do { need = try Shapes.byteCount(h.shape, h.dtype) } catch {
-            throw FormatError(.invalid("npy shape \(h.shape): \(error.description)"), offset: h.dataOffset)
+            throw FormatError(
+                .invalid("npy shape \(h.shape): \(error.description)"), offset: h.dataOffset)
         }
         let available = bytes.count - h.dataOffset
         guard need <= available else {

@@ -43,7 +43,10 @@ public enum NpzReader {
         let facts: [(key: String, value: String)] = [
             ("members", String(zip.entries.count)),
             ("deflated members", String(deflated)),
-            ("zip64", zip.hasZip64EndRecord || zip.entries.contains { $0.usesZip64 } ? "yes" : "no"),
+            (
+                "zip64",
+                zip.hasZip64EndRecord || zip.entries.contains { $0.usesZip64 } ? "yes" : "no"
+            ),
         ]
         return Checkpoint(format: .npz, root: .dict(dict), facts: facts)
     }

@@ -23,7 +23,8 @@ public enum NpzWriter {
     /// - Throws: ``FormatError`` `.duplicateName`, `.invalid` (empty name),
     ///   `.unsupportedDType` (bfloat16, float8), or the sink's write error.
     public static func write(
-        _ arrays: [(name: String, tensor: Tensor)], compression: Compression = .stored, to sink: ByteSink
+        _ arrays: [(name: String, tensor: Tensor)], compression: Compression = .stored,
+        to sink: ByteSink
     ) throws {
         try write(arrays, compression: compression, forceZip64: false, to: sink)
     }
@@ -36,8 +37,12 @@ public enum NpzWriter {
     ) throws {
         var seen = Set<String>()
         for (name, _) in arrays {
-            guard !name.isEmpty else { throw FormatError(.invalid("an npz member needs a name"), tensor: name) }
-            guard seen.insert(name).inserted else { throw FormatError(.duplicateName(name), tensor: name) }
+            guard !name.isEmpty else {
+                throw FormatError(.invalid("an npz member needs a name"), tensor: name)
+            }
+            guard seen.insert(name).inserted else {
+                throw FormatError(.duplicateName(name), tensor: name)
+            }
         }
         var zip = NpzZipWriter(sink: sink, forceZip64: forceZip64)
         for (name, tensor) in arrays {
@@ -48,7 +53,8 @@ public enum NpzWriter {
             case .stored:
                 try zip.addStored(name: name + ".npy", parts: [ByteSlice(header), tensor.data])
             case .deflated:
-                try zip.addDeflated(name: name + ".npy", data: ByteSlice(header + tensor.data.toArray()))
+                try zip.addDeflated(
+                    name: name + ".npy", data: ByteSlice(header + tensor.data.toArray()))
             }
         }
         try zip.finish()
@@ -59,7 +65,9 @@ public enum NpzWriter {
     ///
     /// Scalar leaves become 0-d arrays, as `np.savez` makes them: bool → `|b1`, int → `<i8`,
     /// float → `<f8`. `None` and strings have no numeric array form and throw.
-    public static func write(_ checkpoint: Checkpoint, compression: Compression = .stored, to sink: ByteSink) throws {
+    public static func write(
+        _ checkpoint: Checkpoint, compression: Compression = .stored, to sink: ByteSink
+    ) throws {
         let flat = try checkpoint.flattened()
         var arrays = flat.tensors.map { (name: $0.name, tensor: $0.tensor.materialize()) }
         for (name, value) in flat.scalars {
@@ -77,7 +85,9 @@ public enum NpzWriter {
                 w.u64(d.bitPattern)
             default:
                 throw FormatError(
-                    .unsupported("\"\(name)\" is a \(value.typeName); npz holds numeric arrays only"), tensor: name)
+                    .unsupported(
+                        "\"\(name)\" is a \(value.typeName); npz holds numeric arrays only"),
+                    tensor: name)
             }
             arrays.append((name, try Tensor(dtype: dtype, shape: [], data: ByteSlice(w.bytes))))
         }
@@ -88,9 +98,9 @@ public enum NpzWriter {
 /// A minimal zip writer: local headers with CRC and sizes up front (no data descriptors), a
 /// central directory, the end record, and zip64 extras/end records when needed.
 ///
-/// Kept private to the npz writer so it can later give way to a shared `Zip/ZipWriter.swift`
-/// without touching callers.
-private struct NpzZipWriter {
+/// Used only by the npz writer (and by tests, to build odd archives), so it can give way to a
+/// shared `Zip/ZipWriter.swift` without touching callers.
+struct NpzZipWriter {
     private struct Record {
         var name: [UInt8]
         var method: UInt16
@@ -122,7 +132,9 @@ private struct NpzZipWriter {
             crc = crc32_combine(crc, UInt(Deflate.crc32(p)), off_t(p.count))
             size += p.count
         }
-        try addHeader(name: name, method: 0, crc: UInt32(truncatingIfNeeded: crc), compressed: size, size: size)
+        try addHeader(
+            name: name, method: 0, crc: UInt32(truncatingIfNeeded: crc), compressed: size,
+            size: size)
         for p in parts where p.count > 0 { try sink.write(p) }
     }
 
@@ -130,7 +142,8 @@ private struct NpzZipWriter {
     mutating func addDeflated(name: String, data: ByteSlice) throws {
         let packed = Deflate.deflate(data)
         try addHeader(
-            name: name, method: 8, crc: Deflate.crc32(data), compressed: packed.count, size: data.count)
+            name: name, method: 8, crc: Deflate.crc32(data), compressed: packed.count,
+            size: data.count)
         try sink.write(packed)
     }
 
@@ -161,11 +174,15 @@ private struct NpzZipWriter {
         }
         try sink.write(w.bytes)
         records.append(
-            Record(name: nameBytes, method: method, crc: crc, compressedSize: compressed, size: size, offset: offset))
+            Record(
+                name: nameBytes, method: method, crc: crc, compressedSize: compressed, size: size,
+                offset: offset))
     }
 
     /// Bit 11 (names are UTF-8) when a name is not plain ASCII.
-    private static func flags(_ name: [UInt8]) -> UInt16 { name.contains { $0 >= 0x80 } ? 0x0800 : 0 }
+    private static func flags(_ name: [UInt8]) -> UInt16 {
+        name.contains { $0 >= 0x80 } ? 0x0800 : 0
+    }
 
     /// Writes the central directory and end records.
     func finish() throws {
@@ -206,7 +223,8 @@ private struct NpzZipWriter {
         }
         let cdSize = w.count
         let zip64End =
-            forceZip64 || records.count >= 0xffff || cdStart >= Self.limit32 || cdSize >= Self.limit32
+            forceZip64 || records.count >= 0xffff || cdStart >= Self.limit32
+            || cdSize >= Self.limit32
         if zip64End {
             let recordOffset = cdStart + cdSize
             w.u32(0x0606_4b50)

@@ -60,7 +60,8 @@ private struct PythonLiteralParser {
         guard i + u.count <= bytes.count, Array(bytes[i..<(i + u.count)]) == u else { return false }
         // A keyword must not run on into an identifier (`Truex`).
         if let next = i + u.count < bytes.count ? bytes[i + u.count] : nil,
-            next == 0x5f || (next | 0x20) >= 0x61 && (next | 0x20) <= 0x7a || next >= 0x30 && next <= 0x39
+            next == 0x5f || (next | 0x20) >= 0x61 && (next | 0x20) <= 0x7a
+                || next >= 0x30 && next <= 0x39
         {
             return false
         }
@@ -69,13 +70,16 @@ private struct PythonLiteralParser {
     }
 
     mutating func value(depth: Int) throws(FormatError) -> PythonLiteral {
-        guard depth <= PythonLiteral.maxDepth else { throw fail("nesting deeper than \(PythonLiteral.maxDepth)") }
+        guard depth <= PythonLiteral.maxDepth else {
+            throw fail("nesting deeper than \(PythonLiteral.maxDepth)")
+        }
         guard let b = peek else { throw fail("unexpected end") }
         switch b {
         case UInt8(ascii: "{"):
             i += 1
             var out: [PythonLiteralMember] = []
-            try sequence(close: UInt8(ascii: "}")) { (p: inout PythonLiteralParser) throws(FormatError) in
+            try sequence(close: UInt8(ascii: "}")) {
+                (p: inout PythonLiteralParser) throws(FormatError) in
                 guard case .string(let k) = try p.value(depth: depth + 1) else {
                     throw p.fail("dict keys must be strings")
                 }
@@ -90,7 +94,8 @@ private struct PythonLiteralParser {
             i += 1
             var items: [PythonLiteral] = []
             var commas = 0
-            try sequence(close: UInt8(ascii: ")"), commas: &commas) { (p: inout PythonLiteralParser) throws(FormatError) in
+            try sequence(close: UInt8(ascii: ")"), commas: &commas) {
+                (p: inout PythonLiteralParser) throws(FormatError) in
                 items.append(try p.value(depth: depth + 1))
             }
             // `(x)` is just x in Python, not a tuple.
@@ -99,7 +104,8 @@ private struct PythonLiteralParser {
         case UInt8(ascii: "["):
             i += 1
             var items: [PythonLiteral] = []
-            try sequence(close: UInt8(ascii: "]")) { (p: inout PythonLiteralParser) throws(FormatError) in
+            try sequence(close: UInt8(ascii: "]")) {
+                (p: inout PythonLiteralParser) throws(FormatError) in
                 items.append(try p.value(depth: depth + 1))
             }
             return .list(items)
@@ -124,7 +130,8 @@ private struct PythonLiteralParser {
 
     /// Items separated by commas up to `close`; a trailing comma is allowed.
     mutating func sequence(
-        close: UInt8, commas: inout Int, body: (inout PythonLiteralParser) throws(FormatError) -> Void
+        close: UInt8, commas: inout Int,
+        body: (inout PythonLiteralParser) throws(FormatError) -> Void
     ) throws(FormatError) {
         while true {
             skipSpace()

@@ -42,6 +42,8 @@ enum JSONValue {
 struct JSONMember {
     var key: String
     var value: JSONValue
+    /// Offset of the key's opening quote (plus the parser's `base`), for error messages.
+    var offset: Int
 }
 
 struct JSONParser {
@@ -73,12 +75,15 @@ struct JSONParser {
     }
 
     private mutating func skipWhitespace() {
-        while i < bytes.count, bytes[i] == 0x20 || bytes[i] == 0x0a || bytes[i] == 0x0d || bytes[i] == 0x09 {
+        while i < bytes.count,
+            bytes[i] == 0x20 || bytes[i] == 0x0a || bytes[i] == 0x0d || bytes[i] == 0x09
+        {
             i += 1
         }
     }
 
-    private mutating func expect(_ literal: String, _ v: JSONValue) throws(FormatError) -> JSONValue {
+    private mutating func expect(_ literal: String, _ v: JSONValue) throws(FormatError) -> JSONValue
+    {
         for b in literal.utf8 {
             guard i < bytes.count, bytes[i] == b else { throw fail("invalid literal") }
             i += 1
@@ -112,7 +117,9 @@ struct JSONParser {
         }
         while true {
             skipWhitespace()
-            guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { throw fail("expected a member name") }
+            guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else {
+                throw fail("expected a member name")
+            }
             let keyOffset = base + i
             let key = try string()
             guard seen.insert(key).inserted else {
@@ -122,7 +129,8 @@ struct JSONParser {
             guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { throw fail("expected ':'") }
             i += 1
             skipWhitespace()
-            members.append(JSONMember(key: key, value: try value(depth: depth + 1)))
+            members.append(
+                JSONMember(key: key, value: try value(depth: depth + 1), offset: keyOffset))
             skipWhitespace()
             guard i < bytes.count else { throw fail("unterminated object") }
             if bytes[i] == UInt8(ascii: ",") {
@@ -176,7 +184,9 @@ struct JSONParser {
         }
         if i < bytes.count, bytes[i] == UInt8(ascii: "e") || bytes[i] == UInt8(ascii: "E") {
             i += 1
-            if i < bytes.count, bytes[i] == UInt8(ascii: "+") || bytes[i] == UInt8(ascii: "-") { i += 1 }
+            if i < bytes.count, bytes[i] == UInt8(ascii: "+") || bytes[i] == UInt8(ascii: "-") {
+                i += 1
+            }
             guard digit(i) else { throw fail("expected a digit in the exponent") }
             while digit(i) { i += 1 }
         }

@@ -53,7 +53,8 @@ public struct SafeTensorsHeader: Sendable {
             throw FormatError(
                 .tooLarge(
                     what: "safetensors header (is this really a safetensors file?)",
-                    size: declared > UInt64(Int.max) ? Int.max : Int(declared), limit: maxHeaderBytes),
+                    size: declared > UInt64(Int.max) ? Int.max : Int(declared),
+                    limit: maxHeaderBytes),
                 offset: 0)
         }
         let n = Int(declared)
@@ -77,9 +78,9 @@ public struct SafeTensorsHeader: Sendable {
         entries.reserveCapacity(members.count)
         for m in members {
             if m.key == "__metadata__" {
-                metadata = try decodeMetadata(m.value)
+                metadata = try decodeMetadata(m)
             } else {
-                entries.append(try decodeEntry(name: m.key, m.value))
+                entries.append(try decodeEntry(m))
             }
         }
         let dataCount = bytes.count - 8 - n
@@ -88,10 +89,14 @@ public struct SafeTensorsHeader: Sendable {
             headerByteCount: n, metadata: metadata, entries: ordered, dataByteCount: dataCount)
     }
 
-    private static func decodeMetadata(_ value: JSONValue) throws(FormatError) -> [(key: String, value: String)] {
-        guard case .object(let members) = value else {
+    private static func decodeMetadata(_ member: JSONMember) throws(FormatError) -> [(
+        key: String, value: String
+    )] {
+        guard case .object(let members) = member.value else {
             throw FormatError(
-                .invalid("__metadata__ is \(value.kindName); it must be an object of strings"), offset: 8)
+                .invalid(
+                    "__metadata__ is \(member.value.kindName); it must be an object of strings"),
+                offset: member.offset)
         }
         var out: [(key: String, value: String)] = []
         for m in members {
@@ -100,30 +105,39 @@ public struct SafeTensorsHeader: Sendable {
                 throw FormatError(
                     .invalid(
                         "__metadata__ value for key \"\(k)\" is \(v.kindName); safetensors metadata values must be strings"
-                    ), offset: 8)
+                    ), offset: m.offset)
             }
             out.append((k, s))
         }
         return out
     }
 
-    private static func decodeEntry(name: String, _ value: JSONValue) throws(FormatError) -> Entry {
-        func bad(_ what: String) -> FormatError { FormatError(.invalid(what), offset: 8, tensor: name) }
+    private static func decodeEntry(_ member: JSONMember) throws(FormatError) -> Entry {
+        let name = member.key, value = member.value
+        func bad(_ what: String) -> FormatError {
+            FormatError(.invalid(what), offset: member.offset, tensor: name)
+        }
         guard case .object(let fields) = value else {
-            throw bad("header entry is \(value.kindName), expected {\"dtype\", \"shape\", \"data_offsets\"}")
+            throw bad(
+                "header entry is \(value.kindName), expected {\"dtype\", \"shape\", \"data_offsets\"}"
+            )
         }
         // Unknown fields are ignored, as the reference reader (serde without deny_unknown_fields) does.
         func field(_ f: String) throws(FormatError) -> JSONValue {
             guard let v = fields.first(where: { $0.key == f })?.value else {
-                throw FormatError(.missing("\"\(f)\" field"), offset: 8, tensor: name)
+                throw FormatError(.missing("\"\(f)\" field"), offset: member.offset, tensor: name)
             }
             return v
         }
-        guard case .string(let dtypeName) = try field("dtype") else { throw bad("\"dtype\" is not a string") }
-        guard let dtype = DType(safeTensorsName: dtypeName) else {
-            throw FormatError(.unsupportedDType(dtypeName), offset: 8, tensor: name)
+        guard case .string(let dtypeName) = try field("dtype") else {
+            throw bad("\"dtype\" is not a string")
         }
-        guard case .array(let dims) = try field("shape") else { throw bad("\"shape\" is not an array") }
+        guard let dtype = DType(safeTensorsName: dtypeName) else {
+            throw FormatError(.unsupportedDType(dtypeName), offset: member.offset, tensor: name)
+        }
+        guard case .array(let dims) = try field("shape") else {
+            throw bad("\"shape\" is not an array")
+        }
         var shape: [Int] = []
         shape.reserveCapacity(dims.count)
         for d in dims {
@@ -184,7 +198,8 @@ public struct SafeTensorsHeader: Sendable {
             }
             guard e.dataOffsets.upperBound <= dataByteCount else {
                 throw FormatError(
-                    .truncated(needed: e.dataOffsets.upperBound, available: dataByteCount), offset: at,
+                    .truncated(needed: e.dataOffsets.upperBound, available: dataByteCount),
+                    offset: at,
                     tensor: e.name)
             }
             previousEnd = e.dataOffsets.upperBound
@@ -231,7 +246,9 @@ extension DType {
     /// Maps a safetensors dtype name; nil for unknown names and for the sub-byte `F4`/`F6_*`,
     /// which qtools does not model.
     public init?(safeTensorsName name: String) {
-        guard let d = DType.allCases.first(where: { $0.safeTensorsName == name }) else { return nil }
+        guard let d = DType.allCases.first(where: { $0.safeTensorsName == name }) else {
+            return nil
+        }
         self = d
     }
 

@@ -52,6 +52,8 @@ extension Checkpoint {
     public var safeTensorsMetadata: [(key: String, value: String)] {
         guard format == .safetensors else { return [] }
         let p = SafeTensorsReader.metadataFactPrefix
-        return facts.filter { $0.key.hasPrefix(p) }.map { (String($0.key.dropFirst(p.count)), $0.value) }
+        return facts.filter { $0.key.hasPrefix(p) }.map {
+            (String($0.key.dropFirst(p.count)), $0.value)
+        }
     }
 }

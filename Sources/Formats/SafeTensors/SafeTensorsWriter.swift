@@ -23,7 +23,8 @@ public enum SafeTensorsWriter {
     /// - Throws: ``FormatError`` `.duplicateName`, `.invalid` (the reserved name
     ///   `__metadata__`), `.unsupportedDType` (`complex128`), or the sink's write error.
     public static func write(
-        _ tensors: [(name: String, tensor: Tensor)], metadata: [String: String] = [:], to sink: ByteSink
+        _ tensors: [(name: String, tensor: Tensor)], metadata: [String: String] = [:],
+        to sink: ByteSink
     ) throws {
         let (header, ordered) = try prepare(tensors, metadata: metadata)
         var prefix = ByteWriter()
@@ -40,12 +41,16 @@ public enum SafeTensorsWriter {
         var seen = Set<String>()
         for (name, t) in tensors {
             guard name != "__metadata__" else {
-                throw FormatError(.invalid("\"__metadata__\" is reserved and cannot name a tensor"), tensor: name)
+                throw FormatError(
+                    .invalid("\"__metadata__\" is reserved and cannot name a tensor"), tensor: name)
             }
-            guard seen.insert(name).inserted else { throw FormatError(.duplicateName(name), tensor: name) }
+            guard seen.insert(name).inserted else {
+                throw FormatError(.duplicateName(name), tensor: name)
+            }
             guard t.dtype.safeTensorsName != nil else {
                 throw FormatError(
-                    .unsupportedDType("\(t.dtype.rawValue) (safetensors has no such type)"), tensor: name)
+                    .unsupportedDType("\(t.dtype.rawValue) (safetensors has no such type)"),
+                    tensor: name)
             }
         }
         let sorted = tensors.sorted { a, b in
@@ -76,7 +81,9 @@ public enum SafeTensorsWriter {
         json += [UInt8](repeating: 0x20, count: (8 - json.count % 8) % 8)
         guard json.count <= SafeTensorsHeader.maxHeaderBytes else {
             throw FormatError(
-                .tooLarge(what: "safetensors header", size: json.count, limit: SafeTensorsHeader.maxHeaderBytes))
+                .tooLarge(
+                    what: "safetensors header", size: json.count,
+                    limit: SafeTensorsHeader.maxHeaderBytes))
         }
         return (json, sorted.map(\.tensor))
     }
@@ -87,11 +94,15 @@ extension SafeTensorsWriter {
     /// ``Checkpoint/flattened(rootName:)``).
     ///
     /// Views are materialised first: contiguous ones stay windows into their storage, strided
-    /// ones are copied, and tensors sharing a storage are written once each (safetensors has no
-    /// sharing). With `scalarsAsMetadata`, scalar leaves (`epoch`, `arch`, ...) are kept as
-    /// metadata strings under their dotted name, written as Python's `str()` would; without it
-    /// they are an error. A scalar whose name collides with a `metadata` key is a
-    /// `.duplicateName` error.
+    /// ones are copied, and tensors that share a storage (tied weights) each get their own
+    /// bytes, since safetensors has no sharing. With `scalarsAsMetadata`, scalar leaves
+    /// (`epoch`, `arch`, ...) are kept as metadata strings under their dotted name, written as
+    /// Python's `str()` would; without it they are an error. A scalar whose name collides with a
+    /// metadata key is a `.duplicateName` error.
+    ///
+    /// A checkpoint read from safetensors keeps its `__metadata__` (``Checkpoint/safeTensorsMetadata``);
+    /// keys in `metadata` replace it key by key. So reading a file and writing the checkpoint
+    /// back reproduces the file when it follows the reference layout.
     ///
     /// - Throws: ``FormatError`` for values safetensors cannot represent, plus the errors of
     ///   ``write(_:metadata:to:)``.
@@ -100,11 +111,15 @@ extension SafeTensorsWriter {
         to sink: ByteSink
     ) throws {
         let flat = try checkpoint.flattened()
-        var meta = metadata
+        var meta: [String: String] = [:]
+        for (k, v) in checkpoint.safeTensorsMetadata { meta[k] = v }
+        meta.merge(metadata) { _, given in given }
         for (name, value) in flat.scalars {
             guard scalarsAsMetadata, let text = value.pythonText else {
                 throw FormatError(
-                    .unsupported("\"\(name)\" is a \(value.typeName), not a tensor (safetensors holds only tensors)"),
+                    .unsupported(
+                        "\"\(name)\" is a \(value.typeName), not a tensor (safetensors holds only tensors)"
+                    ),
                     tensor: name)
             }
             guard meta[name] == nil else { throw FormatError(.duplicateName(name), tensor: name) }
