@@ -20,8 +20,9 @@ public enum CheckpointFormat: String, Sendable, Codable, CaseIterable {
 ///
 /// Nothing is ever executed to build it: globals outside torch's `weights_only` allowlist
 /// become ``Opaque`` placeholders that keep their arguments, so tensors inside them can still
-/// be read.
-public indirect enum CheckpointValue: Sendable {
+/// be read. Only containers, tensors and placeholders are boxed (`indirect`), so scalars in
+/// long lists cost no allocation each.
+public enum CheckpointValue: Sendable {
     case none
     case bool(Bool)
     case int(Int64)
@@ -30,15 +31,15 @@ public indirect enum CheckpointValue: Sendable {
     case float(Double)
     case string(String)
     case bytes([UInt8])
-    case list([CheckpointValue])
-    case tuple([CheckpointValue])
-    case set([CheckpointValue])
-    case dict(CheckpointDict)
-    case tensor(StoredTensor)
+    indirect case list([CheckpointValue])
+    indirect case tuple([CheckpointValue])
+    indirect case set([CheckpointValue])
+    indirect case dict(CheckpointDict)
+    indirect case tensor(StoredTensor)
     /// A reference to a global that is a value by itself (`torch.float16`, a class object).
     case global(String)
     /// The result of calling or building a global the reader does not model.
-    case object(Opaque)
+    indirect case object(Opaque)
 
     /// A short type name for listings (`int`, `float`, `str`, `OrderedDict`, `Tensor`, ...).
     public var typeName: String {

@@ -42,9 +42,11 @@ extension CheckpointValue {
             var children: [(String, CheckpointValue)] = []
             switch v {
             case .tensor(let t): out.append((path, t))
-            case .dict(let d): children = d.entries.map { (join(path, Self.keyText($0.key)), $0.value) }
+            case .dict(let d):
+                children = d.entries.filter { $0.value.mayHoldTensors }.map { (join(path, Self.keyText($0.key)), $0.value) }
             case .list(let a), .tuple(let a), .set(let a):
-                children = a.enumerated().map { (join(path, String($0.offset)), $0.element) }
+                // Scalars are skipped before their path is built (long lists of floats are common).
+                children = a.enumerated().filter { $0.element.mayHoldTensors }.map { (join(path, String($0.offset)), $0.element) }
             case .object(let o):
                 if o.global == "torch._utils._rebuild_qtensor", case .tensor(let t)? = o.args.first {
                     out.append((path, t))
@@ -59,6 +61,14 @@ extension CheckpointValue {
             work.append(contentsOf: children.reversed())
         }
         return out
+    }
+
+    /// True for tensors and values that can contain them.
+    var mayHoldTensors: Bool {
+        switch self {
+        case .tensor, .dict, .list, .tuple, .set, .object: return true
+        default: return false
+        }
     }
 
     /// A dict key as path text (`str` as is, numbers in decimal).

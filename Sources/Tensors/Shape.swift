@@ -41,7 +41,7 @@ public enum Shapes {
         var acc = 1
         for i in stride(from: dims.count - 1, through: 0, by: -1) {
             strides[i] = acc
-            acc *= max(dims[i], 1)
+            acc = acc &* max(dims[i], 1)  // wrapping: a zero dim elsewhere can make huge dims legal
         }
         return strides
     }

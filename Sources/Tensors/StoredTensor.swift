@@ -59,9 +59,10 @@ public struct StoredTensor: Sendable {
                 guard !o1, !o2 else { throw .shape(.overflow(shape)) }
                 last = a
             }
-            let (endByte, o) = (last + 1).multipliedReportingOverflow(by: dtype.byteWidth)
-            guard !o, endByte <= storage.count else {
-                throw .outOfBounds(lastByte: o ? Int.max : endByte, storageBytes: storage.count)
+            let (next, o0) = last.addingReportingOverflow(1)
+            let (endByte, o) = next.multipliedReportingOverflow(by: dtype.byteWidth)
+            guard !o0, !o, endByte <= storage.count else {
+                throw .outOfBounds(lastByte: o || o0 ? Int.max : endByte, storageBytes: storage.count)
             }
         }
         self.storage = storage
@@ -73,7 +74,7 @@ public struct StoredTensor: Sendable {
     }
 
     /// Element count.
-    public var elementCount: Int { shape.reduce(1, *) }
+    public var elementCount: Int { shape.contains(0) ? 0 : shape.reduce(1, *) }
 
     /// Bytes of the materialised tensor.
     public var byteCount: Int { elementCount * dtype.byteWidth }

@@ -12,7 +12,7 @@ enum PickleValue {
     /// A container or placeholder in the arena.
     case node(Int)
     /// A storage returned by the persistent loader.
-    case storage(TorchStorage)
+    indirect case storage(TorchStorage)
 
     static let none = PickleValue.value(.none)
 

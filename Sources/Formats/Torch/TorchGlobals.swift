@@ -3,10 +3,10 @@ import Tensors
 /// REDUCE / NEWOBJ / BUILD: rebuilding the values torch checkpoints hold, without executing.
 ///
 /// Modelled globals (formats.md §A.2.2-A.2.4): `collections.OrderedDict` (+ BUILD `_metadata`),
-/// `collections.Counter`, `builtins.set/frozenset/bytearray`, `_codecs.encode`, `torch.Size`,
+/// `collections.Counter`, `builtins.set/frozenset/bytearray`, `_codecs.encode`,
 /// `torch._utils._rebuild_tensor{,_v2,_v3}`, `_rebuild_parameter{,_with_state}` and
 /// `torch._tensor._rebuild_from_type_v2` with a plain Tensor/Parameter type. Everything else
-/// (quantized and sparse tensors, `torch.device`, numpy scalars, Namespaces, modules) becomes
+/// (quantized and sparse tensors, `torch.Size` and `torch.device` (kept so they round-trip), numpy scalars, Namespaces, modules) becomes
 /// an ``Opaque`` that keeps its arguments, so storages inside are still listed.
 extension Unpickler {
     /// The arguments of a call as a list (a tuple's items, or the value itself).
@@ -79,8 +79,6 @@ extension Unpickler {
         case "builtins.list":
             if args.isEmpty { return newNode(PickleNode(.list)) }
             if let items = sequence(args[0]) { return newNode(PickleNode(.list, items: items)) }
-        case "torch.Size":
-            if args.count == 1, let items = sequence(args[0]) { return newNode(PickleNode(.tuple, items: items)) }
         case "_codecs.encode":
             if args.count >= 1, case .value(.string(let s)) = args[0] {
                 let enc = args.count > 1 ? (args[1].stringValue ?? "") : "utf-8"
