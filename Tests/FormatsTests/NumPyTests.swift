@@ -218,8 +218,8 @@ private let numpyDTypes: [DType] = DType.allCases.filter { NpyHeader.descr(for: 
 
     @Test func npzKeepsOtherMembersAsBytes() throws {
         let sink = MemorySink()
-        var zip = NpzZipWriter(sink: sink, forceZip64: false)
-        try zip.addStored(name: "notes.txt", parts: [ByteSlice(Array("hi".utf8))])
+        let zip = ZipWriter(sink: sink, layout: .plain())
+        try zip.add("notes.txt", ByteSlice(Array("hi".utf8)))
         try zip.finish()
         let m = try members(NpzReader.read(ByteSlice(sink.bytes)))
         guard case .bytes(let b) = m.first?.1 else {
@@ -363,10 +363,10 @@ private let numpyDTypes: [DType] = DType.allCases.filter { NpyHeader.descr(for: 
 
     @Test func npzDuplicateAfterDroppingTheSuffix() throws {
         let sink = MemorySink()
-        var zip = NpzZipWriter(sink: sink, forceZip64: false)
-        try zip.addStored(name: "a", parts: [ByteSlice([1])])
-        try zip.addStored(
-            name: "a.npy",
+        let zip = ZipWriter(sink: sink, layout: .plain())
+        try zip.add("a", ByteSlice([1]))
+        try zip.add(
+            "a.npy",
             parts: [ByteSlice(try NpyHeader.encode(dtype: .uint8, shape: [])), ByteSlice([1])])
         try zip.finish()
         let e = try #require(throws: FormatError.self) { try NpzReader.read(ByteSlice(sink.bytes)) }

@@ -19,6 +19,13 @@ public enum Deflate {
         }
     }
 
+    /// CRC-32 of the concatenation of `parts`.
+    public static func crc32(_ parts: [ByteSlice]) -> UInt32 {
+        var crc: UInt = 0
+        for p in parts { crc = crc32_combine(crc, UInt(crc32(p)), off_t(p.count)) }
+        return UInt32(truncatingIfNeeded: crc)
+    }
+
     /// CRC-32 of an array.
     public static func crc32(_ bytes: [UInt8]) -> UInt32 { crc32(ByteSlice(bytes)) }
 

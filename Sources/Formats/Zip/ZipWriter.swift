@@ -16,8 +16,9 @@ public final class ZipWriter {
     public enum Layout: Sendable {
         /// torch's miniz layout; `alignment` is torch's `storage_alignment` (64).
         case torch(alignment: Int = 64)
-        /// Standard headers; deflate records when `deflate` is true.
-        case plain(deflate: Bool = false)
+        /// Standard headers; deflate records when `deflate` is true. `forceZip64` writes zip64
+        /// fields even for small archives (as NumPy can), so tests cover them without 4 GiB files.
+        case plain(deflate: Bool = false, forceZip64: Bool = false)
     }
 
     struct Record {
@@ -54,13 +55,30 @@ public final class ZipWriter {
 
     /// Appends one record.
     /// - Throws: ``FormatError/Reason/duplicateName(_:)`` for a repeated name, or the sink's error.
-    public func add(_ name: String, _ data: ByteSlice) throws {
+    public func add(_ name: String, _ data: ByteSlice) throws { try add(name, parts: [data]) }
+
+    /// Appends one record whose bytes are the concatenation of `parts`, streamed without
+    /// joining them (stored records) — an npy header followed by a mapped tensor, say.
+    public func add(_ name: String, parts: [ByteSlice]) throws {
         precondition(!finished, "ZipWriter.add after finish")
         guard names.insert(name).inserted else { throw FormatError(.duplicateName(name), entry: name) }
         switch layout {
-        case .torch(let alignment): try addTorch(Array(name.utf8), data, alignment: max(alignment, 1))
-        case .plain(let deflate): try addPlain(Array(name.utf8), data, deflate: deflate)
+        case .torch(let alignment):
+            try addTorch(Array(name.utf8), parts.count == 1 ? parts[0] : Self.join(parts), alignment: max(alignment, 1))
+        case .plain(let deflate, _): try addPlain(Array(name.utf8), parts, deflate: deflate)
         }
+    }
+
+    static func join(_ parts: [ByteSlice]) -> ByteSlice {
+        var all: [UInt8] = []
+        all.reserveCapacity(parts.reduce(0) { $0 + $1.count })
+        for p in parts { all += p.toArray() }
+        return ByteSlice(all)
+    }
+
+    private var forceZip64: Bool {
+        if case .plain(_, let force) = layout { return force }
+        return false
     }
 
     /// Appends one record from an array.
@@ -120,23 +138,25 @@ public final class ZipWriter {
         records.append(Record(name: name, flags: flags, method: 0, crc: crc, csize: size, usize: size, offset: offset, date: 0))
     }
 
-    private func addPlain(_ name: [UInt8], _ data: ByteSlice, deflate: Bool) throws {
+    private func addPlain(_ name: [UInt8], _ parts: [ByteSlice], deflate: Bool) throws {
         let offset = cursor
-        let crc = Deflate.crc32(data)
-        var payload = data
+        let crc = Deflate.crc32(parts)
+        let size = parts.reduce(0) { $0 + $1.count }
+        var payload = parts
         var method: UInt16 = 0
-        if deflate, data.count > 0 {
-            payload = ByteSlice(Deflate.deflate(data))
+        if deflate, size > 0 {
+            payload = [ByteSlice(Deflate.deflate(parts.count == 1 ? parts[0] : Self.join(parts)))]
             method = 8
         }
-        let big = data.count >= Self.limit32 || payload.count >= Self.limit32
+        let csize = payload.reduce(0) { $0 + $1.count }
+        let big = forceZip64 || size >= Self.limit32 || csize >= Self.limit32
         let flags: UInt16 = name.allSatisfy { $0 < 0x80 } ? 0 : 0x0800
         var extra = ByteWriter()
         if big {
             extra.u16(1)
             extra.u16(16)
-            extra.u64(UInt64(data.count))
-            extra.u64(UInt64(payload.count))
+            extra.u64(UInt64(size))
+            extra.u64(UInt64(csize))
         }
         var h = ByteWriter()
         h.u32(0x0403_4b50)
@@ -146,16 +166,16 @@ public final class ZipWriter {
         h.u16(0)
         h.u16(0x21)  // 1980-01-01 00:00
         h.u32(crc)
-        h.u32(big ? UInt32(Self.limit32) : UInt32(payload.count))
-        h.u32(big ? UInt32(Self.limit32) : UInt32(data.count))
+        h.u32(big ? UInt32(Self.limit32) : UInt32(csize))
+        h.u32(big ? UInt32(Self.limit32) : UInt32(size))
         h.u16(UInt16(name.count))
         h.u16(UInt16(extra.count))
         h.append(name)
         h.append(extra.bytes)
         try sink.write(h.bytes)
-        try sink.write(payload)
+        for p in payload where p.count > 0 { try sink.write(p) }
         records.append(
-            Record(name: name, flags: flags, method: method, crc: crc, csize: payload.count, usize: data.count, offset: offset, date: 0x21))
+            Record(name: name, flags: flags, method: method, crc: crc, csize: csize, usize: size, offset: offset, date: 0x21))
     }
 
     /// Writes the central directory and end records. The writer cannot be used afterwards.
@@ -167,8 +187,8 @@ public final class ZipWriter {
         let cdOffset = cursor
         var cd = ByteWriter()
         for r in records {
-            let bigSize = r.usize >= Self.limit32 || r.csize >= Self.limit32
-            let bigOffset = r.offset >= Self.limit32
+            let bigSize = forceZip64 || r.usize >= Self.limit32 || r.csize >= Self.limit32
+            let bigOffset = forceZip64 || r.offset >= Self.limit32
             var extra = ByteWriter()
             if bigSize || bigOffset {
                 extra.u16(1)
@@ -208,7 +228,7 @@ public final class ZipWriter {
         let cdSize = cdEnd - cdOffset
         let n = records.count
         var e = ByteWriter()
-        let needZip64 = isTorch || n >= 0xFFFF || cdSize >= Self.limit32 || cdOffset >= Self.limit32
+        let needZip64 = isTorch || forceZip64 || n >= 0xFFFF || cdSize >= Self.limit32 || cdOffset >= Self.limit32
         if needZip64 {
             e.u32(0x0606_4b50)
             e.u64(44)
