@@ -7,15 +7,10 @@ import Testing
 
 /// Runs a script with the reference Python and returns its stdout parsed as a JSON object.
 private func pythonJSON(_ script: String, _ args: [String]) throws -> [String: Any] {
-    let r = try Python.run(script, args)
-    try #require(r.status == 0, "python failed: \(r.stderr)")
-    let obj = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8))
-    return try #require(obj as? [String: Any])
+    try #require(Python.json(script, args) as? [String: Any])
 }
 
-private func hex(_ s: ByteSlice) -> String {
-    s.toArray().map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
-}
+private func hex(_ s: ByteSlice) -> String { Hex.string(s.toArray()) }
 
 /// `describe(a)`: numpy's view of an array as qtools should see it (dtype name, shape, and
 /// the bytes in C order, little-endian).

@@ -34,6 +34,20 @@ public enum Python {
         return try runProcess(py, ["-c", script] + args)
     }
 
+    /// Runs `script` and parses its stdout as JSON; a non-zero exit throws with Python's stderr.
+    public static func json(_ script: String, _ args: [String] = []) throws -> Any {
+        let r = try run(script, args)
+        guard r.status == 0 else { throw Failed(status: r.status, stderr: r.stderr) }
+        return try JSONSerialization.jsonObject(with: Data(r.stdout.utf8))
+    }
+
+    /// A script that exited non-zero.
+    public struct Failed: Error, CustomStringConvertible {
+        public var status: Int32
+        public var stderr: String
+        public var description: String { "python exited \(status): \(stderr)" }
+    }
+
     /// Thrown when no interpreter with torch exists.
     public struct Missing: Error, CustomStringConvertible {
         public var description: String {
@@ -65,5 +79,12 @@ public enum Python {
         return Result(
             status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
             stderr: String(decoding: errData, as: UTF8.self))
+    }
+}
+
+/// Lower-case hex without separators (the form Python's `bytes.hex()` prints).
+public enum Hex {
+    public static func string(_ bytes: [UInt8]) -> String {
+        bytes.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
     }
 }
