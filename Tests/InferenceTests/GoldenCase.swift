@@ -15,10 +15,12 @@ struct GoldenCase {
     /// Loads `fixtures/golden/<name>`.
     init(_ name: String) throws {
         self.name = name
-        options = try QToolOptions(config: ConfigFile(contentsOf: Fixtures.path("golden/\(name)/config.txt")))
+        options = try QToolOptions(
+            config: ConfigFile(contentsOf: Fixtures.path("golden/\(name)/config.txt")))
         let opened = try ModelFile.open(path: Fixtures.path("golden/\(name)/checkpoint.pth"))
         let entries = opened.checkpoint.stateDict()?.entries ?? []
-        tensors = Dictionary(entries.map { ($0.name, $0.tensor.materialize()) }, uniquingKeysWith: { a, _ in a })
+        tensors = Dictionary(
+            entries.map { ($0.name, $0.tensor.materialize()) }, uniquingKeysWith: { a, _ in a })
     }
 
     /// `fixtures/golden/<case>/<file>` as a tensor.

@@ -1,7 +1,8 @@
-import Foundation
 import Formats
-import Testing
+import Foundation
 import TestSupport
+import Testing
+
 @testable import Inference
 
 /// Construction-time resolution (§11.1, §5.2): checked against every quantizer record of the
@@ -15,7 +16,8 @@ import TestSupport
     /// levels, groups, half range, stable) must resolve identically from config.txt.
     @Test(arguments: QuantizerGoldenTests.cases)
     func matchesCaseRecords(name: String) throws {
-        let options = try QToolOptions(config: ConfigFile(contentsOf: Fixtures.path("golden/\(name)/config.txt")))
+        let options = try QToolOptions(
+            config: ConfigFile(contentsOf: Fixtures.path("golden/\(name)/config.txt")))
         let data = try Data(contentsOf: Fixtures.url("golden/\(name)/case.json"))
         let json = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
         let records = try #require(json["quantizers"] as? [[String: Any]])
@@ -34,13 +36,16 @@ import TestSupport
             #expect(c.halfRange == r["half_range"] as? Bool, "\(label)")
             #expect(c.adaptive.rawValue == r["adaptive"] as? String, "\(label)")
             #expect(c.stable == r["stable"] as? Int, "\(label)")
-            if let boundary = r["boundary"] as? Double { #expect(c.boundary == boundary, "\(label)") }
+            if let boundary = r["boundary"] as? Double {
+                #expect(c.boundary == boundary, "\(label)")
+            }
         }
     }
 
-    @Test(arguments: [
-        (nil, 64), (0, 64), (1, 1), (8, 8), (7, 64), (-1, 64 * 16), (-64, 16), (-5, 64),
-    ] as [(Int?, Int)])
+    @Test(
+        arguments: [
+            (nil, 64), (0, 64), (1, 1), (8, 8), (7, 64), (-1, 64 * 16), (-64, 16), (-5, 64),
+        ] as [(Int?, Int)])
     func weightQuantGroupResolution(given: Int?, expected: Int) throws {
         var args = ["--keyword", "dorefa,lsq", "--wt_enable", "--wt_bit", "2"]
         if let given { args += ["--wt_quant_group", "\(given)"] }
@@ -49,7 +54,9 @@ import TestSupport
     }
 
     @Test func defaultsPerTag() throws {
-        let o = try Self.options(["--keyword", "dorefa", "--fm_enable", "--wt_enable", "--ot_enable", "--wt_bit", "1.6"])
+        let o = try Self.options([
+            "--keyword", "dorefa", "--fm_enable", "--wt_enable", "--ot_enable", "--wt_bit", "1.6",
+        ])
         let fm = try QuantizerConfig(options: o, tag: .fm, shape: [1, 16, 1, 1])
         let wt = try QuantizerConfig(options: o, tag: .wt, shape: [32, 16, 3, 3])
         let ot = try QuantizerConfig(options: o, tag: .ot, shape: [1, 32, 1, 1])
@@ -59,14 +66,18 @@ import TestSupport
         #expect(fm.levels == 1 << 32 && fm.bit == 32)  // no --fm_bit: 32 bits
         #expect(wt.boundary == 1.0)
         let independent = try QuantizerConfig(
-            options: Self.options(["--keyword", "dorefa,independent_norm", "--wt_enable"]), tag: .wt,
+            options: Self.options(["--keyword", "dorefa,independent_norm", "--wt_enable"]),
+            tag: .wt,
             shape: [32, 16, 3, 3])
         #expect(independent.quantGroup == 32 && independent.normGroup == 1)
     }
 
     @Test func methodPrecedence() throws {
-        func method(_ kw: String, _ tag: QuantizerTag, _ extra: [String] = []) throws -> QuantizerMethod? {
-            let o = try Self.options(["--keyword", kw, "--\(tag.rawValue)_enable", "--\(tag.rawValue)_bit", "2"] + extra)
+        func method(_ kw: String, _ tag: QuantizerTag, _ extra: [String] = []) throws
+            -> QuantizerMethod?
+        {
+            let o = try Self.options(
+                ["--keyword", kw, "--\(tag.rawValue)_enable", "--\(tag.rawValue)_bit", "2"] + extra)
             return try QuantizerConfig(options: o, tag: tag, shape: [8, 8, 3, 3]).method
         }
         #expect(try method("dorefa,lsq,non-uniform", .fm) == .lsq)
@@ -80,7 +91,10 @@ import TestSupport
         #expect(try method("lq,dorefa", .wt) == .dorefa)  // the DoReFa branch overwrites method
         #expect(try method("xnor", .fm) == .xnor)
         #expect(try method("dorefa", .ot) == .dorefa)
-        #expect(try QuantizerConfig(options: Self.options(["--keyword", "dorefa"]), tag: .fm, shape: [1, 8, 1, 1]).method == nil)
+        #expect(
+            try QuantizerConfig(
+                options: Self.options(["--keyword", "dorefa"]), tag: .fm, shape: [1, 8, 1, 1]
+            ).method == nil)
     }
 
     @Test(arguments: [
@@ -92,7 +106,9 @@ import TestSupport
         ("dorefa,wt_non-uniform", .wt, "exactly 3 levels"),
     ])
     func rejectsWhatQToolRejects(keyword: String, tag: QuantizerTag, message: String) throws {
-        let o = try Self.options(["--keyword", keyword, "--\(tag.rawValue)_enable", "--\(tag.rawValue)_bit", "2"])
+        let o = try Self.options([
+            "--keyword", keyword, "--\(tag.rawValue)_enable", "--\(tag.rawValue)_bit", "2",
+        ])
         let e = try #require(throws: QuantizerError.self) {
             try QuantizerConfig(options: o, tag: tag, shape: [8, 8, 3, 3])
         }
@@ -104,7 +120,9 @@ import TestSupport
     @Test func passThroughRule() throws {
         func config(_ kw: String, stable: Int) throws -> QuantizerConfig {
             try QuantizerConfig(
-                options: Self.options(["--keyword", kw, "--fm_enable", "--fm_bit", "2", "--stable", "\(stable)"]),
+                options: Self.options([
+                    "--keyword", kw, "--fm_enable", "--fm_bit", "2", "--stable", "\(stable)",
+                ]),
                 tag: .fm, shape: [1, 8, 1, 1])
         }
         #expect(try !config("dorefa", stable: 0).passesThrough(iteration: 0))  // first forward: 1 > 0

@@ -1,7 +1,8 @@
 import Formats
 import Tensors
-import Testing
 import TestSupport
+import Testing
+
 @testable import Inference
 
 /// Every quantized golden case: the quantizers of `layer1.0.conv1.0` and `layer2.0.conv1.0`

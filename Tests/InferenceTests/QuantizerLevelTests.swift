@@ -1,5 +1,6 @@
 import Formats
 import Testing
+
 @testable import Inference
 
 /// Output level sets of seed-reference §11.15 and the worked examples of §11.8 / §11.11, on
@@ -7,7 +8,8 @@ import Testing
 @Suite struct QuantizerLevelTests {
     /// A quantizer for `tag` with the options `args` (plus `--<tag>_enable`) on shape `shape`.
     static func quantizer(
-        _ tag: QuantizerTag, _ args: [String], shape: [Int] = [1, 1, 1, 1], state: (inout QuantizerState) -> Void = { _ in }
+        _ tag: QuantizerTag, _ args: [String], shape: [Int] = [1, 1, 1, 1],
+        state: (inout QuantizerState) -> Void = { _ in }
     ) throws -> Quantizer {
         let options = try QToolOptions().applying(arguments: args + ["--\(tag.rawValue)_enable"])
         let config = try QuantizerConfig(options: options, tag: tag, shape: shape)
@@ -26,7 +28,9 @@ import Testing
     }
 
     @Test func lsqWorkedExample() throws {
-        let q = try Self.quantizer(.fm, ["--keyword", "dorefa,lsq", "--fm_bit", "2"]) { $0.clipVal = [1] }
+        let q = try Self.quantizer(.fm, ["--keyword", "dorefa,lsq", "--fm_bit", "2"]) {
+            $0.clipVal = [1]
+        }
         let y = try q([-0.5, 0.1, 0.3, 0.55, 0.9, 1.2, 2.0], shape: [1, 1, 1, 7])
         #expect(y == [0, 0, Float(1) / 3, Float(2) / 3, 1, 1, 1])
     }
@@ -39,15 +43,22 @@ import Testing
         #expect(y == [1, 1, 2, 3, 3, 0])
     }
 
-    @Test(arguments: [(2, [0, 1]), (3, [0, 0.5, 1]), (4, [0, 1.0 / 3, 2.0 / 3, 1])] as [(Int, [Double])])
+    @Test(
+        arguments: [(2, [0, 1]), (3, [0, 0.5, 1]), (4, [0, 1.0 / 3, 2.0 / 3, 1])]
+            as [(Int, [Double])])
     func doreFaActivationLevels(levels: Int, unit: [Double]) throws {
         let c = 2.0
-        let q = try Self.quantizer(.fm, ["--keyword", "dorefa", "--fm_level", "\(levels)", "--fm_boundary", "\(c)"])
+        let q = try Self.quantizer(
+            .fm, ["--keyword", "dorefa", "--fm_level", "\(levels)", "--fm_boundary", "\(c)"])
         let s = Float(Double(levels - 1) / c)
-        #expect(try Self.levels(q, Self.ramp(-1, 3)) == unit.map { (Float($0 * Double(levels - 1)) / s) })
+        #expect(
+            try Self.levels(q, Self.ramp(-1, 3))
+                == unit.map { (Float($0 * Double(levels - 1)) / s) })
     }
 
-    @Test(arguments: [(2, [-1, 1]), (3, [-1, 0, 1]), (4, [-1, -1.0 / 3, 1.0 / 3, 1])] as [(Int, [Float])])
+    @Test(
+        arguments: [(2, [-1, 1]), (3, [-1, 0, 1]), (4, [-1, -1.0 / 3, 1.0 / 3, 1])]
+            as [(Int, [Float])])
     func doreFaWeightLevels(levels: Int, expected: [Float]) throws {
         let q = try Self.quantizer(.wt, ["--keyword", "dorefa", "--wt_level", "\(levels)"])
         let got = try Self.levels(q, Self.ramp(-3, 3))
@@ -57,16 +68,22 @@ import Testing
 
     @Test func pactLevels() throws {
         let alpha: Float = 1.7
-        let q = try Self.quantizer(.fm, ["--keyword", "pact", "--fm_bit", "2"]) { $0.clipVal = [alpha] }
+        let q = try Self.quantizer(.fm, ["--keyword", "pact", "--fm_bit", "2"]) {
+            $0.clipVal = [alpha]
+        }
         let got = try Self.levels(q, Self.ramp(-1, 3))
         #expect(got.count == 4 && got.first == 0 && got.last == alpha)
         #expect(abs(got[1] - alpha / 3) <= 1e-6 && abs(got[2] - 2 * alpha / 3) <= 1e-6)
     }
 
-    @Test(arguments: [(2, [-1, 1]), (3, [-1, 0, 1]), (4, [-1, -1.0 / 3, 1.0 / 3, 1])] as [(Int, [Float])])
+    @Test(
+        arguments: [(2, [-1, 1]), (3, [-1, 0, 1]), (4, [-1, -1.0 / 3, 1.0 / 3, 1])]
+            as [(Int, [Float])])
     func lsqTwoSidedLevels(levels: Int, unit: [Float]) throws {
         let s: Float = 0.75
-        let q = try Self.quantizer(.wt, ["--keyword", "dorefa,lsq", "--wt_level", "\(levels)"]) { $0.clipVal = [s] }
+        let q = try Self.quantizer(.wt, ["--keyword", "dorefa,lsq", "--wt_level", "\(levels)"]) {
+            $0.clipVal = [s]
+        }
         let got = try Self.levels(q, Self.ramp(-2, 2))
         #expect(got.count == levels)
         for (g, e) in zip(got, unit) { #expect(abs(g - e * s) <= 1e-6) }
@@ -110,44 +127,59 @@ import Testing
     }
 
     @Test func nonUniformLevelSets() throws {
-        let ternary = try Self.quantizer(.fm, ["--keyword", "dorefa,non-uniform", "--fm_level", "3"]) {
+        let ternary = try Self.quantizer(
+            .fm, ["--keyword", "dorefa,non-uniform", "--fm_level", "3"]
+        ) {
             $0.alphas = [[2], [2]]
         }
         #expect(try Self.levels(ternary, Self.ramp(-1, 3)) == [0, 1, 2])
-        let twoSided = try Self.quantizer(.fm, ["--keyword", "dorefa,non-uniform", "--fm_level", "3", "--fm_half_range"]) {
+        let twoSided = try Self.quantizer(
+            .fm, ["--keyword", "dorefa,non-uniform", "--fm_level", "3", "--fm_half_range"]
+        ) {
             $0.alphas = [[2], [2]]
         }
         #expect(try Self.levels(twoSided, Self.ramp(-3, 3)) == [-1, 0, 1])
-        let weight = try Self.quantizer(.wt, ["--keyword", "dorefa,non-uniform", "--wt_level", "3"]) {
+        let weight = try Self.quantizer(
+            .wt, ["--keyword", "dorefa,non-uniform", "--wt_level", "3"]
+        ) {
             $0.alphas = [[1.5], [3]]
         }
         // Thresholds at −0.5/a0 = −1/3 and 0.5/a1 = 1/6.
-        #expect(try weight([-0.34, -0.33, 0, 0.16, 0.17], shape: [1, 1, 1, 5]) == [-1, 0, 0, 0, 1])
+        #expect(
+            try weight([-0.34, -0.33, 0, 0.16, 0.17], shape: [1, 1, 1, 5]) == [-1, 0, 0, 0, 1])
     }
 
     @Test func xnorBinarisesWithSignPrime() throws {
         let fm = try Self.quantizer(.fm, ["--keyword", "xnor", "--stable", "-1"])
         #expect(try fm([-2, -0.0, 0, 0.5], shape: [1, 1, 1, 4]) == [-1, 1, 1, 1])
-        let resolution = try Self.quantizer(.fm, ["--keyword", "xnor", "--stable", "-1", "--fm_custom", "resolution"])
+        let resolution = try Self.quantizer(
+            .fm, ["--keyword", "xnor", "--stable", "-1", "--fm_custom", "resolution"])
         #expect(try resolution([-2, 1, 3, -1], shape: [1, 2, 1, 2]) == [-1.5, 1.5, 2, -2])
-        let channel = try Self.quantizer(.fm, ["--keyword", "xnor", "--stable", "-1", "--fm_custom", "channel"])
+        let channel = try Self.quantizer(
+            .fm, ["--keyword", "xnor", "--stable", "-1", "--fm_custom", "channel"])
         #expect(try channel([-2, 1, 3, -1], shape: [1, 2, 1, 2]) == [-2.5, 1, 2.5, -1])
-        let wt = try Self.quantizer(.wt, ["--keyword", "xnor", "--stable", "-1"], shape: [2, 1, 1, 2])
+        let wt = try Self.quantizer(
+            .wt, ["--keyword", "xnor", "--stable", "-1"], shape: [2, 1, 1, 2])
         #expect(try wt([-1, 3, 0, -4], shape: [2, 1, 1, 2]) == [-2, 2, 2, -2])
     }
 
     @Test func binaryWeightUsesOneMeanOverTheTensor() throws {
-        let q = try Self.quantizer(.wt, ["--keyword", "dorefa,wt_bin", "--wt_bit", "1"], shape: [2, 1, 1, 2])
+        let q = try Self.quantizer(
+            .wt, ["--keyword", "dorefa,wt_bin", "--wt_bit", "1"], shape: [2, 1, 1, 2])
         #expect(q.config.method == .binaryWeight)
         #expect(try q([-1, 3, 0, -4], shape: [2, 1, 1, 2]) == [-2, 2, 2, -2])
     }
 
     @Test func gammaMultipliesPerOutputChannel() throws {
-        let xnorpp = try Self.quantizer(.wt, ["--keyword", "xnor,gamma", "--stable", "-1"], shape: [2, 1, 1, 2]) {
+        let xnorpp = try Self.quantizer(
+            .wt, ["--keyword", "xnor,gamma", "--stable", "-1"], shape: [2, 1, 1, 2]
+        ) {
             $0.gamma = [2, 0.5]
         }
         #expect(try xnorpp([-1, 3, 0, -4], shape: [2, 1, 1, 2]) == [-4, 4, 1, -1])
-        let wtGamma = try Self.quantizer(.wt, ["--keyword", "dorefa,wt_gamma", "--wt_bit", "1"], shape: [2, 1, 1, 2]) {
+        let wtGamma = try Self.quantizer(
+            .wt, ["--keyword", "dorefa,wt_gamma", "--wt_bit", "1"], shape: [2, 1, 1, 2]
+        ) {
             $0.gamma = [2, 0.5]
         }
         // 1-bit DoReFa: a zero weight gives u = 0.5, which rounds half-to-even down to −1.

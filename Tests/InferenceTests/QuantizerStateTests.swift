@@ -1,7 +1,8 @@
 import Formats
 import Tensors
-import Testing
 import TestSupport
+import Testing
+
 @testable import Inference
 
 /// Binding quantizer state from a state dict (§11.2) and what the stored `iteration` means.
@@ -51,7 +52,9 @@ import TestSupport
                 options: c.options, layer: Self.layer, inChannels: 8, outChannels: 8, kernel: 3,
                 padding: 1, tensors: tensors)
         }
-        #expect(e.reason == .missingTensor("\(Self.layer).quant_weight.clip_val", expected: [1, 1, 1, 1]))
+        #expect(
+            e.reason
+                == .missingTensor("\(Self.layer).quant_weight.clip_val", expected: [1, 1, 1, 1]))
         #expect(e.description.hasPrefix("\(Self.layer).quant_weight: missing tensor"))
     }
 

@@ -26,13 +26,17 @@ enum LQNetQuantizer {
         for g in 0..<groups {
             var lv = (0..<levels).map { l in
                 var acc: Float = 0
-                for i in 0..<bit { acc = acc.addingProduct(codecVector[l * bit + i], basis[i * groups + g]) }
+                for i in 0..<bit {
+                    acc = acc.addingProduct(codecVector[l * bit + i], basis[i * groups + g])
+                }
                 return acc
             }
             lv.sort()
             let thr = (0..<(levels - 1)).map { k in
                 var acc: Float = 0
-                for j in 0..<levels { acc = acc.addingProduct(thresholdMultiplier[k * levels + j], lv[j]) }
+                for j in 0..<levels {
+                    acc = acc.addingProduct(thresholdMultiplier[k * levels + j], lv[j])
+                }
                 return acc
             }
             allLevels.append(lv)
@@ -90,7 +94,8 @@ enum LQNetQuantizer {
         var y = w
         for g in 0..<groups {
             let row = (g * size)..<((g + 1) * size)
-            var mean: Float = 0, std: Float = 1
+            var mean: Float = 0
+            var std: Float = 1
             switch adaptive {
             case .mean: mean = TorchReduction.mean(w[row])
             case .var: std = TorchReduction.meanStd(w[row]).std + 1e-5
@@ -104,7 +109,9 @@ enum LQNetQuantizer {
                 case .mean: y[i] = assign(w[i] - mean, table.levels[g], table.thresholds[g]) + mean
                 case .var: y[i] = assign(w[i] / std, table.levels[g], table.thresholds[g]) * std
                 case .meanVar:
-                    y[i] = assign((w[i] - mean) / std, table.levels[g], table.thresholds[g]) * std + mean
+                    y[i] =
+                        assign((w[i] - mean) / std, table.levels[g], table.thresholds[g]) * std
+                        + mean
                 default: y[i] = assign(w[i], table.levels[g], table.thresholds[g])
                 }
             }

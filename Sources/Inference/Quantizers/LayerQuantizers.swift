@@ -35,10 +35,13 @@ package struct ConvQuantizers: Sendable {
         options: QToolOptions, layer: String, inChannels: Int, outChannels: Int, kernel: Int,
         padding: Int, featureStride: Int = 1, tensors: [String: Tensor]
     ) throws {
-        func bind(_ tag: QuantizerTag, _ module: String, _ shape: [Int], _ stride: Int?) throws -> Quantizer {
+        func bind(_ tag: QuantizerTag, _ module: String, _ shape: [Int], _ stride: Int?) throws
+            -> Quantizer
+        {
             let name = layer + "." + module
             do {
-                let config = try QuantizerConfig(options: options, tag: tag, shape: shape, featureStride: stride)
+                let config = try QuantizerConfig(
+                    options: options, tag: tag, shape: shape, featureStride: stride)
                 return try Quantizer(name: name, config: config, tensors: tensors)
             } catch let e as QuantizerError {
                 throw e.located(name)
@@ -57,7 +60,8 @@ package struct ConvQuantizers: Sendable {
     }
 
     /// The convolution's input: padded and quantized in QTool's order (see the type's summary).
-    package func quantizeInput(_ x: [Float], shape: [Int]) throws -> (values: [Float], shape: [Int]) {
+    package func quantizeInput(_ x: [Float], shape: [Int]) throws -> (values: [Float], shape: [Int])
+    {
         if paddingAfterQuant {
             let q = try activation(x, shape: shape)
             return try ZeroPadding.pad(q, shape: shape, by: padding)
@@ -86,7 +90,8 @@ package struct LinearQuantizers: Sendable {
         tensors: [String: Tensor]
     ) throws {
         let fm = try QuantizerConfig(options: options, tag: .fm, shape: [1, inFeatures, 1, 1])
-        let wt = try QuantizerConfig(options: options, tag: .wt, shape: [1, 1, outFeatures, inFeatures])
+        let wt = try QuantizerConfig(
+            options: options, tag: .wt, shape: [1, 1, outFeatures, inFeatures])
         activation = try Quantizer(name: layer + ".quant_activation", config: fm, tensors: tensors)
         weight = try Quantizer(name: layer + ".quant_weight", config: wt, tensors: tensors)
     }
@@ -95,10 +100,13 @@ package struct LinearQuantizers: Sendable {
 /// Zero padding of NCHW tensors (`F.pad(x, (p, p, p, p))`).
 package enum ZeroPadding {
     /// `x` with `p` zero pixels on all four sides of every plane.
-    package static func pad(_ x: [Float], shape: [Int], by p: Int) throws -> (values: [Float], shape: [Int]) {
+    package static func pad(_ x: [Float], shape: [Int], by p: Int) throws -> (
+        values: [Float], shape: [Int]
+    ) {
         guard p > 0 else { return (x, shape) }
         guard shape.count == 4, shape.reduce(1, *) == x.count else {
-            throw QuantizerError(.inputShape("padding needs an NCHW tensor, got \(QuantizerError.dims(shape))"))
+            throw QuantizerError(
+                .inputShape("padding needs an NCHW tensor, got \(QuantizerError.dims(shape))"))
         }
         let (n, c, h, w) = (shape[0], shape[1], shape[2], shape[3])
         let (ph, pw) = (h + 2 * p, w + 2 * p)

@@ -48,8 +48,9 @@ package struct Quantizer: Equatable, Sendable {
         guard let method = config.method else { return x }
         do {
             guard shape.reduce(1, *) == x.count, !x.isEmpty else {
-                throw QuantizerError(.inputShape(
-                    "\(x.count) values do not fill shape \(QuantizerError.dims(shape))"))
+                throw QuantizerError(
+                    .inputShape(
+                        "\(x.count) values do not fill shape \(QuantizerError.dims(shape))"))
             }
             return config.tag == .wt
                 ? try weight(method, x, shape) : try activation(method, x, shape)
@@ -80,13 +81,16 @@ package struct Quantizer: Equatable, Sendable {
             y = DoReFaQuantizer.binaryWeight(w)
         case .lsq, .nonUniform:
             guard shape.count == 4 else {
-                throw QuantizerError(.unsupported(
-                    "\(method.rawValue) weights need a 4-D conv weight (QTool unpacks four dimensions), got \(QuantizerError.dims(shape))"))
+                throw QuantizerError(
+                    .unsupported(
+                        "\(method.rawValue) weights need a 4-D conv weight (QTool unpacks four dimensions), got \(QuantizerError.dims(shape))"
+                    ))
             }
             if method == .lsq {
                 y = LSQQuantizer.apply(
                     w, clip: state.clipVal, group: { $0 / size }, levelNum: state.levelNum,
-                    halfRange: false, gradFactor: config.gradFactor, scaledClamp: config.scaledClamp)
+                    halfRange: false, gradFactor: config.gradFactor, scaledClamp: config.scaledClamp
+                )
             } else {
                 y = NonUniformQuantizer.apply(
                     w, alphas: state.alphas, group: { $0 / size }, levels: 3, oneSided: false,
@@ -99,8 +103,10 @@ package struct Quantizer: Equatable, Sendable {
         }
         if config.gamma == .learned {
             guard qg == 1 || qg == shape[0] else {
-                throw QuantizerError(.unsupported(
-                    "gamma [\(qg),1,1,1] does not broadcast against weight \(QuantizerError.dims(shape))"))
+                throw QuantizerError(
+                    .unsupported(
+                        "gamma [\(qg),1,1,1] does not broadcast against weight \(QuantizerError.dims(shape))"
+                    ))
             }
             for i in y.indices { y[i] *= state.gamma[qg == 1 ? 0 : i / (y.count / qg)] }
         }
@@ -108,7 +114,9 @@ package struct Quantizer: Equatable, Sendable {
         return y
     }
 
-    private func activation(_ method: QuantizerMethod, _ x: [Float], _ shape: [Int]) throws -> [Float] {
+    private func activation(_ method: QuantizerMethod, _ x: [Float], _ shape: [Int]) throws
+        -> [Float]
+    {
         if config.passesThrough(iteration: state.iteration) { return x }
         let qg = config.quantGroup
         let channels = shape.count > 1 ? shape[1] : 1
@@ -117,8 +125,10 @@ package struct Quantizer: Equatable, Sendable {
         func perChannel(_ what: String) throws -> (Int) -> Int {
             if qg == 1 { return { _ in 0 } }
             guard shape.count == 4, channels == qg else {
-                throw QuantizerError(.unsupported(
-                    "\(what) [1,\(qg),1,1] does not broadcast against input \(QuantizerError.dims(shape))"))
+                throw QuantizerError(
+                    .unsupported(
+                        "\(what) [1,\(qg),1,1] does not broadcast against input \(QuantizerError.dims(shape))"
+                    ))
             }
             return { ($0 / plane) % channels }
         }
@@ -135,8 +145,10 @@ package struct Quantizer: Equatable, Sendable {
                 scaledClamp: config.scaledClamp)
         case .nonUniform:
             guard shape.count == 4, (channels * plane) % qg == 0 else {
-                throw QuantizerError(.inputShape(
-                    "non-uniform activations need NCHW input divisible into \(qg) groups, got \(QuantizerError.dims(shape))"))
+                throw QuantizerError(
+                    .inputShape(
+                        "non-uniform activations need NCHW input divisible into \(qg) groups, got \(QuantizerError.dims(shape))"
+                    ))
             }
             let chunk = channels * plane / qg
             y = NonUniformQuantizer.apply(
@@ -144,14 +156,20 @@ package struct Quantizer: Equatable, Sendable {
                 oneSided: config.halfRange, scaledClamp: config.scaledClamp)
             if config.closedForm { y = y.map { $0 * state.basis[0] } }
         case .lqNet:
-            guard channels % qg == 0, ![.mean, .var].contains(config.adaptive) || shape.count == 4 else {
-                throw QuantizerError(.inputShape(
-                    "LQ-Nets activations of shape \(QuantizerError.dims(shape)) do not fit \(qg) groups"))
+            guard channels % qg == 0, ![.mean, .var].contains(config.adaptive) || shape.count == 4
+            else {
+                throw QuantizerError(
+                    .inputShape(
+                        "LQ-Nets activations of shape \(QuantizerError.dims(shape)) do not fit \(qg) groups"
+                    ))
             }
-            y = LQNetQuantizer.activation(x, shape: shape, table: lqTable(), adaptive: config.adaptive)
+            y = LQNetQuantizer.activation(
+                x, shape: shape, table: lqTable(), adaptive: config.adaptive)
         case .xnor:
             guard shape.count == 4 else {
-                throw QuantizerError(.inputShape("XNOR activations need NCHW input, got \(QuantizerError.dims(shape))"))
+                throw QuantizerError(
+                    .inputShape(
+                        "XNOR activations need NCHW input, got \(QuantizerError.dims(shape))"))
             }
             y = XnorQuantizer.activation(x, shape: shape, custom: config.custom)
         case .binaryWeight:

@@ -113,7 +113,8 @@ package struct QuantizerConfig: Equatable, Sendable {
         batchSize: Int = 1, inputSize: Int? = nil, featureStride: Int? = 1
     ) throws {
         guard shape.count >= 2, shape.allSatisfy({ $0 > 0 }) else {
-            throw QuantizerError(.unsupported("quantizer shape \(QuantizerError.dims(shape)) is not [d0,d1,...]"))
+            throw QuantizerError(
+                .unsupported("quantizer shape \(QuantizerError.dims(shape)) is not [d0,d1,...]"))
         }
         let has = { (word: String) in keywords.contains(word) }
         tag = o.tag
@@ -151,7 +152,8 @@ package struct QuantizerConfig: Equatable, Sendable {
         method = try Self.selectMethod(o, has: has, levels: levels, quantGroup: quantGroup)
         if method == .lqNet && levels == 3 { bit = 1 }
         if let m = method, m.isDoReFaFamily {
-            try resolveDoReFaExtras(o, has: has, batchSize: batchSize, inputSize: inputSize,
+            try resolveDoReFaExtras(
+                o, has: has, batchSize: batchSize, inputSize: inputSize,
                 featureStride: featureStride)
         } else if method == .xnor, o.tag == .wt, has("gamma") {
             gamma = .learned
@@ -212,11 +214,14 @@ extension QuantizerConfig {
         // `init()` runs every applicable branch; the DoReFa branch overwrites `method`.
         if lqFamily && !dorefaFamily {
             guard has("lq") else {
-                throw QuantizerError(.unsupported(
-                    "keywords alq/popcount select LQ-Nets variants that need QTool's absent compiled plugin"))
+                throw QuantizerError(
+                    .unsupported(
+                        "keywords alq/popcount select LQ-Nets variants that need QTool's absent compiled plugin"
+                    ))
             }
             guard levels <= 256 else {
-                throw QuantizerError(.unsupported("LQ-Nets supports at most 256 levels, got \(levels)"))
+                throw QuantizerError(
+                    .unsupported("LQ-Nets supports at most 256 levels, got \(levels)"))
             }
             guard o.tag != .ot else {
                 throw QuantizerError(.unsupported("LQ-Nets has no output (ot) quantizer"))
@@ -224,8 +229,10 @@ extension QuantizerConfig {
             return .lqNet
         }
         if dorefaFamily && has("gamma") {
-            throw QuantizerError(.unsupported(
-                "keyword gamma with dorefa/pact fails QTool's assertion \"Keyword corrupted~\" (use wt_gamma/ot_gamma)"))
+            throw QuantizerError(
+                .unsupported(
+                    "keyword gamma with dorefa/pact fails QTool's assertion \"Keyword corrupted~\" (use wt_gamma/ot_gamma)"
+                ))
         }
         if has("xnor") {
             guard o.tag != .ot else {
@@ -234,8 +241,9 @@ extension QuantizerConfig {
             return .xnor
         }
         guard dorefaFamily else {
-            throw QuantizerError(.unsupported(
-                "\(tag) quantizer enabled but no method keyword (dorefa, pact, lq, xnor)"))
+            throw QuantizerError(
+                .unsupported(
+                    "\(tag) quantizer enabled but no method keyword (dorefa, pact, lq, xnor)"))
         }
         let lsq = has("lsq") || has("\(tag)_lsq")
         let nonUniform = has("non-uniform") || has("\(tag)_non-uniform")
@@ -244,11 +252,14 @@ extension QuantizerConfig {
             if lsq { return .lsq }
             if nonUniform {
                 guard levels <= 4 else {
-                    throw QuantizerError(.unsupported("non-uniform activations need at most 4 levels, got \(levels)"))
+                    throw QuantizerError(
+                        .unsupported("non-uniform activations need at most 4 levels, got \(levels)")
+                    )
                 }
                 guard o.halfRange || levels == 3 else {
-                    throw QuantizerError(.unsupported(
-                        "two-sided non-uniform activations support ternary (3 levels) only"))
+                    throw QuantizerError(
+                        .unsupported(
+                            "two-sided non-uniform activations support ternary (3 levels) only"))
                 }
                 return .nonUniform
             }
@@ -256,13 +267,15 @@ extension QuantizerConfig {
         case .wt:
             if lsq {
                 guard !o.halfRange else {
-                    throw QuantizerError(.unsupported("LSQ weights must be two-sided (wt_half_range off)"))
+                    throw QuantizerError(
+                        .unsupported("LSQ weights must be two-sided (wt_half_range off)"))
                 }
                 return .lsq
             }
             if nonUniform {
                 guard levels == 3 else {
-                    throw QuantizerError(.unsupported("non-uniform weights need exactly 3 levels, got \(levels)"))
+                    throw QuantizerError(
+                        .unsupported("non-uniform weights need exactly 3 levels, got \(levels)"))
                 }
                 return .nonUniform
             }
@@ -271,8 +284,10 @@ extension QuantizerConfig {
         case .ot:
             if lsq { return .lsq }
             if nonUniform || has("pact") {
-                throw QuantizerError(.unsupported(
-                    "output quantizers support LSQ or DoReFa only (non-uniform/pact raise in QTool)"))
+                throw QuantizerError(
+                    .unsupported(
+                        "output quantizers support LSQ or DoReFa only (non-uniform/pact raise in QTool)"
+                    ))
             }
             return .dorefa
         }
@@ -286,7 +301,8 @@ extension QuantizerConfig {
         if method == .lsq || method == .nonUniform { scaledClamp = o.gradType == .steScale }
         if method == .nonUniform && o.tag == .fm && (has("closed_form") || has("fm_closed_form")) {
             guard quantGroup == 1 else {
-                throw QuantizerError(.unsupported("closed_form non-uniform activations need quant group 1"))
+                throw QuantizerError(
+                    .unsupported("closed_form non-uniform activations need quant group 1"))
             }
             closedForm = true
         }

@@ -67,7 +67,8 @@ enum TorchReduction {
         let vectorCount = v.count / lanes
         let base = v.startIndex
         // Lane-wise vector accumulators: acc[level][ilp][lane].
-        let ilp = 4, levels = 4
+        let ilp = 4
+        let levels = 4
         let rows = vectorCount / ilp
         let power = max(4, ceilLog2(rows) / levels)
         let step = 1 << power
@@ -119,7 +120,9 @@ enum TorchReduction {
 
     /// `torch.std_mean(v)` (unbiased): sequential Welford in double, rounded to float.
     static func meanStd(_ v: ArraySlice<Float>) -> (mean: Float, std: Float) {
-        var n = 0.0, mean = 0.0, m2 = 0.0
+        var n = 0.0
+        var mean = 0.0
+        var m2 = 0.0
         for x in v {
             let d = Double(x)
             n += 1

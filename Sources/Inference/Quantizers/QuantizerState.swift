@@ -58,7 +58,8 @@ package struct QuantizerState: Equatable, Sendable {
         case .pact:
             clipVal = try reader.required("clip_val", [1])
         case .lsq:
-            clipVal = try reader.required("clip_val", config.tag == .wt ? perGroup : perTensorOrChannel)
+            clipVal = try reader.required(
+                "clip_val", config.tag == .wt ? perGroup : perTensorOrChannel)
         case .nonUniform:
             let count = config.tag == .wt ? 2 : config.levels - 1
             let shape = config.tag == .wt ? perGroup : perTensorOrChannel

@@ -16,11 +16,14 @@ struct WeightNormalization: Equatable, Sendable {
     /// Computes the statistics of `w` (shape `shape`) over `groups` groups.
     init(_ w: [Float], shape: [Int], groups: Int) throws {
         guard groups == 1 || groups == shape[0] else {
-            throw QuantizerError(.unsupported(
-                "var-mean with norm group \(groups) does not broadcast against weight \(QuantizerError.dims(shape)) (QTool supports 1 or out)"))
+            throw QuantizerError(
+                .unsupported(
+                    "var-mean with norm group \(groups) does not broadcast against weight \(QuantizerError.dims(shape)) (QTool supports 1 or out)"
+                ))
         }
         let size = w.count / groups
-        let stats = (0..<groups).map { g in TorchReduction.meanStd(w[(g * size)..<((g + 1) * size)]) }
+        let stats = (0..<groups).map { g in TorchReduction.meanStd(w[(g * size)..<((g + 1) * size)])
+        }
         groupSize = size
         mean = stats.map(\.mean)
         std = stats.map(\.std)
