@@ -1,4 +1,5 @@
 import Formats
+import Tensors
 import Testing
 
 @testable import Inference
@@ -116,6 +117,19 @@ import Testing
         #expect(try Self.levels(wt, Self.ramp(-3, 3)) == [-b0 - b1, -b0 + b1, b0 - b1, b0 + b1])
     }
 
+    @Test func lqNetWeightAdaptiveMeanIsRestored() throws {
+        // Levels ±1 ± 2 = {−3, −1, 1, 3}, thresholds {−2, 0, 2}; rows of 2 weights.
+        let q = try Self.quantizer(
+            .wt, ["--keyword", "lq", "--wt_bit", "2", "--wt_adaptive", "mean"], shape: [2, 1, 1, 2]
+        ) {
+            $0.basis = [1, 1, 2, 2]
+            $0.codecVector = [-1, -1, 1, -1, -1, 1, 1, 1]
+            $0.thresholdMultiplier = [0.5, 0.5, 0, 0, 0, 0.5, 0.5, 0, 0, 0, 0.5, 0.5]
+        }
+        // Row 0: mean 11, centred (−1, 1) → (−1, 1) → restored (10, 12). Row 1: mean 0.
+        #expect(try q([10, 12, -5, 5], shape: [2, 1, 1, 2]) == [10, 12, -3, 3])
+    }
+
     @Test func lqNetTernaryDegeneratesToBinary() throws {
         let q = try Self.quantizer(.fm, ["--keyword", "lq", "--fm_level", "3"]) {
             $0.basis = [0.8]
@@ -184,5 +198,58 @@ import Testing
         }
         // 1-bit DoReFa: a zero weight gives u = 0.5, which rounds half-to-even down to −1.
         #expect(try wtGamma([-1, 3, 0, -4], shape: [2, 1, 1, 2]) == [-2, 2, -0.5, -0.5])
+    }
+}
+
+/// Output and linear-layer quantizers and the padding helper.
+@Suite struct LayerQuantizerTests {
+    @Test func outputLSQIsTwoSidedPerChannelWithGamma() throws {
+        let q = try QuantizerLevelTests.quantizer(
+            .ot, ["--keyword", "dorefa,lsq,ot_gamma", "--ot_bit", "2", "--ot_quant_group", "2"],
+            shape: [1, 2, 1, 1]
+        ) {
+            $0.clipVal = [1, 3]
+            $0.gamma = [2, 1]
+        }
+        #expect(!q.config.halfRange && q.config.quantGroup == 2)
+        // Channel 0: step 1 → {−1, −1/3, 1/3, 1}·2; channel 1: step 3 → {−3, −1, 1, 3}.
+        let y = try q([-5, 0.1, 0.9, 5], shape: [1, 2, 1, 2])
+        #expect(zip(y, [-2, 2.0 / 3, 1, 3] as [Float]).allSatisfy { abs($0 - $1) <= 1e-6 }, "\(y)")
+        #expect(throws: QuantizerError.self) { try q([1, 2, 3], shape: [1, 3, 1, 1]) }
+    }
+
+    @Test func linearLayerUsesOneWeightGroup() throws {
+        let options = try QToolOptions().applying(arguments: [
+            "--keyword", "dorefa", "--fm_enable", "--wt_enable", "--fm_bit", "2", "--wt_bit", "2",
+        ])
+        let q = try LinearQuantizers(
+            options: options, layer: "fc", inFeatures: 3, outFeatures: 2,
+            tensors: [
+                "fc.quant_activation.iteration": Tensor(floats: [1], shape: [1]),
+                "fc.quant_weight.iteration": Tensor(floats: [1], shape: [1]),
+            ])
+        #expect(q.weight.config.quantGroup == 1)
+        let y = try q.weight([-3, -0.1, 0, 0.1, 0.2, 3], shape: [2, 3])
+        // One tanh max over the whole [2,3] tensor: 2-bit DoReFa levels {−1, −1/3, 1/3, 1}.
+        #expect(y.count == 6 && y.first == -1 && y.last == 1, "\(y)")
+        #expect(y.allSatisfy { v in [-1, -1.0 / 3, 1.0 / 3, 1].contains { abs(v - $0) <= 1e-6 } })
+        let lsq = try QToolOptions().applying(arguments: [
+            "--keyword", "dorefa,lsq", "--wt_enable", "--wt_bit", "2",
+        ])
+        let config = try QuantizerConfig(options: lsq, tag: .wt, shape: [1, 1, 2, 3])
+        var state = QuantizerState(iteration: 1, levelNum: 4)
+        state.clipVal = [1]
+        // QTool's LSQ weight path unpacks four dimensions and fails on a 2-D weight.
+        #expect(throws: QuantizerError.self) {
+            try Quantizer(name: "fc.quant_weight", config: config, state: state)(
+                [1, 2, 3, 4, 5, 6], shape: [2, 3])
+        }
+    }
+
+    @Test func zeroPaddingBordersEveryPlane() throws {
+        let (p, shape) = try ZeroPadding.pad([1, 2, 3, 4, 5, 6, 7, 8], shape: [1, 2, 2, 2], by: 1)
+        #expect(shape == [1, 2, 4, 4])
+        #expect(p[0..<16] == [0, 0, 0, 0, 0, 1, 2, 0, 0, 3, 4, 0, 0, 0, 0, 0])
+        #expect(p[21] == 5 && p[26] == 8 && p.reduce(0, +) == 36)
     }
 }
