@@ -1,8 +1,8 @@
 /// The fast float32 statistics loop (the only unsafe code of the statistics path).
 ///
 /// Layout: contiguous little-endian float32 (the host order on every platform qtools runs on),
-/// any alignment (loads are unaligned). Per block of 1024 values, min/max/zero/NaN use 8-wide
-/// SIMD lanes and the sums use 8 float lanes (a 1024-value partial sum in float has a relative
+/// any alignment (loads are unaligned). Per block of 1024 values, min/max/zero counts use 8-wide
+/// SIMD lanes and the sums use 8 float lanes (a block holding a NaN is redone by a scalar loop) (a 1024-value partial sum in float has a relative
 /// error near 1e-6, far below what `--stats` prints); block sums are added in Double.
 /// Distinct values are tracked only until more than 16 are seen.
 /// Naive twin: ``TensorStatistics/reference(_:)``.
@@ -18,23 +18,28 @@ enum StatisticsKernel {
                 var lo = SIMD8<Float>(repeating: .infinity)
                 var hi = SIMD8<Float>(repeating: -.infinity)
                 var sum = SIMD8<Float>(), sumSq = SIMD8<Float>()
-                var zeros = SIMD8<Int32>(), nans = SIMD8<Int32>()
+                var zeros = SIMD8<Int32>()
                 var j = i
+                // NaN-oblivious fast loop; a NaN poisons `sum`, and then the block is redone
+                // by the scalar loop below, which skips NaNs.
                 while j + 8 <= end {
                     let v = unsafe raw.loadUnaligned(fromByteOffset: j * 4, as: SIMD8<Float>.self)
-                    let isNum = v .== v
-                    let x = v.replacing(with: 0, where: .!isNum)
-                    lo = lo.replacing(with: x, where: (x .< lo) .& isNum)
-                    hi = hi.replacing(with: x, where: (x .> hi) .& isNum)
-                    sum += x
-                    sumSq += x * x
-                    zeros &+= SIMD8<Int32>(repeating: 0).replacing(with: 1, where: v .== 0)
-                    nans &+= SIMD8<Int32>(repeating: 0).replacing(with: 1, where: .!isNum)
+                    lo = pointwiseMin(lo, v)
+                    hi = pointwiseMax(hi, v)
+                    sum += v
+                    sumSq += v * v
+                    // A true mask lane is all ones (-1 as Int32).
+                    zeros &-= unsafe unsafeBitCast(v .== 0, to: SIMD8<Int32>.self)
                     j += 8
                 }
                 var blockSum = Double(sum.sum()), blockSumSq = Double(sumSq.sum())
                 var blockLo = lo.min(), blockHi = hi.max()
-                var z = Int(zeros.wrappedSum()), nn = Int(nans.wrappedSum())
+                var z = Int(zeros.wrappedSum()), nn = 0
+                if blockSum.isNaN || blockSumSq.isNaN {
+                    // Redo the whole block by the scalar path (NaNs present, or inf - inf).
+                    blockSum = 0; blockSumSq = 0; blockLo = .infinity; blockHi = -.infinity; z = 0
+                    j = i
+                }
                 while j < end {
                     let v = unsafe raw.loadUnaligned(fromByteOffset: j * 4, as: Float.self)
                     j += 1
