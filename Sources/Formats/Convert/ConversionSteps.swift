@@ -170,15 +170,14 @@ public struct CastFloatingTensors: ConversionStep {
 public struct RecordConfig: ConversionStep {
     /// The record.
     public var record: ConfigRecord
-    /// Summary for the report (`model`, keywords), from the validated options.
     public var summary: String { "record config \(record.file)" }
     /// The report's description of the config.
-    public var description: ConfigSummary
+    public var configSummary: ConfigSummary
 
     /// Creates the step from a validated record and its options.
     public init(_ record: ConfigRecord, options: QToolOptions) {
         self.record = record
-        self.description = ConfigSummary(
+        self.configSummary = ConfigSummary(
             file: record.file, model: options.model, keywords: options.keywords,
             overrides: record.overrides)
     }
@@ -194,6 +193,6 @@ public struct RecordConfig: ConversionStep {
             state.setMetadata(ConfigRecord.key, text)
         }
         state.recordsConfig = true
-        report.config = description
+        report.config = configSummary
     }
 }

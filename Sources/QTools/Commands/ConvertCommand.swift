@@ -116,10 +116,10 @@ struct ConvertCommand: ParsableCommand {
             let conversion = try makeConversion()
             let big = ((try? FileManager.default.attributesOfItem(atPath: input)[.size] as? Int) ?? 0) > 64 << 20
             let quiet = outputOptions.quiet || !big
+            defer { Terminal.endProgress(quiet: quiet) }
             let report = try conversion.run(
                 inputPath: input, outputPath: output, overwrite: force,
                 progress: { Terminal.progress("qtools convert: \($0)", quiet: quiet) })
-            Terminal.endProgress(quiet: quiet)
             if !report.unusedRules.isEmpty {
                 Terminal.warning(
                     "\(report.unusedRules.count) renaming rule(s) matched no key: "
