@@ -28,6 +28,14 @@ enum ExitCodes {
         case let e as ByteStore.OpenError: return e.isMissing ? noInput : dataError
         case is OutputFile.WriteError: return cannotCreate
         case is UsageError: return usage
+        case let e as ConversionError:
+            switch e.kind {
+            case .missingFile: return noInput
+            case .usage: return usage
+            case .verificationFailed: return checkFailed
+            case .malformedMapping, .collision, .unsupported: return dataError
+            }
+        case let e as ConfigError: return e.kind == .unreadable ? noInput : dataError
         default: return software
         }
     }

@@ -11,6 +11,6 @@ struct QToolsCommand: ParsableCommand {
             files without Python. Run `qtools help <command>` for details of each command.
             """,
         version: "0.1.0",
-        subcommands: [InspectCommand.self, ConfigCommand.self]
+        subcommands: [InspectCommand.self, ConfigCommand.self, ConvertCommand.self, MappingCommand.self]
     )
 }

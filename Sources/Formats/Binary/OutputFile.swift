@@ -88,7 +88,8 @@ public final class OutputFile: ByteSink {
         position += b.count
     }
 
-    private func flush() throws {
+    /// Writes buffered bytes to the temporary file, so it can be read back before ``commit()``.
+    public func flush() throws {
         guard !buffer.isEmpty else { return }
         let chunk = buffer
         buffer.removeAll(keepingCapacity: true)

@@ -1,0 +1,171 @@
+import ArgumentParser
+import Formats
+import Foundation
+import Tensors
+
+/// `qtools convert IN -o OUT`: rename keys, cast, change format, record the config.
+struct ConvertCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "convert",
+        abstract: "Rename keys, cast dtypes and change the format of a checkpoint (written atomically).",
+        discussion: """
+            Steps run in this order: --strip-prefix, --map-from/--map-to, --rename, --add-prefix \
+            (all on the state dict's keys), then --wrap/--unwrap, --dtype, --config. The state \
+            dict is found where QTool looks for it: 'state_dict', then 'model', then the root.
+
+            Renaming is exact: a mapping entry renames the one key equal to its source (tools.py \
+            matched substrings and kept the old names beside the new ones; qtools does neither). \
+            Two keys ending with one name are an error (exit 65) naming them. Entries that matched \
+            no key are listed as unused rules (a warning, not an error).
+
+            Mapping files are read as tools.py reads them: one name per line, surrounding blanks \
+            and quotes removed, '#' lines and blank lines skipped; line i of --map-from maps to \
+            line i of --map-to; 'p.{a, b}' on both sides expands to 'p.a', 'p.b'.
+
+            --rename 'REGEX=REPLACEMENT' replaces every match like Python's re.sub; groups are \
+            \\1 or \\g<name>. The first '=' separates the two parts.
+
+            --dtype casts the state dict's floating tensors (round to nearest even, like torch's \
+            .half()/.bfloat16()); integer tensors (num_batches_tracked, LQ codec_index) and \
+            optimizer state are kept. The report gives the max abs error per tensor and overall.
+
+            Formats (--format, else from the extension: .pth .pt .tar .ckpt .bin -> pt, \
+            .safetensors, .npz): pt and pt-legacy keep the whole tree (epoch, best_acc, \
+            optimizer, ...). safetensors keeps the state dict's tensors by name and scalars \
+            (epoch, best_acc, None) as metadata strings; npz keeps tensors and int/float/bool \
+            scalars as 0-d arrays. Anything else (optimizer state, lists; for npz also str/None; \
+            for a bare torch file, safetensors metadata) is refused (exit 64) unless \
+            --drop-extra is given, and then listed as dropped. --wrap state_dict turns a bare \
+            state dict (or safetensors file) into {'state_dict': ...} with its metadata as \
+            string entries; --unwrap writes the state dict alone and drops the rest.
+
+            --config CFG [-- OVERRIDES] validates the QTool config (as `qtools config show`) and \
+            records it in the output as the string entry 'qtools_config' (JSON: the config's \
+            text, overrides and FASTDIR/DELAY), read back by later commands. A bare torch state \
+            dict has no place for it (add --wrap state_dict); npz cannot hold it.
+
+            The output is written to a temporary file beside OUT, read back and checked (every \
+            tensor bit-identical to what was meant to be written; --no-verify skips it), then \
+            renamed onto OUT. A failure leaves nothing behind. The input is never modified: OUT \
+            naming the input (same path or same file) is refused with exit 64; an existing OUT \
+            needs --force (else exit 73).
+
+            Exit status: 0 done; 1 verification failed; 64 usage (bad options, missing \
+            --drop-extra, OUT is the input); 65 malformed input, mapping or config, colliding \
+            names; 66 input, mapping or config file missing; 73 output cannot be written.
+
+            Examples:
+              qtools convert torchvision.pth -o flexible.pth --map-from mf.txt --map-to mt.txt
+              qtools convert ddp.pth -o model.safetensors --strip-prefix module. --drop-extra
+              qtools convert fp.pth -o half.pth --dtype float16 --json
+              qtools convert model.pth -o run.pth --config config.lsq.r18 -- --fm_bit 4
+            """)
+
+    @Argument(help: "The input checkpoint (PyTorch zip/legacy, safetensors, npz).")
+    var input: String
+
+    @Option(name: [.short, .customLong("output")], help: "The output file.")
+    var output: String
+
+    @Option(help: "Output format: pt, pt-legacy, safetensors or npz (default: from the output's extension).")
+    var format: String?
+
+    @Option(name: .customLong("map-from"), help: "Mapping file of source key names (tools.py --mapping_from).")
+    var mapFrom: String?
+
+    @Option(name: .customLong("map-to"), help: "Mapping file of target key names (tools.py --mapping_to).")
+    var mapTo: String?
+
+    @Option(help: "Regex rewrite of key names, REGEX=REPLACEMENT (repeatable, applied in order).")
+    var rename: [String] = []
+
+    @Option(name: .customLong("strip-prefix"), help: "Remove this prefix from the keys that start with it, e.g. module. (repeatable).")
+    var stripPrefix: [String] = []
+
+    @Option(name: .customLong("add-prefix"), help: "Add this prefix to every key.")
+    var addPrefix: String?
+
+    @Option(help: "Put the state dict under this key of the output root (e.g. state_dict).")
+    var wrap: String?
+
+    @Flag(help: "Write the state dict alone as the output root (tools.py's raw), dropping other entries.")
+    var unwrap = false
+
+    @Option(help: "Cast floating tensors of the state dict to float16, bfloat16 or float32.")
+    var dtype: String?
+
+    @Flag(name: .customLong("drop-extra"), help: "Allow dropping entries the output format cannot hold (listed in the report).")
+    var dropExtra = false
+
+    @Option(help: "Record this QTool config (validated) in the output as 'qtools_config'; main.py overrides go after --.")
+    var config: String?
+
+    @Flag(help: "Replace an existing output file.")
+    var force = false
+
+    @Flag(name: .customLong("no-verify"), help: "Do not read the written file back to check it.")
+    var noVerify = false
+
+    @OptionGroup var outputOptions: OutputOptions
+
+    @Argument(parsing: .postTerminator, help: "main.py options applied after --config's (after `--`).")
+    var overrides: [String] = []
+
+    func run() throws {
+        try ExitCodes.reporting {
+            let conversion = try makeConversion()
+            let big = ((try? FileManager.default.attributesOfItem(atPath: input)[.size] as? Int) ?? 0) > 64 << 20
+            let quiet = outputOptions.quiet || !big
+            defer { Terminal.endProgress(quiet: quiet) }
+            let report = try conversion.run(
+                inputPath: input, outputPath: output, overwrite: force,
+                progress: { Terminal.progress("qtools convert: \($0)", quiet: quiet) })
+            if !report.unusedRules.isEmpty {
+                Terminal.warning(
+                    "\(report.unusedRules.count) renaming rule(s) matched no key: "
+                        + report.unusedRules.prefix(8).joined(separator: ", "), quiet: outputOptions.quiet)
+            }
+            Terminal.out(outputOptions.json ? try JSONOutput.render(report) : ConvertRenderer.render(report))
+        }
+    }
+
+    /// The ``Conversion`` the options describe.
+    func makeConversion() throws -> Conversion {
+        guard let format = try format.map(Self.parseFormat) ?? OutputFormat.forPath(output) else {
+            throw UsageError("cannot tell the output format from '\(output)'; add --format pt|pt-legacy|safetensors|npz")
+        }
+        guard (mapFrom == nil) == (mapTo == nil) else {
+            throw UsageError("--map-from and --map-to go together")
+        }
+        if unwrap && wrap != nil { throw UsageError("--wrap and --unwrap exclude each other") }
+        if !overrides.isEmpty && config == nil { throw UsageError("options after -- need --config") }
+        var renamer = KeyRenamer(stripPrefixes: stripPrefix, regexRules: [], addPrefix: addPrefix)
+        if let mapFrom, let mapTo { renamer.mapping = try MappingFile.load(fromPath: mapFrom, toPath: mapTo) }
+        renamer.regexRules = try rename.map { try RegexRename(parsing: $0) }
+        var steps: [any ConversionStep] = []
+        if !renamer.isIdentity { steps.append(RenameKeys(renamer)) }
+        if let wrap { steps.append(Rewrap(.wrap(wrap))) }
+        if unwrap { steps.append(Rewrap(.unwrap)) }
+        if let dtype {
+            guard let t = DType(rawValue: dtype) else {
+                throw UsageError("--dtype must be float16, bfloat16 or float32 (got '\(dtype)')")
+            }
+            steps.append(try CastFloatingTensors(to: t))
+        }
+        if let config {
+            let (record, options) = try ConfigRecord.load(
+                path: config, overrides: overrides, environment: ProcessInfo.processInfo.environment)
+            steps.append(RecordConfig(record, options: options))
+        }
+        return Conversion(
+            format: format, steps: steps, dropExtra: dropExtra,
+            verifiers: noVerify ? [] : [WrittenTensorsVerifier()])
+    }
+
+    static func parseFormat(_ s: String) throws -> OutputFormat {
+        guard let f = OutputFormat(rawValue: s) else {
+            throw UsageError("--format must be pt, pt-legacy, safetensors or npz (got '\(s)')")
+        }
+        return f
+    }
+}
