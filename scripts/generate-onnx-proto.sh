@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates Sources/Formats/ONNX/Generated/onnx.pb.swift from onnx.proto. Run by hand only;
+# Regenerates Sources/Formats/ONNX/Generated/onnx.pb.swift from onnx.proto (see docs/onnx-reader.md). Run by hand only;
 # CI never builds the plugin: the generated file is committed.
 #
 # Needs: protoc (apt-get install -y protobuf-compiler; 3.21.12 was used) and protoc-gen-swift

@@ -159,15 +159,20 @@ func bytes(_ m: Onnx_ModelProto) throws -> [UInt8] { try ONNXWriter.serialize(m)
         #expect(e.reasonText == "int64_data holds 3 values, but dims [2, 2] of a INT64 tensor need 4")
     }
 
-    @Test func hugeDimsWithoutDataFailBeforeAllocating() throws {
-        var m = smallONNXModel()
-        var t = Onnx_TensorProto()
-        t.name = "huge"
-        t.dataType = 1
-        t.dims = [1 << 40, 1 << 20]
-        m.graph.initializer.append(t)
-        let e = try #require(throws: FormatError.self) { try ONNXReader.model(ByteSlice(try bytes(m))) }
-        #expect(e.tensor == "huge")
+    /// Element counts near Int.max, with and without raw_data, for plain, paired and packed types.
+    @Test(arguments: [(1, false), (14, false), (15, false), (22, false), (22, true), (25, true), (7, true)] as [(Int32, Bool)])
+    func hugeDimsFailBeforeAllocating(code: Int32, raw: Bool) throws {
+        for dims: [Int64] in [[1 << 40, 1 << 20], [Int64.max - 1], [1 << 62, 2]] {
+            var m = smallONNXModel()
+            var t = Onnx_TensorProto()
+            t.name = "huge"
+            t.dataType = code
+            t.dims = dims
+            if raw { t.rawData = Data([1, 2, 3]) }
+            m.graph.initializer.append(t)
+            let e = try #require(throws: FormatError.self) { try ONNXReader.model(ByteSlice(try bytes(m))) }
+            #expect(e.tensor == "huge", "\(dims)")
+        }
     }
 
     @Test func unsupportedTypesAndDuplicatesNameTheTensor() throws {

@@ -90,9 +90,14 @@ public enum ONNXDataType {
         }
     }
 
+    /// Packed units (bytes, or int32_data entries) for `count` values, rounding up (no overflow).
+    static func packedCount(_ count: Int, _ perUnit: Int) -> Int {
+        count / perUnit + (count % perUnit == 0 ? 0 : 1)
+    }
+
     /// Bytes of `count` values of `storage` in `raw_data` (packed types round up).
     static func rawByteCount(_ count: Int, _ storage: Storage) -> Int? {
-        if storage.valuesPerByte > 1 { return (count + storage.valuesPerByte - 1) / storage.valuesPerByte }
+        if storage.valuesPerByte > 1 { return packedCount(count, storage.valuesPerByte) }
         let (b, o) = count.multipliedReportingOverflow(by: storage.dtype.byteWidth)
         return o ? nil : b
     }

@@ -85,11 +85,12 @@ struct ONNXTensorDecoder {
     private func typed(_ t: Onnx_TensorProto, _ s: ONNXDataType.Storage, _ shape: [Int], _ count: Int)
         throws(FormatError) -> (tensor: Tensor, source: Source, storedBytes: Int, location: String?)
     {
-        func check(_ have: Int, _ need: Int, _ field: Source) throws(FormatError) {
-            guard have == need else {
+        func check(_ have: Int, _ count: Int, _ field: Source, perValue: Int = 1) throws(FormatError) {
+            let (need, overflow) = count.multipliedReportingOverflow(by: perValue)
+            guard have == need, !overflow else {
                 throw FormatError(
                     .invalid(
-                        "\(field.rawValue) holds \(have) values, but dims \(t.dims) of a \(ONNXDataType.name(t.dataType)) tensor need \(need)"
+                        "\(field.rawValue) holds \(have) values, but dims \(t.dims) of a \(ONNXDataType.name(t.dataType)) tensor need \(overflow ? "more than Int.max" : String(need))"
                     ))
             }
         }
@@ -98,11 +99,11 @@ struct ONNXTensorDecoder {
         switch t.dataType {
         case 1, 14:
             source = .floatData
-            try check(t.floatData.count, count * (t.dataType == 14 ? 2 : 1), source)
+            try check(t.floatData.count, count, source, perValue: t.dataType == 14 ? 2 : 1)
             for v in t.floatData { w.u32(v.bitPattern) }
         case 11, 15:
             source = .doubleData
-            try check(t.doubleData.count, count * (t.dataType == 15 ? 2 : 1), source)
+            try check(t.doubleData.count, count, source, perValue: t.dataType == 15 ? 2 : 1)
             for v in t.doubleData { w.u64(v.bitPattern) }
         case 7:
             source = .int64Data
@@ -116,7 +117,7 @@ struct ONNXTensorDecoder {
         default:
             source = .int32Data
             if s.valuesPerByte > 1 {
-                let packed = (count + s.valuesPerByte - 1) / s.valuesPerByte
+                let packed = ONNXDataType.packedCount(count, s.valuesPerByte)
                 try check(t.int32Data.count, packed, source)
                 let bytes = t.int32Data.map { UInt8(truncatingIfNeeded: $0) }
                 return (try Self.tensor(ByteSlice(bytes), s, shape, count), source, packed, nil)
