@@ -25,13 +25,16 @@ func expectMatchesPython(_ path: String, _ py: [String: Any]) throws {
     #expect(s.nodeCount == py["nodeCount"] as? Int)
     let ops = try #require(py["ops"] as? [String: Int])
     #expect(
-        Dictionary(uniqueKeysWithValues: s.ops.map { (($0.domain.isEmpty ? "" : $0.domain + ".") + $0.op, $0.count) })
+        Dictionary(
+            uniqueKeysWithValues: s.ops.map { (($0.domain.isEmpty ? "" : $0.domain + ".") + $0.op, $0.count) }
+        )
             == ops)
     for (mine, key) in [(s.inputs, "inputs"), (s.outputs, "outputs")] {
         let theirs = try #require(py[key] as? [[String: Any]])
         #expect(mine.map(\.name) == theirs.map { $0["name"] as? String ?? "" }, "\(key)")
         #expect(mine.map(\.type) == theirs.map { $0["type"] as? String ?? "" }, "\(key)")
-        #expect(mine.map { $0.shape?.map(\.description) } == theirs.map { $0["shape"] as? [String] }, "\(key)")
+        #expect(
+            mine.map { $0.shape?.map(\.description) } == theirs.map { $0["shape"] as? [String] }, "\(key)")
     }
     let metadata = try #require(py["metadata"] as? [[String]])
     #expect(s.metadata.map { [$0.key, $0.value] } == metadata)
@@ -66,9 +69,13 @@ struct ONNXInteropTests {
                 #expect(kind == .onnx)
                 #expect(c.format == .onnx)
             }
-            let dynamic = try ONNXReader.model(ByteStore.map(path: dir.appendingPathComponent("dynamic.onnx").path).all)
+            let dynamic = try ONNXReader.model(
+                ByteStore.map(path: dir.appendingPathComponent("dynamic.onnx").path).all)
             #expect(dynamic.summary.inputs.first?.shape?.first?.param == "batch")
-            #expect(dynamic.summary.facts.contains { $0.key == "input" && $0.value == "x: FLOAT [batch, 3, 16, 16]" })
+            #expect(
+                dynamic.summary.facts.contains {
+                    $0.key == "input" && $0.value == "x: FLOAT [batch, 3, 16, 16]"
+                })
         }
     }
 
@@ -78,7 +85,8 @@ struct ONNXInteropTests {
             let path = dir.appendingPathComponent("forms.onnx").path
             try expectMatchesPython(path, py)
             let m = try ONNXReader.model(ByteStore.map(path: path).all, baseDirectory: dir.path)
-            let storage = Dictionary(uniqueKeysWithValues: m.summary.initializers.map { ($0.name, $0.storage) })
+            let storage = Dictionary(
+                uniqueKeysWithValues: m.summary.initializers.map { ($0.name, $0.storage) })
             #expect(storage["w_q"] == "raw_data")
             #expect(storage["f_typed"] == "float_data")
             #expect(storage["i64_typed"] == "int64_data")
@@ -91,7 +99,9 @@ struct ONNXInteropTests {
             #expect(m.checkpoint.facts.contains { $0.key == "metadata author" && $0.value == "qtools tests" })
 
             // Without the model's directory, external data is refused, naming tensor and file.
-            let e = try #require(throws: FormatError.self) { try ONNXReader.model(ByteStore.map(path: path).all) }
+            let e = try #require(throws: FormatError.self) {
+                try ONNXReader.model(ByteStore.map(path: path).all)
+            }
             #expect(e.tensor == "ext_f32")
             #expect(e.description.contains("weights.bin"))
             // Through ModelFile.open the directory comes from the path.
@@ -117,13 +127,16 @@ struct ONNXInteropTests {
             var rng = SplitMix64(seed: 3)
             let c = Tensor(floats: rng.floats(6), shape: [2, 3])
             let model = ONNXBuild.model(
-                graph: "add", nodes: [
+                graph: "add",
+                nodes: [
                     ONNXBuild.node("Add", inputs: ["x", "c"], outputs: ["y"], name: "add"),
                     ONNXBuild.node("Identity", inputs: ["y"], outputs: ["z"], name: "id"),
                 ],
                 initializers: [ONNXBuild.tensor("c", c)],
                 inputs: [ONNXBuild.value("x", .float32, [2, 3])],
-                outputs: [ONNXBuild.value("y", .float32, [2, 3]), ONNXBuild.value("z", .float32, [2, "n"])],
+                outputs: [
+                    ONNXBuild.value("y", .float32, [2, 3]), ONNXBuild.value("z", .float32, [2, "n"]),
+                ],
                 irVersion: 7, opsets: [("", 13)], metadata: [("qtools.c.bits", "32")])
             let path = dir.appendingPathComponent("add.onnx").path
             let out = try OutputFile(path: path)

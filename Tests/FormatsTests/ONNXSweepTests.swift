@@ -54,7 +54,9 @@ import Testing
             let b = Array(original.prefix(cut))
             readAll(b)
             if inside.contains(cut) {
-                #expect(throws: FormatError.self, "cut at \(cut) read as complete") { _ = try ONNXReader.model(ByteSlice(b)) }
+                #expect(throws: FormatError.self, "cut at \(cut) read as complete") {
+                    _ = try ONNXReader.model(ByteSlice(b))
+                }
             }
         }
         for _ in 0..<40 {

@@ -17,7 +17,9 @@ func smallONNXModel(weight: Tensor = Tensor(floats: (0..<54).map { Float($0) / 1
                 attributes: [.ints("kernel_shape", [3, 3]), .ints("pads", [1, 1, 1, 1]), .int("group", 1)]),
             ONNXBuild.node("Relu", inputs: ["y"], outputs: ["z"], name: "/relu/Relu"),
         ],
-        initializers: [ONNXBuild.tensor("w", weight), ONNXBuild.tensor("b", Tensor(floats: [0.5, -0.5], shape: [2]))],
+        initializers: [
+            ONNXBuild.tensor("w", weight), ONNXBuild.tensor("b", Tensor(floats: [0.5, -0.5], shape: [2])),
+        ],
         inputs: [ONNXBuild.value("x", .float32, ["batch", 3, 8, 8])],
         outputs: [ONNXBuild.value("z", .float32, ["batch", 2, 8, 8])],
         irVersion: 7, opsets: [("", 13)], metadata: [("k", "v")])
@@ -49,7 +51,8 @@ func bytes(_ m: Onnx_ModelProto) throws -> [UInt8] { try ONNXWriter.serialize(m)
         let shapes: [[Int]] = [[], [3], [2, 3], [0], [1, 2, 2]]
         for (i, d) in DType.allCases.enumerated() {
             let shape = shapes[(i + Int(seed)) % shapes.count]
-            var raw = (0..<(try Shapes.byteCount(shape, d))).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            var raw = (0..<(try Shapes.byteCount(shape, d))).map { _ in UInt8.random(in: 0...255, using: &rng)
+            }
             if d == .bool { raw = raw.map { $0 & 1 } }
             let t = try Tensor(dtype: d, shape: shape, data: ByteSlice(raw))
             tensors.append(ONNXBuild.tensor("t\(i)_\(d.rawValue)", t))
@@ -68,17 +71,21 @@ func bytes(_ m: Onnx_ModelProto) throws -> [UInt8] { try ONNXWriter.serialize(m)
     }
 
     /// Packed values as formats.md §C.1 records them (checked there with onnxruntime).
-    @Test(arguments: [
-        (22, [0x21, 0xF8], 4, [1, 2, -8, -1]), (21, [0x21, 0xF8], 4, [1, 2, 8, 15]),
-        (26, [0xE4], 4, [0, 1, -2, -1]), (25, [0xE4], 4, [0, 1, 2, 3]), (22, [0x21, 0x08], 3, [1, 2, -8]),
-    ] as [(Int32, [UInt8], Int, [Int])])
+    @Test(
+        arguments: [
+            (22, [0x21, 0xF8], 4, [1, 2, -8, -1]), (21, [0x21, 0xF8], 4, [1, 2, 8, 15]),
+            (26, [0xE4], 4, [0, 1, -2, -1]), (25, [0xE4], 4, [0, 1, 2, 3]),
+            (22, [0x21, 0x08], 3, [1, 2, -8]),
+        ] as [(Int32, [UInt8], Int, [Int])])
     func packedTypesUnpack(code: Int32, raw: [UInt8], count: Int, values: [Int]) throws {
         var t = Onnx_TensorProto()
         t.name = "p"
         t.dataType = code
         t.dims = [Int64(count)]
         t.rawData = Data(raw)
-        let model = ONNXBuild.model(graph: "g", nodes: [], initializers: [t], inputs: [], outputs: [], irVersion: 13, opsets: [("", 25)])
+        let model = ONNXBuild.model(
+            graph: "g", nodes: [], initializers: [t], inputs: [], outputs: [], irVersion: 13,
+            opsets: [("", 25)])
         let m = try ONNXReader.model(ByteSlice(try bytes(model)))
         let r = m.initializers[0].tensor.materialize()
         #expect(r.doubles().map { Int($0) } == values)
@@ -160,7 +167,9 @@ func bytes(_ m: Onnx_ModelProto) throws -> [UInt8] { try ONNXWriter.serialize(m)
     }
 
     /// Element counts near Int.max, with and without raw_data, for plain, paired and packed types.
-    @Test(arguments: [(1, false), (14, false), (15, false), (22, false), (22, true), (25, true), (7, true)] as [(Int32, Bool)])
+    @Test(
+        arguments: [(1, false), (14, false), (15, false), (22, false), (22, true), (25, true), (7, true)]
+            as [(Int32, Bool)])
     func hugeDimsFailBeforeAllocating(code: Int32, raw: Bool) throws {
         for dims: [Int64] in [[1 << 40, 1 << 20], [Int64.max - 1], [1 << 62, 2]] {
             var m = smallONNXModel()
@@ -199,7 +208,9 @@ func bytes(_ m: Onnx_ModelProto) throws -> [UInt8] { try ONNXWriter.serialize(m)
                 var m = smallONNXModel()
                 m.graph.initializer[1].clearRawData()
                 m.graph.initializer[1].dataLocation = .external
-                m.graph.initializer[1].externalData = [("location", location), ("offset", offset), ("length", length)].map {
+                m.graph.initializer[1].externalData = [
+                    ("location", location), ("offset", offset), ("length", length),
+                ].map {
                     var e = Onnx_StringStringEntryProto()
                     (e.key, e.value) = ($0.0, $0.1)
                     return e

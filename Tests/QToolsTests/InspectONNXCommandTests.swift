@@ -1,9 +1,10 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// End-to-end `qtools inspect` on ONNX models exported by torch (expected values from `onnx`).
-@Suite(.enabled(if: Python.interpreter != nil || Python.isRequired, "needs the reference Python (torch, onnx)"))
+@Suite(
+    .enabled(if: Python.interpreter != nil || Python.isRequired, "needs the reference Python (torch, onnx)"))
 struct InspectONNXCommandTests {
     /// Exports a conv net with a dynamic batch axis, then a copy whose weights are external;
     /// prints what the onnx package reports.
@@ -42,20 +43,29 @@ struct InspectONNXCommandTests {
             for file in ["net.onnx", "ext.onnx"] {
                 let r = try RunQTools.run(["inspect", "--json", dir.appendingPathComponent(file).path])
                 #expect(r.status == 0, "\(r.stderr)")
-                let doc = try #require(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+                let doc = try #require(
+                    JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
                 #expect(doc["format"] as? String == "onnx")
                 let rows = try #require(doc["tensors"] as? [[String: Any]])
                 #expect(rows.map { $0["name"] as? String ?? "" } == tensors.map { $0[0] as? String ?? "" })
-                #expect(rows.map { $0["dtype"] as? String ?? "" } == tensors.map { Self.dtypeNames[$0[1] as? String ?? ""] ?? "?" })
+                #expect(
+                    rows.map { $0["dtype"] as? String ?? "" }
+                        == tensors.map { Self.dtypeNames[$0[1] as? String ?? ""] ?? "?" })
                 #expect(rows.map { $0["shape"] as? [Int] ?? [] } == tensors.map { $0[2] as? [Int] ?? [] })
                 let facts = try #require(doc["facts"] as? [[String: String]])
                 func fact(_ k: String) -> String? { facts.first { $0["key"] == k }?["value"] }
                 #expect(fact("IR version") == "\(expected["ir"] as? Int ?? -1)")
                 let opsets = try #require(expected["opsets"] as? [[Any]])
-                #expect(fact("opsets") == opsets.map { "\(($0[0] as? String).flatMap { $0.isEmpty ? nil : $0 } ?? "ai.onnx"):\($0[1])" }.joined(separator: ", "))
+                #expect(
+                    fact("opsets")
+                        == opsets.map {
+                            "\(($0[0] as? String).flatMap { $0.isEmpty ? nil : $0 } ?? "ai.onnx"):\($0[1])"
+                        }.joined(separator: ", "))
                 #expect(fact("input") == "image: FLOAT [batch, 3, 8, 8]")
                 let ops = try #require(expected["ops"] as? [String])
-                #expect(Set((fact("ops") ?? "").split(separator: ",").map { String($0.split(separator: " ")[0]) }) == Set(ops))
+                #expect(
+                    Set((fact("ops") ?? "").split(separator: ",").map { String($0.split(separator: " ")[0]) })
+                        == Set(ops))
             }
             let text = try RunQTools.run(["inspect", dir.appendingPathComponent("net.onnx").path])
             #expect(text.status == 0)

@@ -35,7 +35,9 @@ struct ONNXExternalData {
         }
         guard !location.hasPrefix("/"), !location.split(separator: "/").contains("..") else {
             throw FormatError(
-                .invalid("external data location \"\(location)\" must be a relative path inside the model's directory"))
+                .invalid(
+                    "external data location \"\(location)\" must be a relative path inside the model's directory"
+                ))
         }
         guard let baseDirectory else {
             throw FormatError(

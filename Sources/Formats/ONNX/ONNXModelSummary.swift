@@ -100,7 +100,12 @@ public struct ONNXModelSummary: Codable, Sendable, Equatable {
     public var facts: [(key: String, value: String)] {
         var f: [(key: String, value: String)] = []
         f.append(("IR version", String(irVersion)))
-        f.append(("opsets", opsets.map { "\($0.domain.isEmpty ? "ai.onnx" : $0.domain):\($0.version)" }.joined(separator: ", ")))
+        f.append(
+            (
+                "opsets",
+                opsets.map { "\($0.domain.isEmpty ? "ai.onnx" : $0.domain):\($0.version)" }.joined(
+                    separator: ", ")
+            ))
         let producer = [producerName, producerVersion].filter { !$0.isEmpty }.joined(separator: " ")
         if !producer.isEmpty { f.append(("producer", producer)) }
         if !domain.isEmpty { f.append(("model domain", domain)) }
@@ -109,17 +114,28 @@ public struct ONNXModelSummary: Codable, Sendable, Equatable {
         for v in inputs { f.append(("input", Self.describe(v))) }
         for v in outputs { f.append(("output", Self.describe(v))) }
         f.append(("nodes", String(nodeCount)))
-        f.append(("ops", ops.map { "\($0.domain.isEmpty ? "" : $0.domain + ".")\($0.op) \($0.count)" }.joined(separator: ", ")))
+        f.append(
+            (
+                "ops",
+                ops.map { "\($0.domain.isEmpty ? "" : $0.domain + ".")\($0.op) \($0.count)" }.joined(
+                    separator: ", ")
+            ))
         f.append(("initializers", String(initializers.count)))
         f.append(("initializer bytes", String(initializerBytes)))
         var byType: [(String, Int)] = []
         for i in initializers {
-            if let k = byType.firstIndex(where: { $0.0 == i.dataType }) { byType[k].1 += 1 } else { byType.append((i.dataType, 1)) }
+            if let k = byType.firstIndex(where: { $0.0 == i.dataType }) {
+                byType[k].1 += 1
+            } else {
+                byType.append((i.dataType, 1))
+            }
         }
         f.append(("initializer dtypes", byType.map { "\($0.0) \($0.1)" }.joined(separator: ", ")))
         let external = Set(initializers.compactMap(\.location)).sorted()
         if !external.isEmpty { f.append(("external data", external.joined(separator: ", "))) }
-        if sparseInitializerCount > 0 { f.append(("sparse initializers (not read)", String(sparseInitializerCount))) }
+        if sparseInitializerCount > 0 {
+            f.append(("sparse initializers (not read)", String(sparseInitializerCount)))
+        }
         if functionCount > 0 { f.append(("functions", String(functionCount))) }
         for m in metadata { f.append(("metadata \(m.key)", m.value)) }
         return f
@@ -127,6 +143,7 @@ public struct ONNXModelSummary: Codable, Sendable, Equatable {
 
     /// `x: FLOAT [batch, 3, 32, 32]`.
     static func describe(_ v: Value) -> String {
-        "\(v.name): \(v.type)" + (v.shape.map { " [" + $0.map(\.description).joined(separator: ", ") + "]" } ?? "")
+        "\(v.name): \(v.type)"
+            + (v.shape.map { " [" + $0.map(\.description).joined(separator: ", ") + "]" } ?? "")
     }
 }

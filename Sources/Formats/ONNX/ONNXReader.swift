@@ -1,10 +1,11 @@
+import SwiftProtobuf
+import Tensors
+
 #if canImport(FoundationEssentials)
     import FoundationEssentials
 #else
     import Foundation
 #endif
-import SwiftProtobuf
-import Tensors
 
 /// An ONNX model as read: the decoded protobuf, its initializers as tensors, and a summary.
 public struct ONNXModel: Sendable {
@@ -39,12 +40,16 @@ public enum ONNXReader {
     ///
     /// - Parameter baseDirectory: the model file's directory, needed for external data.
     /// - Throws: ``FormatError`` naming the offset, field path or initializer at fault.
-    public static func read(_ bytes: ByteSlice, baseDirectory: String? = nil) throws(FormatError) -> Checkpoint {
+    public static func read(_ bytes: ByteSlice, baseDirectory: String? = nil) throws(FormatError)
+        -> Checkpoint
+    {
         try model(bytes, baseDirectory: baseDirectory).checkpoint
     }
 
     /// Reads `bytes` as an ``ONNXModel``.
-    public static func model(_ bytes: ByteSlice, baseDirectory: String? = nil) throws(FormatError) -> ONNXModel {
+    public static func model(_ bytes: ByteSlice, baseDirectory: String? = nil) throws(FormatError)
+        -> ONNXModel
+    {
         guard bytes.count <= sizeLimit else {
             throw FormatError(.tooLarge(what: "ONNX protobuf", size: bytes.count, limit: sizeLimit))
         }
@@ -156,7 +161,8 @@ extension ONNXModelSummary {
         case .sequenceType: return Value(name: v.name, type: "sequence", shape: nil)
         case .mapType: return Value(name: v.name, type: "map", shape: nil)
         case .optionalType: return Value(name: v.name, type: "optional", shape: nil)
-        case .sparseTensorType(let t): return Value(name: v.name, type: "sparse " + ONNXDataType.name(t.elemType), shape: nil)
+        case .sparseTensorType(let t):
+            return Value(name: v.name, type: "sparse " + ONNXDataType.name(t.elemType), shape: nil)
         case .opaqueType: return Value(name: v.name, type: "opaque", shape: nil)
         case nil: return Value(name: v.name, type: "unknown", shape: nil)
         }

@@ -1,9 +1,10 @@
+import Tensors
+
 #if canImport(FoundationEssentials)
     import FoundationEssentials
 #else
     import Foundation
 #endif
-import Tensors
 
 /// Decodes one `TensorProto` into a dense tensor, by the payload rules of onnx.proto:
 ///
@@ -20,8 +21,12 @@ import Tensors
 struct ONNXTensorDecoder {
     /// Where each tensor's values came from (for the summary).
     enum Source: String, Sendable, Codable {
-        case rawData = "raw_data", floatData = "float_data", int32Data = "int32_data"
-        case int64Data = "int64_data", doubleData = "double_data", uint64Data = "uint64_data"
+        case rawData = "raw_data"
+        case floatData = "float_data"
+        case int32Data = "int32_data"
+        case int64Data = "int64_data"
+        case doubleData = "double_data"
+        case uint64Data = "uint64_data"
         case external, none
     }
 
@@ -45,7 +50,8 @@ struct ONNXTensorDecoder {
         tensor: Tensor, source: Source, storedBytes: Int, location: String?
     ) {
         guard let storage = ONNXDataType.storage(t.dataType) else {
-            throw FormatError(.unsupportedDType("\(ONNXDataType.name(t.dataType)) (ONNX data type \(t.dataType))"))
+            throw FormatError(
+                .unsupportedDType("\(ONNXDataType.name(t.dataType)) (ONNX data type \(t.dataType))"))
         }
         if let d = t.dims.first(where: { $0 < 0 }) {
             throw FormatError(.invalid("negative dimension \(d) in dims \(t.dims)"))
@@ -125,7 +131,11 @@ struct ONNXTensorDecoder {
             try check(t.int32Data.count, count, source)
             let width = s.dtype.byteWidth
             for v in t.int32Data {
-                if s.dtype == .bool { w.u8(v != 0 ? 1 : 0) } else { w.uintLE(UInt64(UInt32(bitPattern: v)), width) }
+                if s.dtype == .bool {
+                    w.u8(v != 0 ? 1 : 0)
+                } else {
+                    w.uintLE(UInt64(UInt32(bitPattern: v)), width)
+                }
             }
         }
         if count == 0, w.count == 0 { return (try Self.tensor(ByteSlice([]), s, shape, 0), .none, 0, nil) }

@@ -160,7 +160,8 @@ enum ONNXWireScan {
         layout: inout Layout, mainGraph: Bool = false, rawDataSlot: Int? = nil
     ) throws(Failure) {
         guard depth <= depthLimit else {
-            throw Failure(reason: .invalid("protobuf messages nested deeper than \(depthLimit) levels"), offset: base)
+            throw Failure(
+                reason: .invalid("protobuf messages nested deeper than \(depthLimit) levels"), offset: base)
         }
         var p = 0
         var counts: [Int: Int] = [:]
@@ -200,7 +201,9 @@ enum ONNXWireScan {
             let number = tag >> 3
             let wire = Int(tag & 7)
             guard number >= 1, number <= 536_870_911 else {
-                throw fail(.invalid("protobuf field number \(number) is out of range (not protobuf, or corrupt)"), at: tagStart)
+                throw fail(
+                    .invalid("protobuf field number \(number) is out of range (not protobuf, or corrupt)"),
+                    at: tagStart)
             }
             let n = Int(number)
             switch wire {
@@ -245,7 +248,10 @@ enum ONNXWireScan {
                 case nil: break
                 }
             default:
-                throw fail(.invalid("protobuf wire type \(wire) at field \(n) is not valid here (not an ONNX file, or corrupt)"), at: tagStart)
+                throw fail(
+                    .invalid(
+                        "protobuf wire type \(wire) at field \(n) is not valid here (not an ONNX file, or corrupt)"
+                    ), at: tagStart)
             }
         }
     }

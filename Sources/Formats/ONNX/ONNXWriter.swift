@@ -1,10 +1,11 @@
+import SwiftProtobuf
+import Tensors
+
 #if canImport(FoundationEssentials)
     import FoundationEssentials
 #else
     import Foundation
 #endif
-import SwiftProtobuf
-import Tensors
 
 /// Serializes a `ModelProto` (swift-protobuf writes fields in ascending number order, as the
 /// official serializer does, so the file starts with `08 <ir_version>`).
