@@ -11,7 +11,8 @@ let package = Package(
         .executable(name: "qtools", targets: ["QTools"])
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         .systemLibrary(
@@ -19,7 +20,12 @@ let package = Package(
         .systemLibrary(
             name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .target(name: "Tensors", swiftSettings: safety),
-        .target(name: "Formats", dependencies: ["Tensors", "CZlib"], swiftSettings: safety),
+        .target(
+            name: "Formats",
+            dependencies: [
+                "Tensors", "CZlib", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: safety),
         .target(
             name: "Inference", dependencies: ["Tensors", "Formats", "COpenBLAS"],
             swiftSettings: safety),

@@ -14,6 +14,8 @@ public enum CheckpointFormat: String, Sendable, Codable, CaseIterable {
     case npy
     /// NumPy `.npz` (zip of `.npy` members).
     case npz
+    /// ONNX model (protobuf `ModelProto`); the checkpoint holds its initializers.
+    case onnx
 }
 
 /// A value of a checkpoint's object tree: what the pickle (or other container) holds.

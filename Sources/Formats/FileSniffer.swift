@@ -46,9 +46,31 @@ public enum FileSniffer {
             let len = Elements.loadLE(bytes, 0, 8)
             if len >= 2, len <= UInt64(n - 8), bytes[8] == UInt8(ascii: "{") { return .safetensors }
         }
-        // ONNX: ModelProto starts with field 1 (ir_version, varint) = 0x08 and a small value.
-        if n >= 2, bytes[0] == 0x08, bytes[1] > 0, bytes[1] < 0x20 { return .onnx }
+        if looksLikeONNX(bytes) { return .onnx }
         return .unknown
+    }
+
+    /// ONNX: protobuf serializers write fields in ascending order, so a ModelProto starts with
+    /// field 1 (ir_version, varint: `08 07` from torch.onnx.export, `08 0e` from onnx 1.23), and
+    /// the next tag is another ModelProto field of the right wire type (`12` producer_name,
+    /// `3a` graph, `42` opset_import, ...). Checking that second tag keeps a truncated
+    /// safetensors file whose header length starts with 0x08 from passing as ONNX.
+    static func looksLikeONNX(_ bytes: ByteSlice) -> Bool {
+        let n = bytes.count
+        guard n >= 2, bytes[0] == 0x08, bytes[1] > 0, bytes[1] < 0x40 else { return false }
+        guard n >= 3 else { return true }
+        let tag = bytes[2]
+        let field = Int(tag >> 3)
+        let wire = tag & 7
+        switch field {
+        case 2, 3, 4, 6, 7, 8, 14: return wire == 2  // strings, graph, opset_import, metadata_props
+        case 5: return wire == 0  // model_version
+        default:
+            // Tags of fields 16+ take two bytes: training_info 20, functions 25, configuration 26.
+            guard n >= 4, tag & 0x80 != 0, wire == 2 else { return false }
+            let number = Int(tag & 0x7f) >> 3 | Int(bytes[3]) << 4
+            return [20, 25, 26].contains(number)
+        }
     }
 
     static func startsWith(_ p: [UInt8], at offset: Int, _ bytes: ByteSlice) -> Bool {

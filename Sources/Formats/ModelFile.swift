@@ -17,7 +17,9 @@ public enum ModelFile {
     public static func open(path: String, verifyCRC: Bool = false) throws -> Opened {
         let store = try ByteStore.map(path: path)
         do {
-            let (kind, checkpoint) = try read(store.all, verifyCRC: verifyCRC)
+            let slash = path.lastIndex(of: "/")
+            let dir = slash.map { String(path[..<$0]) }.map { $0.isEmpty ? "/" : $0 } ?? "."
+            let (kind, checkpoint) = try read(store.all, verifyCRC: verifyCRC, baseDirectory: dir)
             return Opened(checkpoint: checkpoint, fileBytes: store.count, kind: kind)
         } catch var e as FormatError {
             if e.file == nil { e.file = path }
@@ -25,8 +27,11 @@ public enum ModelFile {
         }
     }
 
-    /// Reads in-memory bytes (used by `open`, tests and the fuzz targets).
-    public static func read(_ bytes: ByteSlice, verifyCRC: Bool = false) throws -> (FileKind, Checkpoint) {
+    /// Reads in-memory bytes (used by `open`, tests and the fuzz targets); `baseDirectory` is
+    /// where ONNX external data is looked for (none when nil).
+    public static func read(
+        _ bytes: ByteSlice, verifyCRC: Bool = false, baseDirectory: String? = nil
+    ) throws -> (FileKind, Checkpoint) {
         let kind = FileSniffer.sniff(bytes)
         switch kind {
         case .zip:
@@ -37,9 +42,7 @@ public enum ModelFile {
             return (kind, try TorchCheckpointReader.read(bytes, verifyCRC: verifyCRC))
         case .safetensors: return (kind, try SafeTensorsReader.read(bytes))
         case .npy: return (kind, try NpyReader.read(bytes))
-        case .onnx:
-            throw FormatError(
-                .unsupported("this looks like an ONNX model; ONNX reading is not implemented yet"))
+        case .onnx: return (kind, try ONNXReader.read(bytes, baseDirectory: baseDirectory))
         case .gitLFSPointer:
             throw FormatError(
                 .notACheckpoint(
@@ -57,7 +60,7 @@ public enum ModelFile {
                 .notACheckpoint(
                     bytes.count == 0
                         ? "the file is empty"
-                        : "unrecognised format (first bytes \(FormatError.hex(head))); qtools reads PyTorch zip/legacy/tar checkpoints, safetensors, .npy and .npz"
+                        : "unrecognised format (first bytes \(FormatError.hex(head))); qtools reads PyTorch zip/legacy/tar checkpoints, safetensors, .npy, .npz and ONNX"
                 ))
         }
     }

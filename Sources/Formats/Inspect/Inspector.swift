@@ -99,6 +99,7 @@ public enum Inspector {
         case .safetensors: return "safetensors"
         case .npy: return "NumPy .npy array"
         case .npz: return "NumPy .npz archive"
+        case .onnx: return "ONNX model (protobuf ModelProto; initializers listed as tensors)"
         }
     }
 }
