@@ -19,7 +19,15 @@ package enum Conv2d {
         g.isPointwise || g.isDepthwise ? 0 : g.patchSize * g.outPixels
     }
 
-    /// `output = act(conv(input, weight) + bias)`; see the type's documentation for layouts.
+    /// `output = act(conv(input, weight) + bias [+ residual])`; see the type's documentation.
+    ///
+    /// Work split over `threads` (OpenBLAS itself should run single-threaded here):
+    /// - wide outputs (`oH*oW >= 128 * threads`): column tiles of the GEMM. Each task
+    ///   im2cols its tile into its own part of `scratch` (tile `[n0, n1)` lives at
+    ///   `scratch[K*n0 ..< K*n1]`), runs `W * colTile` into the output columns, and applies
+    ///   the epilogue to those columns while they are in cache;
+    /// - narrow outputs: im2col of the whole image (parallel by channel), then row blocks of
+    ///   the GEMM (output channels) per task, each with its epilogue.
     package static func forward(
         _ g: ConvGeometry, input: UnsafeBufferPointer<Float>, weight: UnsafeBufferPointer<Float>,
         bias: UnsafeBufferPointer<Float>?, residual: UnsafeBufferPointer<Float>? = nil,
@@ -35,37 +43,101 @@ package enum Conv2d {
                 activation: activation, threads: threads)
             return
         }
-        if let src = unsafe residual?.baseAddress, unsafe src != UnsafePointer(output.baseAddress!) {
-            unsafe output.baseAddress!.update(from: src, count: g.batch * g.outImage)
-        }
-        let beta: Float = unsafe residual == nil ? 0 : 1
         precondition(scratch.count >= scratchCount(g))
         let k = g.patchSize, n = g.outPixels, m = g.groupOutChannels
         let inGroup = g.groupInChannels * g.inHeight * g.inWidth
+        let hasResidual = unsafe residual != nil
+        let col0 = scratch.baseAddress
         for b in 0..<g.batch {
             for grp in 0..<g.groups {
                 let x = unsafe input.baseAddress! + b * g.inImage + grp * inGroup
-                let col: UnsafePointer<Float>
-                if g.isPointwise {
-                    unsafe col = x
+                let w = unsafe weight.baseAddress! + grp * m * k
+                let y = unsafe output.baseAddress! + b * g.outImage + grp * m * n
+                let res = unsafe residual.map { unsafe $0.baseAddress! + b * g.outImage + grp * m * n }
+                let bi = unsafe bias.map { unsafe UnsafeBufferPointer(rebasing: $0[(grp * m)..<(grp * m + m)]) }
+                if n >= 128 * threads || threads == 1 {
+                    // Column tiles: about 1 MB of im2col per tile, a multiple of `threads` tiles.
+                    let bytes = 4 * k * n
+                    var tiles = max(threads, (bytes + (1 << 20) - 1) >> 20)
+                    tiles = (tiles + threads - 1) / threads * threads
+                    let width = min(n, ((n + tiles - 1) / tiles + 15) & ~15)
+                    let count = (n + width - 1) / width
+                    Parallel.forRanges(count, threads: threads) { r in
+                        for t in r {
+                            let n0 = t * width, n1 = min(n, n0 + width)
+                            let colTile: UnsafePointer<Float>
+                            let ldb: Int
+                            if g.isPointwise {
+                                unsafe colTile = x + n0
+                                ldb = n
+                            } else {
+                                let dst = unsafe col0! + k * n0
+                                unsafe Im2Col.fillColumns(g, image: x, col: dst, from: n0, to: n1)
+                                unsafe colTile = UnsafePointer(dst)
+                                ldb = n1 - n0
+                            }
+                            if let res = unsafe res, unsafe res != UnsafePointer(y) {
+                                for i in 0..<m { unsafe (y + i * n + n0).update(from: res + i * n + n0, count: n1 - n0) }
+                            }
+                            unsafe Gemm.sgemm(
+                                m: m, n: n1 - n0, k: k, a: w, lda: k, b: colTile, ldb: ldb,
+                                c: y + n0, ldc: n, beta: hasResidual ? 1 : 0)
+                            unsafe Epilogue.apply(
+                                y, rows: 0..<m, columns: n0..<n1, stride: n, bias: bi, activation: activation)
+                        }
+                    }
                 } else {
-                    unsafe Im2Col.fill(g, image: x, col: scratch.baseAddress!, threads: threads)
-                    unsafe col = UnsafePointer(scratch.baseAddress!)
+                    let colMatrix: UnsafePointer<Float>
+                    if g.isPointwise {
+                        unsafe colMatrix = x
+                    } else {
+                        unsafe Im2Col.fill(g, image: x, col: col0!, threads: threads)
+                        unsafe colMatrix = UnsafePointer(col0!)
+                    }
+                    let blocks = min(threads, max(1, m / 16))
+                    Parallel.forRanges(blocks, threads: threads) { r in
+                        for blk in r {
+                            let m0 = (m * blk / blocks) & ~7, m1 = blk == blocks - 1 ? m : (m * (blk + 1) / blocks) & ~7
+                            if m1 <= m0 { continue }
+                            if let res = unsafe res, unsafe res != UnsafePointer(y) {
+                                unsafe (y + m0 * n).update(from: res + m0 * n, count: (m1 - m0) * n)
+                            }
+                            unsafe Gemm.sgemm(
+                                m: m1 - m0, n: n, k: k, a: w + m0 * k, lda: k, b: colMatrix, ldb: n,
+                                c: y + m0 * n, ldc: n, beta: hasResidual ? 1 : 0)
+                            unsafe Epilogue.apply(
+                                y, rows: m0..<m1, columns: 0..<n, stride: n, bias: bi, activation: activation)
+                        }
+                    }
                 }
-                unsafe Gemm.sgemm(
-                    m: m, n: n, k: k, a: weight.baseAddress! + grp * m * k, lda: k,
-                    b: col, ldb: n, c: output.baseAddress! + b * g.outImage + grp * m * n, ldc: n,
-                    beta: beta)
             }
-            unsafe Epilogue.biasActivation(
-                output.baseAddress! + b * g.outImage, channels: g.outChannels, inner: n,
-                bias: bias, activation: activation, threads: threads)
         }
     }
 }
 
 /// In-place per-channel `y = act(y + bias[c])` over `[channels, inner]`.
 package enum Epilogue {
+    /// Applies bias and activation to `rows x columns` of a row-major matrix with row `stride`.
+    @inline(__always)
+    package static func apply(
+        _ y: UnsafeMutablePointer<Float>, rows: Range<Int>, columns: Range<Int>, stride: Int,
+        bias: UnsafeBufferPointer<Float>?, activation: Activation
+    ) {
+        if unsafe bias == nil && activation == .none { return }
+        for c in rows {
+            let row = unsafe y + c * stride
+            let b = unsafe bias?[c] ?? 0
+            switch activation {
+            case .none:
+                for i in columns { unsafe row[i] += b }
+            case .relu:
+                for i in columns { unsafe row[i] = max(row[i] + b, 0) }
+            case .clamp(let lo, let hi):
+                for i in columns { unsafe row[i] = min(max(row[i] + b, lo), hi) }
+            }
+        }
+    }
+
     /// Applies bias and activation; a no-op when both are absent.
     package static func biasActivation(
         _ y: UnsafeMutablePointer<Float>, channels: Int, inner: Int,
@@ -103,6 +175,54 @@ package enum Im2Col {
         Parallel.forRanges(cig, threads: threads, grain: max(1, 32768 / max(perChannel, 1))) { r in
             for c in r {
                 unsafe fillChannel(g, plane: image + c * g.inHeight * g.inWidth, rows: col + c * perChannel)
+            }
+        }
+    }
+
+    /// Fills columns `[n0, n1)` of the col matrix into `col` as a dense `K x (n1-n0)` block.
+    package static func fillColumns(
+        _ g: ConvGeometry, image: UnsafePointer<Float>, col: UnsafeMutablePointer<Float>,
+        from n0: Int, to n1: Int
+    ) {
+        let (h, w, ow) = (g.inHeight, g.inWidth, g.outWidth)
+        let sw = g.strideW
+        let width = n1 - n0
+        var dst = unsafe col
+        for c in 0..<g.groupInChannels {
+            let plane = unsafe image + c * h * w
+            for ky in 0..<g.kernelH {
+                for kx in 0..<g.kernelW {
+                    let ix0 = kx * g.dilationW - g.padLeft
+                    let lo = ix0 >= 0 ? 0 : min((-ix0 + sw - 1) / sw, ow)
+                    let hi = max(lo, min(ow, w - ix0 > 0 ? (w - ix0 + sw - 1) / sw : 0))
+                    var p = n0
+                    var d = unsafe dst
+                    while p < n1 {
+                        let oy = p / ow, ox0 = p % ow
+                        let ox1 = min(ow, ox0 + (n1 - p))
+                        let iy = oy * g.strideH - g.padTop + ky * g.dilationH
+                        if iy < 0 || iy >= h {
+                            unsafe d.update(repeating: 0, count: ox1 - ox0)
+                        } else {
+                            let src = unsafe plane + iy * w + ix0
+                            let a = max(ox0, lo), e = min(ox1, hi)
+                            if a >= e {
+                                unsafe d.update(repeating: 0, count: ox1 - ox0)
+                            } else {
+                                if a > ox0 { unsafe d.update(repeating: 0, count: a - ox0) }
+                                if sw == 1 {
+                                    unsafe (d + (a - ox0)).update(from: src + a, count: e - a)
+                                } else {
+                                    for ox in a..<e { unsafe d[ox - ox0] = src[ox * sw] }
+                                }
+                                if e < ox1 { unsafe (d + (e - ox0)).update(repeating: 0, count: ox1 - e) }
+                            }
+                        }
+                        unsafe d += ox1 - ox0
+                        p += ox1 - ox0
+                    }
+                    unsafe dst += width
+                }
             }
         }
     }

@@ -5,6 +5,10 @@ import Tensors
 /// buffers and hands pointers to the kernels. Pointers live only inside this call.
 package enum StepRunner {
     /// Executes every step in order. `onStep(i, nanoseconds)` is called after step `i` when given.
+    ///
+    /// `@inline(never)` here and on `load`: inlining these into callers crashes the 6.3.1
+    /// optimizer (SILCombine, pointer-to-address) in release builds.
+    @inline(never)
     package static func run(
         _ plan: Plan, arena: inout [Float], threads: Int, onStep: ((Int, UInt64) -> Void)? = nil
     ) {
@@ -86,6 +90,7 @@ package enum StepRunner {
     }
 
     /// Copies a float32 tensor's bytes into the arena at `span`.
+    @inline(never)
     package static func load(_ t: Tensor, into span: Span, arena: inout [Float]) {
         precondition(t.dtype == .float32 && t.elementCount == span.count && span.pool == .arena)
         unsafe t.data.withUnsafeBytes { raw in
@@ -97,12 +102,14 @@ package enum StepRunner {
     }
 
     /// Copies floats into the arena at `span`.
+    @inline(never)
     package static func load(_ values: [Float], into span: Span, arena: inout [Float]) {
         precondition(values.count == span.count && span.pool == .arena)
         arena.replaceSubrange(span.offset..<(span.offset + span.count), with: values)
     }
 
     /// The floats at `span` (arena or weights).
+    @inline(never)
     package static func read(_ span: Span, arena: [Float], weights: [Float]) -> [Float] {
         let src = span.pool == .arena ? arena : weights
         return Array(src[span.offset..<(span.offset + span.count)])

@@ -150,8 +150,8 @@ struct Lowering {
         case .conv2d(let a):
             let g = try ShapeInference.conv(a, input: xShape, weight: shapes[ins[1]]!, bias: ins.count > 2 ? shapes[ins[2]] : nil)
             var v = out
-            var weight: Operand = operand(ins[1])
-            var bias: Operand? = ins.count > 2 ? operand(ins[2]) : nil
+            var weight: Operand
+            var bias: Operand?
             if let next = soleConsumer(v), next.inputs[0] == v, let (scale, shift) = affine(of: next) {
                 var w = graph.constants[ins[1]]!.floats()
                 let per = w.count / g.outChannels
@@ -161,6 +161,9 @@ struct Lowering {
                 bias = .weights(pack((0..<g.outChannels).map { b0[$0] * scale[$0] + shift[$0] }))
                 absorb(next, into: &nodes)
                 v = next.outputs[0]
+            } else {
+                weight = operand(ins[1])
+                bias = ins.count > 2 ? operand(ins[2]) : nil
             }
             var residual: Operand? = nil
             if let next = soleConsumer(v), case .add = next.op {

@@ -15,7 +15,7 @@ public final class Executor {
     public let graph: Graph
     /// Planner options.
     public let options: PlanOptions
-    /// Threads for OpenBLAS and the parallel kernels (>= 1).
+    /// Threads for the parallel kernels (>= 1); OpenBLAS is set to one thread per call.
     public var threads: Int
     private var plans: [[[Int]]: Plan] = [:]
     private var arena: [Float] = []
@@ -81,7 +81,10 @@ public final class Executor {
         for (name, span) in plan.inputSpans {
             StepRunner.load(inputs[name]!, into: span, arena: &arena)
         }
-        Gemm.setThreads(threads)
+        // The conv kernels split their GEMMs over `threads` themselves (tiles per core), so
+        // OpenBLAS runs each call single-threaded: no nested pools, no spinning workers
+        // competing with ours.
+        Gemm.setThreads(1)
         StepRunner.run(plan, arena: &arena, threads: threads, onStep: onStep)
         var out: [String: Tensor] = [:]
         for (k, o) in plan.outputs.enumerated() {
