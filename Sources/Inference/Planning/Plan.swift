@@ -45,6 +45,8 @@ public struct Plan: Sendable {
     public var stepCount: Int { steps.count }
     /// Bytes of the arena (activations + conv scratch).
     public var arenaBytes: Int { arenaCount * 4 }
+    /// Bytes of the im2col scratch at the end of the arena.
+    public var scratchBytes: Int { scratch.count * 4 }
     /// Bytes of the packed (folded) weights.
     public var weightBytes: Int { weights.count * 4 }
     /// Bytes of the largest single activation value (for memory-budget checks).
