@@ -72,13 +72,30 @@ def timed(fn, runs, warmup):
     return statistics.median(ts), min(ts), max(ts)
 
 
+def swift_flags():
+    return ["-c", "release", "-Xswiftc", "-enable-testing", "-Xswiftc", "-target-cpu", "-Xswiftc", "native"]
+
+
+def run_qtools(repo, wdir, runs, warmup, threads):
+    env = dict(os.environ, QTOOLS_ENGINE_BENCH_DIR=wdir, QTOOLS_BENCH_RUNS=str(runs),
+               QTOOLS_BENCH_WARMUP=str(warmup), QTOOLS_BENCH_THREADS=str(threads))
+    r = subprocess.run(["swift", "test", *swift_flags(), "--skip-build", "--filter",
+                        "resnet18OnTorchWeights"], cwd=repo, env=env, capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit("qtools bench entry failed:\n" + r.stdout[-3000:] + r.stderr[-3000:])
+    with open(os.path.join(wdir, "result.json")) as f:
+        return json.load(f)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-qtools", action="store_true")
     a = ap.parse_args()
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
     torch.manual_seed(0)
     model = ResNet18().eval()
@@ -95,11 +112,8 @@ def main():
     with torch.no_grad():
         ref = model(x)
 
-    results = {}
-    with torch.no_grad():
-        results["torch"] = timed(lambda: model(x), a.runs, a.warmup)
-
     import onnxruntime as ort
+    rounds = {"onnxruntime": [], "torch": [], "qtools": []}
     with tempfile.TemporaryDirectory() as d:
         onnx_path = os.path.join(d, "resnet18.onnx")
         torch.onnx.export(model, x, onnx_path, dynamo=False, opset_version=13,
@@ -110,10 +124,9 @@ def main():
         feed = {"input": x.numpy()}
         out = sess.run(None, feed)[0]
         print(f"onnxruntime max|diff| vs torch: {np.abs(out - ref.numpy()).max():.2e}")
-        results["onnxruntime"] = timed(lambda: sess.run(None, feed), a.runs, a.warmup)
 
+        wdir = os.path.join(d, "weights")
         if not a.no_qtools:
-            wdir = os.path.join(d, "weights")
             os.makedirs(wdir)
             index = []
             for k, v in model.state_dict().items():
@@ -126,28 +139,31 @@ def main():
             ref.numpy().astype("<f4").tofile(os.path.join(wdir, "expected.f32"))
             with open(os.path.join(wdir, "index.json"), "w") as f:
                 json.dump(index, f)
-            here = os.path.dirname(os.path.abspath(__file__))
-            pkg = os.path.join(here, "EngineBench")
-            subprocess.run(["swift", "build", "-c", "release", "--package-path", pkg,
-                            "-Xswiftc", "-target-cpu", "-Xswiftc", "native"], check=True,
+            subprocess.run(["swift", "build", *swift_flags(), "--build-tests"], cwd=repo, check=True,
                            stdout=subprocess.DEVNULL)
-            exe = subprocess.run(["swift", "build", "-c", "release", "--package-path", pkg,
-                                  "--show-bin-path", "-Xswiftc", "-target-cpu", "-Xswiftc", "native"],
-                                 check=True, capture_output=True, text=True).stdout.strip()
-            r = subprocess.run([os.path.join(exe, "engine-bench"), wdir, str(a.runs), str(a.warmup),
-                                str(a.threads)], check=True, capture_output=True, text=True)
-            q = json.loads(r.stdout)
-            print(f"qtools max|diff| vs torch: {q['maxAbsDiff']:.2e}")
-            results["qtools"] = (q["medianMs"], q["minMs"], q["maxMs"])
-            shares = sorted(q["shares"].items(), key=lambda kv: -kv[1])
-            print("qtools per-op shares: " + ", ".join(f"{k} {100*v:.1f}%" for k, v in shares))
 
-    print(f"\nResNet-18 fp32, 1x3x224x224, {a.threads} threads, {a.runs} runs (ms: median / min / max)")
-    for k, (med, lo, hi) in results.items():
-        print(f"  {k:12s} {med:8.2f} {lo:8.2f} {hi:8.2f}")
-    base = results["onnxruntime"][0]
-    for k, (med, _, _) in results.items():
-        print(f"  {k:12s} / onnxruntime = {med / base:.3f}")
+        q = None
+        for _ in range(a.rounds):
+            rounds["onnxruntime"].append(timed(lambda: sess.run(None, feed), a.runs, a.warmup))
+            with torch.no_grad():
+                rounds["torch"].append(timed(lambda: model(x), a.runs, a.warmup))
+            if not a.no_qtools:
+                q = run_qtools(repo, wdir, a.runs, a.warmup, a.threads)
+                rounds["qtools"].append((q["medianMs"], q["minMs"], q["maxMs"]))
+        if q is not None:
+            print(f"qtools max|diff| vs torch: {q['maxAbsDiff']:.2e}")
+            shares = sorted(q["shares"].items(), key=lambda kv: -kv[1])
+            print("qtools per-op shares (last round): " + ", ".join(f"{k} {100*v:.1f}%" for k, v in shares))
+            print(f"qtools arena {q['arenaBytes']/2**20:.1f} MiB, weights {q['weightBytes']/2**20:.1f} MiB, {q['steps']} steps")
+
+    results = {k: (statistics.median(r[0] for r in v), min(r[1] for r in v)) for k, v in rounds.items() if v}
+    print(f"\nResNet-18 fp32, 1x3x224x224, {a.threads} threads, {a.rounds} rounds x {a.runs} runs")
+    print("  (ms: median of round medians / overall min)")
+    for k, (med, lo) in results.items():
+        print(f"  {k:12s} {med:8.2f} {lo:8.2f}")
+    base_med, base_min = results["onnxruntime"]
+    for k, (med, lo) in results.items():
+        print(f"  {k:12s} / onnxruntime = {med / base_med:.3f} (median), {lo / base_min:.3f} (min)")
 
 
 if __name__ == "__main__":

@@ -102,3 +102,30 @@ func expectClose(_ a: [Float], _ b: [Float], atol: Float, _ what: @autoclosure (
     let d = Difference(a, b)
     return (d.maxAbs <= atol, "\(what()) \(d)")
 }
+
+extension Fast {
+    static func winograd(
+        _ g: ConvGeometry, _ x: [Float], _ w: [Float], _ b: [Float]?, residual: [Float]? = nil,
+        activation: Activation = .none, threads: Int
+    ) -> [Float] {
+        let u = Winograd.transformWeights(w, outChannels: g.outChannels, inChannels: g.inChannels)
+        var y = [Float](repeating: .nan, count: g.batch * g.outImage)
+        var scratch = [Float](repeating: .nan, count: Winograd.scratchCount(g))
+        x.withUnsafeBufferPointer { px in
+            u.withUnsafeBufferPointer { pu in
+                withOptional(b) { pb in
+                    withOptional(residual) { pr in
+                        y.withUnsafeMutableBufferPointer { py in
+                            scratch.withUnsafeMutableBufferPointer { ps in
+                                Winograd.forward(
+                                    g, input: px, transformedWeight: pu, bias: pb, residual: pr, output: py,
+                                    scratch: ps, activation: activation, threads: threads)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return y
+    }
+}

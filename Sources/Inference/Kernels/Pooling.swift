@@ -17,6 +17,10 @@ package enum Pooling {
         Parallel.forRanges(g.planes, threads: threads, grain: max(1, 8192 / max(oh * ow, 1))) { r in
             for p in r {
                 let src = unsafe x0 + p * h * w
+                // NaN must win (PyTorch); planes without NaN take the branch-free path.
+                var nanCount = 0
+                for i in 0..<(h * w) { nanCount &+= unsafe src[i].isNaN ? 1 : 0 }
+                let hasNaN = nanCount > 0
                 for oy in 0..<oh {
                     let dst = unsafe y0 + (p * oh + oy) * ow
                     unsafe dst.update(repeating: -.infinity, count: ow)
@@ -28,10 +32,19 @@ package enum Pooling {
                             let ix0 = kx * g.dilationW - g.padLeft
                             let lo = ix0 >= 0 ? 0 : min((-ix0 + sw - 1) / sw, ow)
                             let hi = max(lo, min(ow, w - ix0 > 0 ? (w - ix0 + sw - 1) / sw : 0))
-                            for ox in lo..<hi {
-                                let v = unsafe row[ix0 + ox * sw]
-                                let m = unsafe dst[ox]
-                                unsafe dst[ox] = (v > m || v.isNaN) ? v : m
+                            if hasNaN {
+                                for ox in lo..<hi {
+                                    let v = unsafe row[ix0 + ox * sw]
+                                    let m = unsafe dst[ox]
+                                    unsafe dst[ox] = (v > m || v.isNaN) ? v : m
+                                }
+                            } else {
+                                // A plain select: compiles to maxss/maxps, no branches.
+                                for ox in lo..<hi {
+                                    let v = unsafe row[ix0 + ox * sw]
+                                    let m = unsafe dst[ox]
+                                    unsafe dst[ox] = v > m ? v : m
+                                }
                             }
                         }
                     }

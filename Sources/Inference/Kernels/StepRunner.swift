@@ -43,6 +43,11 @@ package enum StepRunner {
             unsafe Conv2d.forward(
                 g, input: r(x), weight: r(wt), bias: b.map { unsafe r($0) }, residual: res.map { unsafe r($0) },
                 output: w(y), scratch: w(scratch), activation: a, threads: threads)
+        case .winograd(let g, let x, let wt, let b, let res, let y, let a):
+            unsafe Winograd.forward(
+                g, input: r(x), transformedWeight: r(wt), bias: b.map { unsafe r($0) },
+                residual: res.map { unsafe r($0) }, output: w(y), scratch: w(scratch), activation: a,
+                threads: threads)
         case .linear(let n, let i, let o, let x, let wt, let b, let y, let a):
             unsafe Linear.forward(
                 batch: n, inFeatures: i, outFeatures: o, input: r(x), weight: r(wt),

@@ -150,21 +150,29 @@ struct Lowering {
         case .conv2d(let a):
             let g = try ShapeInference.conv(a, input: xShape, weight: shapes[ins[1]]!, bias: ins.count > 2 ? shapes[ins[2]] : nil)
             var v = out
-            var weight: Operand
-            var bias: Operand?
+            var weightValues: [Float]? = nil  // set when the weights are rewritten (folded)
+            var biasValues: [Float]? = nil
             if let next = soleConsumer(v), next.inputs[0] == v, let (scale, shift) = affine(of: next) {
                 var w = graph.constants[ins[1]]!.floats()
                 let per = w.count / g.outChannels
                 for oc in 0..<g.outChannels { for k in 0..<per { w[oc * per + k] *= scale[oc] } }
                 let b0 = ins.count > 2 ? graph.constants[ins[2]]!.floats() : [Float](repeating: 0, count: g.outChannels)
-                weight = .weights(pack(w))
-                bias = .weights(pack((0..<g.outChannels).map { b0[$0] * scale[$0] + shift[$0] }))
+                weightValues = w
+                biasValues = (0..<g.outChannels).map { b0[$0] * scale[$0] + shift[$0] }
                 absorb(next, into: &nodes)
                 v = next.outputs[0]
+            }
+            let useWinograd = options.winograd && Winograd.applies(g)
+            let weight: Operand
+            if useWinograd {
+                let w = weightValues ?? graph.constants[ins[1]]!.floats()
+                weight = .weights(pack(Winograd.transformWeights(w, outChannels: g.outChannels, inChannels: g.inChannels)))
+            } else if let w = weightValues {
+                weight = .weights(pack(w))
             } else {
                 weight = operand(ins[1])
-                bias = ins.count > 2 ? operand(ins[2]) : nil
             }
+            let bias: Operand? = biasValues.map { .weights(pack($0)) } ?? (ins.count > 2 ? operand(ins[2]) : nil)
             var residual: Operand? = nil
             if let next = soleConsumer(v), case .add = next.op {
                 let other = next.inputs[0] == v ? next.inputs[1] : next.inputs[0]
@@ -175,6 +183,9 @@ struct Lowering {
                 }
             }
             let (act, y) = fuseActivation(after: v, nodes: &nodes)
+            if useWinograd {
+                return step(.winograd(g, input: operand(ins[0]), weight: weight, bias: bias, residual: residual, output: .value(y), activation: act))
+            }
             return step(.conv(g, input: operand(ins[0]), weight: weight, bias: bias, residual: residual, output: .value(y), activation: act))
 
         case .linear:
