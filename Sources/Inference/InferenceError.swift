@@ -25,6 +25,14 @@ public struct InferenceError: Error, Equatable, Sendable, CustomStringConvertibl
         case missingInput(String)
         /// Anything else the engine does not support.
         case unsupported(String)
+        /// Model building: a state-dict tensor the architecture needs is absent (key, shape).
+        case missingTensor(String, expected: [Int])
+        /// Model building: a state-dict tensor has another shape than the architecture's (key).
+        case tensorShape(String, expected: [Int], found: [Int])
+        /// Model building: state-dict tensors the architecture does not own (keys).
+        case unexpectedTensors([String])
+        /// Model building: the config asks for something this builder cannot build.
+        case unsupportedModel(String)
     }
 
     /// What went wrong.
@@ -57,6 +65,15 @@ public struct InferenceError: Error, Equatable, Sendable, CustomStringConvertibl
         case .unsupportedDType(let s): what = "unsupported dtype: \(s)"
         case .missingInput(let s): what = "missing input: \(s)"
         case .unsupported(let s): what = "unsupported: \(s)"
+        case .missingTensor(let k, let e):
+            what = "missing tensor '\(k)' (expected shape \(e)) in the state dict"
+        case .tensorShape(let k, let e, let f):
+            what = "tensor '\(k)' has shape \(f), the model expects \(e)"
+        case .unexpectedTensors(let ks):
+            let shown = ks.prefix(8).map { "'\($0)'" }.joined(separator: ", ")
+            what = "\(ks.count) unexpected tensor\(ks.count == 1 ? "" : "s") in the state dict: \(shown)"
+                + (ks.count > 8 ? ", ..." : "")
+        case .unsupportedModel(let s): what = "cannot build the model: \(s)"
         }
         parts.append(what)
         return parts.joined(separator: ": ")

@@ -46,6 +46,9 @@ public enum Op: Sendable, Equatable {
     case concat
     /// `y = x` (an alias; importers map Identity / Dropout here).
     case identity
+    /// A QTool activation or output quantizer in eval mode (fm / ot), applied to the whole
+    /// `[N, C, H, W]` tensor: `y = quantizer(x)`, same shape. See ``QuantizeAttributes``.
+    case quantize(QuantizeAttributes)
 
     /// The op's name in profiles and error messages (`conv2d`, `batchNorm`, ...).
     public var typeName: String {
@@ -67,6 +70,7 @@ public enum Op: Sendable, Equatable {
         case .pad: return "pad"
         case .concat: return "concat"
         case .identity: return "identity"
+        case .quantize: return "quantize"
         }
     }
 
@@ -79,7 +83,7 @@ public enum Op: Sendable, Equatable {
         case .channelAffine: return 3...3
         case .concat: return 1...Int.max
         case .relu, .hardtanh, .clamp, .maxPool2d, .avgPool2d, .adaptiveAvgPool2d, .flatten,
-            .softmax, .pad, .identity:
+            .softmax, .pad, .identity, .quantize:
             return 1...1
         }
     }

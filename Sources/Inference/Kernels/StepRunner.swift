@@ -91,6 +91,8 @@ package enum StepRunner {
             }
         case .copy(let x, let y):
             unsafe Elementwise.copy(r(x), to: w(y), count: x.count)
+        case .quantize(let q, let shape, let x, let y):
+            unsafe QuantizeKernel.forward(q, shape: shape, input: r(x), output: w(y))
         }
     }
 

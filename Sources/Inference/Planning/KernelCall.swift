@@ -51,6 +51,8 @@ package enum KernelCall<B: Sendable>: Sendable {
     case concat(batch: Int, spatial: Int, parts: [B], channels: [Int], output: B)
     /// Plain copy.
     case copy(input: B, output: B)
+    /// A QTool activation quantizer over a tensor of `shape` (``QuantizeKernel``).
+    case quantize(QuantizeAttributes, shape: [Int], input: B, output: B)
 
     /// The same call with every buffer mapped through `f`.
     package func map<T: Sendable>(_ f: (B) throws(InferenceError) -> T) throws(InferenceError) -> KernelCall<T> {
@@ -85,6 +87,8 @@ package enum KernelCall<B: Sendable>: Sendable {
             return .concat(batch: n, spatial: s, parts: mapped, channels: ch, output: try f(y))
         case .copy(let x, let y):
             return .copy(input: try f(x), output: try f(y))
+        case .quantize(let q, let s, let x, let y):
+            return .quantize(q, shape: s, input: try f(x), output: try f(y))
         }
     }
 
@@ -97,7 +101,7 @@ package enum KernelCall<B: Sendable>: Sendable {
         case .channelAffine(_, _, _, let x, let s, let b, _, _): return [x, s, b]
         case .activation(_, let x, _), .maxPool(_, let x, _), .avgPool(_, let x, _),
             .adaptiveAvgPool(_, _, _, _, _, let x, _), .softmax(_, _, _, let x, _),
-            .pad(_, _, _, _, _, let x, _), .copy(let x, _):
+            .pad(_, _, _, _, _, let x, _), .copy(let x, _), .quantize(_, _, let x, _):
             return [x]
         case .prelu(_, _, _, let x, let s, _): return [x, s]
         case .add(let a, let b, _, _): return [a, b]
@@ -113,7 +117,7 @@ package enum KernelCall<B: Sendable>: Sendable {
             .prelu(_, _, _, _, _, let y), .maxPool(_, _, let y), .avgPool(_, _, let y),
             .adaptiveAvgPool(_, _, _, _, _, _, let y), .add(_, _, let y, _),
             .softmax(_, _, _, _, let y), .pad(_, _, _, _, _, _, let y), .concat(_, _, _, _, let y),
-            .copy(_, let y):
+            .copy(_, let y), .quantize(_, _, _, let y):
             return y
         }
     }

@@ -226,6 +226,9 @@ struct Lowering {
         case .pad(let a):
             return step(.pad(planes: batch * channels, height: xShape[2], width: xShape[3], padding: a.padding, value: a.value, input: operand(ins[0]), output: .value(out)))
 
+        case .quantize(let q):
+            return step(.quantize(q, shape: xShape, input: operand(ins[0]), output: .value(out)))
+
         case .concat:
             var parts: [Operand] = []
             for v in ins { parts.append(operand(v)) }

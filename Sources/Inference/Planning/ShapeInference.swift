@@ -14,6 +14,9 @@ enum ShapeInference {
             return s[0]
         case .relu, .hardtanh, .clamp, .identity:
             return s[0]
+        case .quantize(let q):
+            try q.check(shape: s[0])
+            return s[0]
         case .prelu:
             try requireRank(s[0], atLeast: 1, "prelu input")
             let n = s[1].reduce(1, *)
