@@ -1,5 +1,6 @@
 import ArgumentParser
 import Formats
+import Inference
 import Tensors
 
 /// The exit-code table (sysexits-style) and the one place errors become messages.
@@ -28,6 +29,8 @@ enum ExitCodes {
         case let e as ByteStore.OpenError: return e.isMissing ? noInput : dataError
         case is OutputFile.WriteError: return cannotCreate
         case is UsageError: return usage
+        case let e as ConfigError: return e.kind == .unreadable ? noInput : dataError
+        case is InferenceError, is ModelLoadError: return dataError
         default: return software
         }
     }

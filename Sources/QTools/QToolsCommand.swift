@@ -11,6 +11,9 @@ struct QToolsCommand: ParsableCommand {
             files without Python. Run `qtools help <command>` for details of each command.
             """,
         version: "0.1.0",
-        subcommands: [InspectCommand.self, ConfigCommand.self]
+        subcommands: [
+            InspectCommand.self, ConfigCommand.self, RunCommand.self, TraceCommand.self,
+            VerifyCommand.self, BenchCommand.self,
+        ]
     )
 }

@@ -70,9 +70,17 @@ package struct ModelAssembler {
         var q: ConvQuantizers? = nil
         if quantized {
             do {
+                var tensors = binder.tensors
+                if binder.isRandom {
+                    tensors = QuantizerKeys.placeholders([
+                        (try QuantizerConfig(options: options, tag: .fm, shape: [1, cin, 1, 1]), path + ".quant_activation"),
+                        (try QuantizerConfig(options: options, tag: .wt, shape: [cout, cin, k, k]), path + ".quant_weight"),
+                        (try QuantizerConfig(options: options, tag: .ot, shape: [1, cout, 1, 1]), path + ".quant_output"),
+                    ])
+                }
                 q = try ConvQuantizers(
                     options: options, layer: path, inChannels: cin, outChannels: cout, kernel: k,
-                    padding: padding, tensors: binder.tensors)
+                    padding: padding, tensors: tensors)
             } catch { throw QuantizerKeys.error(error) }
             for quantizer in [q!.activation, q!.weight, q!.output] {
                 try QuantizerKeys.claim(quantizer, on: &binder)
@@ -234,7 +242,12 @@ extension ModelAssembler {
     {
         let q: LinearQuantizers
         do {
-            q = try LinearQuantizers(options: options, layer: path, inFeatures: cin, outFeatures: cout, tensors: binder.tensors)
+            let tensors = binder.isRandom
+                ? QuantizerKeys.placeholders([
+                    (try QuantizerConfig(options: options, tag: .fm, shape: [1, cin, 1, 1]), path + ".quant_activation"),
+                    (try QuantizerConfig(options: options, tag: .wt, shape: [1, 1, cout, cin]), path + ".quant_weight"),
+                ]) : binder.tensors
+            q = try LinearQuantizers(options: options, layer: path, inFeatures: cin, outFeatures: cout, tensors: tensors)
         } catch { throw QuantizerKeys.error(error) }
         try QuantizerKeys.claim(q.activation, on: &binder)
         try QuantizerKeys.claim(q.weight, on: &binder)

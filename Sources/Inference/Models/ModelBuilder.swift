@@ -26,12 +26,11 @@ package enum ModelBuilder {
         try build(options: options, binder: StateDictBinder(stateDict))
     }
 
-    /// Builds `options.model` with seeded random weights (full-precision models only), for
-    /// benchmarks and smoke runs without a checkpoint.
+    /// Builds `options.model` with seeded random weights, for traces, benchmarks and smoke
+    /// runs without a checkpoint. Quantizers get their construction state (`iteration` 0), so
+    /// they pass values through as QTool's untrained quantizers do (§11.12), but their ops
+    /// stay in the graph.
     package static func buildRandom(options: QToolOptions, seed: UInt64 = 0) throws(InferenceError) -> BuiltModel {
-        for tag in [QuantizerTag.fm, .wt, .ot] where options.quantizer(tag).enable {
-            throw InferenceError(.unsupportedModel("random weights are only available for full-precision models (\(tag.rawValue)_enable is set); pass a checkpoint"))
-        }
         return try build(options: options, binder: StateDictBinder(random: seed))
     }
 

@@ -8,46 +8,63 @@ import Tensors
 /// activation `clip_val`). A disabled quantizer owns nothing. `times` is the pre-2020-07
 /// name of `iteration`.
 enum QuantizerKeys {
-    /// Claims every tensor of `quantizer` (module path `quantizer.name`).
-    static func claim(_ quantizer: Quantizer, on binder: inout StateDictBinder) throws(InferenceError) {
-        let c = quantizer.config
-        guard let method = c.method else { return }
-        let p = quantizer.name + "."
+    /// Every tensor an enabled quantizer with `c` registers under `prefix` (the module path):
+    /// key, shape, and whether the eval forward needs it (others are claimed if present).
+    static func expected(_ c: QuantizerConfig, prefix: String) -> [(key: String, shape: [Int], required: Bool)] {
+        guard let method = c.method else { return [] }
+        let p = prefix + "."
         let qg = c.quantGroup
         let perTensorOrChannel = qg == 1 ? [1] : [1, qg, 1, 1]
         let perGroup = [qg, 1, 1, 1]
-        if binder.has(p + "times") && !binder.has(p + "iteration") {
-            try binder.require(p + "times", shape: [1])
-        } else {
-            try binder.require(p + "iteration", shape: [1])
-        }
-        try binder.allow(p + "level_num", shape: [1])
+        var e: [(String, [Int], Bool)] = [(p + "iteration", [1], true), (p + "level_num", [1], false)]
         switch method {
         case .dorefa, .binaryWeight, .xnor:
             break
         case .pact:
-            try binder.require(p + "clip_val", shape: [1])
+            e.append((p + "clip_val", [1], true))
         case .lsq:
-            try binder.require(p + "clip_val", shape: c.tag == .wt ? perGroup : perTensorOrChannel)
+            e.append((p + "clip_val", c.tag == .wt ? perGroup : perTensorOrChannel, true))
         case .nonUniform:
             let shape = c.tag == .wt ? perGroup : perTensorOrChannel
-            if c.tag != .wt { try binder.allow(p + "clip_val", shape: shape) }
-            let count = c.tag == .wt ? 2 : c.levels - 1
-            for i in 0..<count { try binder.require(p + "alpha\(i)", shape: shape) }
-            if c.closedForm {
-                try binder.require(p + "basis", shape: [1])
-                try binder.allow(p + "auxil", shape: [1])
-            }
+            if c.tag != .wt { e.append((p + "clip_val", shape, false)) }
+            for i in 0..<(c.tag == .wt ? 2 : c.levels - 1) { e.append((p + "alpha\(i)", shape, true)) }
+            if c.closedForm { e += [(p + "basis", [1], true), (p + "auxil", [1], false)] }
         case .lqNet:
-            try binder.require(p + "basis", shape: [c.bit, qg])
-            try binder.allow(p + "auxil", shape: [c.bit, qg])
-            try binder.require(p + "codec_vector", shape: [c.levels, c.bit])
-            try binder.allow(p + "codec_index", shape: [c.levels])
-            try binder.require(p + "thrs_multiplier", shape: [c.levels - 1, c.levels])
+            e += [
+                (p + "basis", [c.bit, qg], true), (p + "auxil", [c.bit, qg], false),
+                (p + "codec_vector", [c.levels, c.bit], true), (p + "codec_index", [c.levels], false),
+                (p + "thrs_multiplier", [c.levels - 1, c.levels], true),
+            ]
         }
-        if c.gamma == .learned {
-            try binder.require(p + "gamma", shape: c.tag == .ot ? [1, qg, 1, 1] : perGroup)
+        if c.gamma == .learned { e.append((p + "gamma", c.tag == .ot ? [1, qg, 1, 1] : perGroup, true)) }
+        return e
+    }
+
+    /// Claims every tensor of `quantizer` (module path `quantizer.name`).
+    static func claim(_ quantizer: Quantizer, on binder: inout StateDictBinder) throws(InferenceError) {
+        for (key, shape, required) in expected(quantizer.config, prefix: quantizer.name) {
+            if key.hasSuffix(".iteration") && !binder.has(key) && binder.has(key.dropLast(9) + "times") {
+                try binder.require(key.dropLast(9) + "times", shape: shape)  // pre-2020-07 name
+            } else if required {
+                try binder.require(key, shape: shape)
+            } else {
+                try binder.allow(key, shape: shape)
+            }
         }
+    }
+
+    /// Placeholder tensors (construction values: iteration 0, so every quantizer passes its
+    /// input through) for the quantizers of a conv, for random-weight builds.
+    static func placeholders(_ configs: [(QuantizerConfig, String)]) -> [String: Tensor] {
+        var d: [String: Tensor] = [:]
+        for (c, prefix) in configs {
+            for (key, shape, _) in expected(c, prefix: prefix) {
+                let n = shape.reduce(1, *)
+                let v: Float = key.hasSuffix(".iteration") ? 0 : key.hasSuffix(".level_num") ? Float(c.levels) : 1
+                d[key] = Tensor(floats: [Float](repeating: v, count: n), shape: shape)
+            }
+        }
+        return d
     }
 
     /// Learnable elements of the quantizer (clips, alphas, gamma) for parameter counts.
@@ -60,9 +77,9 @@ enum QuantizerKeys {
     static func error(_ e: Error) -> InferenceError {
         guard let q = e as? QuantizerError else { return InferenceError(.unsupportedModel("\(e)")) }
         switch q.reason {
-        case .missingTensor(let key, let shape): return InferenceError(.missingTensor(key, expected: shape), value: key)
+        case .missingTensor(let key, let shape): return InferenceError(.missingTensor(key, expected: shape))
         case .shapeMismatch(let key, let expected, let found):
-            return InferenceError(.tensorShape(key, expected: expected, found: found), value: key)
+            return InferenceError(.tensorShape(key, expected: expected, found: found))
         default: return InferenceError(.unsupportedModel("\(q)"))
         }
     }

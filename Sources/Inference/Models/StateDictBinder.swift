@@ -48,9 +48,9 @@ package struct StateDictBinder: Sendable {
             claim(key)
             return synthesise(key, shape)
         }
-        guard let t = tensors[key] else { throw InferenceError(.missingTensor(key, expected: shape), value: key) }
+        guard let t = tensors[key] else { throw InferenceError(.missingTensor(key, expected: shape)) }
         guard t.shape == shape else {
-            throw InferenceError(.tensorShape(key, expected: shape, found: t.shape), value: key)
+            throw InferenceError(.tensorShape(key, expected: shape, found: t.shape))
         }
         claim(key)
         return t.dtype == .float32 ? t : Tensor(floats: t.floats(), shape: t.shape)
@@ -64,20 +64,25 @@ package struct StateDictBinder: Sendable {
     /// Claims `key` if present (checking its shape when `shape` is given); absent is fine.
     /// Used for bookkeeping tensors the forward never reads (`num_batches_tracked`, `auxil`).
     package mutating func allow(_ key: String, shape: [Int]?) throws(InferenceError) {
+        if random != nil { return }
         guard let t = tensors[key] else { return }
         if let shape, t.shape != shape {
-            throw InferenceError(.tensorShape(key, expected: shape, found: t.shape), value: key)
+            throw InferenceError(.tensorShape(key, expected: shape, found: t.shape))
         }
         claim(key)
     }
 
     /// Claims `key`, which must exist (shape checked when given).
     package mutating func require(_ key: String, shape: [Int]?) throws(InferenceError) {
+        if random != nil { return }
         guard tensors[key] != nil else {
-            throw InferenceError(.missingTensor(key, expected: shape ?? []), value: key)
+            throw InferenceError(.missingTensor(key, expected: shape ?? []))
         }
         try allow(key, shape: shape)
     }
+
+    /// True in random mode (``init(random:)``).
+    package var isRandom: Bool { random != nil }
 
     /// True when the state dict has `key`.
     package func has(_ key: String) -> Bool { tensors[key] != nil }
@@ -85,7 +90,7 @@ package struct StateDictBinder: Sendable {
     /// Throws `.unexpectedTensors` listing (in file order) every key nothing claimed.
     package func finish() throws(InferenceError) {
         let extra = order.filter { !claimed.contains($0) }
-        guard extra.isEmpty else { throw InferenceError(.unexpectedTensors(extra), value: extra[0]) }
+        guard extra.isEmpty else { throw InferenceError(.unexpectedTensors(extra)) }
     }
 
     private mutating func synthesise(_ key: String, _ shape: [Int]) -> Tensor {
