@@ -45,7 +45,6 @@ import Testing
         let expected = try c.npy("output.npy")
         try #require(logits.shape == expected.shape)
         let d = Difference(logits.floats(), expected.floats())
-        print("GOLDEN \(name) logits max abs \(d.maxAbs)")
         #expect(d.maxAbs <= 1e-4, "\(name) logits: \(d)")
 
         for (file, value) in hooked {
@@ -57,5 +56,27 @@ import Testing
             let d = Difference(got.floats(), w)
             #expect(d.maxAbs <= 1e-5 * max(scale, 1), "\(name) \(file): \(d) (max |x| \(scale))")
         }
+    }
+
+    /// The naive interpreter (reference kernels, the same quantizer function) agrees too.
+    @Test(arguments: cases)
+    func referenceInterpreterMatchesPyTorch(name: String) throws {
+        let c = try GoldenCase(name)
+        let model = try Self.model(c)
+        let out = try ReferenceExecutor.run(model.graph, inputs: [model.input: try c.npy("input.npy")])
+        let d = Difference(try #require(out[model.output]).floats(), try c.npy("output.npy").floats())
+        #expect(d.maxAbs <= 1e-4, "\(name) reference interpreter: \(d)")
+    }
+
+    /// Negative control: the same checkpoint built as another variant with identical keys
+    /// (`fix` removed: ReLU before the addition instead of after) must not match, so the
+    /// comparison above can fail.
+    @Test func wrongVariantDoesNotMatch() throws {
+        let c = try GoldenCase("resnet20_fp")
+        let options = try c.options.applying(arguments: ["--keyword", "cifar10,origin,cbsa,fix_pooling,singleconv"])
+        let model = try ModelBuilder.build(options: options, stateDict: c.tensors.map { ($0.key, $0.value) })
+        let out = try Executor(graph: model.graph).run([model.input: try c.npy("input.npy")])
+        let d = Difference(try #require(out[model.output]).floats(), try c.npy("output.npy").floats())
+        #expect(d.maxAbs > 1e-2, "\(d)")
     }
 }
