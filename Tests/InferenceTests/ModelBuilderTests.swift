@@ -54,7 +54,7 @@ import Testing
 
     @Test func noLayerOrderKeywordIsAnError() throws {
         let o = try QToolOptions(arguments: .commandLine(["--model", "resnet18", "--keyword", "imagenet,origin"]))
-        let e = try #require(throws: InferenceError.self) { try ModelBuilder.buildRandom(options: o) }
+        let e = try #require(throws: InferenceError.self) { try ModelBuilder.buildRandom(options: o, seed: nil) }
         guard case .unsupportedModel(let m) = e.reason else { Issue.record("\(e)"); return }
         #expect(m.contains("layer-order"))
     }
@@ -68,7 +68,7 @@ import Testing
     ])
     func parameterCounts(model: String, keyword: String, expected: Int) throws {
         let o = try QToolOptions(arguments: .commandLine(["--model", model, "--keyword", keyword]))
-        let m = try ModelBuilder.buildRandom(options: o)
+        let m = try ModelBuilder.buildRandom(options: o, seed: nil)
         #expect(try ModelTrace(model: m, inputShape: m.inputShape()).parameters == expected)
     }
 
@@ -76,7 +76,7 @@ import Testing
     /// thop / ptflops report 1.82 G (adding batch norm, ReLU, add and pooling elements).
     @Test func resnet18FlopsAt224() throws {
         let o = try QToolOptions(arguments: .commandLine(["--model", "pytorch-resnet18", "--keyword", "imagenet"]))
-        let t = try ModelTrace(model: try ModelBuilder.buildRandom(options: o), inputShape: [1, 3, 224, 224])
+        let t = try ModelTrace(model: try ModelBuilder.buildRandom(options: o, seed: nil), inputShape: [1, 3, 224, 224])
         #expect(abs(Double(t.macs) / 1e9 - 1.81) < 0.005, "\(t.macs)")
         #expect(abs(Double(t.flops) / 1e9 - 1.82) < 0.005, "\(t.flops)")
         #expect(t.bops == 0)

@@ -29,8 +29,8 @@ package enum ModelBuilder {
     /// Builds `options.model` with seeded random weights, for traces, benchmarks and smoke
     /// runs without a checkpoint. Quantizers get their construction state (`iteration` 0), so
     /// they pass values through as QTool's untrained quantizers do (§11.12), but their ops
-    /// stay in the graph.
-    package static func buildRandom(options: QToolOptions, seed: UInt64 = 0) throws(InferenceError) -> BuiltModel {
+    /// stay in the graph. With `seed` nil every weight is zero (a fast shape-only build).
+    package static func buildRandom(options: QToolOptions, seed: UInt64? = 0) throws(InferenceError) -> BuiltModel {
         return try build(options: options, binder: StateDictBinder(random: seed))
     }
 

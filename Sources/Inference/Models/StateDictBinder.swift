@@ -20,6 +20,8 @@ package struct StateDictBinder: Sendable {
     package private(set) var claimedOrder: [String] = []
     /// Random mode: ``take(_:shape:)`` synthesises tensors (see ``init(random:)``).
     private var random: UInt64?
+    /// Synthesised tensors are zeros (shape-only builds).
+    private var zeros = false
 
     /// A binder over `entries` (state-dict order is kept for error messages).
     package init(_ entries: [(name: String, tensor: Tensor)]) {
@@ -35,10 +37,12 @@ package struct StateDictBinder: Sendable {
 
     /// A binder that invents every tensor it is asked for: He-uniform conv/linear weights,
     /// batch-norm statistics near identity (seeded; for benchmarks without a checkpoint).
-    package init(random seed: UInt64) {
+    /// With `seed` nil every tensor is zeros: a fast shape-only build for `trace`.
+    package init(random seed: UInt64?) {
         tensors = [:]
         order = []
-        random = seed &+ 0x9E37_79B9_7F4A_7C15
+        random = (seed ?? 0) &+ 0x9E37_79B9_7F4A_7C15
+        zeros = seed == nil
     }
 
     /// The float32 tensor `key` with shape `shape`; claims it.
@@ -103,6 +107,7 @@ package struct StateDictBinder: Sendable {
             return Float(z >> 40) / Float(1 << 23) - 1
         }
         let n = shape.reduce(1, *)
+        if zeros { return Tensor(floats: [Float](repeating: 0, count: n), shape: shape) }
         let values: [Float]
         if key.hasSuffix("running_var") {
             values = (0..<n).map { _ in 1 + 0.25 * next() }

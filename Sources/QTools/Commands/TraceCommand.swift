@@ -44,7 +44,7 @@ struct TraceCommand: ParsableCommand {
 
     func run() throws {
         try ExitCodes.reporting {
-            let loaded = try ModelLoader(model: model, config: config, overrides: overrides)
+            let loaded = try ModelLoader(model: model, config: config, overrides: overrides, shapesOnly: true)
             let trace = try ModelTrace(model: loaded.model, inputShape: loaded.model.inputShape(batch: batch, size: size))
             Terminal.out(out.json ? try JSONOutput.render(trace) : Self.text(trace, model: loaded.model.model))
         }

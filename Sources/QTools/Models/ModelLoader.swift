@@ -22,8 +22,9 @@ struct ModelLoader {
     /// The checkpoint entry a config may be recorded under.
     static let configEntry = "qtools_config"
 
-    /// Loads and builds; see the type's summary.
-    init(model name: String?, config: String?, overrides: [String]) throws {
+    /// Loads and builds; see the type's summary. `shapesOnly` makes random weights zeros
+    /// (fast; for `trace`).
+    init(model name: String?, config: String?, overrides: [String], shapesOnly: Bool = false) throws {
         let fileExists = name.map { FileManager.default.fileExists(atPath: $0) } ?? false
         let env = ProcessInfo.processInfo.environment
         var options: QToolOptions
@@ -58,7 +59,7 @@ struct ModelLoader {
             if let name { options = try options.applying(arguments: ["--model", name]) }
             options = try options.applying(arguments: overrides)
             guard name != nil || config != nil else { throw UsageError("give a checkpoint, a model name or --config") }
-            self.model = try ModelBuilder.buildRandom(options: options)
+            self.model = try ModelBuilder.buildRandom(options: options, seed: shapesOnly ? nil : 0)
             randomWeights = true
         }
         self.options = options
