@@ -1,5 +1,6 @@
 import ArgumentParser
 import Formats
+import Inference
 import Tensors
 
 /// The exit-code table (sysexits-style) and the one place errors become messages.
@@ -36,6 +37,7 @@ enum ExitCodes {
             case .malformedMapping, .collision, .unsupported: return dataError
             }
         case let e as ConfigError: return e.kind == .unreadable ? noInput : dataError
+        case is InferenceError, is ModelLoadError: return dataError
         default: return software
         }
     }

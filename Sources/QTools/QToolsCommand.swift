@@ -7,10 +7,14 @@ struct QToolsCommand: ParsableCommand {
         commandName: "qtools",
         abstract: "Inspect, convert, verify and export low-bit quantized CNN checkpoints (QTool).",
         discussion: """
-            qtools reads PyTorch checkpoints (zip and legacy formats), safetensors and NumPy
-            files without Python. Run `qtools help <command>` for details of each command.
+            qtools reads PyTorch checkpoints (zip, legacy and tar formats), safetensors, NumPy
+            and ONNX files without Python, runs QTool models in its own CPU engine, and converts
+            checkpoints. Run `qtools help <command>` for details of each command.
             """,
         version: "0.1.0",
-        subcommands: [InspectCommand.self, ConfigCommand.self, ConvertCommand.self, MappingCommand.self]
+        subcommands: [
+            InspectCommand.self, ConfigCommand.self, ConvertCommand.self, MappingCommand.self,
+            RunCommand.self, TraceCommand.self, VerifyCommand.self, BenchCommand.self,
+        ]
     )
 }

@@ -1,6 +1,6 @@
 import Testing
 import TestSupport
-@testable import Inference
+import Inference
 
 @Suite struct GemmTests {
     @Test(arguments: [(1, 1, 1), (3, 5, 7), (17, 9, 64), (64, 65, 577), (2, 300, 3)])

@@ -1,0 +1,170 @@
+#!/usr/bin/env python3
+"""ResNet-18 fp32 latency: onnxruntime vs torch vs the qtools engine (run by hand, not in tests).
+
+Usage (from the repository root, after `swift build -c release`):
+    ~/.cache/qtools-venv/bin/python Benchmarks/engine_bench.py [--runs 30] [--threads 2] [--no-qtools]
+
+It builds torchvision's ResNet-18 layout (BasicBlock, 1x1 downsample; torchvision itself
+is not needed), exports it with torch.onnx.export(dynamo=False, opset_version=13), times
+onnxruntime (intra-op threads = --threads, otherwise default session options) and torch
+(torch.set_num_threads(--threads)) at 1x3x224x224, then times qtools' engine on the SAME
+weights: the state dict is written as raw little-endian float32 files plus an index, and
+the Swift bench executable (Benchmarks/EngineBench, a separate package depending on "..")
+loads them, checks its logits against torch's, and reports its own timings as JSON.
+"""
+import argparse, json, os, statistics, subprocess, sys, tempfile, time
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, inplanes, planes, stride=1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.downsample = None
+        if stride != 1 or inplanes != planes:
+            self.downsample = nn.Sequential(
+                nn.Conv2d(inplanes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
+
+    def forward(self, x):
+        idt = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + idt)
+
+
+class ResNet18(nn.Module):
+    def __init__(self, num_classes=1000):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        layers, inp = [], 64
+        for i, planes in enumerate([64, 128, 256, 512]):
+            stride = 1 if i == 0 else 2
+            layers.append(nn.Sequential(BasicBlock(inp, planes, stride), BasicBlock(planes, planes)))
+            inp = planes
+        self.layer1, self.layer2, self.layer3, self.layer4 = layers
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(512, num_classes)
+
+    def forward(self, x):
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+def timed(fn, runs, warmup):
+    for _ in range(warmup):
+        fn()
+    ts = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        ts.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(ts), min(ts), max(ts)
+
+
+def swift_flags():
+    return ["-c", "release", "-Xswiftc", "-enable-testing", "-Xswiftc", "-target-cpu", "-Xswiftc", "native"]
+
+
+def run_qtools(repo, wdir, runs, warmup, threads):
+    env = dict(os.environ, QTOOLS_ENGINE_BENCH_DIR=wdir, QTOOLS_BENCH_RUNS=str(runs),
+               QTOOLS_BENCH_WARMUP=str(warmup), QTOOLS_BENCH_THREADS=str(threads))
+    r = subprocess.run(["swift", "test", *swift_flags(), "--skip-build", "--filter",
+                        "resnet18OnTorchWeights"], cwd=repo, env=env, capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit("qtools bench entry failed:\n" + r.stdout[-3000:] + r.stderr[-3000:])
+    with open(os.path.join(wdir, "result.json")) as f:
+        return json.load(f)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=30)
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--no-qtools", action="store_true")
+    a = ap.parse_args()
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+    torch.manual_seed(0)
+    model = ResNet18().eval()
+    # Non-trivial BN statistics so folding is exercised.
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.1, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.1, 0.1)
+    x = torch.randn(1, 3, 224, 224)
+    torch.set_num_threads(a.threads)
+    with torch.no_grad():
+        ref = model(x)
+
+    import onnxruntime as ort
+    rounds = {"onnxruntime": [], "torch": [], "qtools": []}
+    with tempfile.TemporaryDirectory() as d:
+        onnx_path = os.path.join(d, "resnet18.onnx")
+        torch.onnx.export(model, x, onnx_path, dynamo=False, opset_version=13,
+                          input_names=["input"], output_names=["logits"])
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = a.threads
+        sess = ort.InferenceSession(onnx_path, so, providers=["CPUExecutionProvider"])
+        feed = {"input": x.numpy()}
+        out = sess.run(None, feed)[0]
+        print(f"onnxruntime max|diff| vs torch: {np.abs(out - ref.numpy()).max():.2e}")
+
+        wdir = os.path.join(d, "weights")
+        if not a.no_qtools:
+            os.makedirs(wdir)
+            index = []
+            for k, v in model.state_dict().items():
+                if v.dtype != torch.float32:
+                    continue
+                fn = k + ".f32"
+                v.contiguous().numpy().astype("<f4").tofile(os.path.join(wdir, fn))
+                index.append({"name": k, "shape": list(v.shape), "file": fn})
+            x.numpy().astype("<f4").tofile(os.path.join(wdir, "input.f32"))
+            ref.numpy().astype("<f4").tofile(os.path.join(wdir, "expected.f32"))
+            with open(os.path.join(wdir, "index.json"), "w") as f:
+                json.dump(index, f)
+            subprocess.run(["swift", "build", *swift_flags(), "--build-tests"], cwd=repo, check=True,
+                           stdout=subprocess.DEVNULL)
+
+        q = None
+        for _ in range(a.rounds):
+            rounds["onnxruntime"].append(timed(lambda: sess.run(None, feed), a.runs, a.warmup))
+            with torch.no_grad():
+                rounds["torch"].append(timed(lambda: model(x), a.runs, a.warmup))
+            if not a.no_qtools:
+                q = run_qtools(repo, wdir, a.runs, a.warmup, a.threads)
+                rounds["qtools"].append((q["medianMs"], q["minMs"], q["maxMs"]))
+        if q is not None:
+            print(f"qtools max|diff| vs torch: {q['maxAbsDiff']:.2e}")
+            shares = sorted(q["shares"].items(), key=lambda kv: -kv[1])
+            print("qtools per-op shares (last round): " + ", ".join(f"{k} {100*v:.1f}%" for k, v in shares))
+            print(f"qtools arena {q['arenaBytes']/2**20:.1f} MiB, weights {q['weightBytes']/2**20:.1f} MiB, {q['steps']} steps")
+
+    results = {k: (statistics.median(r[0] for r in v), min(r[1] for r in v)) for k, v in rounds.items() if v}
+    print(f"\nResNet-18 fp32, 1x3x224x224, {a.threads} threads, {a.rounds} rounds x {a.runs} runs")
+    print("  (ms: median of round medians / overall min)")
+    for k, (med, lo) in results.items():
+        print(f"  {k:12s} {med:8.2f} {lo:8.2f}")
+    base_med, base_min = results["onnxruntime"]
+    for k, (med, lo) in results.items():
+        print(f"  {k:12s} / onnxruntime = {med / base_med:.3f} (median), {lo / base_min:.3f} (min)")
+
+
+if __name__ == "__main__":
+    main()

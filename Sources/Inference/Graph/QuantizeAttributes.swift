@@ -1,0 +1,56 @@
+import Tensors
+
+/// Attributes of ``Op/quantize(_:)``: one bound QTool quantizer (fm or ot) in eval mode.
+///
+/// The op is the quantizer's own forward (`Quantizer.callAsFunction`, seed-reference §11),
+/// so the fast path and the reference interpreter compute bit-identical values. Zero padding
+/// is a separate ``Op/pad(_:)`` node placed before or after it, as `custom_conv` orders them
+/// (§10.1).
+public struct QuantizeAttributes: Sendable, Equatable {
+    package var quantizer: Quantizer
+
+    /// Wraps a bound quantizer.
+    package init(_ quantizer: Quantizer) { self.quantizer = quantizer }
+
+    /// The quantizer's module path, e.g. `layer1.0.conv1.0.quant_activation`.
+    public var name: String { quantizer.name }
+
+    /// The method (`dorefa`, `lsq`, `lqnet`, `xnor`, ...).
+    public var method: String { quantizer.config.method?.rawValue ?? "none" }
+
+    /// Number of output levels (2 for XNOR).
+    public var levels: Int { quantizer.config.method == .xnor ? 2 : quantizer.config.levels }
+
+    /// Bits of the quantized value: `log2(levels)` (1 for binary, 1.58 for ternary).
+    public var bits: Double { Double.log2(Double(max(levels, 2))) }
+
+    /// `y = quantizer(x)` for `x` of `shape` (row-major).
+    /// - Throws: ``InferenceError`` `.unsupported` when the quantizer rejects the shape.
+    package func apply(_ x: [Float], shape: [Int]) throws(InferenceError) -> [Float] {
+        do {
+            return try quantizer(x, shape: shape)
+        } catch {
+            throw InferenceError(.unsupported("\(error)"))
+        }
+    }
+
+    /// Checks at plan time that the quantizer accepts `shape` (a dry run on zeros).
+    func check(shape: [Int]) throws(InferenceError) {
+        let n = shape.reduce(1, *)
+        guard n > 0 else { throw InferenceError(.shapeMismatch("quantize input \(shape)")) }
+        _ = try apply([Float](repeating: 0, count: n), shape: shape)
+    }
+}
+
+extension Double {
+    fileprivate static func log2(_ x: Double) -> Double {
+        var v = x
+        var e = 0.0
+        while v >= 2 { v /= 2; e += 1 }
+        // log2 of the remaining mantissa in [1, 2) by a short series: ln(v) / ln(2).
+        let t = (v - 1) / (v + 1)
+        var term = t, sum = 0.0, k = 1.0
+        for _ in 0..<20 { sum += term / k; term *= t * t; k += 2 }
+        return e + 2 * sum / 0.6931471805599453
+    }
+}

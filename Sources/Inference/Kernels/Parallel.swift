@@ -1,0 +1,27 @@
+import Dispatch
+
+/// Splits work over cores with `DispatchQueue.concurrentPerform` (no async/await in compute code).
+///
+/// With `threads <= 1`, or too little work, everything runs on the calling thread.
+package enum Parallel {
+    /// Calls `body(range)` on disjoint ranges covering `0..<count`, at most `threads` at once.
+    ///
+    /// `grain` is the smallest range worth a thread hop (in items).
+    package static func forRanges(
+        _ count: Int, threads: Int, grain: Int = 1, _ body: (Range<Int>) -> Void
+    ) {
+        guard count > 0 else { return }
+        let chunks = min(threads, max(count / max(grain, 1), 1))
+        if chunks <= 1 {
+            body(0..<count)
+            return
+        }
+        // The chunks touch disjoint ranges; callers capture raw buffers, which are not
+        // Sendable, so the closure is passed across the worker threads unchecked.
+        nonisolated(unsafe) let work = body
+        DispatchQueue.concurrentPerform(iterations: chunks) { i in
+            let lo = count * i / chunks, hi = count * (i + 1) / chunks
+            if lo < hi { unsafe work(lo..<hi) }
+        }
+    }
+}

@@ -1,0 +1,63 @@
+import Dispatch
+import Tensors
+
+/// Latency measurement of the engine, for `qtools bench` (returns numbers, never prints).
+public enum EngineBenchmark {
+    /// Timings of one benchmark.
+    public struct Result: Sendable {
+        /// Median / min / max latency per run in milliseconds.
+        public var medianMs: Double, minMs: Double, maxMs: Double
+        /// Every timed run, in order (ms).
+        public var runsMs: [Double]
+        /// Threads used.
+        public var threads: Int
+        /// Each op type's share of kernel time, from one extra profiled pass over the runs.
+        public var shares: [String: Double]
+        /// Mean ms per run for each op type (profiled runs).
+        public var opMilliseconds: [String: Double]
+        /// Plan sizes: arena and packed weights, in bytes; number of kernel steps.
+        public var arenaBytes: Int, weightBytes: Int, steps: Int
+    }
+
+    /// Times `graph` on a seeded random input of `inputShape`: `warmup` untimed runs, then
+    /// `iterations` timed runs, then `iterations` profiled runs (per-op shares).
+    public static func measure(
+        graph: Graph, inputShape: [Int], iterations: Int = 20, warmup: Int = 3, threads: Int = 2
+    ) throws(InferenceError) -> Result {
+        let exec = try Executor(graph: graph, threads: threads)
+        guard graph.inputs.count == 1 else { throw InferenceError(.unsupported("benchmark needs a single-input graph")) }
+        let n = inputShape.reduce(1, *)
+        var seed: UInt32 = 12345
+        let values = (0..<n).map { _ -> Float in
+            seed = seed &* 1_664_525 &+ 1_013_904_223
+            return Float(seed >> 8) / Float(1 << 24) * 2 - 1
+        }
+        let input = [graph.inputs[0]: Tensor(floats: values, shape: inputShape)]
+        let plan = try exec.plan(for: [graph.inputs[0]: inputShape])
+        for _ in 0..<max(warmup, 0) { _ = try exec.run(input) }
+        var times: [Double] = []
+        for _ in 0..<max(iterations, 1) {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            _ = try exec.run(input)
+            times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
+        }
+        var profile = Profile()
+        for _ in 0..<max(iterations, 1) { _ = try exec.run(input, profile: &profile) }
+        let sorted = times.sorted()
+        let mid = sorted.count / 2
+        let median = sorted.count % 2 == 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
+        return Result(
+            medianMs: median, minMs: sorted.first!, maxMs: sorted.last!, runsMs: times,
+            threads: threads, shares: profile.shares, opMilliseconds: profile.millisecondsPerRunByOpType,
+            arenaBytes: plan.arenaBytes, weightBytes: plan.weightBytes, steps: plan.stepCount)
+    }
+
+    /// ResNet-18 (torchvision layout, random weights) at `batch x 3 x size x size`.
+    public static func resnet18(
+        batch: Int = 1, size: Int = 224, iterations: Int = 20, warmup: Int = 3, threads: Int = 2
+    ) throws(InferenceError) -> Result {
+        try measure(
+            graph: ResNet18.randomGraph(), inputShape: [batch, 3, size, size], iterations: iterations,
+            warmup: warmup, threads: threads)
+    }
+}

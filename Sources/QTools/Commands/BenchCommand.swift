@@ -1,0 +1,113 @@
+import ArgumentParser
+import Formats
+import Foundation
+import Inference
+
+/// `qtools bench MODEL [--config CFG] [--size S] [--batch N] [--threads T] [--runs N] [--json]`.
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Time a model's forward pass: median/min/max latency and per-op time shares.",
+        discussion: """
+            MODEL is a checkpoint (with --config) or a model-zoo name with random weights, e.g. \
+            `qtools bench pytorch-resnet18` (torchvision layout, 224x224). Warm-up runs are not \
+            timed; the per-op shares come from extra profiled runs. Compare numbers only on the \
+            same machine.
+
+            Examples:
+              qtools bench pytorch-resnet18 --runs 20 --json | jq .median_ms
+              qtools bench checkpoint.pth --config config.txt --batch 8
+            """)
+
+    @Argument(help: "A checkpoint file or a model-zoo name (random weights).")
+    var model: String
+
+    @Option(name: .long, help: "The QTool config file.")
+    var config: String?
+
+    @Option(name: .long, help: "Input resolution (default: the model's input_size).")
+    var size: Int?
+
+    @Option(name: .long, help: "Batch size.")
+    var batch: Int = 1
+
+    @Option(name: .long, help: "Threads.")
+    var threads: Int = 2
+
+    @Option(name: .long, help: "Timed runs.")
+    var runs: Int = 20
+
+    @Option(name: .long, help: "Untimed warm-up runs.")
+    var warmup: Int = 3
+
+    @OptionGroup var out: OutputOptions
+
+    @Argument(parsing: .allUnrecognized, help: "QTool options applied after the config.")
+    var overrides: [String] = []
+
+    func validate() throws {
+        guard batch >= 1, threads >= 1, runs >= 1, warmup >= 0, (size ?? 1) >= 1 else {
+            throw ValidationError("--batch, --threads, --runs and --size must be positive")
+        }
+    }
+
+    func run() throws {
+        try ExitCodes.reporting {
+            let loaded = try ModelLoader(model: model, config: config, overrides: overrides)
+            let shape = loaded.model.inputShape(batch: batch, size: size)
+            let r = try EngineBenchmark.measure(
+                graph: loaded.model.graph, inputShape: shape, iterations: runs, warmup: warmup, threads: threads)
+            let report = BenchReport(model: loaded.model.model, inputShape: shape, result: r, randomWeights: loaded.randomWeights)
+            Terminal.out(out.json ? try JSONOutput.render(report) : report.text)
+        }
+    }
+}
+
+/// The `--json` document of `bench`.
+struct BenchReport: Encodable {
+    var model: String
+    var inputShape: [Int]
+    var threads: Int
+    var runs: Int
+    var medianMs: Double, minMs: Double, maxMs: Double
+    var opShares: [String: Double]
+    var opMs: [String: Double]
+    var steps: Int
+    var arenaBytes: Int, weightBytes: Int
+    var randomWeights: Bool
+
+    enum CodingKeys: String, CodingKey {
+        case model, inputShape = "input_shape", threads, runs, medianMs = "median_ms", minMs = "min_ms",
+            maxMs = "max_ms", opShares = "op_shares", opMs = "op_ms", steps, arenaBytes = "arena_bytes",
+            weightBytes = "weight_bytes", randomWeights = "random_weights"
+    }
+
+    init(model: String, inputShape: [Int], result r: EngineBenchmark.Result, randomWeights: Bool) {
+        self.model = model
+        self.inputShape = inputShape
+        threads = r.threads
+        runs = r.runsMs.count
+        medianMs = r.medianMs
+        minMs = r.minMs
+        maxMs = r.maxMs
+        opShares = r.shares
+        opMs = r.opMilliseconds
+        steps = r.steps
+        arenaBytes = r.arenaBytes
+        weightBytes = r.weightBytes
+        self.randomWeights = randomWeights
+    }
+
+    var text: String {
+        func f(_ x: Double) -> String { String(format: "%.2f", x) }
+        var lines = [
+            "\(model) \(inputShape), \(threads) thread\(threads == 1 ? "" : "s"), \(runs) runs\(randomWeights ? " (random weights)" : "")",
+            "median \(f(medianMs)) ms  min \(f(minMs)) ms  max \(f(maxMs)) ms",
+            "per op type:",
+        ]
+        for (op, share) in opShares.sorted(by: { $0.value > $1.value }) {
+            lines.append("  \(op.padding(toLength: 18, withPad: " ", startingAt: 0)) \(f(share * 100))%  \(f(opMs[op] ?? 0)) ms")
+        }
+        return lines.joined(separator: "\n")
+    }
+}

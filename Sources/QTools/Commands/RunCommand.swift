@@ -1,0 +1,97 @@
+import ArgumentParser
+import Formats
+import Inference
+import Tensors
+
+/// `qtools run MODEL [--config CFG] [--input x.npy] [--output y.npy] [QTool options...]`.
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run a QTool checkpoint natively and print its logits and top-5 classes.",
+        discussion: """
+            The model is built from the QTool config (--config, or the one recorded in the \
+            checkpoint) and the checkpoint's state dict, bound by name: a missing, extra or \
+            mis-shaped tensor is an error naming it. QTool options after the arguments \
+            override the config (e.g. --width_alpha 0.125 --fm_bit 4). MODEL may also be a \
+            model-zoo name (pytorch-resnet18, resnet18 --keyword ...) for random weights.
+
+            Without --input the input is seeded N(0,1) noise of the model's size \
+            ([1, 3, input_size, input_size]).
+
+            Examples:
+              qtools run checkpoint.pth --config config.txt --input x.npy --output logits.npy
+              qtools run checkpoint.pth --config config.txt --json | jq '.samples[0].top5'
+            """)
+
+    @Argument(help: "A checkpoint file (or a model-zoo name for random weights).")
+    var model: String
+
+    @Option(name: .long, help: "The QTool config file the checkpoint was trained with.")
+    var config: String?
+
+    @Option(name: .long, help: "Input images as a float32 NCHW .npy file.")
+    var input: String?
+
+    @Option(name: .long, help: "Write the logits [N, classes] to this .npy file.")
+    var output: String?
+
+    @Option(name: .long, help: "Seed of the random input (without --input).")
+    var seed: UInt64 = 0
+
+    @Option(name: .long, help: "Threads.")
+    var threads: Int = 2
+
+    @OptionGroup var out: OutputOptions
+
+    @Argument(parsing: .allUnrecognized, help: "QTool options applied after the config.")
+    var overrides: [String] = []
+
+    func run() throws {
+        try ExitCodes.reporting {
+            let loaded = try ModelLoader(model: model, config: config, overrides: overrides)
+            if loaded.randomWeights { Terminal.warning("\(model): random weights (no checkpoint)", quiet: out.quiet) }
+            let x = try input.map(ModelIO.read) ?? ModelIO.randomInput(shape: loaded.model.inputShape(), seed: seed)
+            let logits = try ModelIO.logits(loaded.model, x, threads: threads)
+            if let output { try ModelIO.write(logits, to: output) }
+            let report = RunReport(model: loaded.model.model, input: x.shape, logits: logits)
+            Terminal.out(out.json ? try JSONOutput.render(report) : report.text)
+        }
+    }
+}
+
+/// The result of `qtools run` (the `--json` document).
+struct RunReport: Encodable {
+    struct Entry: Encodable {
+        var `class`: Int
+        var logit: Float
+    }
+    struct Sample: Encodable {
+        var top5: [Entry]
+        var logits: [Float]
+    }
+    var model: String
+    var inputShape: [Int]
+    var samples: [Sample]
+
+    enum CodingKeys: String, CodingKey { case model, inputShape = "input_shape", samples }
+
+    init(model: String, input: [Int], logits: Tensor) {
+        self.model = model
+        inputShape = input
+        let v = logits.floats()
+        let classes = logits.shape.last ?? 1
+        samples = stride(from: 0, to: v.count, by: classes).map { start in
+            let row = Array(v[start..<(start + classes)])
+            let top = row.indices.sorted { row[$0] > row[$1] || (row[$0] == row[$1] && $0 < $1) }.prefix(5)
+            return Sample(top5: top.map { Entry(class: $0, logit: row[$0]) }, logits: row)
+        }
+    }
+
+    var text: String {
+        var lines = ["model \(model), input \(inputShape)"]
+        for (i, s) in samples.enumerated() {
+            lines.append("sample \(i): top-5 " + s.top5.map { "\($0.class) (\($0.logit))" }.joined(separator: ", "))
+        }
+        return lines.joined(separator: "\n")
+    }
+}

@@ -1,0 +1,107 @@
+import ArgumentParser
+import Formats
+import Inference
+import Tensors
+
+/// `qtools verify MODEL [--config CFG] --input x.npy --expect y.npy [--atol A] [--rtol R]`.
+struct VerifyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify",
+        abstract: "Run a checkpoint and compare its logits with reference logits (e.g. PyTorch's).",
+        discussion: """
+            Reports the max absolute and relative error, the cosine similarity and the top-1 \
+            agreement per sample. Exit status 0 when every logit is within \
+            atol + rtol*|expected|, 1 otherwise (65/66 for unreadable inputs).
+
+            Example:
+              qtools verify checkpoint.pth --config config.txt --input input.npy --expect output.npy
+            """)
+
+    @Argument(help: "A checkpoint file.")
+    var model: String
+
+    @Option(name: .long, help: "The QTool config file.")
+    var config: String?
+
+    @Option(name: .long, help: "Input images (float32 NCHW .npy).")
+    var input: String
+
+    @Option(name: .long, help: "Expected logits [N, classes] (.npy).")
+    var expect: String
+
+    @Option(name: .long, help: "Absolute tolerance.")
+    var atol: Float = 1e-4
+
+    @Option(name: .long, help: "Relative tolerance.")
+    var rtol: Float = 0
+
+    @OptionGroup var out: OutputOptions
+
+    @Argument(parsing: .allUnrecognized, help: "QTool options applied after the config.")
+    var overrides: [String] = []
+
+    func run() throws {
+        let report: VerifyReport = try ExitCodes.reporting {
+            let loaded = try ModelLoader(model: model, config: config, overrides: overrides)
+            let x = try ModelIO.read(input)
+            let want = try ModelIO.read(expect)
+            let got = try ModelIO.logits(loaded.model, x)
+            guard got.shape == want.shape else {
+                throw UsageError("--expect has shape \(want.shape); the model returns \(got.shape)")
+            }
+            return VerifyReport(got: got.floats(), want: want.floats(), classes: got.shape.last ?? 1, atol: atol, rtol: rtol)
+        }
+        Terminal.out(out.json ? try JSONOutput.render(report) : report.text)
+        if !report.pass { throw ExitCode(ExitCodes.checkFailed) }
+    }
+}
+
+/// Comparison of logits with reference logits (the `--json` document of `verify`).
+struct VerifyReport: Encodable {
+    var maxAbs: Float, maxRel: Float, cosine: Double
+    var top1Agree: Int, samples: Int
+    var atol: Float, rtol: Float
+    var pass: Bool
+
+    enum CodingKeys: String, CodingKey {
+        case maxAbs = "max_abs", maxRel = "max_rel", cosine, top1Agree = "top1_agree", samples, atol, rtol, pass
+    }
+
+    init(got: [Float], want: [Float], classes: Int, atol: Float, rtol: Float) {
+        var maxAbs: Float = 0, maxRel: Float = 0, dot = 0.0, na = 0.0, nb = 0.0
+        var pass = true
+        for (a, b) in zip(got, want) {
+            let d = abs(a - b)
+            if d > maxAbs || d.isNaN { maxAbs = d }
+            if b != 0 { maxRel = max(maxRel, d / abs(b)) }
+            if !(d <= atol + rtol * abs(b)) { pass = false }
+            dot += Double(a) * Double(b)
+            na += Double(a) * Double(a)
+            nb += Double(b) * Double(b)
+        }
+        func argmax(_ v: ArraySlice<Float>) -> Int { v.indices.max { v[$0] < v[$1] || (v[$0] == v[$1] && $0 > $1) }! }
+        var agree = 0
+        let n = got.count / max(classes, 1)
+        for s in 0..<n where argmax(got[(s * classes)..<((s + 1) * classes)]) == argmax(want[(s * classes)..<((s + 1) * classes)]) {
+            agree += 1
+        }
+        self.maxAbs = maxAbs
+        self.maxRel = maxRel
+        cosine = na > 0 && nb > 0 ? dot / (na.squareRoot() * nb.squareRoot()) : (na == nb ? 1 : 0)
+        top1Agree = agree
+        samples = n
+        self.atol = atol
+        self.rtol = rtol
+        self.pass = pass
+    }
+
+    var text: String {
+        """
+        max abs error  \(maxAbs)
+        max rel error  \(maxRel)
+        cosine         \(cosine)
+        top-1 agree    \(top1Agree)/\(samples)
+        \(pass ? "PASS" : "FAIL") (atol \(atol), rtol \(rtol))
+        """
+    }
+}

@@ -1,0 +1,46 @@
+import Inference
+import TestSupport
+import Testing
+
+/// Winograd F(2x2, 3x3) against the direct naive convolution (its twin).
+@Suite struct WinogradTests {
+    @Test(arguments: Array(0..<32 as Range<UInt64>), [1, 2])
+    func matchesDirectConvolution(seed: UInt64, threads: Int) {
+        var rng = SplitMix64(seed: seed)
+        let pad = Padding2d(top: rng.int(0...2), left: rng.int(0...2), bottom: rng.int(0...2), right: rng.int(0...2))
+        var h = rng.int(1...17), w = rng.int(1...16)
+        h = max(h, 3 - pad.top - pad.bottom)
+        w = max(w, 3 - pad.left - pad.right)
+        let g = ConvGeometry(
+            batch: rng.int(1...2), inChannels: rng.int(1...9), inHeight: h, inWidth: w,
+            outChannels: rng.int(1...11), outHeight: h + pad.top + pad.bottom - 2,
+            outWidth: w + pad.left + pad.right - 2, kernelH: 3, kernelW: 3, strideH: 1, strideW: 1,
+            padTop: pad.top, padLeft: pad.left, dilationH: 1, dilationW: 1, groups: 1)
+        let x = rng.floats(g.batch * g.inImage)
+        let wt = rng.floats(g.outChannels * g.patchSize)
+        let b = rng.floats(g.outChannels)
+        let r: [Float]? = seed % 2 == 0 ? rng.floats(g.batch * g.outImage) : nil
+        let act: Activation = [.none, .relu, .clamp(lo: -0.5, hi: 0.5)][Int(seed % 3)]
+        var slow = ReferenceKernels.conv2d(g, input: x, weight: wt, bias: b)
+        if let r { slow = ReferenceKernels.add(slow, r) }
+        slow = ReferenceKernels.activation(slow, act)
+        let fast = Fast.winograd(g, x, wt, b, residual: r, activation: act, threads: threads)
+        let (ok, msg) = expectClose(fast, slow, atol: 2e-5 * Float(g.inChannels * 9).squareRoot(), "\(g)")
+        #expect(ok, "\(msg)")
+    }
+
+    @Test(arguments: [(32, 32, 30), (64, 64, 14), (32, 48, 13)])
+    func networkShapes(dims: (Int, Int, Int)) {
+        let (cin, cout, s) = dims
+        var rng = SplitMix64(seed: UInt64(cin + cout + s))
+        let g = ConvGeometry(
+            batch: 1, inChannels: cin, inHeight: s, inWidth: s, outChannels: cout, outHeight: s,
+            outWidth: s, kernelH: 3, kernelW: 3, strideH: 1, strideW: 1, padTop: 1, padLeft: 1,
+            dilationH: 1, dilationW: 1, groups: 1)
+        let x = rng.floats(g.inImage), wt = rng.floats(g.outChannels * g.patchSize, -0.1, 0.1)
+        let slow = ReferenceKernels.conv2d(g, input: x, weight: wt, bias: nil)
+        let fast = Fast.winograd(g, x, wt, nil, threads: 2)
+        let (ok, msg) = expectClose(fast, slow, atol: 1e-4, "\(g)")
+        #expect(ok, "\(msg)")
+    }
+}
