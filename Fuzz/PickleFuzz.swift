@@ -1,4 +1,4 @@
-// libFuzzer target for the torch reader (zip + legacy + tar + bare pickle). Built by
+// libFuzzer target for every reader (ModelFile) and the torch pickle reader in particular. Built by
 // Fuzz/run.sh into the Formats module itself, so internal types (Unpickler) are reachable.
 // Any crash, sanitizer report, or leak is a bug; a thrown FormatError is fine.
 import Tensors
@@ -7,7 +7,11 @@ import Tensors
 public func fuzzTorchReader(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let bytes = unsafe Array(UnsafeBufferPointer(start: data, count: size))
     let slice = ByteSlice(bytes)
-    // 1. The public entry (sniffs zip / legacy / tar).
+    // 0. The one entry point for every format (torch, safetensors, npy/npz, ONNX).
+    if let (_, c) = try? ModelFile.read(slice, verifyCRC: size % 3 == 0) {
+        for (_, t) in c.allTensors() where t.byteCount <= 16 * max(size, 1) { _ = t.materialize() }
+    }
+    // 1. The torch entry (sniffs zip / legacy / tar).
     if let c = try? TorchCheckpointReader.read(slice, verifyCRC: size % 2 == 0) {
         for (_, t) in c.allTensors() where t.byteCount <= 16 * max(size, 1) { _ = t.materialize() }
         _ = c.stateDict()

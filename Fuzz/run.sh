@@ -9,9 +9,17 @@ SECS=${1:-30}
 OUT=.build/fuzz
 mkdir -p "$OUT/corpus"
 SAN="-sanitize=fuzzer,address -parse-as-library -g -O"
-swiftc $SAN -emit-library -static -emit-module -module-name Tensors \
+# SwiftProtobuf (for the ONNX reader) comes from the package checkout: run `swift build` once first.
+PB=.build/checkouts/swift-protobuf/Sources/SwiftProtobuf
+[ -d "$PB" ] || { echo "run 'swift build' first (needs $PB)" >&2; exit 1; }
+if [ ! -f "$OUT/libSwiftProtobuf.a" ]; then
+    swiftc -sanitize=address -parse-as-library -O -emit-library -static -emit-module \
+        -module-name SwiftProtobuf -package-name swift_protobuf -emit-module-path "$OUT/SwiftProtobuf.swiftmodule" \
+        -o "$OUT/libSwiftProtobuf.a" "$PB"/*.swift
+fi
+swiftc $SAN -package-name qtools -emit-library -static -emit-module -module-name Tensors \
     -emit-module-path "$OUT/Tensors.swiftmodule" -o "$OUT/libTensors.a" Sources/Tensors/*.swift
-swiftc $SAN -module-name Formats -I "$OUT" -L "$OUT" -lTensors -I Sources/CZlib -lz \
+swiftc $SAN -module-name Formats -package-name qtools -I "$OUT" -L "$OUT" -lTensors -lSwiftProtobuf -I Sources/CZlib -lz \
     -o "$OUT/torch-fuzz" $(find Sources/Formats -name '*.swift') Fuzz/PickleFuzz.swift
 # Seeds: small real checkpoints and their first pickle bytes.
 if [ -z "$(ls "$OUT/corpus")" ]; then
