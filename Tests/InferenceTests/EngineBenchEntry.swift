@@ -77,7 +77,10 @@ struct EngineBenchEntry {
 struct EngineStepProfile {
     @Test func resnet18Steps() throws {
         let env = ProcessInfo.processInfo.environment
-        let exec = try Executor(graph: ResNet18.randomGraph(), threads: Int(env["QTOOLS_BENCH_THREADS"] ?? "") ?? 2)
+        let threads = Int(env["QTOOLS_BENCH_THREADS"] ?? "") ?? 2
+        let options = PlanOptions(winograd: env["QTOOLS_BENCH_NO_WINOGRAD"] == nil)
+        let exec = try Executor(graph: ResNet18.randomGraph(), threads: threads, options: options)
+        if threads == 1 { exec.profileClock = .threadCPU }
         let x = Tensor(floats: [Float](repeating: 0.5, count: 3 * 224 * 224), shape: [1, 3, 224, 224])
         for _ in 0..<3 { _ = try exec.run(["input": x]) }
         // Minimum over runs per step: the least disturbed sample on a shared machine.

@@ -162,7 +162,7 @@ struct Lowering {
                 absorb(next, into: &nodes)
                 v = next.outputs[0]
             }
-            let useWinograd = options.winograd && Winograd.applies(g)
+            let useWinograd = options.winograd && Winograd.isProfitable(g)
             let weight: Operand
             if useWinograd {
                 let w = weightValues ?? graph.constants[ins[1]]!.floats()
