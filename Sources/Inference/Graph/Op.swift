@@ -46,6 +46,13 @@ public enum Op: Sendable, Equatable {
     case concat
     /// `y = x` (an alias; importers map Identity / Dropout here).
     case identity
+    /// Space-to-depth by `blockSize` s (torch.nn.functional.pixel_unshuffle, QTool's
+    /// TResNetStem / shrink layout): `[N, C, H, W] -> [N, C*s*s, H/s, W/s]`, output channel
+    /// `c*s*s + dy*s + dx` at `(i, j)` is input channel `c` at `(i*s + dy, j*s + dx)`.
+    case spaceToDepth(blockSize: Int)
+    /// Depth-to-space by `blockSize` s (pixel_shuffle, QTool's Prone restore): the inverse of
+    /// ``spaceToDepth(blockSize:)``: `[N, C*s*s, H, W] -> [N, C, H*s, W*s]`.
+    case depthToSpace(blockSize: Int)
 
     /// The op's name in profiles and error messages (`conv2d`, `batchNorm`, ...).
     public var typeName: String {
@@ -67,6 +74,8 @@ public enum Op: Sendable, Equatable {
         case .pad: return "pad"
         case .concat: return "concat"
         case .identity: return "identity"
+        case .spaceToDepth: return "spaceToDepth"
+        case .depthToSpace: return "depthToSpace"
         }
     }
 
@@ -79,7 +88,7 @@ public enum Op: Sendable, Equatable {
         case .channelAffine: return 3...3
         case .concat: return 1...Int.max
         case .relu, .hardtanh, .clamp, .maxPool2d, .avgPool2d, .adaptiveAvgPool2d, .flatten,
-            .softmax, .pad, .identity:
+            .softmax, .pad, .identity, .spaceToDepth, .depthToSpace:
             return 1...1
         }
     }

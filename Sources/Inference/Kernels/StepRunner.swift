@@ -119,6 +119,10 @@ package enum StepRunner {
                     c0 += c
                 }
             }
+        case .spaceDepth(let n, let c, let h, let wd, let s, let d, let x, let y):
+            unsafe Elementwise.spaceDepth(
+                batch: n, channels: c, height: h, width: wd, block: s, toDepth: d, input: r(x),
+                output: w(y), threads: threads)
         case .copy(let x, let y):
             unsafe Elementwise.copy(r(x), to: w(y), count: x.count)
         }

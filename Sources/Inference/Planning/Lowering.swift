@@ -231,6 +231,12 @@ struct Lowering {
             for v in ins { parts.append(operand(v)) }
             return step(.concat(batch: batch, spatial: xShape[2] * xShape[3], parts: parts, channels: ins.map { shapes[$0]![1] }, output: .value(out)))
 
+        case .spaceToDepth(let s):
+            return step(.spaceDepth(batch: batch, channels: channels, height: xShape[2], width: xShape[3], block: s, toDepth: true, input: operand(ins[0]), output: .value(out)))
+
+        case .depthToSpace(let s):
+            return step(.spaceDepth(batch: batch, channels: channels / (s * s), height: xShape[2] * s, width: xShape[3] * s, block: s, toDepth: false, input: operand(ins[0]), output: .value(out)))
+
         case .flatten, .identity:
             if graph.constants[ins[0]] != nil {
                 // A view of a constant: materialise it as a copy into the arena.
