@@ -30,8 +30,10 @@ package enum Pooling {
             for p in r {
                 let src = unsafe x0 + p * h * w
                 let dst = unsafe y0 + p * oh * ow
-                var nanCount = 0
-                for i in 0..<(h * w) { nanCount &+= unsafe src[i].isNaN ? 1 : 0 }
+                // NaN iff |bits| > +inf's bits; an unsigned max reduction vectorizes.
+                var largest: UInt32 = 0
+                for i in 0..<(h * w) { largest = max(largest, unsafe src[i].bitPattern & 0x7fff_ffff) }
+                let nanCount = largest > 0x7f80_0000 ? 1 : 0
                 @inline(__always) func exact(_ oy: Int, _ ox: Int) -> Float {
                     var m = -Float.infinity
                     for ky in 0..<kh {
@@ -54,6 +56,23 @@ package enum Pooling {
                     }
                     for ox in 0..<cols.lowerBound { unsafe out[ox] = exact(oy, ox) }
                     let top = unsafe src + (oy * sh - g.padTop) * w - g.padLeft
+                    if kh == 3 && kw == 3 && dh == 1 && dw == 1 {
+                        for ox in cols {
+                            let a = unsafe top + ox * sw, b = unsafe a + w, c = unsafe b + w
+                            var m = unsafe a[0]
+                            var v = unsafe a[1]; m = v > m ? v : m
+                            v = unsafe a[2]; m = v > m ? v : m
+                            v = unsafe b[0]; m = v > m ? v : m
+                            v = unsafe b[1]; m = v > m ? v : m
+                            v = unsafe b[2]; m = v > m ? v : m
+                            v = unsafe c[0]; m = v > m ? v : m
+                            v = unsafe c[1]; m = v > m ? v : m
+                            v = unsafe c[2]; m = v > m ? v : m
+                            unsafe out[ox] = m
+                        }
+                        for ox in cols.upperBound..<ow { unsafe out[ox] = exact(oy, ox) }
+                        continue
+                    }
                     for ox in cols {
                         let corner = unsafe top + ox * sw
                         var m = unsafe corner[0]
