@@ -23,6 +23,7 @@ struct Lowering {
     var aliases: [String: String] = [:]
     private var constantSpans: [String: Span] = [:]
     private var consumers: [String: [Int]] = [:]
+    private var indexOf: [String: Int] = [:]
     private var absorbed = Set<Int>()
     /// Values computed by the steps emitted so far (plus inputs and constants).
     private var available = Set<String>()
@@ -38,6 +39,7 @@ struct Lowering {
         available.formUnion(graph.constants.keys)
         for (i, n) in graph.nodes.enumerated() {
             for v in n.inputs { consumers[v, default: []].append(i) }
+            indexOf[n.name] = i
         }
     }
 
@@ -85,7 +87,7 @@ struct Lowering {
     /// Absorbs a following activation node, if any: returns it and the new output value.
     private mutating func fuseActivation(after v: String, nodes: inout [String]) -> (Activation, String) {
         if let next = soleConsumer(v), let a = activation(of: next.op) {
-            absorbed.insert(graph.nodes.firstIndex { $0.name == next.name }!)
+            absorbed.insert(indexOf[next.name]!)
             nodes.append(next.name)
             return (a, next.outputs[0])
         }
@@ -93,7 +95,7 @@ struct Lowering {
     }
 
     private mutating func absorb(_ node: Graph.Node, into nodes: inout [String]) {
-        absorbed.insert(graph.nodes.firstIndex { $0.name == node.name }!)
+        absorbed.insert(indexOf[node.name]!)
         nodes.append(node.name)
     }
 
@@ -123,9 +125,10 @@ struct Lowering {
         for i in order where !absorbed.contains(i) {
             let node = graph.nodes[i]
             do {
-                if let s = try lower(node) { steps.append(s) }
-                for name in [node.name] + (steps.last?.nodes ?? []) {
-                    if let n = graph.nodes.first(where: { $0.name == name }) { available.formUnion(n.outputs) }
+                let emitted = try lower(node)
+                if let emitted { steps.append(emitted) }
+                for name in [node.name] + (emitted?.nodes ?? []) {
+                    if let k = indexOf[name] { available.formUnion(graph.nodes[k].outputs) }
                 }
             } catch { throw error.at(node: node.name) }
         }
