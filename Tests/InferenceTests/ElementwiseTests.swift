@@ -96,4 +96,19 @@ import Testing
         }
         #expect(Difference(fast, slow).maxAbs <= 1e-4 * Float(i).squareRoot())
     }
+
+    @Test(arguments: [(1, 3, 4, 6, 2), (2, 5, 9, 3, 3), (1, 1, 4, 4, 1), (3, 2, 8, 12, 4)], [true, false])
+    func spaceDepthMatchesReference(dims: (Int, Int, Int, Int, Int), toDepth: Bool) {
+        let (n, c, h, w, s) = dims
+        var rng = SplitMix64(seed: UInt64(n * c * h * w * s))
+        let x = rng.floats(n * c * h * w)
+        let slow = ReferenceKernels.spaceDepth(x, batch: n, channels: c, height: h, width: w, block: s, toDepth: toDepth)
+        let fast = Fast.unary(x, outputCount: x.count) {
+            Elementwise.spaceDepth(batch: n, channels: c, height: h, width: w, block: s, toDepth: toDepth, input: $0, output: $1, threads: 2)
+        }
+        #expect(fast == slow)
+        // The two directions are inverses.
+        let back = ReferenceKernels.spaceDepth(slow, batch: n, channels: c, height: h, width: w, block: s, toDepth: !toDepth)
+        #expect(back == x)
+    }
 }

@@ -77,7 +77,10 @@ struct EngineBenchEntry {
 struct EngineStepProfile {
     @Test func resnet18Steps() throws {
         let env = ProcessInfo.processInfo.environment
-        let exec = try Executor(graph: ResNet18.randomGraph(), threads: Int(env["QTOOLS_BENCH_THREADS"] ?? "") ?? 2)
+        let threads = Int(env["QTOOLS_BENCH_THREADS"] ?? "") ?? 2
+        let options = PlanOptions(winograd: env["QTOOLS_BENCH_NO_WINOGRAD"] == nil)
+        let exec = try Executor(graph: ResNet18.randomGraph(), threads: threads, options: options)
+        if threads == 1 { exec.profileClock = .threadCPU }
         let x = Tensor(floats: [Float](repeating: 0.5, count: 3 * 224 * 224), shape: [1, 3, 224, 224])
         for _ in 0..<3 { _ = try exec.run(["input": x]) }
         // Minimum over runs per step: the least disturbed sample on a shared machine.
@@ -89,8 +92,25 @@ struct EngineStepProfile {
             best = best.isEmpty ? one.steps.map(\.nanoseconds) : zip(best, one.steps).map { min($0, $1.nanoseconds) }
             p = one
         }
+        // Whole runs (thread CPU time when single-threaded, else wall).
+        var whole: [Double] = []
+        for _ in 0..<20 {
+            var one = Profile()
+            _ = try exec.run(["input": x], profile: &one)
+            whole.append(Double(one.steps.reduce(0) { $0 + $1.nanoseconds }) / 1e6)
+        }
+        whole.sort()
+        // Process CPU (all threads, user + sys) per run: scaling overhead shows up as extra CPU.
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        let cpu0 = Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1e3 + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e3
+        for _ in 0..<20 { _ = try exec.run(["input": x]) }
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        let cpu1 = Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1e3 + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e3
+        let processCPU = "process CPU per run \(String(format: "%.2f", (cpu1 - cpu0) / 20)) ms; "
         let total = Double(best.reduce(0, +)) / 1e6
-        let lines = ["sum of per-step minima: \(String(format: "%.2f", total)) ms"] + zip(best, p.steps).map {
+        let summary = "runs: min \(String(format: "%.2f", whole[0])) median \(String(format: "%.2f", whole[10])) ms; "
+        let lines = [processCPU + summary + "sum of per-step minima: \(String(format: "%.2f", total)) ms"] + zip(best, p.steps).map {
             "\(String(format: "%7.3f", Double($0) / 1e6)) ms  \($1.opType) \($1.nodes.joined(separator: "+"))"
         }
         try lines.joined(separator: "\n").write(to: URL(fileURLWithPath: env["QTOOLS_ENGINE_BENCH_DIR"]!).appendingPathComponent("steps.txt"), atomically: true, encoding: .utf8)

@@ -62,4 +62,22 @@ import Testing
         let (ok, msg) = expectClose(fast, slow, atol: 1e-5)
         #expect(ok, "\(msg)")
     }
+
+    /// The ResNet stem pool (3x3, stride 2, pad 1) and a stride-1 3x3: the unrolled interior path.
+    @Test(arguments: [(2, 1), (1, 0), (2, 0), (1, 1)], [false, true])
+    func threeByThreeInteriorPath(strideAndPad: (Int, Int), withNaN: Bool) {
+        let (s, p) = strideAndPad
+        let (h, w) = (13, 12)
+        let g = PoolGeometry(
+            batch: 2, channels: 3, inHeight: h, inWidth: w, outHeight: (h + 2 * p - 3) / s + 1,
+            outWidth: (w + 2 * p - 3) / s + 1, kernelH: 3, kernelW: 3, strideH: s, strideW: s,
+            padding: Padding2d(p), dilationH: 1, dilationW: 1, countIncludePad: true)
+        var rng = SplitMix64(seed: UInt64(s * 10 + p))
+        var x = rng.floats(g.planes * h * w)
+        if withNaN { x[h * w + 5 * w + 6] = .nan }
+        let slow = ReferenceKernels.maxPool2d(g, input: x)
+        let fast = Fast.unary(x, outputCount: slow.count) { Pooling.maxPool(g, input: $0, output: $1, threads: 2) }
+        #expect(fast.map(\.bitPattern) == slow.map(\.bitPattern))
+        #expect(slow.contains { $0.isNaN } == withNaN)
+    }
 }

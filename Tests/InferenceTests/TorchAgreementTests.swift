@@ -129,4 +129,42 @@ struct TorchAgreementTests {
             }
         }
     }
+
+    /// QTool's TResNetStem / Prone layouts: space-to-depth, 1x1 conv, depth-to-space.
+    @Test func spaceToDepthRoundTripMatchesTorch() throws {
+        var rng = SplitMix64(seed: 5)
+        let x = Tensor(floats: rng.floats(2 * 3 * 12 * 8), shape: [2, 3, 12, 8])
+        let w = Tensor(floats: rng.floats(8 * 12), shape: [8, 12, 1, 1])
+        var g = Graph()
+        g.addInput("input")
+        g.addConstant("w", w)
+        let s2d = g.add(.spaceToDepth(blockSize: 2), name: "s2d", inputs: ["input"])
+        let c = g.add(.conv2d(.init()), name: "conv", inputs: [s2d, "w"])
+        g.add(.depthToSpace(blockSize: 2), name: "d2s", inputs: [c])
+        g.markOutput("s2d")
+        g.markOutput("d2s")
+        let script = """
+            import sys, json, numpy as np, torch, torch.nn.functional as F
+            d = sys.argv[1]
+            x = torch.from_numpy(np.fromfile(d + "/input.f32", dtype="<f4").reshape(2, 3, 12, 8))
+            w = torch.from_numpy(np.fromfile(d + "/w.f32", dtype="<f4").reshape(8, 12, 1, 1))
+            s2d = F.pixel_unshuffle(x, 2)
+            F.pixel_shuffle(F.conv2d(s2d, w), 2).numpy().astype("<f4").tofile(d + "/d2s.f32")
+            s2d.numpy().astype("<f4").tofile(d + "/s2d.f32")
+            """
+        try withTemporaryDirectory { dir in
+            try Self.writeF32(x.floats(), to: dir.appendingPathComponent("input.f32"))
+            try Self.writeF32(w.floats(), to: dir.appendingPathComponent("w.f32"))
+            let r = try Python.run(script, [dir.path])
+            try #require(r.status == 0, "python failed: \(r.stderr)")
+            let out = try Executor(graph: g, threads: 2).run(["input": x])
+            #expect(out["s2d"]?.shape == [2, 12, 6, 4])
+            #expect(out["d2s"]?.shape == [2, 2, 12, 8])
+            for name in ["s2d", "d2s"] {
+                let torch = try Self.readF32(dir.appendingPathComponent("\(name).f32"))
+                let d = Difference(try #require(out[name]).floats(), torch)
+                #expect(d.maxAbs <= 1e-5, "\(name): \(d)")
+            }
+        }
+    }
 }

@@ -69,6 +69,21 @@ public struct Graph: Sendable {
     /// Declares a graph output.
     public mutating func markOutput(_ name: String) { outputs.append(name) }
 
+    /// A named value: a runtime input, a constant, or a node output.
+    public struct Value: Sendable {
+        /// The value's name (ONNX value name, state-dict key, ...).
+        public var name: String
+        /// The tensor, for constants.
+        public var constant: Tensor?
+    }
+
+    /// Every value: inputs, then constants (sorted by name), then node outputs in node order.
+    public var values: [Value] {
+        inputs.map { Value(name: $0, constant: nil) }
+            + constants.keys.sorted().map { Value(name: $0, constant: constants[$0]) }
+            + nodes.flatMap { $0.outputs.map { Value(name: $0, constant: nil) } }
+    }
+
     /// The node that produces `value`, if any.
     public func producer(of value: String) -> Node? {
         nodes.first { $0.outputs.contains(value) }

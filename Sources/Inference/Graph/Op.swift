@@ -49,6 +49,13 @@ public enum Op: Sendable, Equatable {
     /// A QTool activation or output quantizer in eval mode (fm / ot), applied to the whole
     /// `[N, C, H, W]` tensor: `y = quantizer(x)`, same shape. See ``QuantizeAttributes``.
     case quantize(QuantizeAttributes)
+    /// Space-to-depth by `blockSize` s (torch.nn.functional.pixel_unshuffle, QTool's
+    /// TResNetStem / shrink layout): `[N, C, H, W] -> [N, C*s*s, H/s, W/s]`, output channel
+    /// `c*s*s + dy*s + dx` at `(i, j)` is input channel `c` at `(i*s + dy, j*s + dx)`.
+    case spaceToDepth(blockSize: Int)
+    /// Depth-to-space by `blockSize` s (pixel_shuffle, QTool's Prone restore): the inverse of
+    /// ``spaceToDepth(blockSize:)``: `[N, C*s*s, H, W] -> [N, C, H*s, W*s]`.
+    case depthToSpace(blockSize: Int)
 
     /// The op's name in profiles and error messages (`conv2d`, `batchNorm`, ...).
     public var typeName: String {
@@ -71,6 +78,8 @@ public enum Op: Sendable, Equatable {
         case .concat: return "concat"
         case .identity: return "identity"
         case .quantize: return "quantize"
+        case .spaceToDepth: return "spaceToDepth"
+        case .depthToSpace: return "depthToSpace"
         }
     }
 
@@ -83,7 +92,7 @@ public enum Op: Sendable, Equatable {
         case .channelAffine: return 3...3
         case .concat: return 1...Int.max
         case .relu, .hardtanh, .clamp, .maxPool2d, .avgPool2d, .adaptiveAvgPool2d, .flatten,
-            .softmax, .pad, .identity, .quantize:
+            .softmax, .pad, .identity, .quantize, .spaceToDepth, .depthToSpace:
             return 1...1
         }
     }

@@ -212,6 +212,10 @@ package enum Im2Col {
                                 if a > ox0 { unsafe d.update(repeating: 0, count: a - ox0) }
                                 if sw == 1 {
                                     unsafe (d + (a - ox0)).update(from: src + a, count: e - a)
+                                } else if sw == 2 {
+                                    // A constant stride lets LLVM vectorize the interleaved loads.
+                                    let dd = unsafe d - ox0
+                                    for ox in a..<e { unsafe dd[ox] = src[2 * ox] }
                                 } else {
                                     for ox in a..<e { unsafe d[ox - ox0] = src[ox * sw] }
                                 }
@@ -249,6 +253,8 @@ package enum Im2Col {
                         if lo > 0 { unsafe dst.update(repeating: 0, count: lo) }
                         if sw == 1 {
                             unsafe (dst + lo).update(from: src + lo, count: hi - lo)
+                        } else if sw == 2 {
+                            for ox in lo..<hi { unsafe dst[ox] = src[2 * ox] }
                         } else {
                             for ox in lo..<hi { unsafe dst[ox] = src[ox * sw] }
                         }

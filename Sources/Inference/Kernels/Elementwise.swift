@@ -129,6 +129,38 @@ package enum Elementwise {
         }
     }
 
+    /// Space-to-depth (`toDepth`) or depth-to-space; `channels`, `height`, `width` describe
+    /// the space side `[N, C, H, W]` (see ``Op/spaceToDepth(blockSize:)``). Must not alias.
+    package static func spaceDepth(
+        batch: Int, channels: Int, height: Int, width: Int, block s: Int, toDepth: Bool,
+        input: UnsafeBufferPointer<Float>, output: UnsafeMutableBufferPointer<Float>, threads: Int
+    ) {
+        let total = batch * channels * height * width
+        precondition(input.count >= total && output.count >= total)
+        let (oh, ow) = (height / s, width / s)
+        let x = input.baseAddress!, y = output.baseAddress!
+        Parallel.forRanges(batch * channels, threads: threads, grain: max(1, 16384 / max(height * width, 1))) { r in
+            for p in r {
+                let space = unsafe (toDepth ? UnsafeMutablePointer(mutating: x) : y) + p * height * width
+                let depth = unsafe (toDepth ? y : UnsafeMutablePointer(mutating: x)) + p * height * width
+                for dy in 0..<s {
+                    for dx in 0..<s {
+                        let plane = unsafe depth + (dy * s + dx) * oh * ow
+                        for i in 0..<oh {
+                            let row = unsafe space + (i * s + dy) * width + dx
+                            let out = unsafe plane + i * ow
+                            if toDepth {
+                                for j in 0..<ow { unsafe out[j] = row[j * s] }
+                            } else {
+                                for j in 0..<ow { unsafe row[j * s] = out[j] }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// Copies `count` floats from `input` to `output` (which may overlap only if identical).
     package static func copy(
         _ input: UnsafeBufferPointer<Float>, to output: UnsafeMutableBufferPointer<Float>, count: Int

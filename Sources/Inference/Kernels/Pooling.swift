@@ -6,48 +6,86 @@
 /// Input and output never alias.
 package enum Pooling {
     /// Max pooling: padded positions are skipped; NaN wins (as PyTorch).
+    ///
+    /// Windows fully inside the input of a NaN-free plane are reduced in a register with a
+    /// plain select (no branches); border windows and planes containing NaN use the exact
+    /// per-element rule `v > m || v.isNaN`.
     package static func maxPool(
         _ g: PoolGeometry, input: UnsafeBufferPointer<Float>, output: UnsafeMutableBufferPointer<Float>,
         threads: Int
     ) {
         precondition(input.count >= g.planes * g.inHeight * g.inWidth && output.count >= g.planes * g.outHeight * g.outWidth)
         let (h, w, oh, ow) = (g.inHeight, g.inWidth, g.outHeight, g.outWidth)
-        let sw = g.strideW
+        let (kh, kw, sh, sw, dh, dw) = (g.kernelH, g.kernelW, g.strideH, g.strideW, g.dilationH, g.dilationW)
         let x0 = input.baseAddress!, y0 = output.baseAddress!
+        // Output rows/columns whose whole window lies inside the input.
+        func interior(_ n: Int, _ size: Int, _ s: Int, _ pad: Int, _ k: Int, _ d: Int) -> Range<Int> {
+            let lo = (pad + s - 1) / s
+            let hiIncl = size - 1 - (k - 1) * d + pad
+            let hi = hiIncl < 0 ? 0 : min(n, hiIncl / s + 1)
+            return lo < hi ? lo..<hi : 0..<0
+        }
+        let rows = interior(oh, h, sh, g.padTop, kh, dh), cols = interior(ow, w, sw, g.padLeft, kw, dw)
         Parallel.forRanges(g.planes, threads: threads, grain: max(1, 8192 / max(oh * ow, 1))) { r in
             for p in r {
                 let src = unsafe x0 + p * h * w
-                // NaN must win (PyTorch); planes without NaN take the branch-free path.
-                var nanCount = 0
-                for i in 0..<(h * w) { nanCount &+= unsafe src[i].isNaN ? 1 : 0 }
-                let hasNaN = nanCount > 0
-                for oy in 0..<oh {
-                    let dst = unsafe y0 + (p * oh + oy) * ow
-                    unsafe dst.update(repeating: -.infinity, count: ow)
-                    for ky in 0..<g.kernelH {
-                        let iy = oy * g.strideH - g.padTop + ky * g.dilationH
+                let dst = unsafe y0 + p * oh * ow
+                // NaN iff |bits| > +inf's bits; an unsigned max reduction vectorizes.
+                var largest: UInt32 = 0
+                for i in 0..<(h * w) { largest = max(largest, unsafe src[i].bitPattern & 0x7fff_ffff) }
+                let nanCount = largest > 0x7f80_0000 ? 1 : 0
+                @inline(__always) func exact(_ oy: Int, _ ox: Int) -> Float {
+                    var m = -Float.infinity
+                    for ky in 0..<kh {
+                        let iy = oy * sh - g.padTop + ky * dh
                         if iy < 0 || iy >= h { continue }
-                        let row = unsafe src + iy * w
-                        for kx in 0..<g.kernelW {
-                            let ix0 = kx * g.dilationW - g.padLeft
-                            let lo = ix0 >= 0 ? 0 : min((-ix0 + sw - 1) / sw, ow)
-                            let hi = max(lo, min(ow, w - ix0 > 0 ? (w - ix0 + sw - 1) / sw : 0))
-                            if hasNaN {
-                                for ox in lo..<hi {
-                                    let v = unsafe row[ix0 + ox * sw]
-                                    let m = unsafe dst[ox]
-                                    unsafe dst[ox] = (v > m || v.isNaN) ? v : m
-                                }
-                            } else {
-                                // A plain select: compiles to maxss/maxps, no branches.
-                                for ox in lo..<hi {
-                                    let v = unsafe row[ix0 + ox * sw]
-                                    let m = unsafe dst[ox]
-                                    unsafe dst[ox] = v > m ? v : m
-                                }
-                            }
+                        for kx in 0..<kw {
+                            let ix = ox * sw - g.padLeft + kx * dw
+                            if ix < 0 || ix >= w { continue }
+                            let v = unsafe src[iy * w + ix]
+                            if v > m || v.isNaN { m = v }
                         }
                     }
+                    return m
+                }
+                for oy in 0..<oh {
+                    let out = unsafe dst + oy * ow
+                    if nanCount > 0 || !rows.contains(oy) || cols.isEmpty {
+                        for ox in 0..<ow { unsafe out[ox] = exact(oy, ox) }
+                        continue
+                    }
+                    for ox in 0..<cols.lowerBound { unsafe out[ox] = exact(oy, ox) }
+                    let top = unsafe src + (oy * sh - g.padTop) * w - g.padLeft
+                    if kh == 3 && kw == 3 && dh == 1 && dw == 1 {
+                        for ox in cols {
+                            let a = unsafe top + ox * sw, b = unsafe a + w, c = unsafe b + w
+                            var m = unsafe a[0]
+                            var v = unsafe a[1]; m = v > m ? v : m
+                            v = unsafe a[2]; m = v > m ? v : m
+                            v = unsafe b[0]; m = v > m ? v : m
+                            v = unsafe b[1]; m = v > m ? v : m
+                            v = unsafe b[2]; m = v > m ? v : m
+                            v = unsafe c[0]; m = v > m ? v : m
+                            v = unsafe c[1]; m = v > m ? v : m
+                            v = unsafe c[2]; m = v > m ? v : m
+                            unsafe out[ox] = m
+                        }
+                        for ox in cols.upperBound..<ow { unsafe out[ox] = exact(oy, ox) }
+                        continue
+                    }
+                    for ox in cols {
+                        let corner = unsafe top + ox * sw
+                        var m = unsafe corner[0]
+                        for ky in 0..<kh {
+                            let line = unsafe corner + ky * dh * w
+                            for kx in 0..<kw {
+                                let v = unsafe line[kx * dw]
+                                m = v > m ? v : m
+                            }
+                        }
+                        unsafe out[ox] = m
+                    }
+                    for ox in cols.upperBound..<ow { unsafe out[ox] = exact(oy, ox) }
                 }
             }
         }

@@ -1,6 +1,35 @@
 import Dispatch
 import Tensors
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// How ``StepRunner`` times steps for a profile.
+package enum StepClock: Sendable {
+    /// Monotonic wall time (what a user waits for).
+    case wall
+    /// CPU time of the calling thread: insensitive to preemption on a loaded machine, but
+    /// only meaningful with `threads == 1` (work on other threads is not counted).
+    case threadCPU
+
+    @inline(__always)
+    func now() -> UInt64 {
+        switch self {
+        case .wall:
+            return DispatchTime.now().uptimeNanoseconds
+        case .threadCPU:
+            #if canImport(Glibc)
+                var ts = timespec()
+                unsafe clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+                return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+            #else
+                return DispatchTime.now().uptimeNanoseconds
+            #endif
+        }
+    }
+}
+
 /// Runs a ``Plan``'s steps on an arena: the one place that opens the arena and weight
 /// buffers and hands pointers to the kernels. Pointers live only inside this call.
 package enum StepRunner {
@@ -10,15 +39,16 @@ package enum StepRunner {
     /// optimizer (SILCombine, pointer-to-address) in release builds.
     @inline(never)
     package static func run(
-        _ plan: Plan, arena: inout [Float], threads: Int, onStep: ((Int, UInt64) -> Void)? = nil
+        _ plan: Plan, arena: inout [Float], threads: Int, clock: StepClock = .wall,
+        onStep: ((Int, UInt64) -> Void)? = nil
     ) {
         precondition(arena.count >= plan.arenaCount)
         unsafe plan.weights.withUnsafeBufferPointer { wb in
             unsafe arena.withUnsafeMutableBufferPointer { ab in
                 for (i, step) in plan.steps.enumerated() {
-                    let t0 = onStep == nil ? 0 : DispatchTime.now().uptimeNanoseconds
+                    let t0 = onStep == nil ? 0 : clock.now()
                     unsafe execute(step.call, arena: ab, weights: wb, scratch: plan.scratch, threads: threads)
-                    if let onStep { onStep(i, DispatchTime.now().uptimeNanoseconds - t0) }
+                    if let onStep { onStep(i, clock.now() - t0) }
                 }
             }
         }
@@ -89,6 +119,10 @@ package enum StepRunner {
                     c0 += c
                 }
             }
+        case .spaceDepth(let n, let c, let h, let wd, let s, let d, let x, let y):
+            unsafe Elementwise.spaceDepth(
+                batch: n, channels: c, height: h, width: wd, block: s, toDepth: d, input: r(x),
+                output: w(y), threads: threads)
         case .copy(let x, let y):
             unsafe Elementwise.copy(r(x), to: w(y), count: x.count)
         case .quantize(let q, let shape, let x, let y):

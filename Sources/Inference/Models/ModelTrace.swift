@@ -85,7 +85,7 @@ package struct ModelTrace: Sendable, Encodable {
             case .batchNorm, .channelAffine, .relu, .prelu, .hardtanh, .clamp, .add, .quantize,
                 .maxPool2d, .avgPool2d, .adaptiveAvgPool2d, .softmax:
                 flops = count
-            case .flatten, .identity, .pad, .concat:
+            case .flatten, .identity, .pad, .concat, .spaceToDepth, .depthToSpace:
                 break
             }
             if macs > 0 {

@@ -49,6 +49,8 @@ package enum KernelCall<B: Sendable>: Sendable {
     case pad(planes: Int, height: Int, width: Int, padding: Padding2d, value: Float, input: B, output: B)
     /// Channel concatenation: `parts[i]` has `channels[i]` channels of `spatial` pixels each.
     case concat(batch: Int, spatial: Int, parts: [B], channels: [Int], output: B)
+    /// Space-to-depth / depth-to-space; sizes are the space side `[N, C, H, W]`.
+    case spaceDepth(batch: Int, channels: Int, height: Int, width: Int, block: Int, toDepth: Bool, input: B, output: B)
     /// Plain copy.
     case copy(input: B, output: B)
     /// A QTool activation quantizer over a tensor of `shape` (``QuantizeKernel``).
@@ -85,6 +87,8 @@ package enum KernelCall<B: Sendable>: Sendable {
             var mapped: [T] = []
             for p in parts { mapped.append(try f(p)) }
             return .concat(batch: n, spatial: s, parts: mapped, channels: ch, output: try f(y))
+        case .spaceDepth(let n, let c, let h, let w, let s, let d, let x, let y):
+            return .spaceDepth(batch: n, channels: c, height: h, width: w, block: s, toDepth: d, input: try f(x), output: try f(y))
         case .copy(let x, let y):
             return .copy(input: try f(x), output: try f(y))
         case .quantize(let q, let s, let x, let y):
@@ -101,7 +105,8 @@ package enum KernelCall<B: Sendable>: Sendable {
         case .channelAffine(_, _, _, let x, let s, let b, _, _): return [x, s, b]
         case .activation(_, let x, _), .maxPool(_, let x, _), .avgPool(_, let x, _),
             .adaptiveAvgPool(_, _, _, _, _, let x, _), .softmax(_, _, _, let x, _),
-            .pad(_, _, _, _, _, let x, _), .copy(let x, _), .quantize(_, _, let x, _):
+            .pad(_, _, _, _, _, let x, _), .copy(let x, _), .quantize(_, _, let x, _),
+            .spaceDepth(_, _, _, _, _, _, let x, _):
             return [x]
         case .prelu(_, _, _, let x, let s, _): return [x, s]
         case .add(let a, let b, _, _): return [a, b]
@@ -117,7 +122,7 @@ package enum KernelCall<B: Sendable>: Sendable {
             .prelu(_, _, _, _, _, let y), .maxPool(_, _, let y), .avgPool(_, _, let y),
             .adaptiveAvgPool(_, _, _, _, _, _, let y), .add(_, _, let y, _),
             .softmax(_, _, _, _, let y), .pad(_, _, _, _, _, _, let y), .concat(_, _, _, _, let y),
-            .copy(_, let y), .quantize(_, _, _, let y):
+            .copy(_, let y), .quantize(_, _, _, let y), .spaceDepth(_, _, _, _, _, _, _, let y):
             return y
         }
     }

@@ -23,6 +23,7 @@ struct Lowering {
     var aliases: [String: String] = [:]
     private var constantSpans: [String: Span] = [:]
     private var consumers: [String: [Int]] = [:]
+    private var indexOf: [String: Int] = [:]
     private var absorbed = Set<Int>()
     /// Values computed by the steps emitted so far (plus inputs and constants).
     private var available = Set<String>()
@@ -38,6 +39,7 @@ struct Lowering {
         available.formUnion(graph.constants.keys)
         for (i, n) in graph.nodes.enumerated() {
             for v in n.inputs { consumers[v, default: []].append(i) }
+            indexOf[n.name] = i
         }
     }
 
@@ -85,7 +87,7 @@ struct Lowering {
     /// Absorbs a following activation node, if any: returns it and the new output value.
     private mutating func fuseActivation(after v: String, nodes: inout [String]) -> (Activation, String) {
         if let next = soleConsumer(v), let a = activation(of: next.op) {
-            absorbed.insert(graph.nodes.firstIndex { $0.name == next.name }!)
+            absorbed.insert(indexOf[next.name]!)
             nodes.append(next.name)
             return (a, next.outputs[0])
         }
@@ -93,7 +95,7 @@ struct Lowering {
     }
 
     private mutating func absorb(_ node: Graph.Node, into nodes: inout [String]) {
-        absorbed.insert(graph.nodes.firstIndex { $0.name == node.name }!)
+        absorbed.insert(indexOf[node.name]!)
         nodes.append(node.name)
     }
 
@@ -123,9 +125,10 @@ struct Lowering {
         for i in order where !absorbed.contains(i) {
             let node = graph.nodes[i]
             do {
-                if let s = try lower(node) { steps.append(s) }
-                for name in [node.name] + (steps.last?.nodes ?? []) {
-                    if let n = graph.nodes.first(where: { $0.name == name }) { available.formUnion(n.outputs) }
+                let emitted = try lower(node)
+                if let emitted { steps.append(emitted) }
+                for name in [node.name] + (emitted?.nodes ?? []) {
+                    if let k = indexOf[name] { available.formUnion(graph.nodes[k].outputs) }
                 }
             } catch { throw error.at(node: node.name) }
         }
@@ -162,7 +165,7 @@ struct Lowering {
                 absorb(next, into: &nodes)
                 v = next.outputs[0]
             }
-            let useWinograd = options.winograd && Winograd.applies(g)
+            let useWinograd = options.winograd && Winograd.isProfitable(g)
             let weight: Operand
             if useWinograd {
                 let w = weightValues ?? graph.constants[ins[1]]!.floats()
@@ -233,6 +236,12 @@ struct Lowering {
             var parts: [Operand] = []
             for v in ins { parts.append(operand(v)) }
             return step(.concat(batch: batch, spatial: xShape[2] * xShape[3], parts: parts, channels: ins.map { shapes[$0]![1] }, output: .value(out)))
+
+        case .spaceToDepth(let s):
+            return step(.spaceDepth(batch: batch, channels: channels, height: xShape[2], width: xShape[3], block: s, toDepth: true, input: operand(ins[0]), output: .value(out)))
+
+        case .depthToSpace(let s):
+            return step(.spaceDepth(batch: batch, channels: channels / (s * s), height: xShape[2] * s, width: xShape[3] * s, block: s, toDepth: false, input: operand(ins[0]), output: .value(out)))
 
         case .flatten, .identity:
             if graph.constants[ins[0]] != nil {

@@ -68,6 +68,18 @@ enum ShapeInference {
                 throw InferenceError(.invalidAttribute("negative padding \(p)"))
             }
             return [s[0][0], s[0][1], s[0][2] + p.top + p.bottom, s[0][3] + p.left + p.right]
+        case .spaceToDepth(let b):
+            try requireRank(s[0], exactly: 4, "spaceToDepth input")
+            guard b >= 1, s[0][2] % b == 0, s[0][3] % b == 0 else {
+                throw InferenceError(.shapeMismatch("spaceToDepth block \(b) does not divide \(s[0])"))
+            }
+            return [s[0][0], s[0][1] * b * b, s[0][2] / b, s[0][3] / b]
+        case .depthToSpace(let b):
+            try requireRank(s[0], exactly: 4, "depthToSpace input")
+            guard b >= 1, s[0][1] % (b * b) == 0 else {
+                throw InferenceError(.shapeMismatch("depthToSpace block \(b) does not divide the channels of \(s[0])"))
+            }
+            return [s[0][0], s[0][1] / (b * b), s[0][2] * b, s[0][3] * b]
         case .concat:
             for x in s { try requireRank(x, exactly: 4, "concat input") }
             var c = 0

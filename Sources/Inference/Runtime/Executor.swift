@@ -17,12 +17,15 @@ public final class Executor {
     public let options: PlanOptions
     /// Threads for the parallel kernels (>= 1); OpenBLAS is set to one thread per call.
     public var threads: Int
+    /// Clock for profiles (`.threadCPU` for kernel work measurements with `threads == 1`).
+    package var profileClock: StepClock = .wall
     private var plans: [[[Int]]: Plan] = [:]
     private var arena: [Float] = []
 
     /// Validates `graph`.
     /// - Throws: ``InferenceError`` for an invalid graph.
     public init(graph: Graph, threads: Int = 2, options: PlanOptions = PlanOptions()) throws(InferenceError) {
+        precondition(threads >= 1, "threads must be >= 1")
         _ = try graph.validate()
         self.graph = graph
         self.threads = max(threads, 1)
@@ -85,7 +88,7 @@ public final class Executor {
         // OpenBLAS runs each call single-threaded: no nested pools, no spinning workers
         // competing with ours.
         Gemm.setThreads(1)
-        StepRunner.run(plan, arena: &arena, threads: threads, onStep: onStep)
+        StepRunner.run(plan, arena: &arena, threads: threads, clock: profileClock, onStep: onStep)
         var out: [String: Tensor] = [:]
         for (k, o) in plan.outputs.enumerated() {
             out[o.name] = Tensor(floats: StepRunner.read(plan.outputSpans[k], arena: arena, weights: plan.weights), shape: o.shape)

@@ -72,6 +72,10 @@ package enum ReferenceExecutor {
             return R.pad(x[0], planes: batch * channels, height: s[0][2], width: s[0][3], padding: a.padding, value: a.value)
         case .quantize(let q):
             return try q.apply(x[0], shape: s[0])
+        case .spaceToDepth(let b):
+            return R.spaceDepth(x[0], batch: batch, channels: channels, height: s[0][2], width: s[0][3], block: b, toDepth: true)
+        case .depthToSpace(let b):
+            return R.spaceDepth(x[0], batch: batch, channels: channels / (b * b), height: s[0][2] * b, width: s[0][3] * b, block: b, toDepth: false)
         case .concat:
             return R.concat(x, batch: batch, channels: s.map { $0[1] }, spatial: s[0][2] * s[0][3])
         }

@@ -223,6 +223,32 @@ extension ReferenceKernels {
         return y
     }
 
+    /// Space-to-depth (`toDepth`) or depth-to-space of `[N, C, H, W]` (space-side shape) by `s`.
+    /// Depth side: `[N, C*s*s, H/s, W/s]`, channel `c*s*s + dy*s + dx` at `(i, j)` <->
+    /// space side channel `c` at `(i*s + dy, j*s + dx)`.
+    package static func spaceDepth(
+        _ x: [Float], batch: Int, channels: Int, height: Int, width: Int, block s: Int, toDepth: Bool
+    ) -> [Float] {
+        var y = [Float](repeating: 0, count: x.count)
+        let (oh, ow) = (height / s, width / s)
+        for n in 0..<batch {
+            for c in 0..<channels {
+                for i in 0..<oh {
+                    for j in 0..<ow {
+                        for dy in 0..<s {
+                            for dx in 0..<s {
+                                let spaceIndex = ((n * channels + c) * height + i * s + dy) * width + j * s + dx
+                                let depthIndex = ((n * channels * s * s + c * s * s + dy * s + dx) * oh + i) * ow + j
+                                if toDepth { y[depthIndex] = x[spaceIndex] } else { y[spaceIndex] = x[depthIndex] }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return y
+    }
+
     /// Channel concatenation of `[N, Ci, H, W]` tensors.
     package static func concat(_ xs: [[Float]], batch: Int, channels: [Int], spatial: Int) -> [Float] {
         var y: [Float] = []
