@@ -20,14 +20,19 @@ struct VerifyCommand: ParsableCommand {
     @Argument(help: "A checkpoint file.")
     var model: String
 
+    @Argument(help: "A second model to compare MODEL with (checkpoint, folded or converted variant); then --expect is not used.")
+    var other: String?
+
+    @OptionGroup var two: VerifyTwoOptions
+
     @Option(name: .long, help: "The QTool config file.")
     var config: String?
 
-    @Option(name: .long, help: "Input images (float32 NCHW .npy).")
-    var input: String
+    @Option(name: .long, help: "Input images (float32 NCHW .npy); with two models, default seeded random inputs.")
+    var input: String?
 
     @Option(name: .long, help: "Expected logits [N, classes] (.npy).")
-    var expect: String
+    var expect: String?
 
     @Option(name: .long, help: "Absolute tolerance.")
     var atol: Float = 1e-4
@@ -41,7 +46,12 @@ struct VerifyCommand: ParsableCommand {
     var overrides: [String] = []
 
     func run() throws {
+        if let other {
+            try two.run(a: model, b: other, config: config, input: input, overrides: overrides, out: out)
+            return
+        }
         let report: VerifyReport = try ExitCodes.reporting {
+            guard let input, let expect else { throw UsageError("give --input and --expect, or a second model to compare with") }
             let loaded = try ModelLoader(model: model, config: config, overrides: overrides)
             let x = try ModelIO.read(input)
             let want = try ModelIO.read(expect)
