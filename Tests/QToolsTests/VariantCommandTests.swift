@@ -30,6 +30,21 @@ import TestSupport
         return try #require(sd.entries.first { $0.name == key }).tensor.materialize().floats()
     }
 
+
+    /// A full-precision config of the same network as `cfg`: method keywords and the
+    /// `--fm_enable`/`--wt_enable` options removed (written to `dir`).
+    static func fpConfig(_ cfg: String, in dir: URL, drop: Set<String>) throws -> String {
+        let words = try ConfigRecord.load(path: cfg).options.keywords.filter { !drop.contains($0) }
+        let text = try String(contentsOfFile: cfg, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false)
+            .map { line -> String in
+                if line.hasPrefix("keyword=") { return "keyword='\(words.joined(separator: ","))'" }
+                return line.replacingOccurrences(of: " --fm_enable", with: "").replacingOccurrences(of: " --wt_enable", with: "")
+            }.joined(separator: "\n")
+        let path = dir.appendingPathComponent("fp-\(UUID().uuidString).txt").path
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
     @Test(arguments: cases)
     func foldBNMatchesTheUnfoldedRun(name: String) throws {
         try withTemporaryDirectory { dir in
@@ -113,10 +128,9 @@ import TestSupport
             let fp = dir.appendingPathComponent("fp.pth").path
             let q = dir.appendingPathComponent("q.pth").path
             let cfg = Self.golden(name, "config.txt")
-            let words = try ConfigRecord.load(path: cfg).options.keywords
             let methodWords: Set = ["dorefa", "lsq", "pact", "lq", "xnor", "gamma", "non-uniform", "fm_non-uniform", "wt_lsq", "custom-update"]
-            let fpWords = words.filter { !methodWords.contains($0) }.joined(separator: ",")
-            let d = try RunQTools.run(["convert", Self.golden(name, "checkpoint.pth"), "-o", fp, "--config", cfg, "--to-keyword", fpWords, "--json"])
+            let fpCfg = try Self.fpConfig(cfg, in: dir, drop: methodWords)
+            let d = try RunQTools.run(["convert", Self.golden(name, "checkpoint.pth"), "-o", fp, "--config", cfg, "--to-config", fpCfg, "--json"])
             #expect(d.status == 0, "\(d.stdout) \(d.stderr)")
             #expect(try !Self.keyLines(fp).contains { $0.contains(".quant_") })
             #expect((try Self.json(d.stdout)["notes"] as? [String] ?? []).contains { $0.hasPrefix("dropped ") && $0.contains(".quant_") })
@@ -142,9 +156,8 @@ import TestSupport
             func roundTrip(_ name: String) throws -> String {
                 let fp = dir.appendingPathComponent("\(name)-fp.pth").path, q = dir.appendingPathComponent("\(name)-q.pth").path
                 let cfg = Self.golden(name, "config.txt")
-                let words = try ConfigRecord.load(path: cfg).options.keywords
-                let keep = words.filter { !["dorefa", "lsq", "pact", "lq", "fm_non-uniform", "wt_lsq", "custom-update"].contains($0) }
-                _ = try RunQTools.run(["convert", Self.golden(name, "checkpoint.pth"), "-o", fp, "--config", cfg, "--to-keyword", keep.joined(separator: ",")])
+                let fpCfg = try Self.fpConfig(cfg, in: dir, drop: ["dorefa", "lsq", "pact", "lq", "fm_non-uniform", "wt_lsq", "custom-update"])
+                _ = try RunQTools.run(["convert", Self.golden(name, "checkpoint.pth"), "-o", fp, "--config", cfg, "--to-config", fpCfg])
                 let r = try RunQTools.run(["convert", fp, "-o", q, "--to-config", cfg])
                 #expect(r.status == 0, "\(r.stderr)")
                 return q
