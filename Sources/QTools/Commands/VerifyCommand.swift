@@ -17,11 +17,8 @@ struct VerifyCommand: ParsableCommand {
               qtools verify checkpoint.pth --config config.txt --input input.npy --expect output.npy
             """)
 
-    @Argument(help: "A checkpoint file.")
+    @Argument(help: "A checkpoint file. `verify A B`: a second model (checkpoint, folded or converted variant) right after it compares the two; then --expect is not used.")
     var model: String
-
-    @Argument(help: "A second model to compare MODEL with (checkpoint, folded or converted variant); then --expect is not used.")
-    var other: String?
 
     @OptionGroup var two: VerifyTwoOptions
 
@@ -46,6 +43,13 @@ struct VerifyCommand: ParsableCommand {
     var overrides: [String] = []
 
     func run() throws {
+        // `verify A B ...`: the second model is the first leftover argument that is not an option.
+        var overrides = overrides
+        var other: String? = nil
+        if let first = overrides.first, !first.hasPrefix("-") {
+            other = first
+            overrides.removeFirst()
+        }
         if let other {
             try two.run(a: model, b: other, config: config, input: input, overrides: overrides, out: out)
             return
