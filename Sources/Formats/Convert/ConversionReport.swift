@@ -36,6 +36,9 @@ public struct ConversionReport: Codable, Sendable {
     public var config: ConfigSummary?
     /// Results of the attached verifiers, in order (empty with `--no-verify`).
     public var verification: [VerificationResult] = []
+    /// What engine steps (`--fold-bn`, `--to-config`) did, one line each (folded, kept,
+    /// created and dropped tensors).
+    public var notes: [String] = []
 
     /// An empty report for an input.
     public init(input: String, output: String, inputFormat: String, outputFormat: String, stateDictPath: String) {

@@ -41,6 +41,9 @@ package struct BuiltModel: Sendable {
     package var nodeParameters: [String: Int]
     /// State-dict keys the model bound, in bind order.
     package var boundKeys: [String]
+    /// Random builds: every tensor a checkpoint of this model holds (key, shape, needed by the
+    /// forward), in state-dict order of the build (see ``StateDictBinder/declared``).
+    package var declaredTensors: [(key: String, shape: [Int], required: Bool)] = []
 
     /// The input shape for a batch: `[batch, 3, inputSize, inputSize]`.
     package func inputShape(batch: Int = 1, size: Int? = nil) -> [Int] {

@@ -18,6 +18,11 @@ package struct ModelAssembler {
     /// Learnable elements per node.
     package var nodeParameters: [String: Int] = [:]
     private var used = Set<String>()
+    /// Values produced by a conv/linear that carries a folded BN (`qtools_folded_bn`).
+    private var foldedOutputs = Set<String>()
+    /// The config keyword of a model whose BNs were folded by `qtools convert --fold-bn`.
+    package static let foldedBNKeyword = "qtools_folded_bn"
+    private var foldedBN: Bool { options.hasKeyword(Self.foldedBNKeyword) }
 
     /// An assembler over a binder.
     package init(options: QToolOptions, binder: StateDictBinder) {
@@ -62,7 +67,8 @@ package struct ModelAssembler {
         var w = try binder.take(path + ".weight", shape: wShape)
         var inputs = [path + ".weight"]
         var params = w.elementCount
-        if bias {
+        let foldedBias = foldedBN && !bias && binder.has(path + ".bias")
+        if bias || foldedBias {
             let b = try binder.take(path + ".bias", shape: [cout])
             inputs.append(constant(path + ".bias", b))
             params += cout
@@ -121,6 +127,11 @@ package struct ModelAssembler {
                 activationBits: q.flatMap { $0.activation.isEnabled ? QuantizeAttributes($0.activation).bits : nil },
                 weightBits: q.flatMap { $0.weight.isEnabled ? Self.weightBits($0.weight) : nil },
                 parameters: params))
+        if foldedBN, binder.has(path + ".fold_scale") {
+            y = try foldedAffine(path, y, channels: cout)
+        } else if foldedBias {
+            foldedOutputs.insert(y)
+        }
         return y
     }
 
@@ -138,11 +149,15 @@ package struct ModelAssembler {
         graph.add(.linear, name: name, inputs: [x, constant(path + ".weight", w), constant(path + ".bias", b)])
         nodeParameters[name] = cout * cin + cout
         layers.append(.init(name: path, kind: "linear", node: name, input: x, output: name, activationBits: nil, weightBits: nil, parameters: cout * cin + cout))
+        if foldedBN { foldedOutputs.insert(name) }
         return name
     }
 
     /// `nn.BatchNorm2d(C)` (eps 1e-5) at `path`; `num_batches_tracked` is claimed if present.
     package mutating func batchNorm(_ path: String, _ x: String, channels c: Int) throws(InferenceError) -> String {
+        if foldedBN, foldedOutputs.contains(x), !binder.has(path + ".weight"), !binder.has(path + ".running_mean") {
+            return x  // folded into the conv / linear that produced x
+        }
         var inputs = [x]
         for t in ["weight", "bias", "running_mean", "running_var"] {
             inputs.append(constant("\(path).\(t)", try binder.take("\(path).\(t)", shape: [c])))
@@ -205,13 +220,27 @@ package struct ModelAssembler {
         var g = graph
         g.markOutput(output)
         _ = try g.validate()
-        return BuiltModel(
+        var built = BuiltModel(
             graph: g, model: model, output: output, inputSize: inputSize, numClasses: numClasses,
             layers: layers, nodeParameters: nodeParameters, boundKeys: binder.claimedOrder)
+        built.declaredTensors = binder.declared
+        return built
     }
 }
 
 extension ModelAssembler {
+    /// A quantized conv's folded BN (`qtools_folded_bn`): `y·fold_scale + fold_bias` per output
+    /// channel after the quantized convolution, so the quantized weights keep their levels.
+    mutating func foldedAffine(_ path: String, _ y: String, channels c: Int) throws(InferenceError) -> String {
+        graph.addConstant(path + ".fold_scale", try binder.take(path + ".fold_scale", shape: [c]))
+        graph.addConstant(path + ".fold_bias", try binder.take(path + ".fold_bias", shape: [c]))
+        let n = unique(path + ".fold")
+        graph.add(.channelAffine, name: n, inputs: [y, path + ".fold_scale", path + ".fold_bias"])
+        foldedOutputs.insert(n)
+        if let i = layers.indices.last, layers[i].name == path { layers[i].output = n }
+        return n
+    }
+
     /// `ReverseBatchNorm2d` (§9.5): `y = BN_noaffine(x·weight + bias)` with the running statistics.
     package mutating func reverseBatchNorm(_ path: String, _ x: String, channels c: Int) throws(InferenceError) -> String {
         let w = try binder.take(path + ".weight", shape: [c])

@@ -18,6 +18,9 @@ package struct StateDictBinder: Sendable {
     private var claimed = Set<String>()
     /// Keys claimed so far, in claim order (for listings).
     package private(set) var claimedOrder: [String] = []
+    /// Random mode: every tensor the model asked for (taken, required or allowed), with its
+    /// shape and whether the forward needs it, in request order (the key set of a fresh model).
+    package private(set) var declared: [(key: String, shape: [Int], required: Bool)] = []
     /// Random mode: ``take(_:shape:)`` synthesises tensors (see ``init(random:)``).
     private var random: UInt64?
     /// Synthesised tensors are zeros (shape-only builds).
@@ -50,6 +53,7 @@ package struct StateDictBinder: Sendable {
     package mutating func take(_ key: String, shape: [Int]) throws(InferenceError) -> Tensor {
         if random != nil {
             claim(key)
+            declared.append((key, shape, true))
             return synthesise(key, shape)
         }
         guard let t = tensors[key] else { throw InferenceError(.missingTensor(key, expected: shape)) }
@@ -68,7 +72,10 @@ package struct StateDictBinder: Sendable {
     /// Claims `key` if present (checking its shape when `shape` is given); absent is fine.
     /// Used for bookkeeping tensors the forward never reads (`num_batches_tracked`, `auxil`).
     package mutating func allow(_ key: String, shape: [Int]?) throws(InferenceError) {
-        if random != nil { return }
+        if random != nil {
+            if let shape { declared.append((key, shape, false)) }
+            return
+        }
         guard let t = tensors[key] else { return }
         if let shape, t.shape != shape {
             throw InferenceError(.tensorShape(key, expected: shape, found: t.shape))
@@ -78,7 +85,10 @@ package struct StateDictBinder: Sendable {
 
     /// Claims `key`, which must exist (shape checked when given).
     package mutating func require(_ key: String, shape: [Int]?) throws(InferenceError) {
-        if random != nil { return }
+        if random != nil {
+            if let shape { declared.append((key, shape, true)) }
+            return
+        }
         guard tensors[key] != nil else {
             throw InferenceError(.missingTensor(key, expected: shape ?? []))
         }

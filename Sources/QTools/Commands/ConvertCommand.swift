@@ -106,6 +106,8 @@ struct ConvertCommand: ParsableCommand {
     @Flag(name: .customLong("no-verify"), help: "Do not read the written file back to check it.")
     var noVerify = false
 
+    @OptionGroup var engine: EngineConvertOptions
+
     @OptionGroup var outputOptions: OutputOptions
 
     @Argument(parsing: .postTerminator, help: "main.py options applied after --config's (after `--`).")
@@ -152,14 +154,17 @@ struct ConvertCommand: ParsableCommand {
             }
             steps.append(try CastFloatingTensors(to: t))
         }
-        if let config {
+        let engineSteps = try engine.plan(input: input, config: config, overrides: overrides)
+        if let engineSteps {
+            steps = engineSteps.steps + steps  // on the input's keys; renaming etc. after
+        } else if let config {
             let (record, options) = try ConfigRecord.load(
                 path: config, overrides: overrides, environment: ProcessInfo.processInfo.environment)
             steps.append(RecordConfig(record, options: options))
         }
         return Conversion(
             format: format, steps: steps, dropExtra: dropExtra,
-            verifiers: noVerify ? [] : [WrittenTensorsVerifier()])
+            verifiers: noVerify ? [] : [WrittenTensorsVerifier()] + (engineSteps.map { [$0.verifier] } ?? []))
     }
 
     static func parseFormat(_ s: String) throws -> OutputFormat {

@@ -17,17 +17,19 @@ struct VerifyCommand: ParsableCommand {
               qtools verify checkpoint.pth --config config.txt --input input.npy --expect output.npy
             """)
 
-    @Argument(help: "A checkpoint file.")
+    @Argument(help: "A checkpoint file. `verify A B`: a second model (checkpoint, folded or converted variant) right after it compares the two; then --expect is not used.")
     var model: String
+
+    @OptionGroup var two: VerifyTwoOptions
 
     @Option(name: .long, help: "The QTool config file.")
     var config: String?
 
-    @Option(name: .long, help: "Input images (float32 NCHW .npy).")
-    var input: String
+    @Option(name: .long, help: "Input images (float32 NCHW .npy); with two models, default seeded random inputs.")
+    var input: String?
 
     @Option(name: .long, help: "Expected logits [N, classes] (.npy).")
-    var expect: String
+    var expect: String?
 
     @Option(name: .long, help: "Absolute tolerance.")
     var atol: Float = 1e-4
@@ -41,7 +43,19 @@ struct VerifyCommand: ParsableCommand {
     var overrides: [String] = []
 
     func run() throws {
+        // `verify A B ...`: the second model is the first leftover argument that is not an option.
+        var overrides = overrides
+        var other: String? = nil
+        if let first = overrides.first, !first.hasPrefix("-") {
+            other = first
+            overrides.removeFirst()
+        }
+        if let other {
+            try two.run(a: model, b: other, config: config, input: input, overrides: overrides, out: out)
+            return
+        }
         let report: VerifyReport = try ExitCodes.reporting {
+            guard let input, let expect else { throw UsageError("give --input and --expect, or a second model to compare with") }
             let loaded = try ModelLoader(model: model, config: config, overrides: overrides)
             let x = try ModelIO.read(input)
             let want = try ModelIO.read(expect)

@@ -32,6 +32,8 @@ struct ModelLoader {
             let opened = try ModelFile.open(path: name)
             if let config {
                 options = try QToolOptions(config: ConfigFile(contentsOf: config, environment: env))
+            } else if let record = (try? ConfigRecord.read(from: opened.checkpoint)) ?? nil {
+                options = try record.options()  // written by `convert --config` (JSON record)
             } else if case .string(let text)? = opened.checkpoint.root.dict?[Self.configEntry] {
                 options = try QToolOptions(
                     config: ConfigFile(text: text, path: "\(name):\(Self.configEntry)", environment: env))

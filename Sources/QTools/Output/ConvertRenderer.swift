@@ -56,6 +56,8 @@ enum ConvertRenderer {
             out.append("config      \(c.file): model \(c.model), keywords \(c.keywords.joined(separator: ","))"
                 + (c.overrides.isEmpty ? "" : ", overrides \(c.overrides.joined(separator: " "))"))
         }
+        if !r.notes.isEmpty { out.append("") }
+        for n in r.notes { out.append("note        \(n)") }
         for v in r.verification {
             out.append("verified    \(v.verifier): \(v.detail)")
         }

@@ -1,0 +1,28 @@
+import Formats
+import Inference
+import Tensors
+
+/// Any representation of a model that `verify A B` can run: today a checkpoint built by the
+/// engine with its config (given, or recorded as `qtools_config`; a folded checkpoint records
+/// `qtools_folded_bn`). ONNX files and packed models plug in here: add a case to
+/// ``open(_:config:overrides:)`` that returns a ``RunnableModel`` running them.
+struct RunnableModel {
+    /// What was loaded (for reports): the path and the model it holds.
+    var description: String
+    /// Input resolution S of `[N, 3, S, S]`.
+    var inputSize: Int
+    /// The logits `[N, classes]` for an input `[N, 3, S, S]`.
+    var run: (Tensor) throws -> Tensor
+}
+
+enum ModelSource {
+    /// Loads `path` (see ``RunnableModel``); `config` and `overrides` as for `run`.
+    static func open(_ path: String, config: String?, overrides: [String]) throws -> RunnableModel {
+        let loaded = try ModelLoader(model: path, config: config, overrides: overrides)
+        let model = loaded.model
+        let words = loaded.options.keywords.joined(separator: ",")
+        return RunnableModel(
+            description: "\(path) (\(loaded.options.model) [\(words)])", inputSize: model.inputSize,
+            run: { x in try ModelIO.logits(model, x) })
+    }
+}
