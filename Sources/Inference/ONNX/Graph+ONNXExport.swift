@@ -61,8 +61,8 @@ package enum ONNXExport {
                                           attributes: [.int("axis", 1)]))
             outputs[outputs.count - 1] = name
         }
-        let s = Int64(built.inputSize)
-        let inputs = built.graph.inputs.map { ONNXBuild.value($0, .float32, ["batch", 3, .value(s), .value(s)]) }
+        // Batch and spatial size are symbolic: the ResNets end in global pooling.
+        let inputs = built.graph.inputs.map { ONNXBuild.value($0, .float32, ["batch", 3, "height", "width"]) }
         let outs = outputs.map { ONNXBuild.value($0, .float32, ["batch", .value(Int64(built.numClasses))]) }
         var meta: [(key: String, value: String)] = [
             ("qtools.model", built.model), ("qtools.format", e.usedQuantization ? options.format.rawValue : "float"),
@@ -248,8 +248,8 @@ struct ONNXEmitter {
             let s = graph.constants[n.inputs[1]]!, b = graph.constants[n.inputs[2]]!
             let c = s.elementCount
             let scaled = out + ".scaled"
-            node("Mul", [x, floats(n.inputs[1], s.floats(), [1, c, 1, 1])], scaled)
-            node("Add", [scaled, floats(n.inputs[2], b.floats(), [1, c, 1, 1])], out)
+            node("Mul", [x, constantValue(s.floats(), channels: c, name: n.inputs[1])], scaled)
+            node("Add", [scaled, constantValue(b.floats(), channels: c, name: n.inputs[2])], out)
         case .flatten(let d):
             node("Flatten", [x], out, [.int("axis", Int64(d))])
         case .softmax(let axis):

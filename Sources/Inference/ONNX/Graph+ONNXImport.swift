@@ -34,7 +34,7 @@ package enum ONNXImport {
             throw InferenceError(.unsupported("the ONNX graph has no runtime input or no output"))
         }
         let dims = input.type.tensorType.shape.dim
-        let size = dims.count == 4 && dims[2].dimValue > 0 ? Int(dims[2].dimValue) : 224
+        let size = dims.count == 4 && dims[2].dimValue > 0 ? Int(dims[2].dimValue) : 32
         let od = output.type.tensorType.shape.dim
         let classes = od.count == 2 && od[1].dimValue > 0 ? Int(od[1].dimValue) : 0
         return BuiltModel(

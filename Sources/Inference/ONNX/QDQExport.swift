@@ -185,9 +185,10 @@ extension ONNXEmitter {
         }
     }
 
-    /// A scalar or `[1, C, 1, 1]` float initializer.
+    /// A scalar (when all values are equal) or `[1, C, 1, 1]` float initializer.
     mutating func constantValue(_ v: [Float], channels: Int, name: String) -> String {
-        floats(name, v, v.count == 1 ? [] : [1, v.count, 1, 1])
+        let uniform = v.allSatisfy { $0.bitPattern == v[0].bitPattern }
+        return uniform ? floats(name, [v[0]], []) : floats(name, v, [1, v.count, 1, 1])
     }
 
     /// `name = op(input, constant)` with a scalar or per-channel constant.
