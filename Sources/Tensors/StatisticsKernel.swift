@@ -24,8 +24,8 @@ enum StatisticsKernel {
                 // by the scalar loop below, which skips NaNs.
                 while j + 8 <= end {
                     let v = unsafe raw.loadUnaligned(fromByteOffset: j * 4, as: SIMD8<Float>.self)
-                    lo = pointwiseMin(lo, v)
-                    hi = pointwiseMax(hi, v)
+                    lo.replace(with: v, where: v .< lo)
+                    hi.replace(with: v, where: v .> hi)
                     sum += v
                     sumSq += v * v
                     // A true mask lane is all ones (-1 as Int32).

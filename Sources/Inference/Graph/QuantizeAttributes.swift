@@ -6,20 +6,48 @@ import Tensors
 /// so the fast path and the reference interpreter compute bit-identical values. Zero padding
 /// is a separate ``Op/pad(_:)`` node placed before or after it, as `custom_conv` orders them
 /// (§10.1).
+///
+/// An ONNX import has no QTool quantizer: it carries the element-wise program the exported
+/// QuantizeLinear/Clip/DequantizeLinear (or Where, Round, ...) nodes compute instead.
 public struct QuantizeAttributes: Sendable, Equatable {
-    package var quantizer: Quantizer
+    /// What computes the values.
+    package enum Body: Sendable, Equatable {
+        /// A bound QTool quantizer.
+        case qtool(Quantizer)
+        /// Imported ONNX element-wise nodes (named after the last one).
+        case program(ElementwiseProgram)
+    }
+
+    package var body: Body
 
     /// Wraps a bound quantizer.
-    package init(_ quantizer: Quantizer) { self.quantizer = quantizer }
+    package init(_ quantizer: Quantizer) { body = .qtool(quantizer) }
+
+    /// Wraps an imported element-wise program.
+    package init(program: ElementwiseProgram) { body = .program(program) }
+
+    /// The QTool quantizer (nil for an imported program).
+    package var quantizer: Quantizer? {
+        if case .qtool(let q) = body { return q }
+        return nil
+    }
 
     /// The quantizer's module path, e.g. `layer1.0.conv1.0.quant_activation`.
-    public var name: String { quantizer.name }
+    public var name: String {
+        switch body {
+        case .qtool(let q): return q.name
+        case .program(let p): return p.name
+        }
+    }
 
-    /// The method (`dorefa`, `lsq`, `lqnet`, `xnor`, ...).
-    public var method: String { quantizer.config.method?.rawValue ?? "none" }
+    /// The method (`dorefa`, `lsq`, `lqnet`, `xnor`, ...; `onnx` for an imported program).
+    public var method: String { quantizer.map { $0.config.method?.rawValue ?? "none" } ?? "onnx" }
 
-    /// Number of output levels (2 for XNOR).
-    public var levels: Int { quantizer.config.method == .xnor ? 2 : quantizer.config.levels }
+    /// Number of output levels (2 for XNOR; 0 when unknown, for an imported program).
+    public var levels: Int {
+        guard let q = quantizer else { return 0 }
+        return q.config.method == .xnor ? 2 : q.config.levels
+    }
 
     /// Bits of the quantized value: `log2(levels)` (1 for binary, 1.58 for ternary).
     public var bits: Double { Double.log2(Double(max(levels, 2))) }
@@ -28,7 +56,10 @@ public struct QuantizeAttributes: Sendable, Equatable {
     /// - Throws: ``InferenceError`` `.unsupported` when the quantizer rejects the shape.
     package func apply(_ x: [Float], shape: [Int]) throws(InferenceError) -> [Float] {
         do {
-            return try quantizer(x, shape: shape)
+            switch body {
+            case .qtool(let q): return try q(x, shape: shape)
+            case .program(let p): return try p.run(x, shape: shape)
+            }
         } catch {
             throw InferenceError(.unsupported("\(error)"))
         }

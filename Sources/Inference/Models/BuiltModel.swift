@@ -21,6 +21,8 @@ package struct BuiltModel: Sendable {
         package var weightBits: Double?
         /// Learnable elements (weight, bias, quantizer clips).
         package var parameters: Int
+        /// The weight quantizer (already applied to the graph's weight constant), for exporters.
+        package var weightQuantizer: Quantizer? = nil
     }
 
     /// The graph: input value ``input`` `[N, 3, S, S]`, output value ``output`` `[N, classes]`.

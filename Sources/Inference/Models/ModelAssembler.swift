@@ -126,7 +126,7 @@ package struct ModelAssembler {
                 name: path, kind: "conv", node: convNode, input: x, output: y,
                 activationBits: q.flatMap { $0.activation.isEnabled ? QuantizeAttributes($0.activation).bits : nil },
                 weightBits: q.flatMap { $0.weight.isEnabled ? Self.weightBits($0.weight) : nil },
-                parameters: params))
+                parameters: params, weightQuantizer: q?.weight))
         if foldedBN, binder.has(path + ".fold_scale") {
             y = try foldedAffine(path, y, channels: cout)
         } else if foldedBias {
@@ -300,7 +300,7 @@ extension ModelAssembler {
             name: path, kind: "linear", node: name, input: x, output: name,
             activationBits: q.activation.isEnabled ? QuantizeAttributes(q.activation).bits : nil,
             weightBits: q.weight.isEnabled ? QuantizeAttributes(q.weight).bits : nil,
-            parameters: cout * cin + cout))
+            parameters: cout * cin + cout, weightQuantizer: q.weight))
         return name
     }
 }

@@ -108,12 +108,29 @@ struct ConvertCommand: ParsableCommand {
 
     @OptionGroup var engine: EngineConvertOptions
 
+    // ONNX export (ConvertCommand+ONNX.swift).
+    @Option(name: .customLong("to"), help: "Target: onnx writes the model built from --config as an ONNX graph (also chosen by an .onnx output).")
+    var target: String?
+
+    @Option(name: .customLong("onnx-format"), help: "ONNX form of quantized layers: qcdq (default, opset 13), qdq-native (INT4/INT2 weights, opset 21/25) or float.")
+    var onnxFormat: String = "qcdq"
+
+    @Option(help: "ONNX ai.onnx opset (default 13; qdq-native raises it to 21/25 when needed).")
+    var opset: Int?
+
+    @Flag(name: .customLong("keep-bn"), help: "ONNX: keep BatchNormalization nodes (default: fold them into float convs).")
+    var keepBN = false
+
+    @Flag(help: "ONNX: append a Softmax over the classes.")
+    var softmax = false
+
     @OptionGroup var outputOptions: OutputOptions
 
     @Argument(parsing: .postTerminator, help: "main.py options applied after --config's (after `--`).")
     var overrides: [String] = []
 
     func run() throws {
+        if target == "onnx" || (target == nil && output.hasSuffix(".onnx")) { return try runONNXExport() }
         try ExitCodes.reporting {
             let conversion = try makeConversion()
             let big = ((try? FileManager.default.attributesOfItem(atPath: input)[.size] as? Int) ?? 0) > 64 << 20

@@ -28,7 +28,11 @@ struct ModelLoader {
         let fileExists = name.map { FileManager.default.fileExists(atPath: $0) } ?? false
         let env = ProcessInfo.processInfo.environment
         var options: QToolOptions
-        if let name, fileExists {
+        if let name, fileExists, name.hasSuffix(".onnx") {
+            // An ONNX graph (ModelLoader+ONNX.swift); QTool options do not apply.
+            (self.model, options) = try Self.onnx(name)
+            randomWeights = false
+        } else if let name, fileExists {
             let opened = try ModelFile.open(path: name)
             if let config {
                 options = try QToolOptions(config: ConfigFile(contentsOf: config, environment: env))
