@@ -2,7 +2,11 @@
 """ResNet-18 fp32 latency: onnxruntime vs torch vs the qtools engine (run by hand, not in tests).
 
 Usage (from the repository root, after `swift build -c release`):
+    ~/.cache/qtools-venv/bin/python Benchmarks/engine_bench.py --qtools .build/release/qtools [--runs 30]
     ~/.cache/qtools-venv/bin/python Benchmarks/engine_bench.py [--runs 30] [--threads 2] [--no-qtools]
+
+With --qtools the shipped command is timed: the torch weights are saved with torch.save and
+run through `qtools verify` (logits vs torch) and `qtools bench CKPT --config CFG --json`.
 
 It builds torchvision's ResNet-18 layout (BasicBlock, 1x1 downsample; torchvision itself
 is not needed), exports it with torch.onnx.export(dynamo=False, opset_version=13), times
@@ -87,8 +91,20 @@ def run_qtools(repo, wdir, runs, warmup, threads):
         return json.load(f)
 
 
+def run_qtools_cli(binary, wdir, runs, warmup, threads):
+    """Times the shipped command: `qtools bench CKPT --config CFG` on the same weights."""
+    ckpt, cfg = os.path.join(wdir, "resnet18.pth"), os.path.join(wdir, "config.txt")
+    r = subprocess.run([binary, "bench", ckpt, "--config", cfg, "--runs", str(runs), "--warmup", str(warmup),
+                        "--threads", str(threads), "--size", "224", "--json"], capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit("qtools bench failed:\n" + r.stderr[-3000:])
+    q = json.loads(r.stdout)
+    return q
+
+
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--qtools", help="time this qtools binary (`qtools bench`) instead of the test-entry build")
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=3)
@@ -126,7 +142,18 @@ def main():
         print(f"onnxruntime max|diff| vs torch: {np.abs(out - ref.numpy()).max():.2e}")
 
         wdir = os.path.join(d, "weights")
-        if not a.no_qtools:
+        if a.qtools:
+            os.makedirs(wdir)
+            torch.save(model.state_dict(), os.path.join(wdir, "resnet18.pth"))
+            with open(os.path.join(wdir, "config.txt"), "w") as f:
+                f.write("model='pytorch-resnet18'\ndataset='imagenet'\nkeyword='imagenet'\n")
+            np.save(os.path.join(wdir, "x.npy"), x.numpy())
+            np.save(os.path.join(wdir, "ref.npy"), ref.numpy())
+            v = subprocess.run([a.qtools, "verify", os.path.join(wdir, "resnet18.pth"), "--config",
+                                os.path.join(wdir, "config.txt"), "--input", os.path.join(wdir, "x.npy"),
+                                "--expect", os.path.join(wdir, "ref.npy"), "--json"], capture_output=True, text=True)
+            print("qtools verify vs torch: exit %d %s" % (v.returncode, v.stdout.replace("\n", " ")[:300]))
+        elif not a.no_qtools:
             os.makedirs(wdir)
             index = []
             for k, v in model.state_dict().items():
@@ -147,10 +174,13 @@ def main():
             rounds["onnxruntime"].append(timed(lambda: sess.run(None, feed), a.runs, a.warmup))
             with torch.no_grad():
                 rounds["torch"].append(timed(lambda: model(x), a.runs, a.warmup))
-            if not a.no_qtools:
+            if a.qtools:
+                q = run_qtools_cli(a.qtools, wdir, a.runs, a.warmup, a.threads)
+                rounds["qtools"].append((q["median_ms"], q["min_ms"], q["max_ms"]))
+            elif not a.no_qtools:
                 q = run_qtools(repo, wdir, a.runs, a.warmup, a.threads)
                 rounds["qtools"].append((q["medianMs"], q["minMs"], q["maxMs"]))
-        if q is not None:
+        if q is not None and not a.qtools:
             print(f"qtools max|diff| vs torch: {q['maxAbsDiff']:.2e}")
             shares = sorted(q["shares"].items(), key=lambda kv: -kv[1])
             print("qtools per-op shares (last round): " + ", ".join(f"{k} {100*v:.1f}%" for k, v in shares))

@@ -2,9 +2,9 @@ import Formats
 import Inference
 import Tensors
 
-/// Any representation of a model that `verify A B` can run: today a checkpoint built by the
-/// engine with its config (given, or recorded as `qtools_config`; a folded checkpoint records
-/// `qtools_folded_bn`). ONNX files and packed models plug in here: add a case to
+/// Any representation of a model that `verify A B` can run: a checkpoint built by the engine
+/// with its config (given, or recorded as `qtools_config`; a folded checkpoint records
+/// `qtools_folded_bn`), or an ONNX file (through ``ModelLoader``). Packed models plug in here: add a case to
 /// ``open(_:config:overrides:)`` that returns a ``RunnableModel`` running them.
 struct RunnableModel {
     /// What was loaded (for reports): the path and the model it holds.
@@ -21,8 +21,11 @@ enum ModelSource {
         let loaded = try ModelLoader(model: path, config: config, overrides: overrides)
         let model = loaded.model
         let words = loaded.options.keywords.joined(separator: ",")
+        let what =
+            path.lowercased().hasSuffix(".onnx")
+            ? "ONNX graph" : "\(loaded.options.model) [\(words)]"
         return RunnableModel(
-            description: "\(path) (\(loaded.options.model) [\(words)])", inputSize: model.inputSize,
+            description: "\(path) (\(what))", inputSize: model.inputSize,
             run: { x in try ModelIO.logits(model, x) })
     }
 }
