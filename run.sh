@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 scripts/setup.sh
-swift build -c release --product qtools >&2
+swift build -c release --static-swift-stdlib --product qtools >&2
 if [ $# -eq 0 ]; then
   set -- inspect --stats fixtures/golden/resnet18_lsq_a2w2/checkpoint.pth
 fi

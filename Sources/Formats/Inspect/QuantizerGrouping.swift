@@ -10,19 +10,27 @@ enum QuantizerGrouping {
         ("quant_activation", "activation"), ("quant_weight", "weight"), ("quant_output", "output"),
     ]
 
-    /// Splits `name` into (layer, role, parameter) when it is a quantizer tensor.
+    /// Splits `name` into (layer, role, parameter) when it is a quantizer tensor: the first
+    /// dot-separated component equal to a marker, with something after it.
     static func parse(_ name: String) -> (layer: String, role: String, parameter: String)? {
-        for (marker, role) in roles {
-            guard let r = name.firstRange(of: "." + marker + ".") ?? prefixRange(name, marker) else { continue }
-            let layer = String(name[..<r.lowerBound])
-            let parameter = String(name[r.upperBound...])
-            return (layer, role, parameter)
+        // Cheap pre-filter on the UTF-8 bytes: every marker contains "quant_".
+        guard name.utf8.count > 7, containsQuant(name.utf8) else { return nil }
+        let parts = name.split(separator: ".", omittingEmptySubsequences: false)
+        for (i, part) in parts.enumerated() where i + 1 < parts.count {
+            guard let role = roles.first(where: { $0.0 == part })?.1 else { continue }
+            return (parts[..<i].joined(separator: "."), role, parts[(i + 1)...].joined(separator: "."))
         }
         return nil
     }
 
-    private static func prefixRange(_ name: String, _ marker: String) -> Range<String.Index>? {
-        name.hasPrefix(marker + ".") ? name.firstRange(of: marker + ".") : nil
+    private static func containsQuant(_ u: String.UTF8View) -> Bool {
+        let needle = Array("quant_".utf8)
+        let bytes = Array(u)
+        guard bytes.count >= needle.count else { return false }
+        for start in 0...(bytes.count - needle.count) where bytes[start] == needle[0] {
+            if Array(bytes[start..<(start + needle.count)]) == needle { return true }
+        }
+        return false
     }
 
     /// Builds the groups, keeping file order of first appearance.
