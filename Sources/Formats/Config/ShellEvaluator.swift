@@ -174,9 +174,7 @@ struct ShellEvaluator {
             case UInt8(ascii: "$"):
                 try expandDollar(into: &value)
             case UInt8(ascii: "`"):
-                throw ConfigError(
-                    .unsupportedShell, "command substitution (`...`) is not supported",
-                    file: file, line: line)
+                throw commandSubstitutionError()
             default:
                 value.append(c, line: line)
                 pos += 1
@@ -244,9 +242,7 @@ struct ShellEvaluator {
             case UInt8(ascii: "$"):
                 try expandDollar(into: &value)
             case UInt8(ascii: "`"):
-                throw ConfigError(
-                    .unsupportedShell, "command substitution (`...`) is not supported",
-                    file: file, line: line)
+                throw commandSubstitutionError()
             default:
                 value.append(c, line: line)
                 if c == UInt8(ascii: "\n") { line += 1 }
@@ -392,5 +388,11 @@ struct ShellEvaluator {
     static func isName(_ s: String) -> Bool {
         guard let first = s.utf8.first, isNameStart(first) else { return false }
         return s.utf8.allSatisfy(isNameChar)
+    }
+
+    /// Backquotes would run a command; a config file evaluated without a shell cannot.
+    private func commandSubstitutionError() -> ConfigError {
+        ConfigError(
+            .unsupportedShell, "command substitution (`...`) is not supported", file: file, line: line)
     }
 }
