@@ -59,18 +59,13 @@ import Testing
     }
 
     static let torchScript = """
-        import sys, json, numpy as np, torch, torch.nn as nn
-        d, name, kw, alpha = sys.argv[1], sys.argv[2], sys.argv[3].split(","), float(sys.argv[4])
-        torch.manual_seed(int(sys.argv[5]))
-        cifar = "cifar10" in kw or "cifar100" in kw
-        nc = 100 if "cifar100" in kw else 10 if "cifar10" in kw else 1000
+        import os, sys, json, numpy as np, torch, torch.nn as nn
         I = nn.Identity
         def act(): return nn.PReLU() if "PReLU" in kw else nn.ReLU6() if "ReLU6" in kw else nn.ReLU()
         def w(c): return int(c * alpha)
         def conv_bn(i, o, s):
             if "preBN" in kw: return nn.Conv2d(i, o, 3, s, 1, bias=False)
             return nn.Sequential(nn.Conv2d(i, o, 3, s, 1, bias=False), nn.BatchNorm2d(o), act())
-        bacs = "bacs" in kw
         def seq(x, c, r, b): return c(r(b(x))) if bacs else r(b(c(x)))
         class ConvDW(nn.Module):
             def __init__(s, i, o, st):
@@ -153,54 +148,73 @@ import Testing
                 cba(192, 192, 3); cba(192, 192, 1); cba(192, 10, 1, True); L.append(nn.AvgPool2d(8))
                 s.body = nn.Sequential(*L)
             def forward(s, x): return s.body(x).view(x.size(0), nc)
-        model = {"mobilenetv1": V1, "mobilenetv2": V2, "vgg_small": VGG, "nin": NIN}[name]()
-        size = 32 if cifar else 224
-        x = torch.randn(2, 3, size, size)
-        # Realistic BN statistics: one training-mode pass with momentum 1, then random affines.
-        bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
-        for m in bns: m.momentum = 1.0
-        with torch.no_grad():
-            model.train(); model(x)
-            # (a variance floor keeps near-dead channels from amplifying float rounding)
-            for m in bns: m.weight.uniform_(0.5, 1.5); m.bias.uniform_(-0.3, 0.3); m.running_var.clamp_(min=0.05)
-            for m in model.modules():
-                if isinstance(m, nn.PReLU): m.weight.uniform_(0.05, 0.4)
-            model.eval(); y = model(x)
-        torch.save(model.state_dict(), d + "/model.pth")
-        x.numpy().astype("<f4").tofile(d + "/input.f32")
-        y.numpy().astype("<f4").tofile(d + "/logits.f32")
-        print(json.dumps({"parameters": sum(p.numel() for p in model.parameters()), "keys": len(model.state_dict()), "shape": list(y.shape)}))
+        def run(d, name, keyword, a, seed):
+            global kw, alpha, cifar, nc, bacs
+            kw, alpha = keyword.split(","), a
+            cifar = "cifar10" in kw or "cifar100" in kw
+            nc = 100 if "cifar100" in kw else 10 if "cifar10" in kw else 1000
+            bacs = "bacs" in kw
+            torch.manual_seed(seed)
+            os.makedirs(d, exist_ok=True)
+            model = {"mobilenetv1": V1, "mobilenetv2": V2, "vgg_small": VGG, "nin": NIN}[name]()
+            size = 32 if cifar else 224
+            x = torch.randn(2, 3, size, size)
+            # Realistic BN statistics: one training-mode pass with momentum 1, then random affines.
+            bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+            for m in bns: m.momentum = 1.0
+            with torch.no_grad():
+                model.train(); model(x)
+                # (a variance floor keeps near-dead channels from amplifying float rounding)
+                for m in bns: m.weight.uniform_(0.5, 1.5); m.bias.uniform_(-0.3, 0.3); m.running_var.clamp_(min=0.05)
+                for m in model.modules():
+                    if isinstance(m, nn.PReLU): m.weight.uniform_(0.05, 0.4)
+                model.eval(); y = model(x)
+            torch.save(model.state_dict(), d + "/model.pth")
+            x.numpy().astype("<f4").tofile(d + "/input.f32")
+            y.numpy().astype("<f4").tofile(d + "/logits.f32")
+            return {"parameters": sum(p.numel() for p in model.parameters()), "keys": len(model.state_dict()), "shape": list(y.shape)}
+        cases = json.loads(sys.argv[2])
+        print(json.dumps([run(f"{sys.argv[1]}/{k}", *c, 0) for k, c in enumerate(cases)]))
         """
 
+    /// The torch-agreement cases: (model, keywords, width_alpha).
+    static let torchCases: [(String, String, Double)] = [
+        ("mobilenetv1", "cifar10,cbas", 0.25),
+        ("mobilenetv1", "cifar100,cbsa,normal3x3", 0.125), ("mobilenetv1", "cifar10,bacs,preBN,PReLU", 1.0),
+        ("mobilenetv2", "cifar10,cbas", 0.25), ("mobilenetv2", "cifar100,bacs,ReLU6", 0.25),
+        ("vgg_small", "cifar10,bac", 1.0), ("vgg_small", "cifar10,cba", 1.0), ("vgg_small", "cifar10,abc", 1.0),
+        ("nin", "cifar10,PReLU", 1.0),
+    ]
+
     /// Same net in torch and qtools, same weights (through a `torch.save` file) and input.
-    @Test(
-        .enabled(if: Python.interpreter != nil || Python.isRequired),
-        arguments: [
-            ("mobilenetv1", "cifar100,cbsa,normal3x3", 0.125), ("mobilenetv1", "cifar10,bacs,preBN,PReLU", 1.0),
-            ("mobilenetv2", "cifar10,cbas", 0.25), ("mobilenetv2", "cifar100,bacs,ReLU6", 0.25),
-            ("vgg_small", "cifar10,bac", 1.0), ("vgg_small", "cifar10,cba", 1.0), ("vgg_small", "cifar10,abc", 1.0),
-            ("nin", "cifar10,PReLU", 1.0),
-        ] as [(String, String, Double)])
-    func matchesTorch(model: String, keyword: String, alpha: Double) throws {
+    /// One Python process writes every case (torch's import dominates a per-case process).
+    @Test(.enabled(if: Python.interpreter != nil || Python.isRequired))
+    func matchesTorch() throws {
         try withTemporaryDirectory { dir in
-            let info = try #require(
-                try Python.json(Self.torchScript, [dir.path, model, keyword, "\(alpha)", "0"]) as? [String: Any])
-            let opened = try ModelFile.open(path: dir.appendingPathComponent("model.pth").path)
-            let entries = try #require(opened.checkpoint.stateDict()?.entries).map { ($0.name, $0.tensor.materialize()) }
-            #expect(entries.count == info["keys"] as? Int)
-            let m = try ModelBuilder.build(options: Self.options(model, keyword, alpha: alpha), stateDict: entries)
-            #expect(Set(m.boundKeys) == Set(entries.map(\.0)))
-            let shape = m.inputShape(batch: 2)
-            let x = Tensor(floats: try TorchAgreementTests.readF32(dir.appendingPathComponent("input.f32")), shape: shape)
-            let y = try #require(try Executor(graph: m.graph, threads: 2).run([m.input: x])[m.output])
-            #expect(y.shape == (info["shape"] as? [Int]))
-            let torch = try TorchAgreementTests.readF32(dir.appendingPathComponent("logits.f32"))
-            let d = Difference(y.floats(), torch)
-            // 1e-4 absolute, relative to the logit scale when logits exceed 1 in magnitude.
-            let scale = max(1, torch.map { abs($0) }.max() ?? 0)
-            #expect(d.maxAbs <= 1e-4 * scale, "\(model) \(keyword): \(d), scale \(scale)")
-            let t = try ModelTrace(model: m, inputShape: shape)
-            #expect(t.parameters == info["parameters"] as? Int)
+            let cases = try JSONSerialization.data(withJSONObject: Self.torchCases.map { [$0.0, $0.1, $0.2] as [Any] })
+            let infos = try #require(
+                try Python.json(Self.torchScript, [dir.path, String(decoding: cases, as: UTF8.self)]) as? [[String: Any]])
+            try #require(infos.count == Self.torchCases.count)
+            for (k, (model, keyword, alpha)) in Self.torchCases.enumerated() {
+                let info = infos[k]
+                let caseDir = dir.appendingPathComponent("\(k)")
+                let opened = try ModelFile.open(path: caseDir.appendingPathComponent("model.pth").path)
+                let entries = try #require(opened.checkpoint.stateDict()?.entries).map { ($0.name, $0.tensor.materialize()) }
+                #expect(entries.count == info["keys"] as? Int)
+                let m = try ModelBuilder.build(options: Self.options(model, keyword, alpha: alpha), stateDict: entries)
+                #expect(Set(m.boundKeys) == Set(entries.map(\.0)))
+                let shape = m.inputShape(batch: 2)
+                let x = Tensor(floats: try TorchAgreementTests.readF32(caseDir.appendingPathComponent("input.f32")), shape: shape)
+                let y = try #require(try Executor(graph: m.graph, threads: 2).run([m.input: x])[m.output])
+                #expect(y.shape == (info["shape"] as? [Int]), "\(model) \(keyword)")
+                let torch = try TorchAgreementTests.readF32(caseDir.appendingPathComponent("logits.f32"))
+                let d = Difference(y.floats(), torch)
+                // 1e-4 absolute, relative to the logit scale when logits exceed 1 in magnitude.
+                let scale = max(1, torch.map { abs($0) }.max() ?? 0)
+                #expect(d.maxAbs <= 1e-4 * scale, "\(model) \(keyword): \(d), scale \(scale)")
+                let t = try ModelTrace(model: m, inputShape: shape)
+                #expect(t.parameters == info["parameters"] as? Int, "\(model) \(keyword)")
+            }
         }
     }
 }
