@@ -15,6 +15,7 @@ package enum ModelBuilder {
     /// Model-zoo names this builder accepts.
     package static var supportedModels: [String] {
         ResNetFlexible.depths.keys.sorted() + PyTorchResNet.depths.keys.sorted().map { "pytorch-" + $0 }
+            + MobileNet.names + ["vgg_small", "nin"]
     }
 
     /// Builds `options.model` bound to `stateDict` (name, tensor) entries.
@@ -44,6 +45,14 @@ package enum ModelBuilder {
             logits = try ResNetFlexible.build(&a, "input", model: model, numClasses: classes)
         } else if model.hasPrefix("pytorch-"), PyTorchResNet.depths[String(model.dropFirst(8))] != nil {
             logits = try PyTorchResNet.build(&a, "input", depth: String(model.dropFirst(8)), numClasses: classes)
+        } else if model == "mobilenetv1" {
+            logits = try MobileNet.buildV1(&a, "input", numClasses: classes)
+        } else if model == "mobilenetv2" {
+            logits = try MobileNet.buildV2(&a, "input", numClasses: classes, inputSize: options.resolvedInputSize)
+        } else if model == "vgg_small" {
+            logits = try VGGSmall.build(&a, "input", numClasses: classes)
+        } else if model == "nin" {
+            logits = try NIN.build(&a, "input", numClasses: classes)
         } else {
             throw InferenceError(
                 .unsupportedModel(
