@@ -48,6 +48,25 @@ import Testing
         #expect(y.floats().allSatisfy { $0.isFinite })
     }
 
+    /// With quantization enabled (LSQ, 2 bits) the quantized wrappers of §10.1 get their
+    /// quantizers (including the depth-wise convs, whose weight quantizer sees the full `in`)
+    /// and the FP layers (VGG conv1, NIN body.0/body.26, stems, classifiers) none.
+    @Test(arguments: [
+        ("mobilenetv1", "cifar10,cbas,dorefa,lsq", 0.25, 26), ("mobilenetv2", "cifar10,bacs,dorefa,lsq", 0.25, 51),
+        ("vgg_small", "cifar10,bac,dorefa,lsq", 1.0, 5), ("nin", "cifar10,dorefa,lsq", 1.0, 7),
+    ])
+    func quantizedRandomBuildRuns(model: String, keyword: String, alpha: Double, quantizedConvs: Int) throws {
+        let o = try QToolOptions().applying(arguments: [
+            "--model", model, "--keyword", keyword, "--width_alpha", "\(alpha)", "--fm_enable", "--wt_enable",
+            "--fm_bit", "2", "--wt_bit", "2",
+        ])
+        let m = try ModelBuilder.buildRandom(options: o, seed: 2)
+        #expect(m.layers.filter { $0.weightBits == 2 }.count == quantizedConvs)
+        let x = Tensor(floats: [Float](repeating: 0.5, count: 3 * 32 * 32), shape: m.inputShape())
+        let y = try #require(try Executor(graph: m.graph, threads: 2).run([m.input: x])[m.output])
+        #expect(y.shape == [1, m.numClasses])
+    }
+
     @Test func nameDispatchAndRefusals() throws {
         for name in ["mobilenetv1", "mobilenetv2", "vgg_small", "nin"] {
             #expect(ModelBuilder.supportedModels.contains(name))
