@@ -165,15 +165,7 @@ struct ONNXEmitter {
         t.name = name
         t.dataType = Int32(Onnx_TensorProto.DataType.float.rawValue)
         t.dims = shape.map { Int64($0) }
-        var bytes = [UInt8](repeating: 0, count: values.count * 4)
-        for (i, v) in values.enumerated() {
-            let b = v.bitPattern
-            bytes[4 * i] = UInt8(truncatingIfNeeded: b)
-            bytes[4 * i + 1] = UInt8(truncatingIfNeeded: b >> 8)
-            bytes[4 * i + 2] = UInt8(truncatingIfNeeded: b >> 16)
-            bytes[4 * i + 3] = UInt8(truncatingIfNeeded: b >> 24)
-        }
-        t.rawData = Data(bytes)
+        t.rawData = Data(Tensor.littleEndianBytes(values))
         addInitializer(t)
         return name
     }
