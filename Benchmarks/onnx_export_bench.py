@@ -15,7 +15,7 @@ dataset='imagenet', keyword='imagenet'). Then, in one run, it times
 prints both and the ratio, and runs the qtools file with onnxruntime, reporting the max abs
 difference of its logits from torch's.
 """
-import argparse, os, statistics, subprocess, sys, tempfile, time
+import argparse, os, statistics, subprocess, sys, tempfile, time, warnings
 
 import numpy as np
 import torch
@@ -91,6 +91,7 @@ def main():
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
+    warnings.filterwarnings("ignore", category=DeprecationWarning)  # the legacy exporter's notice
     if not os.access(a.qtools, os.X_OK):
         sys.exit(f"{a.qtools}: not an executable (swift build -c release --product qtools)")
 

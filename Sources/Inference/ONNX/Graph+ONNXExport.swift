@@ -312,7 +312,8 @@ struct ONNXEmitter {
             var b = n.inputs.count > 2 ? graph.constants[n.inputs[2]]!.floats() : [Float](repeating: 0, count: cout)
             for o in 0..<cout {
                 let k = Double(gamma[o]) / (Double(vars[o]) + Double(eps)).squareRoot()
-                for i in 0..<per { wf[o * per + i] = Float(Double(wf[o * per + i]) * k) }
+                // Indices of the row's slice: the bounds check is hoisted and the loop vectorizes.
+                for i in wf[o * per..<(o + 1) * per].indices { wf[i] = Float(Double(wf[i]) * k) }
                 b[o] = Float((Double(b[o]) - Double(mean[o])) * k + Double(beta[o]))
             }
             w = floats(n.name + ".weight_folded", wf, wt.shape)
