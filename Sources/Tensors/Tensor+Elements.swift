@@ -10,12 +10,12 @@ extension Tensor {
     /// All elements as `Float`.
     public func floats() -> [Float] {
         if dtype == .float32 {
+            let n = elementCount
             return unsafe data.withUnsafeBytes { raw in
-                var out = [Float](repeating: 0, count: elementCount)
-                unsafe out.withUnsafeMutableBytes { dst in
-                    unsafe dst.copyMemory(from: raw)
+                unsafe [Float](unsafeUninitializedCapacity: n) { dst, count in
+                    unsafe UnsafeMutableRawBufferPointer(dst).copyMemory(from: raw)
+                    count = n
                 }
-                return out
             }
         }
         return (0..<elementCount).map { Float(element($0)) }

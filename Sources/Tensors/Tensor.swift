@@ -20,19 +20,29 @@ public struct Tensor: Sendable {
 
     /// A float32 tensor from values (precondition: `values.count` matches `shape`).
     public init(floats values: [Float], shape: [Int]) {
-        var bytes = [UInt8]()
-        bytes.reserveCapacity(values.count * 4)
-        for v in values {
-            let b = v.bitPattern.littleEndian
-            bytes.append(UInt8(truncatingIfNeeded: b))
-            bytes.append(UInt8(truncatingIfNeeded: b >> 8))
-            bytes.append(UInt8(truncatingIfNeeded: b >> 16))
-            bytes.append(UInt8(truncatingIfNeeded: b >> 24))
-        }
         precondition((try? Shapes.elementCount(shape)) == values.count, "shape/value count mismatch")
         self.dtype = .float32
         self.shape = shape
-        self.data = ByteSlice(bytes)
+        self.data = ByteSlice(Tensor.littleEndianBytes(values))
+    }
+
+    /// The little-endian float32 bytes of `values` (4 per value; one bulk copy on
+    /// little-endian hosts).
+    public static func littleEndianBytes(_ values: [Float]) -> [UInt8] {
+        #if _endian(little)
+            return unsafe values.withUnsafeBytes { unsafe [UInt8]($0) }
+        #else
+            var bytes = [UInt8]()
+            bytes.reserveCapacity(values.count * 4)
+            for v in values {
+                let b = v.bitPattern
+                bytes.append(UInt8(truncatingIfNeeded: b))
+                bytes.append(UInt8(truncatingIfNeeded: b >> 8))
+                bytes.append(UInt8(truncatingIfNeeded: b >> 16))
+                bytes.append(UInt8(truncatingIfNeeded: b >> 24))
+            }
+            return bytes
+        #endif
     }
 
     /// Number of elements.

@@ -108,27 +108,35 @@ package struct StateDictBinder: Sendable {
     }
 
     private mutating func synthesise(_ key: String, _ shape: [Int]) -> Tensor {
-        func next() -> Float {  // SplitMix64 -> uniform [-1, 1)
-            var z = random! &+ 0x9E37_79B9_7F4A_7C15
-            random = z
+        let n = shape.reduce(1, *)
+        if zeros { return Tensor(floats: [Float](repeating: 0, count: n), shape: shape) }
+        // value = offset + scale * u, or scale * u (no offset: keeps the exact float ops).
+        let scale: Float
+        var offset: Float? = nil
+        if key.hasSuffix("running_var") {
+            scale = 0.25
+            offset = 1
+        } else if key.hasSuffix("running_mean") || key.hasSuffix("bias") {
+            scale = 0.1
+        } else if shape.count <= 1 {
+            scale = 0.25
+            offset = 1
+        } else {
+            scale = (6 / Float(max(shape.dropFirst().reduce(1, *), 1))).squareRoot()
+        }
+        // SplitMix64 -> uniform [-1, 1), one state for the whole tensor, filled in place.
+        var state = random!
+        var values = [Float](repeating: 0, count: n)
+        for i in 0..<n {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
             z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
             z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
             z ^= z >> 31
-            return Float(z >> 40) / Float(1 << 23) - 1
+            let u = Float(z >> 40) / Float(1 << 23) - 1
+            if let offset { values[i] = offset + scale * u } else { values[i] = scale * u }
         }
-        let n = shape.reduce(1, *)
-        if zeros { return Tensor(floats: [Float](repeating: 0, count: n), shape: shape) }
-        let values: [Float]
-        if key.hasSuffix("running_var") {
-            values = (0..<n).map { _ in 1 + 0.25 * next() }
-        } else if key.hasSuffix("running_mean") || key.hasSuffix("bias") {
-            values = (0..<n).map { _ in 0.1 * next() }
-        } else if shape.count <= 1 {
-            values = (0..<n).map { _ in 1 + 0.25 * next() }
-        } else {
-            let scale = (6 / Float(max(shape.dropFirst().reduce(1, *), 1))).squareRoot()
-            values = (0..<n).map { _ in scale * next() }
-        }
+        random = state
         return Tensor(floats: values, shape: shape)
     }
 

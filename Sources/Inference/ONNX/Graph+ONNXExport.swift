@@ -165,15 +165,7 @@ struct ONNXEmitter {
         t.name = name
         t.dataType = Int32(Onnx_TensorProto.DataType.float.rawValue)
         t.dims = shape.map { Int64($0) }
-        var bytes = [UInt8](repeating: 0, count: values.count * 4)
-        for (i, v) in values.enumerated() {
-            let b = v.bitPattern
-            bytes[4 * i] = UInt8(truncatingIfNeeded: b)
-            bytes[4 * i + 1] = UInt8(truncatingIfNeeded: b >> 8)
-            bytes[4 * i + 2] = UInt8(truncatingIfNeeded: b >> 16)
-            bytes[4 * i + 3] = UInt8(truncatingIfNeeded: b >> 24)
-        }
-        t.rawData = Data(bytes)
+        t.rawData = Data(Tensor.littleEndianBytes(values))
         addInitializer(t)
         return name
     }
@@ -320,7 +312,8 @@ struct ONNXEmitter {
             var b = n.inputs.count > 2 ? graph.constants[n.inputs[2]]!.floats() : [Float](repeating: 0, count: cout)
             for o in 0..<cout {
                 let k = Double(gamma[o]) / (Double(vars[o]) + Double(eps)).squareRoot()
-                for i in 0..<per { wf[o * per + i] = Float(Double(wf[o * per + i]) * k) }
+                // Indices of the row's slice: the bounds check is hoisted and the loop vectorizes.
+                for i in wf[o * per..<(o + 1) * per].indices { wf[i] = Float(Double(wf[i]) * k) }
                 b[o] = Float((Double(b[o]) - Double(mean[o])) * k + Double(beta[o]))
             }
             w = floats(n.name + ".weight_folded", wf, wt.shape)
