@@ -16,33 +16,9 @@ Timings are medians of --runs whole-process runs. Nothing here is a test: number
 import argparse, json, os, resource, statistics, subprocess, sys, time
 
 import torch
-import torch.nn as nn
 
 
-def bottleneck_resnet50():
-    """torchvision's ResNet-50 layout (same state_dict keys and shapes), no torchvision needed."""
-    class Bottleneck(nn.Module):
-        def __init__(self, inplanes, planes, stride, down):
-            super().__init__()
-            self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False); self.bn1 = nn.BatchNorm2d(planes)
-            self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False); self.bn2 = nn.BatchNorm2d(planes)
-            self.conv3 = nn.Conv2d(planes, planes * 4, 1, bias=False); self.bn3 = nn.BatchNorm2d(planes * 4)
-            if down:
-                self.downsample = nn.Sequential(nn.Conv2d(inplanes, planes * 4, 1, stride, bias=False),
-                                                nn.BatchNorm2d(planes * 4))
-    class ResNet50(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False); self.bn1 = nn.BatchNorm2d(64)
-            inplanes = 64
-            for i, (planes, blocks, stride) in enumerate([(64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)]):
-                layers = []
-                for b in range(blocks):
-                    layers.append(Bottleneck(inplanes, planes, stride if b == 0 else 1, b == 0))
-                    inplanes = planes * 4
-                setattr(self, f"layer{i + 1}", nn.Sequential(*layers))
-            self.fc = nn.Linear(2048, 1000)
-    return ResNet50()
+from torch_resnets import resnet50
 
 
 def median_seconds(cmd, runs):
@@ -76,7 +52,7 @@ def main():
 
     r50 = os.path.join(a.workdir, "resnet50-checkpoint.pth")
     if not os.path.exists(r50):
-        m = bottleneck_resnet50()
+        m = resnet50()
         torch.save({"epoch": 89, "state_dict": m.state_dict(), "best_acc": 76.1, "learning_rate": 1e-4}, r50)
     size = os.path.getsize(r50)
 
