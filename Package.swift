@@ -19,6 +19,8 @@ let package = Package(
             name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(
             name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        // The packed GEMM micro-kernels; optimized even in debug builds (tests run them).
+        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
         .target(name: "Tensors", swiftSettings: safety),
         .target(
             name: "Formats",
@@ -27,7 +29,7 @@ let package = Package(
             ],
             swiftSettings: safety),
         .target(
-            name: "Inference", dependencies: ["Tensors", "Formats", "COpenBLAS"],
+            name: "Inference", dependencies: ["Tensors", "Formats", "COpenBLAS", "CKernels"],
             swiftSettings: safety),
         .executableTarget(
             name: "QTools",

@@ -15,6 +15,7 @@ enum Fast {
     ) -> [Float] {
         var y = [Float](repeating: .nan, count: g.batch * g.outImage)
         var scratch = [Float](repeating: .nan, count: Conv2d.scratchCount(g))
+        let w = Conv2d.packWeights(g, w)
         x.withUnsafeBufferPointer { px in
             w.withUnsafeBufferPointer { pw in
                 withOptional(b) { pb in
@@ -40,6 +41,7 @@ enum Fast {
     ) -> [Float] {
         var y = residual
         var scratch = [Float](repeating: .nan, count: Conv2d.scratchCount(g))
+        let w = Conv2d.packWeights(g, w)
         x.withUnsafeBufferPointer { px in
             w.withUnsafeBufferPointer { pw in
                 withOptional(b) { pb in
@@ -105,12 +107,12 @@ func expectClose(_ a: [Float], _ b: [Float], atol: Float, _ what: @autoclosure (
 
 extension Fast {
     static func winograd(
-        _ g: ConvGeometry, _ x: [Float], _ w: [Float], _ b: [Float]?, residual: [Float]? = nil,
+        _ g: ConvGeometry, tile: Int, _ x: [Float], _ w: [Float], _ b: [Float]?, residual: [Float]? = nil,
         activation: Activation = .none, threads: Int
     ) -> [Float] {
-        let u = Winograd.transformWeights(w, outChannels: g.outChannels, inChannels: g.inChannels)
+        let u = Winograd.transformWeights(w, outChannels: g.outChannels, inChannels: g.inChannels, tile: tile)
         var y = [Float](repeating: .nan, count: g.batch * g.outImage)
-        var scratch = [Float](repeating: .nan, count: Winograd.scratchCount(g))
+        var scratch = [Float](repeating: .nan, count: Winograd.scratchCount(g, tile: tile))
         x.withUnsafeBufferPointer { px in
             u.withUnsafeBufferPointer { pu in
                 withOptional(b) { pb in
@@ -118,7 +120,7 @@ extension Fast {
                         y.withUnsafeMutableBufferPointer { py in
                             scratch.withUnsafeMutableBufferPointer { ps in
                                 Winograd.forward(
-                                    g, input: px, transformedWeight: pu, bias: pb, residual: pr, output: py,
+                                    g, tile: tile, input: px, transformedWeight: pu, bias: pb, residual: pr, output: py,
                                     scratch: ps, activation: activation, threads: threads)
                             }
                         }

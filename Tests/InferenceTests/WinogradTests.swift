@@ -2,10 +2,11 @@ import Inference
 import TestSupport
 import Testing
 
-/// Winograd F(2x2, 3x3) against the direct naive convolution (its twin).
+/// Winograd F(2x2, 3x3) and F(4x4, 3x3) against the direct naive convolution (their twin).
 @Suite struct WinogradTests {
-    @Test(arguments: Array(0..<32 as Range<UInt64>), [1, 2])
-    func matchesDirectConvolution(seed: UInt64, threads: Int) {
+    @Test(arguments: Array(0..<32 as Range<UInt64>), [(2, 1), (2, 2), (4, 1), (4, 2)])
+    func matchesDirectConvolution(seed: UInt64, variant: (tile: Int, threads: Int)) {
+        let (tile, threads) = variant
         var rng = SplitMix64(seed: seed)
         let pad = Padding2d(top: rng.int(0...2), left: rng.int(0...2), bottom: rng.int(0...2), right: rng.int(0...2))
         var h = rng.int(1...17), w = rng.int(1...16)
@@ -24,13 +25,13 @@ import Testing
         var slow = ReferenceKernels.conv2d(g, input: x, weight: wt, bias: b)
         if let r { slow = ReferenceKernels.add(slow, r) }
         slow = ReferenceKernels.activation(slow, act)
-        let fast = Fast.winograd(g, x, wt, b, residual: r, activation: act, threads: threads)
+        let fast = Fast.winograd(g, tile: tile, x, wt, b, residual: r, activation: act, threads: threads)
         let (ok, msg) = expectClose(fast, slow, atol: 2e-5 * Float(g.inChannels * 9).squareRoot(), "\(g)")
         #expect(ok, "\(msg)")
     }
 
-    @Test(arguments: [(32, 32, 30), (64, 64, 14), (32, 48, 13)])
-    func networkShapes(dims: (Int, Int, Int)) {
+    @Test(arguments: [(32, 32, 30), (64, 64, 14), (32, 48, 13), (64, 64, 28), (96, 80, 14), (80, 64, 7)], [2, 4])
+    func networkShapes(dims: (Int, Int, Int), tile: Int) {
         let (cin, cout, s) = dims
         var rng = SplitMix64(seed: UInt64(cin + cout + s))
         let g = ConvGeometry(
@@ -39,7 +40,7 @@ import Testing
             dilationH: 1, dilationW: 1, groups: 1)
         let x = rng.floats(g.inImage), wt = rng.floats(g.outChannels * g.patchSize, -0.1, 0.1)
         let slow = ReferenceKernels.conv2d(g, input: x, weight: wt, bias: nil)
-        let fast = Fast.winograd(g, x, wt, nil, threads: 2)
+        let fast = Fast.winograd(g, tile: tile, x, wt, nil, threads: 2)
         let (ok, msg) = expectClose(fast, slow, atol: 1e-4, "\(g)")
         #expect(ok, "\(msg)")
     }

@@ -73,9 +73,9 @@ package enum StepRunner {
             unsafe Conv2d.forward(
                 g, input: r(x), weight: r(wt), bias: b.map { unsafe r($0) }, residual: res.map { unsafe r($0) },
                 output: w(y), scratch: w(scratch), activation: a, threads: threads)
-        case .winograd(let g, let x, let wt, let b, let res, let y, let a):
+        case .winograd(let g, let tile, let x, let wt, let b, let res, let y, let a):
             unsafe Winograd.forward(
-                g, input: r(x), transformedWeight: r(wt), bias: b.map { unsafe r($0) },
+                g, tile: tile, input: r(x), transformedWeight: r(wt), bias: b.map { unsafe r($0) },
                 residual: res.map { unsafe r($0) }, output: w(y), scratch: w(scratch), activation: a,
                 threads: threads)
         case .linear(let n, let i, let o, let x, let wt, let b, let y, let a):

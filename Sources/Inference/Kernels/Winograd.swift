@@ -1,20 +1,17 @@
-/// Winograd F(2x2, 3x3) convolution for 3x3, stride-1, undilated, ungrouped convs.
+/// Winograd convolution F(2x2, 3x3) and F(4x4, 3x3) for 3x3, stride-1, undilated,
+/// ungrouped convs.
 ///
-/// Math (Lavin & Gray 2016): each 2x2 output tile is `Y = A^T [ (G g G^T) ⊙ (B^T d B) ] A`
-/// for a 4x4 input tile `d` (origin `(2*ty - padT, 2*tx - padL)`, zeros outside the image):
-/// ```
-/// B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]
-/// G   = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]
-/// A^T = [1 1 1 0; 0 1 -1 -1]
-/// ```
-/// Summed over input channels, the 16 element-wise products become 16 GEMMs
-/// `M[ξ] (Cout x T) = U[ξ] (Cout x Cin) * V[ξ] (Cin x T)` with `T` tiles per image: 2.25x
-/// fewer multiplies than direct convolution. Rounding differs from direct convolution by a
-/// few ulps of the accumulated magnitude (the transforms only use 1/2 and ±1).
+/// Math (Lavin & Gray 2016): each `m x m` output tile is `Y = A^T [ (G g G^T) ⊙ (B^T d B) ] A`
+/// for an `α x α` input tile `d` (`α = m + 2`; origin `(m*ty - padT, m*tx - padL)`, zeros
+/// outside the image). Summed over input channels, the `α²` element-wise products become
+/// `α²` GEMMs `M[ξ] (Cout x T) = U[ξ] (Cout x Cin) * V[ξ] (Cin x T)` with `T` tiles per
+/// image: 2.25x (F2) or 4x (F4) fewer multiplies than direct convolution. The transform
+/// matrices are in `WinogradF2.swift` and `WinogradF4.swift`.
 ///
-/// Layouts: transformed weights `U [16, Cout, Cin]` (made once at plan time by
-/// ``transformWeights(_:outChannels:inChannels:)``); scratch holds `V [16, Cin, T]` then
-/// `M [16, Cout, T]`. The naive twin is the direct ``ReferenceKernels/conv2d(_:input:weight:bias:)``.
+/// Layouts: transformed weights `U [α², Cout, Cin]`, each `Cout x Cin` matrix packed for
+/// ``PackedGemm`` (made once at plan time by ``transformWeights(_:outChannels:inChannels:tile:)``);
+/// scratch holds `V [α², Cin, T]` then `M [α², Cout, T]`. The naive twin is the direct
+/// ``ReferenceKernels/conv2d(_:input:weight:bias:)``.
 package enum Winograd {
     /// True when `g` is a conv this kernel computes.
     package static func applies(_ g: ConvGeometry) -> Bool {
@@ -22,198 +19,107 @@ package enum Winograd {
             && g.dilationW == 1 && g.groups == 1
     }
 
-    /// True when Winograd is expected to beat im2col + GEMM on this machine class.
+    /// The output tile side (4 or 2) expected to beat im2col + GEMM on `g`, or nil.
     ///
-    /// Measured on ResNet-18 shapes (AVX2, single-threaded OpenBLAS, thread CPU time per
-    /// conv): 64 ch at 56x56: 2.5 ms vs 3.2 ms direct; 128 ch at 28x28: 1.9 vs 3.2; 256 ch
-    /// at 14x14: 2.1 vs 3.2; but 512 ch at 7x7 (16 tiles) is a wash (3.7-4.1 vs 3.8-3.9):
-    /// the 16 transformed weight matrices (1.8x the weights) are streamed for little work.
-    /// With fewer input channels the transforms outweigh the shortened GEMMs.
-    package static func isProfitable(_ g: ConvGeometry) -> Bool {
-        let (th, tw) = tiles(g)
-        return applies(g) && g.inChannels >= 64 && th * tw >= 32
+    /// Measured on ResNet-18 shapes (AVX2, 2 threads): with at least 64 input channels and
+    /// 16 tiles per image both variants beat the packed direct GEMM; F(4x4) is preferred
+    /// where it still has 16 tiles (56x56, 28x28, 14x14), F(2x2) below (7x7). With fewer
+    /// input channels the transforms outweigh the shortened GEMMs.
+    package static func preferredTile(_ g: ConvGeometry) -> Int? {
+        guard applies(g), g.inChannels >= 64 else { return nil }
+        for tile in [4, 2] {
+            let (th, tw) = tiles(g, tile: tile)
+            if th * tw >= 16 { return tile }
+        }
+        return nil
     }
 
-    /// Tiles per image.
-    package static func tiles(_ g: ConvGeometry) -> (h: Int, w: Int) {
-        ((g.outHeight + 1) / 2, (g.outWidth + 1) / 2)
+    /// Tiles per image for output tile side `tile`.
+    package static func tiles(_ g: ConvGeometry, tile: Int) -> (h: Int, w: Int) {
+        ((g.outHeight + tile - 1) / tile, (g.outWidth + tile - 1) / tile)
     }
 
     /// Scratch floats for one image: `V` and `M`.
-    package static func scratchCount(_ g: ConvGeometry) -> Int {
-        let (th, tw) = tiles(g)
-        return 16 * th * tw * (g.inChannels + g.outChannels)
+    package static func scratchCount(_ g: ConvGeometry, tile: Int) -> Int {
+        let (th, tw) = tiles(g, tile: tile)
+        return (tile + 2) * (tile + 2) * th * tw * (g.inChannels + g.outChannels)
     }
 
-    /// `U = G g G^T` for every `(oc, ic)`, stored `[16, Cout, Cin]`. `w` is `[Cout, Cin, 3, 3]`.
-    package static func transformWeights(_ w: [Float], outChannels: Int, inChannels: Int) -> [Float] {
-        var u = [Float](repeating: 0, count: 16 * outChannels * inChannels)
-        let plane = outChannels * inChannels
-        for oc in 0..<outChannels {
-            for ic in 0..<inChannels {
-                let g = (oc * inChannels + ic) * 9
-                // Gg: 4 rows x 3 columns.
-                var gg = [Float](repeating: 0, count: 12)
-                for c in 0..<3 {
-                    let (g0, g1, g2) = (w[g + c], w[g + 3 + c], w[g + 6 + c])
-                    gg[c] = g0
-                    gg[3 + c] = 0.5 * (g0 + g1 + g2)
-                    gg[6 + c] = 0.5 * (g0 - g1 + g2)
-                    gg[9 + c] = g2
-                }
-                for r in 0..<4 {
-                    let (a0, a1, a2) = (gg[3 * r], gg[3 * r + 1], gg[3 * r + 2])
-                    let row = [a0, 0.5 * (a0 + a1 + a2), 0.5 * (a0 - a1 + a2), a2]
-                    for c in 0..<4 { u[(r * 4 + c) * plane + oc * inChannels + ic] = row[c] }
-                }
-            }
+    /// Floats of the packed transformed weights.
+    package static func transformedWeightCount(outChannels: Int, inChannels: Int, tile: Int) -> Int {
+        (tile + 2) * (tile + 2) * PackedGemm.packedCount(rows: outChannels, depth: inChannels)
+    }
+
+    /// `U = G g G^T` for every `(oc, ic)`: `α²` matrices `Cout x Cin`, each packed for
+    /// ``PackedGemm``. `w` is `[Cout, Cin, 3, 3]`; `tile` is 2 or 4.
+    package static func transformWeights(_ w: [Float], outChannels: Int, inChannels: Int, tile: Int) -> [Float] {
+        precondition(tile == 2 || tile == 4)
+        let u = tile == 2
+            ? weightTransformF2(w, outChannels: outChannels, inChannels: inChannels)
+            : weightTransformF4(w, outChannels: outChannels, inChannels: inChannels)
+        let plane = outChannels * inChannels, points = (tile + 2) * (tile + 2)
+        var out: [Float] = []
+        out.reserveCapacity(transformedWeightCount(outChannels: outChannels, inChannels: inChannels, tile: tile))
+        for xi in 0..<points {
+            out += PackedGemm.pack(Array(u[(xi * plane)..<((xi + 1) * plane)]), rows: outChannels, depth: inChannels)
         }
-        return u
+        return out
     }
 
-    /// `output = act(conv3x3(input) + bias [+ residual])` via F(2x2, 3x3).
+    /// `output = act(conv3x3(input) + bias [+ residual])` via F(tile x tile, 3x3).
     ///
-    /// `residual` may be `output` itself (each output element is read, then written, by one
-    /// task); otherwise buffers never alias.
+    /// Three phases per image, each split over `threads`: input transform (by channel),
+    /// the `α²` GEMMs, output transform with the epilogue (by output channel). `residual`
+    /// may be `output` itself (each output element is read, then written, by one task);
+    /// otherwise buffers never alias.
     package static func forward(
-        _ g: ConvGeometry, input: UnsafeBufferPointer<Float>, transformedWeight u: UnsafeBufferPointer<Float>,
+        _ g: ConvGeometry, tile: Int, input: UnsafeBufferPointer<Float>, transformedWeight u: UnsafeBufferPointer<Float>,
         bias: UnsafeBufferPointer<Float>?, residual: UnsafeBufferPointer<Float>?,
         output: UnsafeMutableBufferPointer<Float>, scratch: UnsafeMutableBufferPointer<Float>,
         activation: Activation, threads: Int
     ) {
-        precondition(applies(g) && scratch.count >= scratchCount(g) && u.count >= 16 * g.outChannels * g.inChannels)
+        precondition((tile == 2 || tile == 4) && applies(g) && scratch.count >= scratchCount(g, tile: tile))
+        precondition(u.count >= transformedWeightCount(outChannels: g.outChannels, inChannels: g.inChannels, tile: tile))
         precondition(input.count >= g.batch * g.inImage && output.count >= g.batch * g.outImage)
-        let (th, tw) = tiles(g)
-        let t = th * tw
+        let (th, tw) = tiles(g, tile: tile)
+        let t = th * tw, points = (tile + 2) * (tile + 2)
         let (cin, cout) = (g.inChannels, g.outChannels)
         let v = scratch.baseAddress!
-        let m = unsafe v + 16 * cin * t
+        let m = unsafe v + points * cin * t
+        let packed = PackedGemm.packedCount(rows: cout, depth: cin)
         for b in 0..<g.batch {
             let x = unsafe input.baseAddress! + b * g.inImage
             let y = unsafe output.baseAddress! + b * g.outImage
             let res = unsafe residual.map { unsafe $0.baseAddress! + b * g.outImage }
             Parallel.forRanges(cin, threads: threads, grain: max(1, 4096 / max(t, 1))) { r in
-                for c in r { unsafe inputTransform(g, plane: x + c * g.inHeight * g.inWidth, v: v + c * t, stride: cin * t, tiles: (th, tw)) }
+                for c in r {
+                    let plane = unsafe x + c * g.inHeight * g.inWidth
+                    if tile == 2 {
+                        unsafe inputTransformF2(g, plane: plane, v: v + c * t, stride: cin * t, tiles: (th, tw))
+                    } else {
+                        unsafe inputTransformF4(g, plane: plane, v: v + c * t, stride: cin * t, tiles: (th, tw))
+                    }
+                }
             }
-            Parallel.forRanges(16, threads: threads) { r in
+            Parallel.forRanges(points, threads: threads) { r in
                 for xi in r {
-                    unsafe Gemm.sgemm(
-                        m: cout, n: t, k: cin, a: u.baseAddress! + xi * cout * cin, lda: cin,
-                        b: v + xi * cin * t, ldb: t, c: m + xi * cout * t, ldc: t)
+                    unsafe PackedGemm.multiply(
+                        rows: cout, columns: t, depth: cin, packedA: u.baseAddress! + xi * packed,
+                        b: v + xi * cin * t, ldb: t, c: m + xi * cout * t, ldc: t, epilogue: PackedGemm.Epilogue())
                 }
             }
             Parallel.forRanges(cout, threads: threads, grain: max(1, 4096 / max(t, 1))) { r in
                 for oc in r {
                     let off = oc * g.outPixels
-                    unsafe outputTransform(
-                        g, m: m + oc * t, stride: cout * t, tiles: (th, tw), bias: bias?[oc] ?? 0,
-                        residual: res.map { unsafe $0 + off }, output: y + off, activation: activation)
-                }
-            }
-        }
-    }
-
-    /// `V[ξ][c][tile] = (B^T d B)[ξ]` for one channel; `v` points at `V[0][c][0]`, ξ-stride `stride`.
-    ///
-    /// Row-wise over a tile row: each of the 4 input rows is copied into a zero-padded row
-    /// buffer, transformed horizontally (`h[c][tx]`, contiguous in `tx`), then the 4 rows are
-    /// combined vertically into 16 contiguous runs of `V`. No bounds checks in the loops.
-    @inline(__always)
-    private static func inputTransform(
-        _ g: ConvGeometry, plane: UnsafePointer<Float>, v: UnsafeMutablePointer<Float>, stride: Int,
-        tiles: (h: Int, w: Int)
-    ) {
-        let (h, w) = (g.inHeight, g.inWidth)
-        let tw = tiles.w
-        let padded = 2 * tw + 2  // columns 2*tx ... 2*tx+3 for every tile
-        unsafe withUnsafeTemporaryAllocation(of: Float.self, capacity: padded + 16 * tw) { tmp in
-            let row = tmp.baseAddress!
-            let hb = unsafe row + padded  // h[r][c][tx] at hb[(r*4 + c)*tw + tx]
-            for ty in 0..<tiles.h {
-                for r in 0..<4 {
-                    let iy = 2 * ty - g.padTop + r
-                    unsafe row.update(repeating: 0, count: padded)
-                    if iy >= 0 && iy < h {
-                        // Input column ix lands at padded column ix + padLeft.
-                        let lo = max(0, -g.padLeft), hi = min(w, padded - g.padLeft)
-                        if hi > lo {
-                            unsafe (row + lo + g.padLeft).update(from: plane + iy * w + lo, count: hi - lo)
-                        }
-                    }
-                    let h0 = unsafe hb + (r * 4) * tw, h1 = unsafe h0 + tw
-                    let h2 = unsafe h1 + tw, h3 = unsafe h2 + tw
-                    for tx in 0..<tw {
-                        let x = unsafe row + 2 * tx
-                        let (a, b, c, d) = unsafe (x[0], x[1], x[2], x[3])
-                        unsafe h0[tx] = a - c
-                        unsafe h1[tx] = b + c
-                        unsafe h2[tx] = c - b
-                        unsafe h3[tx] = b - d
-                    }
-                }
-                // Vertical: V[r'*4 + c] from rows (0,2), (1,2), (2,1), (1,3) of h[.][c].
-                let base = ty * tw
-                for c in 0..<4 {
-                    let r0 = unsafe hb + c * tw, r1 = unsafe r0 + 4 * tw
-                    let r2 = unsafe r1 + 4 * tw, r3 = unsafe r2 + 4 * tw
-                    let o0 = unsafe v + c * stride + base, o1 = unsafe o0 + 4 * stride
-                    let o2 = unsafe o1 + 4 * stride, o3 = unsafe o2 + 4 * stride
-                    for tx in 0..<tw {
-                        let (a, b, cc, d) = unsafe (r0[tx], r1[tx], r2[tx], r3[tx])
-                        unsafe o0[tx] = a - cc
-                        unsafe o1[tx] = b + cc
-                        unsafe o2[tx] = cc - b
-                        unsafe o3[tx] = b - d
-                    }
-                }
-            }
-        }
-    }
-
-    /// `Y = A^T m A` for one output channel's tiles, plus bias, residual and activation.
-    ///
-    /// Per tile row: the 4 rows of `m` are combined vertically into `s0[c][tx]`, `s1[c][tx]`
-    /// (contiguous in `tx`), then horizontally into the two output rows.
-    @inline(__always)
-    private static func outputTransform(
-        _ g: ConvGeometry, m: UnsafePointer<Float>, stride: Int, tiles: (h: Int, w: Int), bias: Float,
-        residual: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>, activation: Activation
-    ) {
-        let (oh, ow) = (g.outHeight, g.outWidth)
-        let tw = tiles.w
-        unsafe withUnsafeTemporaryAllocation(of: Float.self, capacity: 8 * tw + 2 * (2 * tw)) { tmp in
-            let sb = tmp.baseAddress!  // s[k][c][tx] at sb[(k*4 + c)*tw + tx]
-            let yb = unsafe sb + 8 * tw  // two output rows of width 2*tw
-            for ty in 0..<tiles.h {
-                let base = ty * tw
-                for c in 0..<4 {
-                    let q0 = unsafe m + c * stride + base, q1 = unsafe q0 + 4 * stride
-                    let q2 = unsafe q1 + 4 * stride, q3 = unsafe q2 + 4 * stride
-                    let s0 = unsafe sb + c * tw, s1 = unsafe sb + (4 + c) * tw
-                    for tx in 0..<tw {
-                        let (a, b, cc, d) = unsafe (q0[tx], q1[tx], q2[tx], q3[tx])
-                        unsafe s0[tx] = a + b + cc
-                        unsafe s1[tx] = b - cc - d
-                    }
-                }
-                for k in 0..<2 {
-                    let s = unsafe sb + 4 * k * tw
-                    let y = unsafe yb + k * 2 * tw
-                    for tx in 0..<tw {
-                        let (a, b, cc, d) = unsafe (s[tx], s[tw + tx], s[2 * tw + tx], s[3 * tw + tx])
-                        unsafe y[2 * tx] = a + b + cc + bias
-                        unsafe y[2 * tx + 1] = b - cc - d + bias
-                    }
-                }
-                for k in 0..<2 where 2 * ty + k < oh {
-                    let off = (2 * ty + k) * ow
-                    let y = unsafe yb + k * 2 * tw
-                    let dst = unsafe output + off
-                    if let res0 = unsafe residual {
-                        let res = unsafe res0 + off
-                        for i in 0..<ow { unsafe dst[i] = activation.apply(y[i] + res[i]) }
+                    let (mo, bo, ro, yo) = unsafe (m + oc * t, bias?[oc] ?? 0, res.map { unsafe $0 + off }, y + off)
+                    if tile == 2 {
+                        unsafe outputTransformF2(
+                            g, m: mo, stride: cout * t, tiles: (th, tw), bias: bo, residual: ro, output: yo,
+                            activation: activation)
                     } else {
-                        for i in 0..<ow { unsafe dst[i] = activation.apply(y[i]) }
+                        unsafe outputTransformF4(
+                            g, m: mo, stride: cout * t, tiles: (th, tw), bias: bo, residual: ro, output: yo,
+                            activation: activation)
                     }
                 }
             }

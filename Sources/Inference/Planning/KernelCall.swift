@@ -25,8 +25,8 @@ package enum KernelCall<B: Sendable>: Sendable {
     /// `y = act(conv(x) + b + residual)`.
     case conv(ConvGeometry, input: B, weight: B, bias: B?, residual: B?, output: B, activation: Activation)
     /// ``Winograd/forward(_:input:transformedWeight:bias:residual:output:scratch:activation:threads:)``:
-    /// a 3x3 stride-1 conv with weights pre-transformed to `[16, Cout, Cin]`.
-    case winograd(ConvGeometry, input: B, weight: B, bias: B?, residual: B?, output: B, activation: Activation)
+    /// a 3x3 stride-1 conv with output tiles `tile x tile` and weights pre-transformed.
+    case winograd(ConvGeometry, tile: Int, input: B, weight: B, bias: B?, residual: B?, output: B, activation: Activation)
     /// ``Linear/forward(batch:inFeatures:outFeatures:input:weight:bias:output:activation:threads:)``.
     case linear(batch: Int, inFeatures: Int, outFeatures: Int, input: B, weight: B, bias: B?, output: B, activation: Activation)
     /// `y = act(x * scale[c] + bias[c])` (also lowered batch norm).
@@ -61,8 +61,8 @@ package enum KernelCall<B: Sendable>: Sendable {
         switch self {
         case .conv(let g, let x, let w, let b, let r, let y, let a):
             return .conv(g, input: try f(x), weight: try f(w), bias: try b.map(f), residual: try r.map(f), output: try f(y), activation: a)
-        case .winograd(let g, let x, let w, let b, let r, let y, let a):
-            return .winograd(g, input: try f(x), weight: try f(w), bias: try b.map(f), residual: try r.map(f), output: try f(y), activation: a)
+        case .winograd(let g, let tile, let x, let w, let b, let r, let y, let a):
+            return .winograd(g, tile: tile, input: try f(x), weight: try f(w), bias: try b.map(f), residual: try r.map(f), output: try f(y), activation: a)
         case .linear(let n, let i, let o, let x, let w, let b, let y, let a):
             return .linear(batch: n, inFeatures: i, outFeatures: o, input: try f(x), weight: try f(w), bias: try b.map(f), output: try f(y), activation: a)
         case .channelAffine(let n, let c, let i, let x, let s, let b, let y, let a):
@@ -99,7 +99,7 @@ package enum KernelCall<B: Sendable>: Sendable {
     /// Every buffer the call reads, in operand order.
     package var reads: [B] {
         switch self {
-        case .conv(_, let x, let w, let b, let r, _, _), .winograd(_, let x, let w, let b, let r, _, _):
+        case .conv(_, let x, let w, let b, let r, _, _), .winograd(_, _, let x, let w, let b, let r, _, _):
             return [x, w] + (b.map { [$0] } ?? []) + (r.map { [$0] } ?? [])
         case .linear(_, _, _, let x, let w, let b, _, _): return [x, w] + (b.map { [$0] } ?? [])
         case .channelAffine(_, _, _, let x, let s, let b, _, _): return [x, s, b]
@@ -117,7 +117,7 @@ package enum KernelCall<B: Sendable>: Sendable {
     /// The buffer the call writes.
     package var output: B {
         switch self {
-        case .conv(_, _, _, _, _, let y, _), .winograd(_, _, _, _, _, let y, _), .linear(_, _, _, _, _, _, let y, _),
+        case .conv(_, _, _, _, _, let y, _), .winograd(_, _, _, _, _, _, let y, _), .linear(_, _, _, _, _, _, let y, _),
             .channelAffine(_, _, _, _, _, _, let y, _), .activation(_, _, let y),
             .prelu(_, _, _, _, _, let y), .maxPool(_, _, let y), .avgPool(_, _, let y),
             .adaptiveAvgPool(_, _, _, _, _, _, let y), .add(_, _, let y, _),
@@ -131,7 +131,7 @@ package enum KernelCall<B: Sendable>: Sendable {
     /// as values of `reads` equal to them.
     package var inPlaceCandidates: [B] {
         switch self {
-        case .conv(_, _, _, _, let r, _, _), .winograd(_, _, _, _, let r, _, _): return r.map { [$0] } ?? []
+        case .conv(_, _, _, _, let r, _, _), .winograd(_, _, _, _, _, let r, _, _): return r.map { [$0] } ?? []
         case .channelAffine(_, _, _, let x, _, _, _, _), .activation(_, let x, _),
             .prelu(_, _, _, let x, _, _), .softmax(_, _, _, let x, _):
             return [x]

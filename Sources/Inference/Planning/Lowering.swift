@@ -155,8 +155,10 @@ struct Lowering {
             var v = out
             var weightValues: [Float]? = nil  // set when the weights are rewritten (folded)
             var biasValues: [Float]? = nil
-            if let next = soleConsumer(v), next.inputs[0] == v, let (scale, shift) = affine(of: next) {
-                var w = graph.constants[ins[1]]!.floats()
+            if let next = soleConsumer(v), next.inputs[0] == v, let (scale, shift) = affine(of: next),
+                let w0 = graph.constants[ins[1]]
+            {
+                var w = w0.floats()
                 let per = w.count / g.outChannels
                 for oc in 0..<g.outChannels { for k in 0..<per { w[oc * per + k] *= scale[oc] } }
                 let b0 = ins.count > 2 ? graph.constants[ins[2]]!.floats() : [Float](repeating: 0, count: g.outChannels)
@@ -165,15 +167,18 @@ struct Lowering {
                 absorb(next, into: &nodes)
                 v = next.outputs[0]
             }
-            let useWinograd = options.winograd && Winograd.isProfitable(g)
+            let winogradTile = options.winograd ? Winograd.preferredTile(g) : nil
             let weight: Operand
-            if useWinograd {
-                let w = weightValues ?? graph.constants[ins[1]]!.floats()
-                weight = .weights(pack(Winograd.transformWeights(w, outChannels: g.outChannels, inChannels: g.inChannels)))
-            } else if let w = weightValues {
-                weight = .weights(pack(w))
+            if let tile = winogradTile {
+                guard let w = weightValues ?? graph.constants[ins[1]]?.floats() else {
+                    throw InferenceError(.unsupported("conv weights must be constants (\(ins[1]) is computed)"), node: node.name)
+                }
+                weight = .weights(pack(Winograd.transformWeights(w, outChannels: g.outChannels, inChannels: g.inChannels, tile: tile)))
             } else {
-                weight = operand(ins[1])
+                guard let w = weightValues ?? graph.constants[ins[1]]?.floats() else {
+                    throw InferenceError(.unsupported("conv weights must be constants (\(ins[1]) is computed)"), node: node.name)
+                }
+                weight = .weights(pack(Conv2d.packWeights(g, w)))
             }
             let bias: Operand? = biasValues.map { .weights(pack($0)) } ?? (ins.count > 2 ? operand(ins[2]) : nil)
             var residual: Operand? = nil
@@ -186,8 +191,8 @@ struct Lowering {
                 }
             }
             let (act, y) = fuseActivation(after: v, nodes: &nodes)
-            if useWinograd {
-                return step(.winograd(g, input: operand(ins[0]), weight: weight, bias: bias, residual: residual, output: .value(y), activation: act))
+            if let tile = winogradTile {
+                return step(.winograd(g, tile: tile, input: operand(ins[0]), weight: weight, bias: bias, residual: residual, output: .value(y), activation: act))
             }
             return step(.conv(g, input: operand(ins[0]), weight: weight, bias: bias, residual: residual, output: .value(y), activation: act))
 

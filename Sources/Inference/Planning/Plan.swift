@@ -9,9 +9,9 @@ public struct PlanOptions: Sendable, Equatable {
     public var reuseBuffers: Bool
     /// Let elementwise steps (and a conv's residual) write over an input that dies there.
     public var inPlace: Bool
-    /// Run 3x3 stride-1 ungrouped convs with Winograd F(2x2, 3x3) where it pays off
-    /// (``Winograd/isProfitable(_:)``; 2.25x fewer multiplies; results differ from direct
-    /// convolution by rounding only).
+    /// Run 3x3 stride-1 ungrouped convs with Winograd F(4x4, 3x3) or F(2x2, 3x3) where it
+    /// pays off (``Winograd/preferredTile(_:)``; 4x or 2.25x fewer multiplies; results differ
+    /// from direct convolution by rounding only).
     public var winograd: Bool
 
     /// All optimisations on by default.

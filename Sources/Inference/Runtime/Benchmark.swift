@@ -17,6 +17,16 @@ public enum EngineBenchmark {
         public var opMilliseconds: [String: Double]
         /// Plan sizes: arena and packed weights, in bytes; number of kernel steps.
         public var arenaBytes: Int, weightBytes: Int, steps: Int
+        /// Mean ms per run of every plan step, in execution order (profiled runs).
+        public var stepTimes: [StepTime] = []
+    }
+
+    /// One plan step's mean time per run.
+    public struct StepTime: Sendable {
+        /// Graph nodes the step covers (primary first) and the primary op type.
+        public var nodes: [String], opType: String
+        /// Mean milliseconds per profiled run.
+        public var milliseconds: Double
     }
 
     /// Times `graph` on a seeded random input of `inputShape`: `warmup` untimed runs, then
@@ -49,7 +59,10 @@ public enum EngineBenchmark {
         return Result(
             medianMs: median, minMs: sorted.first!, maxMs: sorted.last!, runsMs: times,
             threads: threads, shares: profile.shares, opMilliseconds: profile.millisecondsPerRunByOpType,
-            arenaBytes: plan.arenaBytes, weightBytes: plan.weightBytes, steps: plan.stepCount)
+            arenaBytes: plan.arenaBytes, weightBytes: plan.weightBytes, steps: plan.stepCount,
+            stepTimes: profile.steps.map {
+                StepTime(nodes: $0.nodes, opType: $0.opType, milliseconds: Double($0.nanoseconds) / 1e6 / Double(max(profile.runs, 1)))
+            })
     }
 
     /// ResNet-18 (torchvision layout, random weights) at `batch x 3 x size x size`.

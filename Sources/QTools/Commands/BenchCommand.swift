@@ -65,6 +65,11 @@ struct BenchCommand: ParsableCommand {
 
 /// The `--json` document of `bench`.
 struct BenchReport: Encodable {
+    /// One plan step: its primary graph node, op type and mean time per run.
+    struct StepEntry: Encodable {
+        var node: String, op: String, ms: Double
+    }
+
     var model: String
     var inputShape: [Int]
     var threads: Int
@@ -73,12 +78,13 @@ struct BenchReport: Encodable {
     var opShares: [String: Double]
     var opMs: [String: Double]
     var steps: Int
+    var stepMs: [StepEntry]
     var arenaBytes: Int, weightBytes: Int
     var randomWeights: Bool
 
     enum CodingKeys: String, CodingKey {
         case model, inputShape = "input_shape", threads, runs, medianMs = "median_ms", minMs = "min_ms",
-            maxMs = "max_ms", opShares = "op_shares", opMs = "op_ms", steps, arenaBytes = "arena_bytes",
+            maxMs = "max_ms", opShares = "op_shares", opMs = "op_ms", steps, stepMs = "step_ms", arenaBytes = "arena_bytes",
             weightBytes = "weight_bytes", randomWeights = "random_weights"
     }
 
@@ -93,6 +99,7 @@ struct BenchReport: Encodable {
         opShares = r.shares
         opMs = r.opMilliseconds
         steps = r.steps
+        stepMs = r.stepTimes.map { StepEntry(node: $0.nodes.first ?? "", op: $0.opType, ms: $0.milliseconds) }
         arenaBytes = r.arenaBytes
         weightBytes = r.weightBytes
         self.randomWeights = randomWeights

@@ -1,0 +1,77 @@
+// qtools compute kernels in C: the packed single-precision GEMM behind convolutions.
+//
+// These are the only C kernels of the engine. Each has a naive twin in Swift
+// (Sources/Inference/Kernels/Reference) that the tests compare it with.
+#ifndef QTOOLS_CKERNELS_H
+#define QTOOLS_CKERNELS_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// Rows per packed A panel, columns per packed B strip, and the blocking sizes.
+enum { QK_MR = 6, QK_NR = 16, QK_KC = 256, QK_NC = 384 };
+
+/// Floats of a packed `m x k` A matrix: `ceil(m / QK_MR)` panels of `QK_MR * k` floats.
+size_t qk_packed_a_count(long m, long k);
+
+/// Floats of B-packing workspace one `qk_sgemm*` call needs. Callers pass NULL to use a
+/// workspace of the calling thread's own (allocated once per thread).
+size_t qk_workspace_count(void);
+
+/// Packs row-major `a` (`m x k`, row stride `lda`) into panels of QK_MR rows:
+/// panel p holds rows `p*QK_MR ..< p*QK_MR + QK_MR` as `k` groups of QK_MR values
+/// (rows past `m` are zero). Row `r` of the matrix therefore starts panel `r / QK_MR`
+/// at offset `(r / QK_MR) * QK_MR * k`.
+void qk_pack_a(long m, long k, const float *a, long lda, float *dst);
+
+/// What happens to each `m x n` result block after the products are summed.
+///
+/// `c = clamp(sum + add + bias[row], lo, hi)`, where `add` is `add_src[row * add_ld + col]`
+/// when `add_src` is set (a residual; it may be `c` itself) and 0 otherwise, and
+/// `bias` may be NULL. Use `lo = -INFINITY, hi = INFINITY` for no activation and
+/// `lo = 0` for ReLU.
+typedef struct {
+    const float *add_src;
+    long add_ld;
+    const float *bias;
+    float lo, hi;
+} qk_epilogue;
+
+/// `C (m x n, row stride ldc) = epilogue(A * B)` where `pa` is packed A (from
+/// `qk_pack_a`, starting at a panel boundary) and B is row-major `k x n` with row
+/// stride `ldb`. `ws` holds `qk_workspace_count()` floats, 32-byte aligned.
+void qk_sgemm(long m, long n, long k, const float *pa, const float *b, long ldb, float *c,
+              long ldc, const qk_epilogue *ep, float *ws);
+
+/// Convolution geometry of one image for `qk_sgemm_conv` (NCHW, one group).
+typedef struct {
+    long channels, height, width;        // input channels (of the group) and size
+    long kernel_h, kernel_w, stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w;
+    long out_height, out_width;
+} qk_conv_shape;
+
+/// Convolution as GEMM without an im2col matrix: columns `n0 ..< n1` of
+/// `C (m x out_height*out_width, row stride ldc) = epilogue(A * im2col(image))`, where
+/// `pa` is the packed `m x channels*kernel_h*kernel_w` weight matrix. The im2col values
+/// are gathered straight into the packed B strips (zeros outside the image). `c` points
+/// at column 0 of row 0; `ep->add_src` likewise.
+void qk_sgemm_conv(long m, long n0, long n1, const float *pa, const qk_conv_shape *s,
+                   const float *image, float *c, long ldc, const qk_epilogue *ep, float *ws);
+
+/// 1 when the AVX2+FMA micro-kernel runs on this CPU, 0 for the portable one.
+int qk_uses_avx2(void);
+
+/// One micro-kernel call, for tests: `c (QK_MR x QK_NR, row stride ldc) = acc + add`, then
+/// bias and clamp when `final`, with `acc = A_panel * B_strip` over `kc` (panel and strip in
+/// packed layout). `portable` picks the portable kernel even where AVX2 is available.
+void qk_micro_tile(int portable, long kc, const float *a, const float *b, float *c, long ldc,
+                   const float *add, const float *bias, float lo, float hi, int final);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,212 @@
+// The packed GEMM driver: BLIS-style blocking around the 6x16 micro-kernels.
+//
+// Loops: columns in blocks of QK_NC, depth in blocks of QK_KC (B block packed into the
+// workspace as 16-column strips), rows in blocks of MC, then strips, then 6-row panels of
+// the pre-packed A. Partial tiles go through a 6x16 buffer, so the micro-kernel only ever
+// sees whole tiles. The first depth block adds the epilogue's `add_src`, later blocks add
+// the partial sums already in C, and the last block applies bias and clamp.
+#include "ckernels.h"
+#include "microkernel.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { MC = 120 };  // rows per A block (20 panels; about 120 KB of A at QK_KC)
+
+size_t qk_packed_a_count(long m, long k) {
+    return (size_t)((m + QK_MR - 1) / QK_MR) * QK_MR * (size_t)k;
+}
+
+size_t qk_workspace_count(void) { return (size_t)QK_KC * QK_NC; }
+
+void qk_pack_a(long m, long k, const float *a, long lda, float *dst) {
+    for (long p = 0; p < m; p += QK_MR) {
+        for (long kk = 0; kk < k; kk++) {
+            for (long r = 0; r < QK_MR; r++) *dst++ = p + r < m ? a[(p + r) * lda + kk] : 0.f;
+        }
+    }
+}
+
+static qk_micro_fn micro_kernel(void) {
+    static qk_micro_fn chosen = 0;
+    if (!chosen) {
+#if defined(__x86_64__)
+        __builtin_cpu_init();
+        chosen = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? qk_micro_avx2
+                                                                                 : qk_micro_generic;
+#else
+        chosen = qk_micro_generic;
+#endif
+    }
+    return chosen;
+}
+
+int qk_uses_avx2(void) { return micro_kernel() == qk_micro_avx2; }
+
+void qk_micro_tile(int portable, long kc, const float *a, const float *b, float *c, long ldc,
+                   const float *add, const float *bias, float lo, float hi, int final) {
+    (portable ? qk_micro_generic : micro_kernel())(kc, a, b, c, ldc, add, bias, lo, hi, final);
+}
+
+// One B-packing workspace per thread, made on first use and freed when the thread ends.
+static pthread_key_t ws_key;
+static pthread_once_t ws_once = PTHREAD_ONCE_INIT;
+static void ws_make_key(void) { pthread_key_create(&ws_key, free); }
+
+static float *thread_workspace(void) {
+    pthread_once(&ws_once, ws_make_key);
+    float *ws = pthread_getspecific(ws_key);
+    if (!ws) {
+        ws = aligned_alloc(64, qk_workspace_count() * sizeof(float));
+        if (!ws) abort();  // 384 KiB; nothing sensible is left to do without it
+        pthread_setspecific(ws_key, ws);
+    }
+    return ws;
+}
+
+/// Packs rows `pc ..< pc+kc`, columns `jc ..< jc+nc` of B into strips `[s][kc][QK_NR]`.
+typedef void (*pack_b_fn)(const void *ctx, long pc, long kc, long jc, long nc, float *dst);
+
+typedef struct {
+    const float *b;
+    long ldb;
+} plain_b;
+
+static void pack_plain(const void *ctx, long pc, long kc, long jc, long nc, float *dst) {
+    const plain_b *p = ctx;
+    for (long j = 0; j < nc; j += QK_NR) {
+        long w = nc - j < QK_NR ? nc - j : QK_NR;
+        const float *src = p->b + pc * p->ldb + jc + j;
+        for (long kk = 0; kk < kc; kk++, src += p->ldb, dst += QK_NR) {
+            memcpy(dst, src, (size_t)w * sizeof(float));
+            if (w < QK_NR) memset(dst + w, 0, (size_t)(QK_NR - w) * sizeof(float));
+        }
+    }
+}
+
+static void run(long m, long n, long k, const float *pa, pack_b_fn pack, const void *ctx, float *c,
+                long ldc, const qk_epilogue *ep, float *ws) {
+    qk_micro_fn micro = micro_kernel();
+    if (!ws) ws = thread_workspace();
+    float tmp[QK_MR * QK_NR] __attribute__((aligned(32)));
+    float tbias[QK_MR];
+    for (long jc = 0; jc < n; jc += QK_NC) {
+        long nc = n - jc < QK_NC ? n - jc : QK_NC;
+        for (long pc = 0; pc < k; pc += QK_KC) {
+            long kc = k - pc < QK_KC ? k - pc : QK_KC;
+            int first = pc == 0, final = pc + kc >= k;
+            pack(ctx, pc, kc, jc, nc, ws);
+            for (long ic = 0; ic < m; ic += MC) {
+                long mc = m - ic < MC ? m - ic : MC;
+                for (long jr = 0; jr < nc; jr += QK_NR) {
+                    long nr = nc - jr < QK_NR ? nc - jr : QK_NR;
+                    const float *bs = ws + (jr / QK_NR) * kc * QK_NR;
+                    for (long ir = 0; ir < mc; ir += QK_MR) {
+                        long row = ic + ir, mr = mc - ir < QK_MR ? mc - ir : QK_MR;
+                        const float *ap = pa + row * k + pc * QK_MR;  // panel row/QK_MR, depth pc
+                        float *cp = c + row * ldc + jc + jr;
+                        const float *add = first ? (ep->add_src ? ep->add_src + row * ep->add_ld + jc + jr : 0) : cp;
+                        long add_ld = first ? ep->add_ld : ldc;
+                        const float *bias = ep->bias ? ep->bias + row : 0;
+                        if (mr == QK_MR && nr == QK_NR && (!add || add_ld == ldc)) {
+                            micro(kc, ap, bs, cp, ldc, add, bias, ep->lo, ep->hi, final);
+                            continue;
+                        }
+                        // Partial tile: through a zero-padded 6x16 buffer.
+                        memset(tmp, 0, sizeof(tmp));
+                        if (add) {
+                            for (long r = 0; r < mr; r++) memcpy(tmp + r * QK_NR, add + r * add_ld, (size_t)nr * sizeof(float));
+                        }
+                        if (bias) {
+                            for (long r = 0; r < QK_MR; r++) tbias[r] = r < mr ? bias[r] : 0.f;
+                        }
+                        micro(kc, ap, bs, tmp, QK_NR, add ? tmp : 0, bias ? tbias : 0, ep->lo, ep->hi, final);
+                        for (long r = 0; r < mr; r++) memcpy(cp + r * ldc, tmp + r * QK_NR, (size_t)nr * sizeof(float));
+                    }
+                }
+            }
+        }
+    }
+}
+
+void qk_sgemm(long m, long n, long k, const float *pa, const float *b, long ldb, float *c,
+              long ldc, const qk_epilogue *ep, float *ws) {
+    plain_b ctx = {b, ldb};
+    run(m, n, k, pa, pack_plain, &ctx, c, ldc, ep, ws);
+}
+
+typedef struct {
+    const qk_conv_shape *s;
+    const float *image;
+    long n0;  // first output pixel of this call
+} conv_b;
+
+/// im2col straight into strips, one strip (16 output pixels) at a time so the writes are
+/// sequential: row `pc + kk` is (channel, ky, kx); column j is output pixel `n0 + jc + j`.
+/// A strip is cut into runs that lie in one output row; a run whose taps fall inside the
+/// image is a strided copy (a plain copy at stride 1), other runs check every tap.
+static void pack_conv(const void *ctx, long pc, long kc, long jc, long nc, float *dst) {
+    const conv_b *p = ctx;
+    const qk_conv_shape *s = p->s;
+    long taps = s->kernel_h * s->kernel_w, plane = s->height * s->width, sw = s->stride_w;
+    for (long j0 = 0; j0 < nc; j0 += QK_NR, dst += kc * QK_NR) {
+        long w = nc - j0 < QK_NR ? nc - j0 : QK_NR;
+        // Runs: lanes [start[r], start[r+1]) share input row origin iy[r]; lane q reads
+        // input column ix[r] + (q - start[r]) * stride_w.
+        long start[QK_NR + 1], iy[QK_NR], ix[QK_NR], runs = 0;
+        long col = p->n0 + jc + j0, oy = col / s->out_width, ox = col % s->out_width;
+        for (long q = 0; q < w;) {
+            long len = s->out_width - ox < w - q ? s->out_width - ox : w - q;
+            start[runs] = q;
+            iy[runs] = oy * s->stride_h - s->pad_top;
+            ix[runs] = ox * sw - s->pad_left;
+            runs++;
+            q += len;
+            ox = 0;
+            oy++;
+        }
+        start[runs] = w;
+        long ci = pc / taps, t = pc % taps, ky = t / s->kernel_w, kx = t % s->kernel_w;
+        float *o = dst;
+        for (long kk = 0; kk < kc; kk++, o += QK_NR) {
+            const float *img = p->image + ci * plane;
+            long dy = ky * s->dilation_h, dx = kx * s->dilation_w;
+            for (long r = 0; r < runs; r++) {
+                long y = iy[r] + dy, x0 = ix[r] + dx, n = start[r + 1] - start[r];
+                float *out = o + start[r];
+                if (y < 0 || y >= s->height) {
+                    memset(out, 0, (size_t)n * sizeof(float));
+                    continue;
+                }
+                const float *src = img + y * s->width;
+                if (x0 >= 0 && x0 + (n - 1) * sw < s->width) {
+                    if (sw == 1) {
+                        memcpy(out, src + x0, (size_t)n * sizeof(float));
+                    } else {
+                        for (long q = 0; q < n; q++) out[q] = src[x0 + q * sw];
+                    }
+                } else {
+                    for (long q = 0; q < n; q++) {
+                        long x = x0 + q * sw;
+                        out[q] = x >= 0 && x < s->width ? src[x] : 0.f;
+                    }
+                }
+            }
+            if (w < QK_NR) memset(o + w, 0, (size_t)(QK_NR - w) * sizeof(float));
+            if (++kx == s->kernel_w) {
+                kx = 0;
+                if (++ky == s->kernel_h) { ky = 0; ci++; }
+            }
+        }
+    }
+}
+
+void qk_sgemm_conv(long m, long n0, long n1, const float *pa, const qk_conv_shape *s,
+                   const float *image, float *c, long ldc, const qk_epilogue *ep, float *ws) {
+    conv_b ctx = {s, image, n0};
+    long k = s->channels * s->kernel_h * s->kernel_w;
+    qk_epilogue e = *ep;
+    if (e.add_src) e.add_src += n0;
+    run(m, n1 - n0, k, pa, pack_conv, &ctx, c + n0, ldc, &e, ws);
+}

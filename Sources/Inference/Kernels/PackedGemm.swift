@@ -1,0 +1,115 @@
+import CKernels
+
+/// The engine's convolution GEMM: weights packed once at plan time, products summed by the
+/// C micro-kernels of `Sources/CKernels` (AVX2+FMA 6x16 tiles, a portable twin otherwise).
+///
+/// `C (m x n) = epilogue(A * B)`, row-major, where A (`m x k`, the weights) is stored as
+/// panels of ``panelRows`` rows (``pack(_:rows:depth:)``) and B is either a plain matrix or
+/// the im2col matrix of an image, gathered while packing (no im2col buffer). The epilogue
+/// adds a residual and a per-row bias and clamps, in the tile that is still in registers.
+/// Each call runs on the calling thread; callers split rows or columns over threads. The
+/// naive twin is ``ReferenceKernels/gemm(m:n:k:a:b:c:alpha:beta:)``.
+package enum PackedGemm {
+    /// Rows per packed panel of A.
+    package static let panelRows = Int(QK_MR)
+
+    /// Floats of `rows x depth` weights once packed (rows rounded up to whole panels).
+    package static func packedCount(rows: Int, depth: Int) -> Int {
+        Int(qk_packed_a_count(rows, depth))
+    }
+
+    /// Packs row-major `a` (`rows x depth`) into panels.
+    package static func pack(_ a: [Float], rows: Int, depth: Int) -> [Float] {
+        precondition(a.count >= rows * depth)
+        var out = [Float](repeating: 0, count: packedCount(rows: rows, depth: depth))
+        unsafe a.withUnsafeBufferPointer { pa in
+            unsafe out.withUnsafeMutableBufferPointer { po in
+                unsafe qk_pack_a(rows, depth, pa.baseAddress!, depth, po.baseAddress!)
+            }
+        }
+        return out
+    }
+
+    /// Where results go after the sum: `c = act(sum + add + bias[row])`.
+    @unsafe package struct Epilogue {
+        /// Added elementwise (a residual, same row stride as C); may be C itself.
+        package var add: UnsafePointer<Float>?
+        /// Per-row bias.
+        package var bias: UnsafePointer<Float>?
+        package var activation: Activation
+
+        package init(add: UnsafePointer<Float>? = nil, bias: UnsafePointer<Float>? = nil, activation: Activation = .none) {
+            unsafe self.add = add
+            unsafe self.bias = bias
+            unsafe self.activation = activation
+        }
+
+        fileprivate func c(ldc: Int) -> qk_epilogue {
+            let (lo, hi): (Float, Float)
+            switch unsafe activation {
+            case .none: (lo, hi) = (-.infinity, .infinity)
+            case .relu: (lo, hi) = (0, .infinity)
+            case .clamp(let l, let h): (lo, hi) = (l, h)
+            }
+            return unsafe qk_epilogue(add_src: add, add_ld: ldc, bias: bias, lo: lo, hi: hi)
+        }
+    }
+
+    /// `c = epilogue(A * B)` for `rows x columns`; `packedA` points at a panel boundary,
+    /// `b` is `depth x columns` with row stride `ldb`.
+    package static func multiply(
+        rows m: Int, columns n: Int, depth k: Int, packedA: UnsafePointer<Float>, b: UnsafePointer<Float>,
+        ldb: Int, c: UnsafeMutablePointer<Float>, ldc: Int, epilogue: Epilogue
+    ) {
+        guard m > 0, n > 0 else { return }
+        precondition(k > 0)
+        var e = unsafe epilogue.c(ldc: ldc)
+        unsafe qk_sgemm(m, n, k, packedA, b, ldb, c, ldc, &e, nil)
+    }
+
+    /// Columns `columns` of `c = epilogue(A * im2col(image))` for one image and group of
+    /// `g`; `c` (row stride `g.outPixels`) and the epilogue's `add` point at column 0.
+    package static func convolve(
+        _ g: ConvGeometry, rows m: Int, columns: Range<Int>, packedA: UnsafePointer<Float>,
+        image: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>, epilogue: Epilogue
+    ) {
+        guard m > 0, !columns.isEmpty else { return }
+        var shape = qk_conv_shape(
+            channels: g.groupInChannels, height: g.inHeight, width: g.inWidth, kernel_h: g.kernelH,
+            kernel_w: g.kernelW, stride_h: g.strideH, stride_w: g.strideW, pad_top: g.padTop,
+            pad_left: g.padLeft, dilation_h: g.dilationH, dilation_w: g.dilationW,
+            out_height: g.outHeight, out_width: g.outWidth)
+        var e = unsafe epilogue.c(ldc: g.outPixels)
+        unsafe qk_sgemm_conv(m, columns.lowerBound, columns.upperBound, packedA, &shape, image, c, g.outPixels, &e, nil)
+    }
+
+    /// True when the AVX2+FMA micro-kernel runs on this CPU.
+    package static var usesAVX2: Bool { qk_uses_avx2() != 0 }
+
+    /// One `panelRows x 16` tile from a packed panel `a` and strip `b` (each `depth` deep):
+    /// `act(a * b + add + bias)` (row stride 16; `add` is accumulated in place), by the
+    /// portable micro-kernel or the one this CPU runs. For tests that compare the two
+    /// micro-kernels with the naive twin.
+    package static func tile(
+        portable: Bool, depth: Int, a: [Float], b: [Float], add: [Float]?, bias: [Float]?, activation: Activation
+    ) -> [Float] {
+        precondition(a.count >= depth * panelRows && b.count >= depth * 16)
+        precondition((add?.count ?? 16 * panelRows) == 16 * panelRows && (bias?.count ?? panelRows) >= panelRows)
+        var c = add ?? [Float](repeating: .nan, count: 16 * panelRows)
+        let biasValues = bias ?? []
+        let e = unsafe Epilogue(activation: activation).c(ldc: 16)
+        unsafe a.withUnsafeBufferPointer { pa in
+            unsafe b.withUnsafeBufferPointer { pb in
+                unsafe biasValues.withUnsafeBufferPointer { pbias in
+                    unsafe c.withUnsafeMutableBufferPointer { pc in
+                        unsafe qk_micro_tile(
+                            portable ? 1 : 0, depth, pa.baseAddress!, pb.baseAddress!, pc.baseAddress!, 16,
+                            add == nil ? nil : UnsafePointer(pc.baseAddress!), bias == nil ? nil : pbias.baseAddress,
+                            e.lo, e.hi, 1)
+                    }
+                }
+            }
+        }
+        return c
+    }
+}

@@ -1,0 +1,142 @@
+/// The F(2x2, 3x3) transforms of ``Winograd`` (4x4 input tiles, 2x2 output tiles):
+/// ```
+/// B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]
+/// G   = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]
+/// A^T = [1 1 1 0; 0 1 -1 -1]
+/// ```
+/// The transforms only use 1/2 and ±1, so they add almost no rounding of their own.
+extension Winograd {
+    /// F(2x2): `U = G g G^T` unpacked, `[16, Cout, Cin]`, with
+    /// `G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]`.
+    static func weightTransformF2(_ w: [Float], outChannels: Int, inChannels: Int) -> [Float] {
+        var u = [Float](repeating: 0, count: 16 * outChannels * inChannels)
+        let plane = outChannels * inChannels
+        for oc in 0..<outChannels {
+            for ic in 0..<inChannels {
+                let g = (oc * inChannels + ic) * 9
+                // Gg: 4 rows x 3 columns.
+                var gg = [Float](repeating: 0, count: 12)
+                for c in 0..<3 {
+                    let (g0, g1, g2) = (w[g + c], w[g + 3 + c], w[g + 6 + c])
+                    gg[c] = g0
+                    gg[3 + c] = 0.5 * (g0 + g1 + g2)
+                    gg[6 + c] = 0.5 * (g0 - g1 + g2)
+                    gg[9 + c] = g2
+                }
+                for r in 0..<4 {
+                    let (a0, a1, a2) = (gg[3 * r], gg[3 * r + 1], gg[3 * r + 2])
+                    let row = [a0, 0.5 * (a0 + a1 + a2), 0.5 * (a0 - a1 + a2), a2]
+                    for c in 0..<4 { u[(r * 4 + c) * plane + oc * inChannels + ic] = row[c] }
+                }
+            }
+        }
+        return u
+    }
+
+    /// `V[ξ][c][tile] = (B^T d B)[ξ]` for one channel; `v` points at `V[0][c][0]`, ξ-stride `stride`.
+    ///
+    /// Row-wise over a tile row: each of the 4 input rows is copied into a zero-padded row
+    /// buffer, transformed horizontally (`h[c][tx]`, contiguous in `tx`), then the 4 rows are
+    /// combined vertically into 16 contiguous runs of `V`. No bounds checks in the loops.
+    @inline(__always)
+    static func inputTransformF2(
+        _ g: ConvGeometry, plane: UnsafePointer<Float>, v: UnsafeMutablePointer<Float>, stride: Int,
+        tiles: (h: Int, w: Int)
+    ) {
+        let (h, w) = (g.inHeight, g.inWidth)
+        let tw = tiles.w
+        let padded = 2 * tw + 2  // columns 2*tx ... 2*tx+3 for every tile
+        unsafe withUnsafeTemporaryAllocation(of: Float.self, capacity: padded + 16 * tw) { tmp in
+            let row = tmp.baseAddress!
+            let hb = unsafe row + padded  // h[r][c][tx] at hb[(r*4 + c)*tw + tx]
+            for ty in 0..<tiles.h {
+                for r in 0..<4 {
+                    let iy = 2 * ty - g.padTop + r
+                    unsafe row.update(repeating: 0, count: padded)
+                    if iy >= 0 && iy < h {
+                        // Input column ix lands at padded column ix + padLeft.
+                        let lo = max(0, -g.padLeft), hi = min(w, padded - g.padLeft)
+                        if hi > lo {
+                            unsafe (row + lo + g.padLeft).update(from: plane + iy * w + lo, count: hi - lo)
+                        }
+                    }
+                    let h0 = unsafe hb + (r * 4) * tw, h1 = unsafe h0 + tw
+                    let h2 = unsafe h1 + tw, h3 = unsafe h2 + tw
+                    for tx in 0..<tw {
+                        let x = unsafe row + 2 * tx
+                        let (a, b, c, d) = unsafe (x[0], x[1], x[2], x[3])
+                        unsafe h0[tx] = a - c
+                        unsafe h1[tx] = b + c
+                        unsafe h2[tx] = c - b
+                        unsafe h3[tx] = b - d
+                    }
+                }
+                // Vertical: V[r'*4 + c] from rows (0,2), (1,2), (2,1), (1,3) of h[.][c].
+                let base = ty * tw
+                for c in 0..<4 {
+                    let r0 = unsafe hb + c * tw, r1 = unsafe r0 + 4 * tw
+                    let r2 = unsafe r1 + 4 * tw, r3 = unsafe r2 + 4 * tw
+                    let o0 = unsafe v + c * stride + base, o1 = unsafe o0 + 4 * stride
+                    let o2 = unsafe o1 + 4 * stride, o3 = unsafe o2 + 4 * stride
+                    for tx in 0..<tw {
+                        let (a, b, cc, d) = unsafe (r0[tx], r1[tx], r2[tx], r3[tx])
+                        unsafe o0[tx] = a - cc
+                        unsafe o1[tx] = b + cc
+                        unsafe o2[tx] = cc - b
+                        unsafe o3[tx] = b - d
+                    }
+                }
+            }
+        }
+    }
+
+    /// `Y = A^T m A` for one output channel's tiles, plus bias, residual and activation.
+    ///
+    /// Per tile row: the 4 rows of `m` are combined vertically into `s0[c][tx]`, `s1[c][tx]`
+    /// (contiguous in `tx`), then horizontally into the two output rows.
+    @inline(__always)
+    static func outputTransformF2(
+        _ g: ConvGeometry, m: UnsafePointer<Float>, stride: Int, tiles: (h: Int, w: Int), bias: Float,
+        residual: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>, activation: Activation
+    ) {
+        let (oh, ow) = (g.outHeight, g.outWidth)
+        let tw = tiles.w
+        unsafe withUnsafeTemporaryAllocation(of: Float.self, capacity: 8 * tw + 2 * (2 * tw)) { tmp in
+            let sb = tmp.baseAddress!  // s[k][c][tx] at sb[(k*4 + c)*tw + tx]
+            let yb = unsafe sb + 8 * tw  // two output rows of width 2*tw
+            for ty in 0..<tiles.h {
+                let base = ty * tw
+                for c in 0..<4 {
+                    let q0 = unsafe m + c * stride + base, q1 = unsafe q0 + 4 * stride
+                    let q2 = unsafe q1 + 4 * stride, q3 = unsafe q2 + 4 * stride
+                    let s0 = unsafe sb + c * tw, s1 = unsafe sb + (4 + c) * tw
+                    for tx in 0..<tw {
+                        let (a, b, cc, d) = unsafe (q0[tx], q1[tx], q2[tx], q3[tx])
+                        unsafe s0[tx] = a + b + cc
+                        unsafe s1[tx] = b - cc - d
+                    }
+                }
+                for k in 0..<2 {
+                    let s = unsafe sb + 4 * k * tw
+                    let y = unsafe yb + k * 2 * tw
+                    for tx in 0..<tw {
+                        let (a, b, cc, d) = unsafe (s[tx], s[tw + tx], s[2 * tw + tx], s[3 * tw + tx])
+                        unsafe y[2 * tx] = a + b + cc + bias
+                        unsafe y[2 * tx + 1] = b - cc - d + bias
+                    }
+                }
+                for k in 0..<2 where 2 * ty + k < oh {
+                    let off = (2 * ty + k) * ow
+                    let y = unsafe yb + k * 2 * tw
+                    let dst = unsafe output + off
+                    if let res0 = unsafe residual {
+                        let res = unsafe res0 + off
+                        for i in 0..<ow { unsafe dst[i] = activation.apply(y[i] + res[i]) }
+                    } else {
+                        for i in 0..<ow { unsafe dst[i] = activation.apply(y[i]) }
+                    }
+                }
+            }
+        }
+    }
+}
