@@ -12,8 +12,8 @@ check() { # module, forbidden imports...
     fi
   done
 }
-check Tensors Formats Inference Train QTools COpenBLAS CZlib
-check Formats Inference Train QTools COpenBLAS
+check Tensors Formats Inference Train QTools COpenBLAS CZlib CKernels
+check Formats Inference Train QTools COpenBLAS CKernels
 check Inference Train QTools
 check Train QTools
 exit $fail

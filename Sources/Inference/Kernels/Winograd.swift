@@ -1,3 +1,4 @@
+import Foundation
 /// Winograd convolution F(2x2, 3x3) and F(4x4, 3x3) for 3x3, stride-1, undilated,
 /// ungrouped convs.
 ///
@@ -27,7 +28,8 @@ package enum Winograd {
     /// input channels the transforms outweigh the shortened GEMMs.
     package static func preferredTile(_ g: ConvGeometry) -> Int? {
         guard applies(g), g.inChannels >= 64 else { return nil }
-        for tile in [4, 2] {
+        let tilesToTry = ProcessInfo.processInfo.environment["QTOOLS_WG"] == "2" ? [2] : [4, 2]
+        for tile in tilesToTry {
             let (th, tw) = tiles(g, tile: tile)
             if th * tw >= 16 { return tile }
         }
