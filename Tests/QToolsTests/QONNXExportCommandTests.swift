@@ -117,30 +117,37 @@ struct QONNXExportCommandTests {
     }
 
     /// Level counts beyond the golden ones (DoReFa `--fm_level/--wt_level` 2, 3, 5: one bit,
-    /// narrow ranges, a range Quant cannot bound alone) and signed LSQ activations
-    /// (`--fm_half_range` turns `half_range` off): the QONNX reference matches `qtools run` of
-    /// the same checkpoint and options.
+    /// narrow ranges, a range Quant cannot bound alone), signed LSQ activations
+    /// (`--fm_half_range` turns `half_range` off) and FATNN ternary weights under DoReFa
+    /// activations (the ternary checkpoint without its activation tensors, keyword
+    /// `wt_non-uniform`): the QONNX reference matches `qtools run` of the same checkpoint and
+    /// options.
     @Test func levelCountsAndSignedActivationsMatchTheEngine() throws {
         try withTemporaryDirectory { dir in
-            let variants: [(case: String, tag: String, options: [String])] = [
-                ("resnet20_dorefa_a2w2", "l2", ["--fm_level", "2", "--wt_level", "2"]),
-                ("resnet20_dorefa_a2w2", "l3", ["--fm_level", "3", "--wt_level", "3"]),
-                ("resnet20_dorefa_a2w2", "l5", ["--fm_level", "5", "--wt_level", "5"]),
-                ("resnet20_lsq_a2w2", "signed", ["--fm_half_range"]),
-                ("resnet18_lsq_a2w2", "signed", ["--fm_half_range"]),
+            let ternary = dir.appendingPathComponent("ternary_weights.pth").path
+            _ = try Python.json(Self.dropActivationTensors, [Self.golden("resnet20_ternary_fatnn", "checkpoint.pth"), ternary])
+            let keyword = "cifar10,origin,cbsa,fix_pooling,singleconv,fix,real_skip,dorefa,wt_non-uniform"
+            let variants: [(case: String, tag: String, checkpoint: String?, options: [String])] = [
+                ("resnet20_dorefa_a2w2", "l2", nil, ["--fm_level", "2", "--wt_level", "2"]),
+                ("resnet20_dorefa_a2w2", "l3", nil, ["--fm_level", "3", "--wt_level", "3"]),
+                ("resnet20_dorefa_a2w2", "l5", nil, ["--fm_level", "5", "--wt_level", "5"]),
+                ("resnet20_lsq_a2w2", "signed", nil, ["--fm_half_range"]),
+                ("resnet18_lsq_a2w2", "signed", nil, ["--fm_half_range"]),
+                ("resnet20_ternary_fatnn", "weights", ternary, ["--keyword", keyword]),
             ]
             var jobs: [[String: Any]] = []
             for v in variants {
                 let out = dir.appendingPathComponent("\(v.case).\(v.tag).onnx").path
                 let engine = dir.appendingPathComponent("\(v.case).\(v.tag).npy").path
-                let r = try Self.convert(v.case, out, ["--"] + v.options)
+                let ckpt = v.checkpoint ?? Self.golden(v.case, "checkpoint.pth")
+                let model = [ckpt, "--config", Self.golden(v.case, "config.txt")]
+                let r = try RunQTools.run(["convert"] + model + ["--onnx-format", "qonnx", "-o", out, "--"] + v.options)
                 #expect(r.status == 0, "\(v.tag): \(r.stderr)")
-                let e = try RunQTools.run(["run", Self.golden(v.case, "checkpoint.pth"), "--config", Self.golden(v.case, "config.txt"),
-                                           "--input", Self.golden(v.case, "input.npy"), "--output", engine] + v.options)
+                let e = try RunQTools.run(["run"] + model + ["--input", Self.golden(v.case, "input.npy"), "--output", engine] + v.options)
                 #expect(e.status == 0, "\(v.tag): \(e.stderr)")
                 // The options change the model: its logits are no longer the golden ones.
-                let g = try RunQTools.run(["verify", Self.golden(v.case, "checkpoint.pth"), "--config", Self.golden(v.case, "config.txt"),
-                                           "--input", Self.golden(v.case, "input.npy"), "--expect", Self.golden(v.case, "output.npy")] + v.options)
+                let g = try RunQTools.run(["verify"] + model + ["--input", Self.golden(v.case, "input.npy"),
+                                                                "--expect", Self.golden(v.case, "output.npy")] + v.options)
                 #expect(g.status == 1, "\(v.case) \(v.options) did not change the logits")
                 jobs.append(["path": out, "input": Self.golden(v.case, "input.npy"), "expect": engine, "layer": "layer1.0.conv1.0"])
             }
@@ -172,8 +179,23 @@ struct QONNXExportCommandTests {
             #expect(ops["resnet20_dorefa_a2w2.l5"]?.contains("Max") == true && ops["resnet20_dorefa_a2w2.l5"]?.contains("Min") == true)
             // Signed LSQ activations: {−s, −s/3, s/3, s} = (k − 1.5)·(2s/3).
             #expect(form("resnet20_lsq_a2w2.signed", "act") == "0 0 2 1.5")
+            // FATNN ternary weights {−1, 0, 1}: signed narrow 2-bit, scale 1.
+            #expect(form("resnet20_ternary_fatnn.weights", "wt") == "1 1 2 0")
+            #expect((settings["resnet20_ternary_fatnn.weights"]?["wt"]?["scale"] as? [Double]) == [1])
         }
     }
+
+    /// argv: checkpoint, output: the checkpoint without its activation quantizers' `clip_val`
+    /// and `alpha<k>` tensors (so a keyword without `fm_non-uniform` binds it).
+    static let dropActivationTensors = """
+        import sys, re, torch
+        ck = torch.load(sys.argv[1], map_location="cpu", weights_only=True)
+        sd = ck["state_dict"]
+        for k in [k for k in sd if re.search(r"quant_activation\\.(clip_val|alpha\\d)$", k)]:
+            del sd[k]
+        torch.save(ck, sys.argv[2])
+        print("{}")
+        """
 
     /// qtools runs hand-built QONNX files (per-channel scales, zero points, narrow ranges,
     /// signed 1-bit, BipolarQuant weights, ROUND/CEIL/FLOOR/UP/DOWN/HALF_UP, the `IntQuant` name

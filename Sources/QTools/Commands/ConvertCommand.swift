@@ -56,8 +56,9 @@ struct ConvertCommand: ParsableCommand {
             opset 21/25), float (exact quantized values, standard float ops) or qonnx: QONNX \
             Quant (newer qonnx calls it IntQuant) and BipolarQuant nodes of the domain \
             qonnx.custom_op.general, as FINN, hls4ml, Brevitas and qonnx read them; onnxruntime \
-            cannot run them, `qtools run`/`verify` can. LQ-Nets and FATNN (non-uniform) \
-            quantizers have no Quant form: qonnx refuses them naming the layer (exit 65). \
+            cannot run them, `qtools run`/`verify` can. LQ-Nets quantizers and FATNN \
+            activations (non-uniform) have no Quant form: qonnx refuses them naming the layer \
+            (exit 65). \
             --opset 13...25, --keep-bn keeps every BatchNormalization, --softmax appends one.
 
             Exit status: 0 done; 1 verification failed; 64 usage (bad options, missing \
