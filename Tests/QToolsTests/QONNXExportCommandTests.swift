@@ -120,7 +120,7 @@ struct QONNXExportCommandTests {
     /// narrow ranges, a range Quant cannot bound alone), signed LSQ activations
     /// (`--fm_half_range` turns `half_range` off) and FATNN ternary weights under DoReFa
     /// activations (the ternary checkpoint without its activation tensors, keyword
-    /// `wt_non-uniform`): the QONNX reference matches `qtools run` of the same checkpoint and
+    /// `wt_non-uniform`), XNOR activations scaled by the channel mean of |x|: the QONNX reference matches `qtools run` of the same checkpoint and
     /// options.
     @Test func levelCountsAndSignedActivationsMatchTheEngine() throws {
         try withTemporaryDirectory { dir in
@@ -134,6 +134,7 @@ struct QONNXExportCommandTests {
                 ("resnet20_lsq_a2w2", "signed", nil, ["--fm_half_range"]),
                 ("resnet18_lsq_a2w2", "signed", nil, ["--fm_half_range"]),
                 ("resnet20_ternary_fatnn", "weights", ternary, ["--keyword", keyword]),
+                ("resnet20_bireal_xnor", "channel", nil, ["--fm_custom", "channel"]),
             ]
             var jobs: [[String: Any]] = []
             for v in variants {
@@ -182,6 +183,9 @@ struct QONNXExportCommandTests {
             // FATNN ternary weights {−1, 0, 1}: signed narrow 2-bit, scale 1.
             #expect(form("resnet20_ternary_fatnn.weights", "wt") == "1 1 2 0")
             #expect((settings["resnet20_ternary_fatnn.weights"]?["wt"]?["scale"] as? [Double]) == [1])
+            // XNOR with fm_custom channel: BipolarQuant (scale 1) times ReduceMean(|x|).
+            let channel = ops["resnet20_bireal_xnor.channel"] ?? []
+            #expect(channel.contains("qonnx.custom_op.general.BipolarQuant") && channel.contains("ReduceMean"), "\(channel)")
         }
     }
 
