@@ -12,7 +12,8 @@ package struct ElementwiseProgram: Sendable, Equatable {
     package enum Step: Sendable, Equatable {
         case input
         case constant(Constant)
-        /// Round (half to even), Abs, Neg, Identity, Relu, Cast (to a float type).
+        /// Round (half to even), Ceil, Floor, RoundAwayFromZero, RoundTowardZero,
+        /// RoundHalfAwayFromZero, Abs, Neg, Identity, Relu, Cast (to a float type).
         case unary(String, Int)
         /// Add, Sub, Mul, Div, Greater, GreaterOrEqual, Less, LessOrEqual, Equal, Max, Min.
         case binary(String, Int, Int)
@@ -58,14 +59,7 @@ package struct ElementwiseProgram: Sendable, Equatable {
                 case .input: r[k] = x[i]
                 case .constant(let c): r[k] = c.count == 1 ? c[0] : c[ch]
                 case .unary(let op, let a):
-                    let v = r[a]
-                    switch op {
-                    case "Round": r[k] = v.rounded(.toNearestOrEven)
-                    case "Abs": r[k] = abs(v)
-                    case "Neg": r[k] = -v
-                    case "Relu": r[k] = v.isNaN ? v : max(v, 0)
-                    default: r[k] = v
-                    }
+                    r[k] = Self.unary(op, r[a])
                 case .binary(let op, let a, let b):
                     let (u, v) = (r[a], r[b])
                     switch op {
@@ -104,5 +98,21 @@ package struct ElementwiseProgram: Sendable, Equatable {
             y[i] = r[output]
         }
         return y
+    }
+
+    /// One unary step (see ``Step/unary(_:_:)``); an unknown name is the identity.
+    static func unary(_ op: String, _ v: Float) -> Float {
+        switch op {
+        case "Round": return v.rounded(.toNearestOrEven)
+        case "Ceil": return v.rounded(.up)
+        case "Floor": return v.rounded(.down)
+        case "RoundAwayFromZero": return v.rounded(.awayFromZero)
+        case "RoundTowardZero": return v.rounded(.towardZero)
+        case "RoundHalfAwayFromZero": return v.rounded(.toNearestOrAwayFromZero)
+        case "Abs": return abs(v)
+        case "Neg": return -v
+        case "Relu": return v.isNaN ? v : max(v, 0)
+        default: return v
+        }
     }
 }

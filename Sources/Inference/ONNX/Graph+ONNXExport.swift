@@ -15,12 +15,17 @@ package struct ONNXExportOptions: Sendable {
         /// Every quantizer applied to float tensors (weights as their exact quantized values,
         /// activations as standard float ops): no QuantizeLinear at all.
         case float
+        /// QONNX dialect: float tensors + `Quant` / `BipolarQuant` nodes of the domain
+        /// `qonnx.custom_op.general` (see `QONNXExport.swift`); not runnable by onnxruntime.
+        case qonnx
     }
 
     /// The quantized representation.
     package var format: Format = .qcdq
-    /// ai.onnx opset (nil: 13, or what `qdq-native` needs).
+    /// ai.onnx opset (nil: 13, or what `qdq-native` needs); one of ``supportedOpsets``.
     package var opset: Int? = nil
+    /// The ai.onnx opsets the export writes: 13 (per-channel DequantizeLinear) to 25 (INT2).
+    package static let supportedOpsets = 13...25
     /// Keep BatchNormalization nodes instead of folding them into the preceding float conv.
     package var keepBatchNorm = false
     /// Append a Softmax over the classes (tools.py's `export_onnx` did).
@@ -46,6 +51,9 @@ package enum ONNXExport {
     package static func model(_ built: BuiltModel, options: ONNXExportOptions) throws(InferenceError)
         -> Onnx_ModelProto
     {
+        if let o = options.opset, !ONNXExportOptions.supportedOpsets.contains(o) {
+            throw InferenceError(.unsupported("ai.onnx opset \(o) (the export writes \(ONNXExportOptions.supportedOpsets))"))
+        }
         var weightQuantizers: [String: Quantizer] = [:]
         for l in built.layers {
             if let q = l.weightQuantizer, q.isEnabled, !q.config.passesThrough(iteration: q.state.iteration) {
@@ -77,7 +85,8 @@ package enum ONNXExport {
         let (opset, ir) = e.opsetAndIR()
         return ONNXBuild.model(
             graph: built.model, nodes: e.nodes, initializers: e.initializers, inputs: inputs, outputs: outs,
-            irVersion: ir, opsets: [("", opset)], producer: "qtools", producerVersion: "1",
+            irVersion: ir, opsets: [("", opset)] + (e.usesQONNX ? [(ONNXEmitter.qonnxDomain, Int64(1))] : []),
+            producer: "qtools", producerVersion: "1",
             metadata: meta)
     }
 
@@ -95,6 +104,8 @@ struct ONNXEmitter {
     var initializers: [Onnx_TensorProto] = []
     var metadata: [(key: String, value: String)] = []
     var usedQuantization = false
+    /// A node of the QONNX domain was written.
+    var usesQONNX = false
     var usesInt2 = false
     var usesInt4 = false
     private var initializerNames = Set<String>()

@@ -4,9 +4,10 @@ import Tensors
 /// Turns an ONNX model into an engine ``Graph``: the ops qtools exports and what
 /// `torch.onnx.export` writes for ResNets (Conv, Gemm, BatchNormalization, Relu, PRelu, Clip,
 /// MaxPool, AveragePool, GlobalAveragePool, Add, Flatten, Softmax, Pad, Concat, Identity,
-/// Dropout). DequantizeLinear of initializers is folded into float constants; runs of
+/// Dropout). DequantizeLinear and QONNX Quant/BipolarQuant of initializers are folded into
+/// float constants (`QONNXImport.swift`); runs of
 /// element-wise nodes on one value (QuantizeLinear → Clip → DequantizeLinear, Where,
-/// GreaterOrEqual, Round, Mul/Add/Sub/Div by constants, Sum, Cast ...) become one
+/// GreaterOrEqual, Round, Mul/Add/Sub/Div by constants, Sum, Cast, QONNX Quant ...) become one
 /// ``Op/quantize(_:)`` node running an ``ElementwiseProgram``.
 ///
 /// ```swift
@@ -158,8 +159,13 @@ private struct Importer {
             constants[out] = (v, shape)
             return
         }
+        let qonnx = QONNXQuantNode.isQONNX(n)
+        if qonnx, inputs.filter({ !$0.isEmpty }).allSatisfy(isConstant) {
+            try foldQONNX(n)
+            return
+        }
         let runtime = inputs.filter { !$0.isEmpty && !isConstant($0) }
-        if ONNXImport.elementwise.contains(n.opType), try joinProgram(n, runtime: runtime) { return }
+        if ONNXImport.elementwise.contains(n.opType) || qonnx, try joinProgram(n, runtime: runtime) { return }
         switch n.opType {
         case "Conv":
             let w = try constant(inputs[1], n)
@@ -244,6 +250,31 @@ private struct Importer {
         }
     }
 
+    /// A QONNX node's settings (its bit-width must be an initializer).
+    func qonnxNode(_ n: Onnx_NodeProto) throws(InferenceError) -> QONNXQuantNode {
+        let needed = n.opType == "BipolarQuant" ? 2 : 4
+        guard n.input.count >= needed, n.input.prefix(needed).allSatisfy({ !$0.isEmpty }) else {
+            throw unsupported(n, "needs \(needed) inputs, has \(n.input.filter { !$0.isEmpty }.count)")
+        }
+        let b = n.input.count > 3 ? constants[n.input[3]]?.values : nil
+        do throws(QONNXImportError) {
+            return try QONNXQuantNode(n, bitwidth: b)
+        } catch { throw unsupported(n, error.text) }
+    }
+
+    /// A QONNX Quant / BipolarQuant of initializers (a weight): folded into a float constant.
+    mutating func foldQONNX(_ n: Onnx_NodeProto) throws(InferenceError) {
+        let i = n.input
+        let q = try qonnxNode(n)
+        let x = constants[i[0]]!
+        let zero: (values: [Float], shape: [Int]) = ([0], [])
+        do throws(QONNXImportError) {
+            let z = n.opType == "BipolarQuant" ? zero : constants[i[2]]!
+            let y = try q.fold(x, scale: constants[i[1]]!, zeroPoint: z)
+            constants[n.output[0]] = (y, x.shape)
+        } catch { throw unsupported(n, error.text) }
+    }
+
     /// Adds an element-wise node to the program its runtime inputs belong to (or starts one);
     /// false when the node is an engine op instead (Add of two independent values, a plain Clip).
     mutating func joinProgram(_ n: Onnx_NodeProto, runtime: [String]) throws(InferenceError) -> Bool {
@@ -304,6 +335,11 @@ private struct Importer {
             r = prog.add(.select(try reg(i[0])!, try reg(i[1])!, try reg(i[2])!))
         case "Sum":
             r = prog.add(.sum(try i.map { v throws(InferenceError) in try reg(v)! }))
+        case _ where QONNXQuantNode.isQONNX(n):
+            guard runtime == [i[0]] else { throw unsupported(n, "scale, zeropt and bitwidth must be initializers") }
+            let q = try qonnxNode(n)
+            let (x, scale) = (try reg(i[0])!, try reg(i[1])!)
+            r = q.append(to: &prog, x: x, scale: scale, zeroPoint: try reg(i.count > 2 ? i[2] : ""))
         default:
             r = prog.add(.binary(n.opType, try reg(i[0])!, try reg(i[1])!))
         }

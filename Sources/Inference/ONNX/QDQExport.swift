@@ -4,6 +4,7 @@ import Tensors
 /// The quantized parts of an ONNX export: weights as integer levels + DequantizeLinear,
 /// activation quantizers as QuantizeLinear → Clip → DequantizeLinear (QCDQ) or, where the
 /// levels are not an integer grid (XNOR signs, FATNN, LQ-Nets), as exact standard float ops.
+/// The QONNX form is in `QONNXExport.swift`.
 extension ONNXEmitter {
     /// The weight value a conv/linear node reads: the float constant, or
     /// `DequantizeLinear(levels, scale)` when the layer's weight quantizer is on and its values
@@ -15,6 +16,7 @@ extension ONNXEmitter {
         let where_ = "qtools.\(q.name)"
         metadata.append((where_ + ".method", q.config.choice ?? method.rawValue))
         metadata.append((where_ + ".levels", String(QuantizeAttributes(q).levels)))
+        if options.format == .qonnx { return try qonnxWeight(n, name, q) }
         if options.format == .float || method == .lqNet {
             metadata.append((where_ + ".storage", "float32 (exact quantized values)"))
             return constant(name)
@@ -65,42 +67,26 @@ extension ONNXEmitter {
         func unsupported(_ why: String) -> InferenceError {
             InferenceError(.unsupported("\(q.name) (\(cfg.choice ?? method.rawValue)): \(why)"), node: name)
         }
-        // Per-group values as a per-channel list (qg 1 or C).
-        func perChannel(_ v: [Float], _ what: String) throws(InferenceError) -> [Float] {
-            if v.count == 1 { return v }
-            guard v.count == channels else { throw unsupported("\(what) has \(v.count) groups for \(channels) channels") }
-            return v
-        }
         var y = x
         let gammaOut: String
         let hasGamma = cfg.gamma == .learned
         gammaOut = hasGamma ? out + ".ungammed" : out
+        if options.format == .qonnx {
+            try emitQONNXActivation(q, input: x, output: gammaOut, channels: channels, unsupported: unsupported)
+            if hasGamma { _ = emitBinary("Mul", gammaOut, st.gamma, channels: channels, name: out) }
+            return
+        }
         switch method {
         case .dorefa, .pact, .lsq:
             // Levels i·scale (one-sided) or (2i − n)·scale (two-sided, via ±step shifts).
-            let n = method == .lsq ? Float(Double(st.levelNum) - 1) : Float(cfg.levels - 1)
-            guard n >= 1, n <= 255, n == n.rounded() else { throw unsupported("\(n + 1) levels do not fit uint8") }
-            var scales: [Float]
-            var shift: [Float]? = nil
-            switch method {
-            case .dorefa:
-                scales = [1 / Float(Double(cfg.levels - 1) / cfg.boundary)]
-            case .pact:
-                scales = [1 / ((1 / st.clipVal[0]) * n)]
-            default:
-                let steps = try perChannel(st.clipVal.map { QuantMath.gradientScaled(abs($0), factor: cfg.gradFactor) }, "clip_val")
-                if cfg.halfRange {
-                    scales = steps.map { $0 / n }
-                } else {
-                    scales = steps.map { 2 * $0 / n }
-                    shift = steps
-                }
-            }
-            if let s = shift {
+            let u = try uniformActivation(q, channels: channels, unsupported)
+            guard u.levels >= 2, u.levels <= 256 else { throw unsupported("\(u.levels) levels do not fit uint8") }
+            if let s = u.twoSidedStep {
                 y = emitBinary("Add", y, s, channels: channels, name: out + ".shift")
             }
-            y = emitQCDQ(y, scales: scales, hi: Int(n), name: shift == nil ? gammaOut : out + ".dq", base: out)
-            if let s = shift {
+            let dq = u.twoSidedStep == nil ? gammaOut : out + ".dq"
+            y = emitQCDQ(y, scales: u.scales, hi: u.levels - 1, name: dq, base: out)
+            if let s = u.twoSidedStep {
                 y = emitBinary("Sub", y, s, channels: channels, name: gammaOut)
             }
             usedQuantization = true
@@ -110,17 +96,7 @@ extension ONNXEmitter {
             let sign = cfg.custom == .none ? gammaOut : out + ".sign"
             node("Where", [ge, floats(out + ".plus_one", [1], []), floats(out + ".minus_one", [-1], [])], sign)
             if cfg.custom != .none {
-                let abs = out + ".abs"
-                node("Abs", [x], abs)
-                let axes: [Int64] = cfg.custom == .resolution ? [2, 3] : [1]
-                let mean = out + ".mean_abs"
-                if opset >= 18 {
-                    node("ReduceMean", [abs, integers(out + ".axes", axes.map { Int($0) }, [axes.count], .int64)], mean,
-                         [.int("keepdims", 1)])
-                } else {
-                    node("ReduceMean", [abs], mean, [.ints("axes", axes), .int("keepdims", 1)])
-                }
-                node("Mul", [sign, mean], gammaOut)
+                node("Mul", [sign, emitMeanAbs(x, custom: cfg.custom, name: out)], gammaOut)
             }
         case .nonUniform:
             let qg = cfg.quantGroup
@@ -183,6 +159,46 @@ extension ONNXEmitter {
         if hasGamma {
             _ = emitBinary("Mul", gammaOut, st.gamma, channels: channels, name: out)
         }
+    }
+
+    /// DoReFa, PACT and LSQ activations as levels `(k − z)·scale`, k = 0…L−1: the level count
+    /// L, the scale (one, or one per channel) and, two-sided, LSQ's step `s` (levels
+    /// `s·(2k/(L−1) − 1)`, z = (L−1)/2); one-sided z = 0.
+    func uniformActivation(_ q: Quantizer, channels: Int, _ unsupported: (String) -> InferenceError)
+        throws(InferenceError) -> (levels: Int, scales: [Float], twoSidedStep: [Float]?)
+    {
+        let cfg = q.config, st = q.state
+        switch cfg.method {
+        case .dorefa:
+            return (cfg.levels, [1 / Float(Double(cfg.levels - 1) / cfg.boundary)], nil)
+        case .pact:
+            return (cfg.levels, [1 / ((1 / st.clipVal[0]) * Float(cfg.levels - 1))], nil)
+        default:
+            let levels = try integerLevels(st.levelNum, unsupported)
+            let n = Float(levels - 1)
+            let steps = st.clipVal.map { QuantMath.gradientScaled(abs($0), factor: cfg.gradFactor) }
+            guard steps.count == 1 || steps.count == channels else {
+                throw unsupported("clip_val has \(steps.count) groups for \(channels) channels")
+            }
+            if cfg.halfRange { return (levels, steps.map { $0 / n }, nil) }
+            return (levels, steps.map { 2 * $0 / n }, steps)
+        }
+    }
+
+    /// `mean |x|` over channels (`channel`, `[N,1,H,W]`) or pixels (`resolution`, `[N,C,1,1]`):
+    /// XNOR's activation scale E.
+    mutating func emitMeanAbs(_ x: String, custom: QuantizerCustom, name out: String) -> String {
+        let abs = out + ".abs"
+        node("Abs", [x], abs)
+        let axes: [Int64] = custom == .resolution ? [2, 3] : [1]
+        let mean = out + ".mean_abs"
+        if opset >= 18 {
+            node("ReduceMean", [abs, integers(out + ".axes", axes.map { Int($0) }, [axes.count], .int64)], mean,
+                 [.int("keepdims", 1)])
+        } else {
+            node("ReduceMean", [abs], mean, [.ints("axes", axes), .int("keepdims", 1)])
+        }
+        return mean
     }
 
     /// A scalar (when all values are equal) or `[1, C, 1, 1]` float initializer.

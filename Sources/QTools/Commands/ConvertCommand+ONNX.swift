@@ -8,7 +8,11 @@ extension ConvertCommand {
         try ExitCodes.reporting {
             if let target, target != "onnx" { throw UsageError("--to must be onnx (got '\(target)')") }
             guard let format = ONNXExportOptions.Format(rawValue: onnxFormat) else {
-                throw UsageError("--onnx-format must be qcdq, qdq-native or float (got '\(onnxFormat)')")
+                throw UsageError("--onnx-format must be qcdq, qdq-native, float or qonnx (got '\(onnxFormat)')")
+            }
+            let opsets = ONNXExportOptions.supportedOpsets
+            if let opset, !opsets.contains(opset) {
+                throw UsageError("--opset must be \(opsets.lowerBound)...\(opsets.upperBound) (got \(opset))")
             }
             let loaded = try ModelLoader(model: input, config: config, overrides: overrides)
             var options = ONNXExportOptions()
@@ -28,6 +32,7 @@ extension ConvertCommand {
             try ONNXWriter.write(proto.model, to: file)
             try file.commit()
             let text = "wrote \(output): ONNX \(format.rawValue), \(proto.model.graph.node.count) nodes, \(proto.model.graph.initializer.count) initializers, opset \(proto.model.opsetImport.first?.version ?? 0)"
+                + (proto.model.opsetImport.count > 1 ? " + qonnx.custom_op.general 1" : "")
             if outputOptions.json {
                 Terminal.out(try JSONOutput.render(["output": output, "format": format.rawValue, "nodes": String(proto.model.graph.node.count)]))
             } else {

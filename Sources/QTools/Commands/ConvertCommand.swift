@@ -50,6 +50,17 @@ struct ConvertCommand: ParsableCommand {
             naming the input (same path or same file) is refused with exit 64; an existing OUT \
             needs --force (else exit 73).
 
+            ONNX (--to onnx, or an .onnx output; needs the config): writes the model the engine \
+            builds. --onnx-format qcdq (default, opset 13: int8 weight levels + DequantizeLinear, \
+            activations QuantizeLinear/Clip/DequantizeLinear), qdq-native (INT4/INT2 weights, \
+            opset 21/25), float (exact quantized values, standard float ops) or qonnx: QONNX \
+            Quant (newer qonnx calls it IntQuant) and BipolarQuant nodes of the domain \
+            qonnx.custom_op.general, as FINN, hls4ml, Brevitas and qonnx read them; onnxruntime \
+            cannot run them, `qtools run`/`verify` can. LQ-Nets quantizers and FATNN \
+            activations (non-uniform) have no Quant form: qonnx refuses them naming the layer \
+            (exit 65). \
+            --opset 13...25, --keep-bn keeps every BatchNormalization, --softmax appends one.
+
             Exit status: 0 done; 1 verification failed; 64 usage (bad options, missing \
             --drop-extra, OUT is the input); 65 malformed input, mapping or config, colliding \
             names; 66 input, mapping or config file missing; 73 output cannot be written.
@@ -59,6 +70,7 @@ struct ConvertCommand: ParsableCommand {
               qtools convert ddp.pth -o model.safetensors --strip-prefix module. --drop-extra
               qtools convert fp.pth -o half.pth --dtype float16 --json
               qtools convert model.pth -o run.pth --config config.lsq.r18 -- --fm_bit 4
+              qtools convert model.pth --config config.txt -o model.onnx --onnx-format qonnx
             """)
 
     @Argument(help: "The input checkpoint (PyTorch zip/legacy, safetensors, npz).")
@@ -112,10 +124,10 @@ struct ConvertCommand: ParsableCommand {
     @Option(name: .customLong("to"), help: "Target: onnx writes the model built from --config as an ONNX graph (also chosen by an .onnx output).")
     var target: String?
 
-    @Option(name: .customLong("onnx-format"), help: "ONNX form of quantized layers: qcdq (default, opset 13), qdq-native (INT4/INT2 weights, opset 21/25) or float.")
+    @Option(name: .customLong("onnx-format"), help: "ONNX form of quantized layers: qcdq (default, opset 13), qdq-native (INT4/INT2 weights, opset 21/25), float, or qonnx (QONNX Quant/BipolarQuant nodes; not runnable by onnxruntime).")
     var onnxFormat: String = "qcdq"
 
-    @Option(help: "ONNX ai.onnx opset (default 13; qdq-native raises it to 21/25 when needed).")
+    @Option(help: "ONNX ai.onnx opset, 13...25 (default 13; qdq-native raises it to 21/25 when needed).")
     var opset: Int?
 
     @Flag(name: .customLong("keep-bn"), help: "ONNX: keep BatchNormalization nodes (default: fold them into float convs).")
