@@ -18,6 +18,10 @@ size_t qk_packed_a_count(long m, long k) {
     return (size_t)((m + QK_MR - 1) / QK_MR) * QK_MR * (size_t)k;
 }
 
+size_t qk_packed_b_count(long k, long n) {
+    return (size_t)((n + QK_NR - 1) / QK_NR) * QK_NR * (size_t)k;
+}
+
 size_t qk_workspace_count(void) { return (size_t)QK_KC * QK_NC; }
 
 void qk_pack_a(long m, long k, const float *a, long lda, float *dst) {
@@ -85,10 +89,12 @@ static void pack_plain(const void *ctx, long pc, long kc, long jc, long nc, floa
     }
 }
 
-static void run(long m, long n, long k, const float *pa, pack_b_fn pack, const void *ctx, float *c,
-                long ldc, const qk_epilogue *ep, float *ws) {
+/// The blocked loops. B comes from `pack` (into the workspace, one depth block at a time)
+/// or, when `pb` is set, is already packed as whole-depth strips `[n/16][k][16]`.
+static void run(long m, long n, long k, const float *pa, pack_b_fn pack, const void *ctx,
+                const float *pb, float *c, long ldc, const qk_epilogue *ep, float *ws) {
     qk_micro_fn micro = micro_kernel();
-    if (!ws) ws = thread_workspace();
+    if (!ws && !pb) ws = thread_workspace();
     float tmp[QK_MR * QK_NR] __attribute__((aligned(32)));
     float tbias[QK_MR];
     for (long jc = 0; jc < n; jc += QK_NC) {
@@ -96,12 +102,13 @@ static void run(long m, long n, long k, const float *pa, pack_b_fn pack, const v
         for (long pc = 0; pc < k; pc += QK_KC) {
             long kc = k - pc < QK_KC ? k - pc : QK_KC;
             int first = pc == 0, final = pc + kc >= k;
-            pack(ctx, pc, kc, jc, nc, ws);
+            if (!pb) pack(ctx, pc, kc, jc, nc, ws);
             for (long ic = 0; ic < m; ic += MC) {
                 long mc = m - ic < MC ? m - ic : MC;
                 for (long jr = 0; jr < nc; jr += QK_NR) {
                     long nr = nc - jr < QK_NR ? nc - jr : QK_NR;
-                    const float *bs = ws + (jr / QK_NR) * kc * QK_NR;
+                    const float *bs = pb ? pb + ((jc + jr) / QK_NR) * k * QK_NR + pc * QK_NR
+                                         : ws + (jr / QK_NR) * kc * QK_NR;
                     for (long ir = 0; ir < mc; ir += QK_MR) {
                         long row = ic + ir, mr = mc - ir < QK_MR ? mc - ir : QK_MR;
                         const float *ap = pa + row * k + pc * QK_MR;  // panel row/QK_MR, depth pc
@@ -133,7 +140,12 @@ static void run(long m, long n, long k, const float *pa, pack_b_fn pack, const v
 void qk_sgemm(long m, long n, long k, const float *pa, const float *b, long ldb, float *c,
               long ldc, const qk_epilogue *ep, float *ws) {
     plain_b ctx = {b, ldb};
-    run(m, n, k, pa, pack_plain, &ctx, c, ldc, ep, ws);
+    run(m, n, k, pa, pack_plain, &ctx, 0, c, ldc, ep, ws);
+}
+
+void qk_sgemm_packed_b(long m, long n, long k, const float *pa, const float *pb, float *c, long ldc,
+                       const qk_epilogue *ep) {
+    run(m, n, k, pa, 0, 0, pb, c, ldc, ep, 0);
 }
 
 typedef struct {
@@ -208,5 +220,5 @@ void qk_sgemm_conv(long m, long n0, long n1, const float *pa, const qk_conv_shap
     long k = s->channels * s->kernel_h * s->kernel_w;
     qk_epilogue e = *ep;
     if (e.add_src) e.add_src += n0;
-    run(m, n1 - n0, k, pa, pack_conv, &ctx, c + n0, ldc, &e, ws);
+    run(m, n1 - n0, k, pa, pack_conv, &ctx, 0, c + n0, ldc, &e, ws);
 }

@@ -1,4 +1,5 @@
-// qtools compute kernels in C: the packed single-precision GEMM behind convolutions.
+// qtools compute kernels in C: the packed single-precision GEMM behind convolutions and the
+// strided passes of the Winograd F(4x4) transforms.
 //
 // These are the only C kernels of the engine. Each has a naive twin in Swift
 // (Sources/Inference/Kernels/Reference) that the tests compare it with.
@@ -46,6 +47,16 @@ typedef struct {
 void qk_sgemm(long m, long n, long k, const float *pa, const float *b, long ldb, float *c,
               long ldc, const qk_epilogue *ep, float *ws);
 
+/// Floats of a packed `k x n` B matrix: `ceil(n / QK_NR)` strips of `QK_NR * k` floats.
+/// Column `j` of row `p` is at `(j / QK_NR) * QK_NR * k + p * QK_NR + j % QK_NR`; lanes past
+/// `n` in the last strip may hold anything (their results are never stored).
+size_t qk_packed_b_count(long k, long n);
+
+/// `qk_sgemm` with B already packed (see `qk_packed_b_count`), e.g. written in that layout
+/// by a Winograd input transform. No workspace is used.
+void qk_sgemm_packed_b(long m, long n, long k, const float *pa, const float *pb, float *c, long ldc,
+                       const qk_epilogue *ep);
+
 /// Convolution geometry of one image for `qk_sgemm_conv` (NCHW, one group).
 typedef struct {
     long channels, height, width;        // input channels (of the group) and size
@@ -60,6 +71,17 @@ typedef struct {
 /// at column 0 of row 0; `ep->add_src` likewise.
 void qk_sgemm_conv(long m, long n0, long n1, const float *pa, const qk_conv_shape *s,
                    const float *image, float *c, long ldc, const qk_epilogue *ep, float *ws);
+
+/// Winograd F(4x4, 3x3), the strided half of the input transform: for `tx < tw`,
+/// `o_j[tx] = (B^T d)_j` with `d = t[4*tx ..< 4*tx + 6]`. `t` must be readable up to
+/// `t[4*tw + 8]` (the vector path reads a little past the last tile).
+void qk_wino4_rows_in(const float *t, long tw, float *o0, float *o1, float *o2, float *o3, float *o4,
+                      float *o5, int portable);
+
+/// Winograd F(4x4, 3x3), the strided half of the output transform: for `tx < tw`,
+/// `y[4*tx + j] = (A^T q)_j + bias` with `q = (s0[tx], ..., s5[tx])`.
+void qk_wino4_rows_out(const float *s0, const float *s1, const float *s2, const float *s3,
+                       const float *s4, const float *s5, long tw, float bias, float *y, int portable);
 
 /// 1 when the AVX2+FMA micro-kernel runs on this CPU, 0 for the portable one.
 int qk_uses_avx2(void);

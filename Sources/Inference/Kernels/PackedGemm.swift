@@ -67,6 +67,23 @@ package enum PackedGemm {
         unsafe qk_sgemm(m, n, k, packedA, b, ldb, c, ldc, &e, nil)
     }
 
+    /// Floats of a `depth x columns` B matrix in packed strips `[columns/16][depth][16]`.
+    package static func packedBCount(depth: Int, columns: Int) -> Int {
+        Int(qk_packed_b_count(depth, columns))
+    }
+
+    /// `c = A * B` for `rows x columns` with B already in packed strips (lanes past
+    /// `columns` in the last strip are ignored).
+    package static func multiply(
+        rows m: Int, columns n: Int, depth k: Int, packedA: UnsafePointer<Float>, packedB: UnsafePointer<Float>,
+        c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        guard m > 0, n > 0 else { return }
+        precondition(k > 0)
+        var e = unsafe Epilogue().c(ldc: ldc)
+        unsafe qk_sgemm_packed_b(m, n, k, packedA, packedB, c, ldc, &e)
+    }
+
     /// Columns `columns` of `c = epilogue(A * im2col(image))` for one image and group of
     /// `g`; `c` (row stride `g.outPixels`) and the epilogue's `add` point at column 0.
     package static func convolve(

@@ -11,7 +11,8 @@ import Foundation
 ///
 /// Layouts: transformed weights `U [α², Cout, Cin]`, each `Cout x Cin` matrix packed for
 /// ``PackedGemm`` (made once at plan time by ``transformWeights(_:outChannels:inChannels:tile:)``);
-/// scratch holds `V [α², Cin, T]` then `M [α², Cout, T]`. The naive twin is the direct
+/// scratch holds `V [α², Cin, T]` (each point's matrix in ``PackedGemm``'s B layout, see
+/// ``PackedV``) then `M [α², Cout, T]`. The naive twin is the direct
 /// ``ReferenceKernels/conv2d(_:input:weight:bias:)``.
 package enum Winograd {
     /// True when `g` is a conv this kernel computes.
@@ -41,10 +42,48 @@ package enum Winograd {
         ((g.outHeight + tile - 1) / tile, (g.outWidth + tile - 1) / tile)
     }
 
-    /// Scratch floats for one image: `V` and `M`.
+    /// Scratch floats for one image: `V` (packed) and `M`.
     package static func scratchCount(_ g: ConvGeometry, tile: Int) -> Int {
         let (th, tw) = tiles(g, tile: tile)
-        return (tile + 2) * (tile + 2) * th * tw * (g.inChannels + g.outChannels)
+        let layout = PackedV(channels: g.inChannels, tiles: th * tw)
+        return (tile + 2) * (tile + 2) * (layout.pointStride + th * tw * g.outChannels)
+    }
+
+    /// Where the input transform writes `V[ξ][c][tile]`: each point's `Cin x T` matrix in
+    /// ``PackedGemm``'s B layout (strips of 16 tiles, `[T/16][Cin][16]`), so the GEMMs read
+    /// it without packing.
+    struct PackedV {
+        /// Input channels (GEMM depth) and tiles (GEMM columns).
+        let channels: Int, tiles: Int
+        /// Floats from one point `ξ` to the next.
+        let pointStride: Int
+
+        init(channels: Int, tiles: Int) {
+            self.channels = channels
+            self.tiles = tiles
+            pointStride = PackedGemm.packedBCount(depth: channels, columns: tiles)
+        }
+
+        /// Offset of channel `c`, tile 0.
+        func channel(_ c: Int) -> Int { 16 * c }
+        /// Offset of tile `t` from its channel's offset.
+        func tile(_ t: Int) -> Int { (t >> 4) * 16 * channels + (t & 15) }
+    }
+
+    /// Calls `body(tx0, offset, count)` for runs of tile row `ty` that stay in one strip:
+    /// tiles `tx0 ..< tx0 + count` of the row sit at `offset + 0 ..< count` (from a channel's
+    /// offset) in `layout`.
+    @inline(__always)
+    static func forEachStripRun(
+        tileRow ty: Int, tiles: (h: Int, w: Int), layout: PackedV, _ body: (Int, Int, Int) -> Void
+    ) {
+        var tx = 0
+        while tx < tiles.w {
+            let t = ty * tiles.w + tx
+            let count = min(tiles.w - tx, 16 - (t & 15))
+            body(tx, layout.tile(t), count)
+            tx += count
+        }
     }
 
     /// Floats of the packed transformed weights.
@@ -86,8 +125,9 @@ package enum Winograd {
         let (th, tw) = tiles(g, tile: tile)
         let t = th * tw, points = (tile + 2) * (tile + 2)
         let (cin, cout) = (g.inChannels, g.outChannels)
+        let layout = PackedV(channels: cin, tiles: t)
         let v = scratch.baseAddress!
-        let m = unsafe v + points * cin * t
+        let m = unsafe v + points * layout.pointStride
         let packed = PackedGemm.packedCount(rows: cout, depth: cin)
         for b in 0..<g.batch {
             let x = unsafe input.baseAddress! + b * g.inImage
@@ -96,10 +136,11 @@ package enum Winograd {
             Parallel.forRanges(cin, threads: threads, grain: max(1, 4096 / max(t, 1))) { r in
                 for c in r {
                     let plane = unsafe x + c * g.inHeight * g.inWidth
+                    let vc = unsafe v + layout.channel(c)
                     if tile == 2 {
-                        unsafe inputTransformF2(g, plane: plane, v: v + c * t, stride: cin * t, tiles: (th, tw))
+                        unsafe inputTransformF2(g, plane: plane, v: vc, layout: layout, tiles: (th, tw))
                     } else {
-                        unsafe inputTransformF4(g, plane: plane, v: v + c * t, stride: cin * t, tiles: (th, tw))
+                        unsafe inputTransformF4(g, plane: plane, v: vc, layout: layout, tiles: (th, tw))
                     }
                 }
             }
@@ -107,7 +148,7 @@ package enum Winograd {
                 for xi in r {
                     unsafe PackedGemm.multiply(
                         rows: cout, columns: t, depth: cin, packedA: u.baseAddress! + xi * packed,
-                        b: v + xi * cin * t, ldb: t, c: m + xi * cout * t, ldc: t, epilogue: PackedGemm.Epilogue())
+                        packedB: v + xi * layout.pointStride, c: m + xi * cout * t, ldc: t)
                 }
             }
             Parallel.forRanges(cout, threads: threads, grain: max(1, 4096 / max(t, 1))) { r in

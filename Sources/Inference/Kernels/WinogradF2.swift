@@ -33,14 +33,16 @@ extension Winograd {
         return u
     }
 
-    /// `V[ξ][c][tile] = (B^T d B)[ξ]` for one channel; `v` points at `V[0][c][0]`, ξ-stride `stride`.
+    /// `V[ξ][c][tile] = (B^T d B)[ξ]` for one channel, written in the packed layout `layout`;
+    /// `v` points at channel `c`'s lane 0 of point 0 (``PackedV/channel(_:)``).
     ///
     /// Row-wise over a tile row: each of the 4 input rows is copied into a zero-padded row
     /// buffer, transformed horizontally (`h[c][tx]`, contiguous in `tx`), then the 4 rows are
-    /// combined vertically into 16 contiguous runs of `V`. No bounds checks in the loops.
+    /// combined vertically into 16 runs of `V` (cut where tiles cross a 16-lane strip). No
+    /// bounds checks in the loops.
     @inline(__always)
     static func inputTransformF2(
-        _ g: ConvGeometry, plane: UnsafePointer<Float>, v: UnsafeMutablePointer<Float>, stride: Int,
+        _ g: ConvGeometry, plane: UnsafePointer<Float>, v: UnsafeMutablePointer<Float>, layout: PackedV,
         tiles: (h: Int, w: Int)
     ) {
         let (h, w) = (g.inHeight, g.inWidth)
@@ -72,18 +74,19 @@ extension Winograd {
                     }
                 }
                 // Vertical: V[r'*4 + c] from rows (0,2), (1,2), (2,1), (1,3) of h[.][c].
-                let base = ty * tw
-                for c in 0..<4 {
-                    let r0 = unsafe hb + c * tw, r1 = unsafe r0 + 4 * tw
-                    let r2 = unsafe r1 + 4 * tw, r3 = unsafe r2 + 4 * tw
-                    let o0 = unsafe v + c * stride + base, o1 = unsafe o0 + 4 * stride
-                    let o2 = unsafe o1 + 4 * stride, o3 = unsafe o2 + 4 * stride
-                    for tx in 0..<tw {
-                        let (a, b, cc, d) = unsafe (r0[tx], r1[tx], r2[tx], r3[tx])
-                        unsafe o0[tx] = a - cc
-                        unsafe o1[tx] = b + cc
-                        unsafe o2[tx] = cc - b
-                        unsafe o3[tx] = b - d
+                unsafe forEachStripRun(tileRow: ty, tiles: tiles, layout: layout) { tx0, off, len in
+                    for c in 0..<4 {
+                        let r0 = unsafe hb + c * tw + tx0, r1 = unsafe r0 + 4 * tw
+                        let r2 = unsafe r1 + 4 * tw, r3 = unsafe r2 + 4 * tw
+                        let o0 = unsafe v + c * layout.pointStride + off, o1 = unsafe o0 + 4 * layout.pointStride
+                        let o2 = unsafe o1 + 4 * layout.pointStride, o3 = unsafe o2 + 4 * layout.pointStride
+                        for i in 0..<len {
+                            let (a, b, cc, d) = unsafe (r0[i], r1[i], r2[i], r3[i])
+                            unsafe o0[i] = a - cc
+                            unsafe o1[i] = b + cc
+                            unsafe o2[i] = cc - b
+                            unsafe o3[i] = b - d
+                        }
                     }
                 }
             }

@@ -1,3 +1,5 @@
+import CKernels
+
 /// The F(4x4, 3x3) transforms of ``Winograd`` (6x6 input tiles, 4x4 output tiles;
 /// interpolation points 0, ±1, ±2, ∞):
 /// ```
@@ -37,21 +39,24 @@ extension Winograd {
         return u
     }
 
-    /// `V[ξ][c][tile] = (B^T d B)[ξ]` for one channel; `v` points at `V[0][c][0]`, ξ-stride
-    /// `stride`. Row-wise like ``inputTransformF2(_:plane:v:stride:tiles:)``: the 6 input rows
-    /// of a tile row are transformed horizontally (`h[r][c][tx]`), then combined vertically
-    /// into 36 contiguous runs of `V` (loops over `tx` on contiguous rows, which vectorize).
+    /// `V[ξ][c][tile] = (B^T d B)[ξ]` for one channel in the packed layout `layout`; `v`
+    /// points at the channel (``PackedV/channel(_:)``). Row-wise like
+    /// ``inputTransformF2(_:plane:v:layout:tiles:)``: the 6 input rows of a tile row are
+    /// transformed horizontally (`h[r][c][tx]`), then combined vertically into 36 runs of `V`
+    /// (loops over `tx` on contiguous rows, which vectorize).
     @inline(__always)
     static func inputTransformF4(
-        _ g: ConvGeometry, plane: UnsafePointer<Float>, v: UnsafeMutablePointer<Float>, stride: Int,
+        _ g: ConvGeometry, plane: UnsafePointer<Float>, v: UnsafeMutablePointer<Float>, layout: PackedV,
         tiles: (h: Int, w: Int)
     ) {
         let (h, w) = (g.inHeight, g.inWidth)
         let tw = tiles.w
         let padded = 4 * tw + 2  // columns 4*tx ... 4*tx+5 for every tile
-        unsafe withUnsafeTemporaryAllocation(of: Float.self, capacity: padded + 36 * tw) { tmp in
-            let row = tmp.baseAddress!, rowIn = unsafe UnsafePointer(row)
-            let hb = unsafe row + padded  // h[r][c][tx] at hb[(r*6 + c)*tw + tx]
+        let rowCapacity = padded + 8  // the vector pass reads a little past the last tile
+        unsafe withUnsafeTemporaryAllocation(of: Float.self, capacity: rowCapacity + 36 * tw) { tmp in
+            let row = tmp.baseAddress!
+            unsafe row.update(repeating: 0, count: rowCapacity)
+            let hb = unsafe row + rowCapacity  // h[r][c][tx] at hb[(r*6 + c)*tw + tx]
             for ty in 0..<tiles.h {
                 for r in 0..<6 {
                     let iy = 4 * ty - g.padTop + r
@@ -61,36 +66,33 @@ extension Winograd {
                         if hi > lo { unsafe (row + lo + g.padLeft).update(from: plane + iy * w + lo, count: hi - lo) }
                     }
                     let o = unsafe hb + r * 6 * tw
-                    unsafe forwardRows(
-                        (rowIn, rowIn + 1, rowIn + 2, rowIn + 3, rowIn + 4, rowIn + 5), inStride: 4,
-                        (o, o + tw, o + 2 * tw, o + 3 * tw, o + 4 * tw, o + 5 * tw), count: tw)
+                    unsafe qk_wino4_rows_in(row, tw, o, o + tw, o + 2 * tw, o + 3 * tw, o + 4 * tw, o + 5 * tw, 0)
                 }
-                let base = ty * tw
-                for c in 0..<6 {
-                    let i = unsafe UnsafePointer(hb + c * tw), s = 6 * tw
-                    let o = unsafe v + c * stride + base, os = 6 * stride
-                    unsafe forwardRows(
-                        (i, i + s, i + 2 * s, i + 3 * s, i + 4 * s, i + 5 * s), inStride: 1,
-                        (o, o + os, o + 2 * os, o + 3 * os, o + 4 * os, o + 5 * os), count: tw)
+                unsafe forEachStripRun(tileRow: ty, tiles: tiles, layout: layout) { tx0, off, len in
+                    for c in 0..<6 {
+                        let i = unsafe UnsafePointer(hb + c * tw + tx0), s = 6 * tw
+                        let o = unsafe v + c * layout.pointStride + off, os = 6 * layout.pointStride
+                        unsafe forwardRows(
+                            (i, i + s, i + 2 * s, i + 3 * s, i + 4 * s, i + 5 * s),
+                            (o, o + os, o + 2 * os, o + 3 * os, o + 4 * os, o + 5 * os), count: len)
+                    }
                 }
             }
         }
     }
 
-    /// `B^T d` for `count` 6-vectors: element `t` of vector `k` is `i.k[t * inStride]`,
-    /// component `j` of the result goes to `o.j[t]`.
+    /// `B^T d` for `count` 6-vectors: element `t` of vector `k` is `i.k[t]`, component `j`
+    /// of the result goes to `o.j[t]` (the strided horizontal pass is `qk_wino4_rows_in`).
     @inline(__always)
     private static func forwardRows(
         _ i: (UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>,
               UnsafePointer<Float>, UnsafePointer<Float>),
-        inStride: Int,
         _ o: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>,
               UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>),
         count: Int
     ) {
         for t in 0..<count {
-            let k = t * inStride
-            let (d0, d1, d2, d3, d4, d5) = unsafe (i.0[k], i.1[k], i.2[k], i.3[k], i.4[k], i.5[k])
+            let (d0, d1, d2, d3, d4, d5) = unsafe (i.0[t], i.1[t], i.2[t], i.3[t], i.4[t], i.5[t])
             unsafe o.0[t] = 4 * d0 - 5 * d2 + d4
             unsafe o.1[t] = (d3 + d4) - 4 * (d1 + d2)
             unsafe o.2[t] = (d4 - d3) + 4 * (d1 - d2)
@@ -120,14 +122,12 @@ extension Winograd {
                     let o = unsafe sb + c * tw, os = 6 * tw
                     unsafe inverseRows(
                         (q, q + qs, q + 2 * qs, q + 3 * qs, q + 4 * qs, q + 5 * qs),
-                        (o, o + os, o + 2 * os, o + 3 * os), outStride: 1, count: tw, bias: 0)
+                        (o, o + os, o + 2 * os, o + 3 * os), count: tw)
                 }
                 for k in 0..<4 {
                     let s = unsafe UnsafePointer(sb + k * 6 * tw)
                     let y = unsafe yb + k * 4 * tw
-                    unsafe inverseRows(
-                        (s, s + tw, s + 2 * tw, s + 3 * tw, s + 4 * tw, s + 5 * tw),
-                        (y, y + 1, y + 2, y + 3), outStride: 4, count: tw, bias: bias)
+                    unsafe qk_wino4_rows_out(s, s + tw, s + 2 * tw, s + 3 * tw, s + 4 * tw, s + 5 * tw, tw, bias, y, 0)
                 }
                 for k in 0..<4 where 4 * ty + k < oh {
                     let off = (4 * ty + k) * ow
@@ -144,24 +144,23 @@ extension Winograd {
         }
     }
 
-    /// `A^T q + bias` for `count` 6-vectors: component `k` of vector `t` is `i.k[t]`; result
-    /// `j` goes to `o.j[t * outStride]`.
+    /// `A^T q` for `count` 6-vectors: component `k` of vector `t` is `i.k[t]`; result `j`
+    /// goes to `o.j[t]` (the strided horizontal pass is `qk_wino4_rows_out`).
     @inline(__always)
     private static func inverseRows(
         _ i: (UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>,
               UnsafePointer<Float>, UnsafePointer<Float>),
         _ o: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>,
               UnsafeMutablePointer<Float>),
-        outStride: Int, count: Int, bias: Float
+        count: Int
     ) {
         for t in 0..<count {
             let (q0, q1, q2, q3, q4, q5) = unsafe (i.0[t], i.1[t], i.2[t], i.3[t], i.4[t], i.5[t])
             let (a, b, c, d) = (q1 + q2, q1 - q2, q3 + q4, q3 - q4)
-            let k = t * outStride
-            unsafe o.0[k] = q0 + a + c + bias
-            unsafe o.1[k] = b + 2 * d + bias
-            unsafe o.2[k] = a + 4 * c + bias
-            unsafe o.3[k] = b + 8 * d + q5 + bias
+            unsafe o.0[t] = q0 + a + c
+            unsafe o.1[t] = b + 2 * d
+            unsafe o.2[t] = a + 4 * c
+            unsafe o.3[t] = b + 8 * d + q5
         }
     }
 }
