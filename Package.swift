@@ -19,6 +19,7 @@ let package = Package(
             name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(
             name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CMalloc"),
         .target(name: "Tensors", swiftSettings: safety),
         .target(
             name: "Formats",
@@ -33,6 +34,7 @@ let package = Package(
             name: "QTools",
             dependencies: [
                 "Tensors", "Formats", "Inference",
+                .target(name: "CMalloc", condition: .when(platforms: [.linux])),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: safety),

@@ -21,6 +21,22 @@ extension Tensor {
         return (0..<elementCount).map { Float(element($0)) }
     }
 
+    /// Appends all elements as `Float` to `out`; float32 is one bulk copy, with no temporary
+    /// array (packing a model's weights).
+    public func appendFloats(to out: inout [Float]) {
+        guard dtype == .float32 else {
+            out += floats()
+            return
+        }
+        let start = out.count * 4
+        out.append(contentsOf: repeatElement(0, count: elementCount))
+        unsafe data.withUnsafeBytes { raw in
+            unsafe out.withUnsafeMutableBytes { dst in
+                unsafe UnsafeMutableRawBufferPointer(rebasing: dst[start...]).copyMemory(from: raw)
+            }
+        }
+    }
+
     /// All elements as `Double`.
     public func doubles() -> [Double] {
         (0..<elementCount).map { element($0) }

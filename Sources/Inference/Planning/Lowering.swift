@@ -12,8 +12,18 @@ import Tensors
 /// - `conv2d | linear | batchNorm | channelAffine | add -> relu | hardtanh | clamp`:
 ///   the activation runs in the kernel's epilogue.
 /// `flatten` and `identity` produce no step: their output aliases the input buffer.
+///
+/// Memory: the weights should never be resident twice over. Constants are copied straight
+/// into ``weights`` (folding scales the packed copy in place). Once the last node reading a
+/// constant is lowered, the constant is retired: its file pages are released
+/// (``Tensors/ByteSlice/releasePages()``; a memory-mapped checkpoint) and it is removed from
+/// ``graph``, which frees it when the caller handed the graph over (`consume`). ``weights``
+/// reserves an upper bound up front, so it never reallocates (a reallocation holds the old
+/// and new buffers at once); the unused tail of the reservation is never touched and so
+/// never resident.
 struct Lowering {
-    let graph: Graph
+    /// The graph; constants are removed from it as they are retired.
+    private(set) var graph: Graph
     let order: [Int]
     let shapes: [String: [Int]]
     let options: PlanOptions
@@ -25,6 +35,9 @@ struct Lowering {
     private var consumers: [String: [Int]] = [:]
     private var indexOf: [String: Int] = [:]
     private var absorbed = Set<Int>()
+    /// Occurrences, as node inputs, of each constant in nodes not lowered yet (graph outputs
+    /// are never retired and not counted).
+    private var readersLeft: [String: Int] = [:]
     /// Values computed by the steps emitted so far (plus inputs and constants).
     private var available = Set<String>()
     private let graphOutputs: Set<String>
@@ -41,6 +54,18 @@ struct Lowering {
             for v in n.inputs { consumers[v, default: []].append(i) }
             indexOf[n.name] = i
         }
+        weights.reserveCapacity(Self.packedCountBound(graph))
+        for c in graph.constants.keys where !graphOutputs.contains(c) {
+            readersLeft[c] = consumers[c]?.count ?? 0
+            if readersLeft[c] == 0 { retire(c) }
+        }
+    }
+
+    /// More floats than lowering packs, unless a weight is shared by several folded convs:
+    /// every constant is packed at most once, as is, folded (plus a bias of one float per
+    /// output channel) or Winograd-transformed (16/9 of its size).
+    static func packedCountBound(_ graph: Graph) -> Int {
+        2 * graph.constants.values.reduce(0) { $0 + $1.elementCount }
     }
 
     /// The value whose buffer `v` uses (follows alias chains).
@@ -52,9 +77,9 @@ struct Lowering {
 
     /// `v` as an operand: packed weights for constants, else an arena value.
     mutating func operand(_ v: String) -> Operand {
-        guard let t = graph.constants[v] else { return .value(v) }
         if let s = constantSpans[v] { return .weights(s) }
-        let s = pack(t.floats())
+        guard graph.constants[v] != nil else { return .value(v) }
+        let s = packConstant(v)
         constantSpans[v] = s
         return .weights(s)
     }
@@ -63,6 +88,39 @@ struct Lowering {
         let s = Span(.weights, offset: weights.count, count: values.count)
         weights += values
         return s
+    }
+
+    /// Copies constant `name` to the end of ``weights`` (no temporary).
+    private mutating func packConstant(_ name: String) -> Span {
+        let t = graph.constants[name]!
+        let s = Span(.weights, offset: weights.count, count: t.elementCount)
+        t.appendFloats(to: &weights)
+        return s
+    }
+
+    /// The values of constant `name` (a copy).
+    private func constantFloats(_ name: String) -> [Float] {
+        graph.constants[name]!.floats()
+    }
+
+    /// Counts the constant inputs of the lowered `nodes` as read; retires those no node
+    /// still to be lowered reads.
+    private mutating func markRead(_ nodes: Set<String>) {
+        for name in nodes {
+            guard let k = indexOf[name] else { continue }
+            for v in graph.nodes[k].inputs {
+                guard let left = readersLeft[v] else { continue }
+                readersLeft[v] = left - 1
+                if left == 1 { retire(v) }
+            }
+        }
+    }
+
+    /// Releases constant `name`'s file pages and removes it from ``graph``.
+    private mutating func retire(_ name: String) {
+        graph.constants[name]?.data.releasePages()
+        graph.removeConstant(name)
+        readersLeft[name] = nil
     }
 
     private func count(_ v: String) -> Int { shapes[v]!.reduce(1, *) }
@@ -103,7 +161,7 @@ struct Lowering {
     private func affine(of node: Graph.Node) -> (scale: [Float], shift: [Float])? {
         switch node.op {
         case .batchNorm(let eps):
-            let p = node.inputs[1...4].map { graph.constants[$0]!.floats() }
+            let p = node.inputs[1...4].map { constantFloats($0) }
             let (gamma, beta, mean, variance) = (p[0], p[1], p[2], p[3])
             var scale = [Float](repeating: 0, count: gamma.count)
             var shift = scale
@@ -114,8 +172,18 @@ struct Lowering {
             }
             return (scale, shift)
         case .channelAffine:
-            return (graph.constants[node.inputs[1]]!.floats(), graph.constants[node.inputs[2]]!.floats())
+            return (constantFloats(node.inputs[1]), constantFloats(node.inputs[2]))
         default: return nil
+        }
+    }
+
+    /// Multiplies row `r` of the `[scale.count, per]` matrix in `values[range]` by `scale[r]`
+    /// (folding a batch norm into conv weights `[Cout, Cin, kh, kw]`).
+    private static func scaleRows(_ values: inout [Float], _ range: Range<Int>, by scale: [Float]) {
+        let per = range.count / scale.count
+        for (r, s) in scale.enumerated() {
+            let start = range.lowerBound + r * per
+            for k in start..<(start + per) { values[k] *= s }
         }
     }
 
@@ -127,9 +195,11 @@ struct Lowering {
             do {
                 let emitted = try lower(node)
                 if let emitted { steps.append(emitted) }
-                for name in [node.name] + (emitted?.nodes ?? []) {
+                let covered = Set([node.name] + (emitted?.nodes ?? []))
+                for name in covered {
                     if let k = indexOf[name] { available.formUnion(graph.nodes[k].outputs) }
                 }
+                markRead(covered)
             } catch { throw error.at(node: node.name) }
         }
         for o in graph.outputs { _ = operand(o) }
@@ -153,29 +223,32 @@ struct Lowering {
         case .conv2d(let a):
             let g = try ShapeInference.conv(a, input: xShape, weight: shapes[ins[1]]!, bias: ins.count > 2 ? shapes[ins[2]] : nil)
             var v = out
-            var weightValues: [Float]? = nil  // set when the weights are rewritten (folded)
-            var biasValues: [Float]? = nil
-            if let next = soleConsumer(v), next.inputs[0] == v, let (scale, shift) = affine(of: next) {
-                var w = graph.constants[ins[1]]!.floats()
-                let per = w.count / g.outChannels
-                for oc in 0..<g.outChannels { for k in 0..<per { w[oc * per + k] *= scale[oc] } }
-                let b0 = ins.count > 2 ? graph.constants[ins[2]]!.floats() : [Float](repeating: 0, count: g.outChannels)
-                weightValues = w
-                biasValues = (0..<g.outChannels).map { b0[$0] * scale[$0] + shift[$0] }
+            let useWinograd = options.winograd && Winograd.isProfitable(g)
+            var folded: (scale: [Float], shift: [Float])? = nil
+            if let next = soleConsumer(v), next.inputs[0] == v, let f = affine(of: next) {
+                folded = f
                 absorb(next, into: &nodes)
                 v = next.outputs[0]
             }
-            let useWinograd = options.winograd && Winograd.isProfitable(g)
             let weight: Operand
             if useWinograd {
-                let w = weightValues ?? graph.constants[ins[1]]!.floats()
+                var w = constantFloats(ins[1])
+                if let scale = folded?.scale { Self.scaleRows(&w, 0..<w.count, by: scale) }
                 weight = .weights(pack(Winograd.transformWeights(w, outChannels: g.outChannels, inChannels: g.inChannels)))
-            } else if let w = weightValues {
-                weight = .weights(pack(w))
+            } else if let scale = folded?.scale {
+                let s = packConstant(ins[1])  // a private copy, scaled in place
+                Self.scaleRows(&weights, s.offset..<(s.offset + s.count), by: scale)
+                weight = .weights(s)
             } else {
                 weight = operand(ins[1])
             }
-            let bias: Operand? = biasValues.map { .weights(pack($0)) } ?? (ins.count > 2 ? operand(ins[2]) : nil)
+            let bias: Operand?
+            if let (scale, shift) = folded {
+                let b0 = ins.count > 2 ? constantFloats(ins[2]) : [Float](repeating: 0, count: g.outChannels)
+                bias = .weights(pack((0..<g.outChannels).map { b0[$0] * scale[$0] + shift[$0] }))
+            } else {
+                bias = ins.count > 2 ? operand(ins[2]) : nil
+            }
             var residual: Operand? = nil
             if let next = soleConsumer(v), case .add = next.op {
                 let other = next.inputs[0] == v ? next.inputs[1] : next.inputs[0]
