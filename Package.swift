@@ -21,6 +21,7 @@ let package = Package(
             name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         // The packed GEMM micro-kernels; optimized even in debug builds (tests run them).
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
+        .systemLibrary(name: "CMalloc"),
         .target(name: "Tensors", swiftSettings: safety),
         .target(
             name: "Formats",
@@ -35,6 +36,7 @@ let package = Package(
             name: "QTools",
             dependencies: [
                 "Tensors", "Formats", "Inference",
+                .target(name: "CMalloc", condition: .when(platforms: [.linux])),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: safety),

@@ -145,7 +145,7 @@ def main():
             print(f"qtools max|diff| vs torch: {q['maxAbsDiff']:.2e}")
             shares = sorted(q["shares"].items(), key=lambda kv: -kv[1])
             print("qtools per-op shares (last round): " + ", ".join(f"{k} {100*v:.1f}%" for k, v in shares))
-            print(f"qtools arena {q['arenaBytes']/2**20:.1f} MiB, weights {q['weightBytes']/2**20:.1f} MiB, {q['steps']} steps")
+            print(f"qtools arena {q['arenaBytes']/2**20:.1f} MiB, weights {q['packedWeightBytes']/2**20:.1f} MiB, {q['steps']} steps")
 
     results = {k: (statistics.median(r[0] for r in v), min(r[1] for r in v)) for k, v in rounds.items() if v}
     print(f"\nResNet-18 fp32, 1x3x224x224, {a.threads} threads, {a.rounds} rounds x {a.runs} runs")

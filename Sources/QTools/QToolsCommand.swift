@@ -17,4 +17,9 @@ struct QToolsCommand: ParsableCommand {
             RunCommand.self, TraceCommand.self, VerifyCommand.self, BenchCommand.self,
         ]
     )
+
+    static func main() {
+        MemoryPolicy.apply()
+        main(nil)
+    }
 }

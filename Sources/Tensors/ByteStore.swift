@@ -113,6 +113,23 @@ public final class ByteStore: Sendable {
         }
     }
 
+    /// Lets the kernel drop this process's resident pages of `range` of a memory-mapped file
+    /// (`MADV_DONTNEED`; the pages stay in the page cache). The mapping is private and
+    /// read-only, so its pages are never written: a later read faults the same bytes back in
+    /// from the file. Every page the range touches is released, including ones it shares
+    /// with its neighbours. No-op for owned bytes (dropping anonymous pages would zero them).
+    ///
+    /// Use it once bytes have been copied out (a model's weights after packing), so that the
+    /// file's pages and the copy are not resident together.
+    public func releasePages(_ range: Range<Int>) {
+        guard case .mapped(let p, let n) = backing, !range.isEmpty else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = range.lowerBound / page * page
+        let end = Swift.min(n, range.upperBound)
+        let base = unsafe UnsafeMutableRawPointer(mutating: p) + start
+        _ = unsafe madvise(base, end - start, MADV_DONTNEED)
+    }
+
     /// The byte at `i` (precondition: in bounds).
     @inline(__always)
     public subscript(i: Int) -> UInt8 {
@@ -179,6 +196,9 @@ public struct ByteSlice: Sendable {
 
     /// Prefetches the window's pages (see ``ByteStore/prefetch(_:)``).
     public func prefetch() { store.prefetch(range) }
+
+    /// Releases the window's resident pages (see ``ByteStore/releasePages(_:)``).
+    public func releasePages() { store.releasePages(range) }
 
     /// Copies the window into an array.
     public func toArray() -> [UInt8] {

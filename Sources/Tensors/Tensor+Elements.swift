@@ -21,6 +21,42 @@ extension Tensor {
         return (0..<elementCount).map { Float(element($0)) }
     }
 
+    /// Calls `body` with the elements as `Float`: float32 data that is 4-byte aligned is
+    /// passed in place (no copy; a mapped checkpoint's pages), anything else as a converted
+    /// copy. The pointer must not escape `body`.
+    public func withFloats<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
+        let n = elementCount
+        if dtype == .float32, n > 0 {
+            let aligned = unsafe data.withUnsafeBytes { raw in
+                unsafe raw.count >= 4 * n && Int(bitPattern: raw.baseAddress) % MemoryLayout<Float>.alignment == 0
+            }
+            if aligned {
+                return try unsafe data.withUnsafeBytes { raw in
+                    try unsafe UnsafeRawBufferPointer(rebasing: raw[0..<(4 * n)]).withMemoryRebound(to: Float.self) {
+                        try unsafe body($0)
+                    }
+                }
+            }
+        }
+        return try unsafe floats().withUnsafeBufferPointer { try unsafe body($0) }
+    }
+
+    /// Appends all elements as `Float` to `out`; float32 is one bulk copy, with no temporary
+    /// array (packing a model's weights).
+    public func appendFloats(to out: inout [Float]) {
+        guard dtype == .float32 else {
+            out += floats()
+            return
+        }
+        let start = out.count * 4
+        out.append(contentsOf: repeatElement(0, count: elementCount))
+        unsafe data.withUnsafeBytes { raw in
+            unsafe out.withUnsafeMutableBytes { dst in
+                unsafe UnsafeMutableRawBufferPointer(rebasing: dst[start...]).copyMemory(from: raw)
+            }
+        }
+    }
+
     /// All elements as `Double`.
     public func doubles() -> [Double] {
         (0..<elementCount).map { element($0) }

@@ -54,7 +54,7 @@ struct EngineBenchEntry {
         let json: [String: Any] = [
             "medianMs": r.medianMs, "minMs": r.minMs, "maxMs": r.maxMs, "maxAbsDiff": Double(maxDiff),
             "shares": r.shares, "opMs": r.opMilliseconds, "arenaBytes": r.arenaBytes,
-            "weightBytes": r.weightBytes, "steps": r.steps,
+            "packedWeightBytes": r.packedWeightBytes, "steps": r.steps,
         ]
         try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys]).write(to: dir.appendingPathComponent("result.json"))
     }
@@ -67,7 +67,7 @@ struct EngineBenchEntry {
             iterations: Int(env["QTOOLS_BENCH_RUNS"] ?? "") ?? 30, warmup: 5,
             threads: Int(env["QTOOLS_BENCH_THREADS"] ?? "") ?? 2)
         let shares = r.opMilliseconds.sorted { $0.value > $1.value }.map { "\($0.key) \(String(format: "%.2f", $0.value))ms" }
-        let line = "median \(r.medianMs) min \(r.minMs) max \(r.maxMs) | \(shares.joined(separator: ", ")) | arena \(r.arenaBytes) weights \(r.weightBytes) steps \(r.steps)\n"
+        let line = "median \(r.medianMs) min \(r.minMs) max \(r.maxMs) | \(shares.joined(separator: ", ")) | arena \(r.arenaBytes) weights \(r.packedWeightBytes) steps \(r.steps)\n"
         try line.write(to: URL(fileURLWithPath: env["QTOOLS_ENGINE_BENCH_DIR"]!).appendingPathComponent("random.txt"), atomically: true, encoding: .utf8)
     }
 }

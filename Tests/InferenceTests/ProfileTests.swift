@@ -30,7 +30,10 @@ import Testing
         #expect(r.runsMs.count == 3)
         #expect(r.minMs > 0 && r.minMs <= r.medianMs && r.medianMs <= r.maxMs)
         #expect(r.threads == 1)
-        #expect(r.weightBytes >= 4 * 11_000_000)  // ResNet-18 minus the 1000-class head
+        #expect(r.packedWeightBytes >= 4 * 11_000_000)  // ResNet-18 minus the 1000-class head
+        #expect(r.anchor.weightBytes == g.parameterBytes && r.anchor.weightBytes >= 4 * 11_000_000)
+        #expect(r.anchor.largestActivationBytes > 0)
+        #expect((r.peakResidentBytes ?? 1) > 0)
         #expect(r.steps == 23)  // 20 convs (BN/ReLU/add fused), maxpool, avgpool, fc
     }
 

@@ -73,6 +73,22 @@ import TestSupport
         let doc = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
         #expect((doc["median_ms"] as? Double ?? 0) > 0)
         #expect((doc["op_shares"] as? [String: Double])?["conv2d"] != nil)
+        // The memory anchor: its parts add up; the peak itself depends on the machine.
+        let weights = try #require(doc["weight_bytes"] as? Int)
+        let activations = try #require(doc["largest_activation_bytes"] as? Int)
+        #expect(weights > 0 && activations > 0 && (doc["packed_weight_bytes"] as? Int ?? 0) > 0)
+        #expect(doc["memory_anchor_bytes"] as? Int == weights + 2 * activations + (64 << 20))
+        #if os(Linux)
+            #expect((doc["peak_rss_bytes"] as? Int ?? 0) > 0)
+            #expect(doc["memory_anchor_met"] is Bool)
+        #endif
+    }
+
+    @Test func benchTextReportsMemory() throws {
+        let r = try RunQTools.run(Self.args("bench", "resnet20_fp") + ["--runs", "1", "--warmup", "0"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("memory: peak RSS "), "\(r.stdout)")
+        #expect(r.stdout.contains(" + 64 MiB"), "\(r.stdout)")
     }
 
     @Test func traceWithoutCheckpoint() throws {

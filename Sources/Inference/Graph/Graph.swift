@@ -53,6 +53,9 @@ public struct Graph: Sendable {
     /// Declares a constant value (replaces an existing constant of that name).
     public mutating func addConstant(_ name: String, _ tensor: Tensor) { constants[name] = tensor }
 
+    /// Removes a constant (the planner drops each weight once it is packed).
+    mutating func removeConstant(_ name: String) { constants[name] = nil }
+
     /// Appends a node with one output named `output` (default: the node name); returns the output name.
     @discardableResult
     public mutating func add(_ op: Op, name: String, inputs: [String], output: String? = nil)

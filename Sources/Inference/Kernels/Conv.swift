@@ -26,15 +26,42 @@ package enum Conv2d {
     /// The weights `[Cout, Cin/g, kH, kW]` in the layout ``forward`` expects: per group, the
     /// `Cout/g x K` matrix in GEMM panels (depthwise weights are returned unchanged).
     package static func packWeights(_ g: ConvGeometry, _ w: [Float]) -> [Float] {
-        precondition(w.count == g.outChannels * g.patchSize)
-        if g.isDepthwise { return w }
-        let m = g.groupOutChannels, k = g.patchSize
-        var out: [Float] = []
-        out.reserveCapacity(packedWeightCount(g))
-        for grp in 0..<g.groups {
-            out += PackedGemm.pack(Array(w[(grp * m * k)..<((grp + 1) * m * k)]), rows: m, depth: k)
+        var out = [Float](repeating: 0, count: packedWeightCount(g))
+        unsafe w.withUnsafeBufferPointer { pw in
+            unsafe out.withUnsafeMutableBufferPointer { unsafe packWeights(g, pw, into: $0) }
         }
         return out
+    }
+
+    /// ``packWeights(_:_:)`` from `w` into `dst` (``packedWeightCount(_:)`` floats, zeroed).
+    package static func packWeights(_ g: ConvGeometry, _ w: UnsafeBufferPointer<Float>, into dst: UnsafeMutableBufferPointer<Float>) {
+        precondition(w.count == g.outChannels * g.patchSize && dst.count == packedWeightCount(g))
+        if g.isDepthwise {
+            unsafe dst.baseAddress!.update(from: w.baseAddress!, count: w.count)
+            return
+        }
+        let m = g.groupOutChannels, k = g.patchSize
+        let packed = PackedGemm.packedCount(rows: m, depth: k)
+        for grp in 0..<g.groups {
+            unsafe PackedGemm.pack(w.baseAddress! + grp * m * k, rows: m, depth: k, into: dst.baseAddress! + grp * packed)
+        }
+    }
+
+    /// Multiplies output channel `oc` of packed weights (``packWeights(_:_:)``) by `scale[oc]`
+    /// (a folded batch norm).
+    package static func scalePackedRows(_ g: ConvGeometry, _ packed: UnsafeMutableBufferPointer<Float>, by scale: [Float]) {
+        precondition(packed.count == packedWeightCount(g) && scale.count == g.outChannels)
+        if g.isDepthwise {
+            for oc in 0..<g.outChannels { for i in 0..<g.patchSize { unsafe packed[oc * g.patchSize + i] *= scale[oc] } }
+            return
+        }
+        let m = g.groupOutChannels, k = g.patchSize
+        let size = PackedGemm.packedCount(rows: m, depth: k)
+        for grp in 0..<g.groups {
+            unsafe PackedGemm.scaleRows(
+                UnsafeMutableBufferPointer(rebasing: packed[(grp * size)..<((grp + 1) * size)]), rows: m, depth: k,
+                by: Array(scale[(grp * m)..<((grp + 1) * m)]))
+        }
     }
 
     /// `output = act(conv(input, weight) + bias [+ residual])`; `weight` is packed

@@ -30,6 +30,28 @@ package enum PackedGemm {
         return out
     }
 
+    /// Packs row-major `a` (`rows x depth`) into panels at `dst` (``packedCount(rows:depth:)`` floats).
+    package static func pack(_ a: UnsafePointer<Float>, rows: Int, depth: Int, into dst: UnsafeMutablePointer<Float>) {
+        unsafe qk_pack_a(rows, depth, a, depth, dst)
+    }
+
+    /// Multiplies row `r` of a packed `rows x depth` matrix by `scale[r]`.
+    package static func scaleRows(_ packed: UnsafeMutableBufferPointer<Float>, rows: Int, depth: Int, by scale: [Float]) {
+        precondition(packed.count == packedCount(rows: rows, depth: depth) && scale.count == rows)
+        for p0 in stride(from: 0, to: rows, by: panelRows) {
+            let base = p0 * depth
+            for p in 0..<depth {
+                for r in 0..<min(panelRows, rows - p0) { unsafe packed[base + p * panelRows + r] *= scale[p0 + r] }
+            }
+        }
+    }
+
+    /// Index of element `(row, p)` of a `rows x depth` matrix packed by ``pack(_:rows:depth:)``.
+    @inline(__always)
+    package static func packedIndex(row: Int, p: Int, depth: Int) -> Int {
+        (row / panelRows) * panelRows * depth + p * panelRows + row % panelRows
+    }
+
     /// Where results go after the sum: `c = act(sum + add + bias[row])`.
     @unsafe package struct Epilogue {
         /// Added elementwise (a residual, same row stride as C); may be C itself.

@@ -10,7 +10,8 @@ import Foundation
 /// matrices are in `WinogradF2.swift` and `WinogradF4.swift`.
 ///
 /// Layouts: transformed weights `U [α², Cout, Cin]`, each `Cout x Cin` matrix packed for
-/// ``PackedGemm`` (made once at plan time by ``transformWeights(_:outChannels:inChannels:tile:)``);
+/// ``PackedGemm`` (made once at plan time by ``transformWeights(_:_:tile:into:)``); which
+/// convs use which tile is the planner's choice (``WinogradSelection``);
 /// scratch holds `V [α², Cin, T]` (each point's matrix in ``PackedGemm``'s B layout, see
 /// ``PackedV``) then `M [α², Cout, T]`. The naive twin is the direct
 /// ``ReferenceKernels/conv2d(_:input:weight:bias:)``.
@@ -19,22 +20,6 @@ package enum Winograd {
     package static func applies(_ g: ConvGeometry) -> Bool {
         g.kernelH == 3 && g.kernelW == 3 && g.strideH == 1 && g.strideW == 1 && g.dilationH == 1
             && g.dilationW == 1 && g.groups == 1
-    }
-
-    /// The output tile side (4 or 2) expected to beat im2col + GEMM on `g`, or nil.
-    ///
-    /// Measured on ResNet-18 shapes (AVX2, 2 threads): with at least 64 input channels and
-    /// 16 tiles per image both variants beat the packed direct GEMM; F(4x4) is preferred
-    /// where it still has 16 tiles (56x56, 28x28, 14x14), F(2x2) below (7x7). With fewer
-    /// input channels the transforms outweigh the shortened GEMMs.
-    package static func preferredTile(_ g: ConvGeometry) -> Int? {
-        guard applies(g), g.inChannels >= 64 else { return nil }
-        let tilesToTry = ProcessInfo.processInfo.environment["QTOOLS_WG"] == "2" ? [2] : [4, 2]
-        for tile in tilesToTry {
-            let (th, tw) = tiles(g, tile: tile)
-            if th * tw >= 16 { return tile }
-        }
-        return nil
     }
 
     /// Tiles per image for output tile side `tile`.
@@ -94,17 +79,63 @@ package enum Winograd {
     /// `U = G g G^T` for every `(oc, ic)`: `α²` matrices `Cout x Cin`, each packed for
     /// ``PackedGemm``. `w` is `[Cout, Cin, 3, 3]`; `tile` is 2 or 4.
     package static func transformWeights(_ w: [Float], outChannels: Int, inChannels: Int, tile: Int) -> [Float] {
-        precondition(tile == 2 || tile == 4)
-        let u = tile == 2
-            ? weightTransformF2(w, outChannels: outChannels, inChannels: inChannels)
-            : weightTransformF4(w, outChannels: outChannels, inChannels: inChannels)
-        let plane = outChannels * inChannels, points = (tile + 2) * (tile + 2)
-        var out: [Float] = []
-        out.reserveCapacity(transformedWeightCount(outChannels: outChannels, inChannels: inChannels, tile: tile))
-        for xi in 0..<points {
-            out += PackedGemm.pack(Array(u[(xi * plane)..<((xi + 1) * plane)]), rows: outChannels, depth: inChannels)
+        let g = ConvGeometry(
+            batch: 1, inChannels: inChannels, inHeight: 3, inWidth: 3, outChannels: outChannels, outHeight: 1,
+            outWidth: 1, kernelH: 3, kernelW: 3, strideH: 1, strideW: 1, padTop: 0, padLeft: 0, dilationH: 1,
+            dilationW: 1, groups: 1)
+        var out = [Float](repeating: 0, count: transformedWeightCount(outChannels: outChannels, inChannels: inChannels, tile: tile))
+        unsafe w.withUnsafeBufferPointer { pw in
+            unsafe out.withUnsafeMutableBufferPointer { unsafe transformWeights(pw, g, tile: tile, into: $0) }
         }
         return out
+    }
+
+    /// Multiplies output channel `oc` of transformed weights by `scale[oc]` (a folded batch
+    /// norm: `G (s g) G^T = s (G g G^T)`).
+    package static func scaleTransformedRows(
+        _ g: ConvGeometry, tile: Int, _ u: UnsafeMutableBufferPointer<Float>, by scale: [Float]
+    ) {
+        let size = PackedGemm.packedCount(rows: g.outChannels, depth: g.inChannels)
+        precondition(u.count == (tile + 2) * (tile + 2) * size)
+        for xi in 0..<((tile + 2) * (tile + 2)) {
+            unsafe PackedGemm.scaleRows(
+                UnsafeMutableBufferPointer(rebasing: u[(xi * size)..<((xi + 1) * size)]), rows: g.outChannels,
+                depth: g.inChannels, by: scale)
+        }
+    }
+
+    /// ``transformWeights(_:outChannels:inChannels:tile:)`` straight into `dst` (zeroed,
+    /// ``transformedWeightCount(outChannels:inChannels:tile:)`` floats): no intermediate
+    /// copies, so planning a large model never holds the transformed weights twice. The
+    /// products are formed in Double and rounded once.
+    package static func transformWeights(
+        _ w: UnsafeBufferPointer<Float>, _ g: ConvGeometry, tile: Int, into dst: UnsafeMutableBufferPointer<Float>
+    ) {
+        let (cout, cin) = (g.outChannels, g.inChannels)
+        precondition((tile == 2 || tile == 4) && w.count == cout * cin * 9)
+        precondition(dst.count == transformedWeightCount(outChannels: cout, inChannels: cin, tile: tile))
+        let gm = tile == 2 ? gF2 : gF4
+        let a = tile + 2
+        let packed = PackedGemm.packedCount(rows: cout, depth: cin)
+        var gg = [Double](repeating: 0, count: 3 * a)  // G g: a x 3
+        for oc in 0..<cout {
+            for ic in 0..<cin {
+                let base = (oc * cin + ic) * 9
+                for r in 0..<a {
+                    for c in 0..<3 {
+                        let (w0, w1, w2) = unsafe (w[base + c], w[base + 3 + c], w[base + 6 + c])
+                        gg[r * 3 + c] = gm[r][0] * Double(w0) + gm[r][1] * Double(w1) + gm[r][2] * Double(w2)
+                    }
+                }
+                let at = PackedGemm.packedIndex(row: oc, p: ic, depth: cin)
+                for r in 0..<a {
+                    for c in 0..<a {
+                        let u = gg[r * 3] * gm[c][0] + gg[r * 3 + 1] * gm[c][1] + gg[r * 3 + 2] * gm[c][2]
+                        unsafe dst[(r * a + c) * packed + at] = Float(u)
+                    }
+                }
+            }
+        }
     }
 
     /// `output = act(conv3x3(input) + bias [+ residual])` via F(tile x tile, 3x3).

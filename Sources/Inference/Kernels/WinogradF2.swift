@@ -6,32 +6,8 @@
 /// ```
 /// The transforms only use 1/2 and ±1, so they add almost no rounding of their own.
 extension Winograd {
-    /// F(2x2): `U = G g G^T` unpacked, `[16, Cout, Cin]`, with
-    /// `G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]`.
-    static func weightTransformF2(_ w: [Float], outChannels: Int, inChannels: Int) -> [Float] {
-        var u = [Float](repeating: 0, count: 16 * outChannels * inChannels)
-        let plane = outChannels * inChannels
-        for oc in 0..<outChannels {
-            for ic in 0..<inChannels {
-                let g = (oc * inChannels + ic) * 9
-                // Gg: 4 rows x 3 columns.
-                var gg = [Float](repeating: 0, count: 12)
-                for c in 0..<3 {
-                    let (g0, g1, g2) = (w[g + c], w[g + 3 + c], w[g + 6 + c])
-                    gg[c] = g0
-                    gg[3 + c] = 0.5 * (g0 + g1 + g2)
-                    gg[6 + c] = 0.5 * (g0 - g1 + g2)
-                    gg[9 + c] = g2
-                }
-                for r in 0..<4 {
-                    let (a0, a1, a2) = (gg[3 * r], gg[3 * r + 1], gg[3 * r + 2])
-                    let row = [a0, 0.5 * (a0 + a1 + a2), 0.5 * (a0 - a1 + a2), a2]
-                    for c in 0..<4 { u[(r * 4 + c) * plane + oc * inChannels + ic] = row[c] }
-                }
-            }
-        }
-        return u
-    }
+    /// F(2x2)'s `G` (4 x 3).
+    static let gF2: [[Double]] = [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]]
 
     /// `V[ξ][c][tile] = (B^T d B)[ξ]` for one channel, written in the packed layout `layout`;
     /// `v` points at channel `c`'s lane 0 of point 0 (``PackedV/channel(_:)``).

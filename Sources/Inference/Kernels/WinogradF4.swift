@@ -11,33 +11,11 @@ import CKernels
 /// coefficients: results differ from direct convolution by about 1e-6 of the accumulated
 /// magnitude (F(2x2): about 1e-7).
 extension Winograd {
-    /// F(4x4): `U = G g G^T` (computed in Double) unpacked, `[36, Cout, Cin]`.
-    static func weightTransformF4(_ w: [Float], outChannels: Int, inChannels: Int) -> [Float] {
-        let gm: [[Double]] = [
-            [1.0 / 4, 0, 0], [-1.0 / 6, -1.0 / 6, -1.0 / 6], [-1.0 / 6, 1.0 / 6, -1.0 / 6],
-            [1.0 / 24, 1.0 / 12, 1.0 / 6], [1.0 / 24, -1.0 / 12, 1.0 / 6], [0, 0, 1],
-        ]
-        let plane = outChannels * inChannels
-        var u = [Float](repeating: 0, count: 36 * plane)
-        for oc in 0..<outChannels {
-            for ic in 0..<inChannels {
-                let base = (oc * inChannels + ic) * 9
-                var gg = [Double](repeating: 0, count: 18)  // G g: 6 x 3
-                for r in 0..<6 {
-                    for c in 0..<3 {
-                        gg[r * 3 + c] = (0..<3).reduce(0) { $0 + gm[r][$1] * Double(w[base + $1 * 3 + c]) }
-                    }
-                }
-                for r in 0..<6 {
-                    for c in 0..<6 {
-                        let v = (0..<3).reduce(0) { $0 + gg[r * 3 + $1] * gm[c][$1] }
-                        u[(r * 6 + c) * plane + oc * inChannels + ic] = Float(v)
-                    }
-                }
-            }
-        }
-        return u
-    }
+    /// F(4x4)'s `G` (6 x 3).
+    static let gF4: [[Double]] = [
+        [1.0 / 4, 0, 0], [-1.0 / 6, -1.0 / 6, -1.0 / 6], [-1.0 / 6, 1.0 / 6, -1.0 / 6],
+        [1.0 / 24, 1.0 / 12, 1.0 / 6], [1.0 / 24, -1.0 / 12, 1.0 / 6], [0, 0, 1],
+    ]
 
     /// `V[ξ][c][tile] = (B^T d B)[ξ]` for one channel in the packed layout `layout`; `v`
     /// points at the channel (``PackedV/channel(_:)``). Row-wise like

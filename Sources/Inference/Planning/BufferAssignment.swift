@@ -1,7 +1,7 @@
 /// Assigns every arena value (graph inputs and step outputs) a region of one float arena.
 ///
-/// Liveness is measured in step indices: a value is born at its producing step (graph inputs
-/// before step 0) and dies after its last reader (graph outputs never die). Values share
+/// Liveness is measured in step indices (``Liveness``): a value is born at its producing step
+/// (graph inputs before step 0) and dies after its last reader (graph outputs never die). Values share
 /// *slots*: a dead value's slot returns to a free list and the next value takes the
 /// best-fitting free slot (growing it if none is large enough). An elementwise step may
 /// write its output into the slot of an input that dies at that step (in place). Aliases
@@ -16,7 +16,7 @@ struct BufferAssignment {
 
     init(
         protos: [ProtoStep], graph: Graph, shapes: [String: [Int]], aliases: [String: String],
-        options: PlanOptions
+        liveness: Liveness, options: PlanOptions
     ) {
         func root(_ v: String) -> String {
             var v = v
@@ -26,12 +26,7 @@ struct BufferAssignment {
         func roots(_ ops: [Operand]) -> [String] {
             ops.compactMap { if case .value(let v) = $0 { return root(v) } else { return nil } }
         }
-        let end = protos.count
-        var lastUse: [String: Int] = [:]
-        for (i, p) in protos.enumerated() {
-            for r in roots(p.call.reads) { lastUse[r] = i }
-        }
-        for o in graph.outputs { lastUse[root(o)] = end }
+        let lastUse = liveness.lastUse
 
         var slotOf: [String: Int] = [:]
         var capacity: [Int] = []

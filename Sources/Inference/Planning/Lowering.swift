@@ -12,8 +12,18 @@ import Tensors
 /// - `conv2d | linear | batchNorm | channelAffine | add -> relu | hardtanh | clamp`:
 ///   the activation runs in the kernel's epilogue.
 /// `flatten` and `identity` produce no step: their output aliases the input buffer.
+///
+/// Memory: the weights should never be resident twice over. Constants are copied straight
+/// into ``weights`` (folding scales the packed copy in place). Once the last node reading a
+/// constant is lowered, the constant is retired: its file pages are released
+/// (``Tensors/ByteSlice/releasePages()``; a memory-mapped checkpoint) and it is removed from
+/// ``graph``, which frees it when the caller handed the graph over (`consume`). ``weights``
+/// reserves an upper bound up front, so it never reallocates (a reallocation holds the old
+/// and new buffers at once); the unused tail of the reservation is never touched and so
+/// never resident.
 struct Lowering {
-    let graph: Graph
+    /// The graph; constants are removed from it as they are retired.
+    private(set) var graph: Graph
     let order: [Int]
     let shapes: [String: [Int]]
     let options: PlanOptions
@@ -22,9 +32,14 @@ struct Lowering {
     /// Alias value -> the value whose buffer it shares.
     var aliases: [String: String] = [:]
     private var constantSpans: [String: Span] = [:]
+    /// Output tile side of the convs that run as Winograd, by node name.
+    private var winogradTiles: [String: Int] = [:]
     private var consumers: [String: [Int]] = [:]
     private var indexOf: [String: Int] = [:]
     private var absorbed = Set<Int>()
+    /// Occurrences, as node inputs, of each constant in nodes not lowered yet (graph outputs
+    /// are never retired and not counted).
+    private var readersLeft: [String: Int] = [:]
     /// Values computed by the steps emitted so far (plus inputs and constants).
     private var available = Set<String>()
     private let graphOutputs: Set<String>
@@ -41,6 +56,19 @@ struct Lowering {
             for v in n.inputs { consumers[v, default: []].append(i) }
             indexOf[n.name] = i
         }
+        weights.reserveCapacity(Self.packedCountBound(graph))
+        for c in graph.constants.keys where !graphOutputs.contains(c) {
+            readersLeft[c] = consumers[c]?.count ?? 0
+            if readersLeft[c] == 0 { retire(c) }
+        }
+    }
+
+    /// More floats than lowering packs, unless a weight is shared by several convs: every
+    /// constant is packed at most once, as is, folded (plus a bias of one float per output
+    /// channel), in GEMM panels (rows padded to a multiple of 6) or Winograd-transformed (at
+    /// most 36/9 of its size). Only the used part of the reservation is ever resident.
+    static func packedCountBound(_ graph: Graph) -> Int {
+        5 * graph.constants.values.reduce(0) { $0 + $1.elementCount } + (1 << 16)
     }
 
     /// The value whose buffer `v` uses (follows alias chains).
@@ -52,9 +80,9 @@ struct Lowering {
 
     /// `v` as an operand: packed weights for constants, else an arena value.
     mutating func operand(_ v: String) -> Operand {
-        guard let t = graph.constants[v] else { return .value(v) }
         if let s = constantSpans[v] { return .weights(s) }
-        let s = pack(t.floats())
+        guard graph.constants[v] != nil else { return .value(v) }
+        let s = packConstant(v)
         constantSpans[v] = s
         return .weights(s)
     }
@@ -63,6 +91,39 @@ struct Lowering {
         let s = Span(.weights, offset: weights.count, count: values.count)
         weights += values
         return s
+    }
+
+    /// Copies constant `name` to the end of ``weights`` (no temporary).
+    private mutating func packConstant(_ name: String) -> Span {
+        let t = graph.constants[name]!
+        let s = Span(.weights, offset: weights.count, count: t.elementCount)
+        t.appendFloats(to: &weights)
+        return s
+    }
+
+    /// The values of constant `name` (a copy).
+    private func constantFloats(_ name: String) -> [Float] {
+        graph.constants[name]!.floats()
+    }
+
+    /// Counts the constant inputs of the lowered `nodes` as read; retires those no node
+    /// still to be lowered reads.
+    private mutating func markRead(_ nodes: Set<String>) {
+        for name in nodes {
+            guard let k = indexOf[name] else { continue }
+            for v in graph.nodes[k].inputs {
+                guard let left = readersLeft[v] else { continue }
+                readersLeft[v] = left - 1
+                if left == 1 { retire(v) }
+            }
+        }
+    }
+
+    /// Releases constant `name`'s file pages and removes it from ``graph``.
+    private mutating func retire(_ name: String) {
+        graph.constants[name]?.data.releasePages()
+        graph.removeConstant(name)
+        readersLeft[name] = nil
     }
 
     private func count(_ v: String) -> Int { shapes[v]!.reduce(1, *) }
@@ -103,7 +164,7 @@ struct Lowering {
     private func affine(of node: Graph.Node) -> (scale: [Float], shift: [Float])? {
         switch node.op {
         case .batchNorm(let eps):
-            let p = node.inputs[1...4].map { graph.constants[$0]!.floats() }
+            let p = node.inputs[1...4].map { constantFloats($0) }
             let (gamma, beta, mean, variance) = (p[0], p[1], p[2], p[3])
             var scale = [Float](repeating: 0, count: gamma.count)
             var shift = scale
@@ -114,26 +175,63 @@ struct Lowering {
             }
             return (scale, shift)
         case .channelAffine:
-            return (graph.constants[node.inputs[1]]!.floats(), graph.constants[node.inputs[2]]!.floats())
+            return (constantFloats(node.inputs[1]), constantFloats(node.inputs[2]))
         default: return nil
+        }
+    }
+
+    /// Multiplies row `r` of the `[scale.count, per]` matrix in `values[range]` by `scale[r]`
+    /// (folding a batch norm into conv weights `[Cout, Cin, kh, kw]`).
+    private static func scaleRows(_ values: inout [Float], _ range: Range<Int>, by scale: [Float]) {
+        let per = range.count / scale.count
+        for (r, s) in scale.enumerated() {
+            let start = range.lowerBound + r * per
+            for k in start..<(start + per) { values[k] *= s }
         }
     }
 
     /// Lowers every node in topological order.
     mutating func run() throws(InferenceError) -> [ProtoStep] {
+        if options.winograd { selectWinograd() }
         var steps: [ProtoStep] = []
         for i in order where !absorbed.contains(i) {
             let node = graph.nodes[i]
             do {
                 let emitted = try lower(node)
                 if let emitted { steps.append(emitted) }
-                for name in [node.name] + (emitted?.nodes ?? []) {
+                let covered = Set([node.name] + (emitted?.nodes ?? []))
+                for name in covered {
                     if let k = indexOf[name] { available.formUnion(graph.nodes[k].outputs) }
                 }
+                markRead(covered)
             } catch { throw error.at(node: node.name) }
         }
         for o in graph.outputs { _ = operand(o) }
         return steps
+    }
+
+    /// Fills ``winogradTiles`` for the convs with constant weights (``WinogradSelection``).
+    private mutating func selectWinograd() {
+        var convs: [WinogradSelection.Conv] = []
+        for i in order {
+            let n = graph.nodes[i]
+            guard case .conv2d(let a) = n.op, graph.constants[n.inputs[1]] != nil,
+                let x = shapes[n.inputs[0]], let w = shapes[n.inputs[1]],
+                let g = try? ShapeInference.conv(a, input: x, weight: w, bias: n.inputs.count > 2 ? shapes[n.inputs[2]] : nil)
+            else { continue }
+            convs.append(WinogradSelection.Conv(name: n.name, geometry: g))
+        }
+        winogradTiles = WinogradSelection.choose(convs, budgetBytes: options.winogradBudgetBytes)
+    }
+
+    /// Appends `count` zeros to ``weights`` and lets `fill` write them (a kernel's packer).
+    private mutating func packFilled(count: Int, _ fill: (UnsafeMutableBufferPointer<Float>) -> Void) -> Span {
+        let s = Span(.weights, offset: weights.count, count: count)
+        weights.append(contentsOf: repeatElement(0, count: count))
+        unsafe weights.withUnsafeMutableBufferPointer { all in
+            unsafe fill(UnsafeMutableBufferPointer(rebasing: all[s.offset..<(s.offset + count)]))
+        }
+        return s
     }
 
     private mutating func lower(_ node: Graph.Node) throws(InferenceError) -> ProtoStep? {
@@ -153,34 +251,44 @@ struct Lowering {
         case .conv2d(let a):
             let g = try ShapeInference.conv(a, input: xShape, weight: shapes[ins[1]]!, bias: ins.count > 2 ? shapes[ins[2]] : nil)
             var v = out
-            var weightValues: [Float]? = nil  // set when the weights are rewritten (folded)
-            var biasValues: [Float]? = nil
-            if let next = soleConsumer(v), next.inputs[0] == v, let (scale, shift) = affine(of: next),
-                let w0 = graph.constants[ins[1]]
-            {
-                var w = w0.floats()
-                let per = w.count / g.outChannels
-                for oc in 0..<g.outChannels { for k in 0..<per { w[oc * per + k] *= scale[oc] } }
-                let b0 = ins.count > 2 ? graph.constants[ins[2]]!.floats() : [Float](repeating: 0, count: g.outChannels)
-                weightValues = w
-                biasValues = (0..<g.outChannels).map { b0[$0] * scale[$0] + shift[$0] }
+            var folded: (scale: [Float], shift: [Float])? = nil
+            if let next = soleConsumer(v), next.inputs[0] == v, let f = affine(of: next) {
+                folded = f
                 absorb(next, into: &nodes)
                 v = next.outputs[0]
             }
-            let winogradTile = options.winograd ? Winograd.preferredTile(g) : nil
-            let weight: Operand
-            if let tile = winogradTile {
-                guard let w = weightValues ?? graph.constants[ins[1]]?.floats() else {
-                    throw InferenceError(.unsupported("conv weights must be constants (\(ins[1]) is computed)"), node: node.name)
-                }
-                weight = .weights(pack(Winograd.transformWeights(w, outChannels: g.outChannels, inChannels: g.inChannels, tile: tile)))
-            } else {
-                guard let w = weightValues ?? graph.constants[ins[1]]?.floats() else {
-                    throw InferenceError(.unsupported("conv weights must be constants (\(ins[1]) is computed)"), node: node.name)
-                }
-                weight = .weights(pack(Conv2d.packWeights(g, w)))
+            guard let wt = graph.constants[ins[1]] else {
+                throw InferenceError(.unsupported("conv weights must be constants (\(ins[1]) is computed)"), node: node.name)
             }
-            let bias: Operand? = biasValues.map { .weights(pack($0)) } ?? (ins.count > 2 ? operand(ins[2]) : nil)
+            // The kernels read weights in their own layouts (GEMM panels, or Winograd-transformed),
+            // written straight from the constant's storage; a folded scale is applied in place.
+            let winogradTile = winogradTiles[node.name]
+            let count = winogradTile.map {
+                Winograd.transformedWeightCount(outChannels: g.outChannels, inChannels: g.inChannels, tile: $0)
+            } ?? Conv2d.packedWeightCount(g)
+            let weight: Operand = .weights(packFilled(count: count) { dst in
+                unsafe wt.withFloats { w in
+                    if let tile = winogradTile {
+                        unsafe Winograd.transformWeights(w, g, tile: tile, into: dst)
+                    } else {
+                        unsafe Conv2d.packWeights(g, w, into: dst)
+                    }
+                }
+                if let scale = folded?.scale {
+                    if let tile = winogradTile {
+                        unsafe Winograd.scaleTransformedRows(g, tile: tile, dst, by: scale)
+                    } else {
+                        unsafe Conv2d.scalePackedRows(g, dst, by: scale)
+                    }
+                }
+            })
+            let bias: Operand?
+            if let (scale, shift) = folded {
+                let b0 = ins.count > 2 ? constantFloats(ins[2]) : [Float](repeating: 0, count: g.outChannels)
+                bias = .weights(pack((0..<g.outChannels).map { b0[$0] * scale[$0] + shift[$0] }))
+            } else {
+                bias = ins.count > 2 ? operand(ins[2]) : nil
+            }
             var residual: Operand? = nil
             if let next = soleConsumer(v), case .add = next.op {
                 let other = next.inputs[0] == v ? next.inputs[1] : next.inputs[0]

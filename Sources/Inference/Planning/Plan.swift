@@ -10,16 +10,24 @@ public struct PlanOptions: Sendable, Equatable {
     /// Let elementwise steps (and a conv's residual) write over an input that dies there.
     public var inPlace: Bool
     /// Run 3x3 stride-1 ungrouped convs with Winograd F(4x4, 3x3) or F(2x2, 3x3) where it
-    /// pays off (``Winograd/preferredTile(_:)``; 4x or 2.25x fewer multiplies; results differ
-    /// from direct convolution by rounding only).
+    /// pays off within ``winogradBudgetBytes`` (``WinogradSelection``; 4x or 2.25x fewer
+    /// multiplies; results differ from direct convolution by rounding only).
     public var winograd: Bool
+    /// Bytes the Winograd-transformed weights may add to the packed weights
+    /// (``WinogradSelection``). The default, 32 MiB, keeps a run within the peak-memory
+    /// anchor (weights + 2x activations + 64 MiB) next to the process's own ~25 MiB.
+    public var winogradBudgetBytes: Int
 
     /// All optimisations on by default.
-    public init(fuse: Bool = true, reuseBuffers: Bool = true, inPlace: Bool = true, winograd: Bool = true) {
+    public init(
+        fuse: Bool = true, reuseBuffers: Bool = true, inPlace: Bool = true, winograd: Bool = true,
+        winogradBudgetBytes: Int = 32 << 20
+    ) {
         self.fuse = fuse
         self.reuseBuffers = reuseBuffers
         self.inPlace = inPlace
         self.winograd = winograd
+        self.winogradBudgetBytes = winogradBudgetBytes
     }
 }
 
@@ -38,10 +46,12 @@ package struct PlannedStep: Sendable {
 /// Planning runs shape inference once, folds batch norms into convolutions, fuses
 /// activations and residual adds, and assigns every intermediate value an arena region so
 /// that buffers of dead values are reused. Running the plan (``Executor``) allocates nothing
-/// but the output tensors. Peak memory is ``weightBytes`` + ``arenaBytes``.
+/// but the output tensors. The engine's own memory is ``weightBytes`` + ``arenaBytes``.
 public struct Plan: Sendable {
     /// The input shapes this plan was made for.
     public let inputShapes: [String: [Int]]
+    /// The planner options it was made with.
+    public let options: PlanOptions
     /// Shapes of every non-constant value of the graph (inputs, node outputs).
     public let valueShapes: [String: [Int]]
     /// Graph outputs, in order, with their shapes.
@@ -56,6 +66,10 @@ public struct Plan: Sendable {
     public var weightBytes: Int { weights.count * 4 }
     /// Bytes of the largest single activation value (for memory-budget checks).
     public let largestValueBytes: Int
+    /// Bytes of the largest activation set: the most activation bytes live at one time
+    /// (every value a step reads or writes plus those kept for later steps; see ``Liveness``).
+    /// It does not depend on the arena layout; ``MemoryAnchor`` budgets twice it.
+    public let largestActivationBytes: Int
 
     package let steps: [PlannedStep]
     package let weights: [Float]
@@ -65,8 +79,12 @@ public struct Plan: Sendable {
     package let outputSpans: [Span]
 
     /// Plans `graph` for the given input shapes.
+    ///
+    /// Planning drops each constant of its copy of the graph once it is packed; a caller that
+    /// hands its graph over (`Plan(graph: consume g, ...)`) so has the weights freed as they
+    /// are packed, never holding them twice.
     /// - Throws: ``InferenceError`` naming the node whose shapes or attributes are invalid.
-    public init(graph: Graph, inputShapes: [String: [Int]], options: PlanOptions = PlanOptions())
+    public init(graph: consuming Graph, inputShapes: [String: [Int]], options: PlanOptions = PlanOptions())
         throws(InferenceError)
     {
         let order = try graph.validate()
@@ -83,20 +101,26 @@ public struct Plan: Sendable {
                 shapes[n.outputs[0]] = try ShapeInference.outputShape(n.op, n.inputs.map { shapes[$0]! })
             } catch { throw error.at(node: n.name) }
         }
-        var lowering = Lowering(graph: graph, order: order, shapes: shapes, options: options)
-        let protos = try lowering.run()
-        let assignment = BufferAssignment(
-            protos: protos, graph: graph, shapes: shapes, aliases: lowering.aliases, options: options)
-
-        self.inputShapes = inputShapes
         var valueShapes = shapes
         for c in graph.constants.keys { valueShapes[c] = nil }
+        var lowering = Lowering(graph: consume graph, order: order, shapes: shapes, options: options)
+        let protos = try lowering.run()
+        let graph = lowering.graph  // inputs, outputs and nodes; the packed constants are gone
+        let liveness = Liveness(
+            protos: protos, graph: graph, root: lowering.root, count: { shapes[$0]!.reduce(1, *) })
+        let assignment = BufferAssignment(
+            protos: protos, graph: graph, shapes: shapes, aliases: lowering.aliases, liveness: liveness,
+            options: options)
+
+        self.inputShapes = inputShapes
+        self.options = options
         self.valueShapes = valueShapes
         self.outputs = graph.outputs.map { ($0, shapes[$0]!) }
         self.weights = lowering.weights
         self.arenaCount = assignment.arenaCount
         self.scratch = assignment.scratch
         self.largestValueBytes = 4 * (valueShapes.values.map { $0.reduce(1, *) }.max() ?? 0)
+        self.largestActivationBytes = 4 * liveness.largestLiveCount
         let spans = assignment.spans
         func resolve(_ o: Operand) throws(InferenceError) -> Span {
             switch o {

@@ -16,7 +16,11 @@ public enum EngineBenchmark {
         /// Mean ms per run for each op type (profiled runs).
         public var opMilliseconds: [String: Double]
         /// Plan sizes: arena and packed weights, in bytes; number of kernel steps.
-        public var arenaBytes: Int, weightBytes: Int, steps: Int
+        public var arenaBytes: Int, packedWeightBytes: Int, steps: Int
+        /// The peak-memory anchor of this graph at this input shape.
+        public var anchor: MemoryAnchor
+        /// The process's peak resident memory at the end of the measurement (nil without `/proc`).
+        public var peakResidentBytes: Int?
         /// Mean ms per run of every plan step, in execution order (profiled runs).
         public var stepTimes: [StepTime] = []
     }
@@ -34,16 +38,23 @@ public enum EngineBenchmark {
     public static func measure(
         graph: Graph, inputShape: [Int], iterations: Int = 20, warmup: Int = 3, threads: Int = 2
     ) throws(InferenceError) -> Result {
-        let exec = try Executor(graph: graph, threads: threads)
         guard graph.inputs.count == 1 else { throw InferenceError(.unsupported("benchmark needs a single-input graph")) }
-        let n = inputShape.reduce(1, *)
-        var seed: UInt32 = 12345
-        let values = (0..<n).map { _ -> Float in
-            seed = seed &* 1_664_525 &+ 1_013_904_223
-            return Float(seed >> 8) / Float(1 << 24) * 2 - 1
-        }
-        let input = [graph.inputs[0]: Tensor(floats: values, shape: inputShape)]
-        let plan = try exec.plan(for: [graph.inputs[0]: inputShape])
+        let plan = try Plan(graph: graph, inputShapes: [graph.inputs[0]: inputShape])
+        return try measure(
+            plan: plan, anchor: MemoryAnchor(graph: graph, plan: plan), iterations: iterations, warmup: warmup,
+            threads: threads)
+    }
+
+    /// Times a single-input `plan` (as ``measure(graph:inputShape:iterations:warmup:threads:)``);
+    /// `anchor` is the model's (``MemoryAnchor/init(graph:plan:)``). Without the graph, a
+    /// caller that has let go of its model measures the memory of the plan alone.
+    public static func measure(
+        plan: Plan, anchor: MemoryAnchor, iterations: Int = 20, warmup: Int = 3, threads: Int = 2
+    ) throws(InferenceError) -> Result {
+        guard plan.inputSpans.count == 1, let (name, _) = plan.inputSpans.first, let inputShape = plan.inputShapes[name]
+        else { throw InferenceError(.unsupported("benchmark needs a single-input graph")) }
+        let exec = Executor(plan: plan, threads: threads)
+        let input = [name: seededInput(shape: inputShape)]
         for _ in 0..<max(warmup, 0) { _ = try exec.run(input) }
         var times: [Double] = []
         for _ in 0..<max(iterations, 1) {
@@ -59,10 +70,21 @@ public enum EngineBenchmark {
         return Result(
             medianMs: median, minMs: sorted.first!, maxMs: sorted.last!, runsMs: times,
             threads: threads, shares: profile.shares, opMilliseconds: profile.millisecondsPerRunByOpType,
-            arenaBytes: plan.arenaBytes, weightBytes: plan.weightBytes, steps: plan.stepCount,
+            arenaBytes: plan.arenaBytes, packedWeightBytes: plan.weightBytes, steps: plan.stepCount,
+            anchor: anchor, peakResidentBytes: ProcessMemory.peakResidentBytes(),
             stepTimes: profile.steps.map {
                 StepTime(nodes: $0.nodes, opType: $0.opType, milliseconds: Double($0.nanoseconds) / 1e6 / Double(max(profile.runs, 1)))
             })
+    }
+
+    /// Uniform values in [-1, 1) from a fixed LCG.
+    private static func seededInput(shape: [Int]) -> Tensor {
+        var seed: UInt32 = 12345
+        let values = (0..<shape.reduce(1, *)).map { _ -> Float in
+            seed = seed &* 1_664_525 &+ 1_013_904_223
+            return Float(seed >> 8) / Float(1 << 24) * 2 - 1
+        }
+        return Tensor(floats: values, shape: shape)
     }
 
     /// ResNet-18 (torchvision layout, random weights) at `batch x 3 x size x size`.

@@ -10,9 +10,14 @@ import Tensors
 /// ```
 /// A run allocates nothing besides the returned tensors (the arena is sized at the first
 /// run with a new input shape). Not thread-safe: use one executor per thread.
+///
+/// An executor made from one ``Plan`` (``init(plan:threads:)``) runs that plan's input shapes
+/// only and keeps no graph: the model's constants can be freed once packed into the plan.
 public final class Executor {
-    /// The graph being run.
-    public let graph: Graph
+    /// The graph being run (nil for an executor made from one plan).
+    public let graph: Graph?
+    /// Names of the graph inputs, in order.
+    private let inputNames: [String]
     /// Planner options.
     public let options: PlanOptions
     /// Threads for the parallel kernels (>= 1); OpenBLAS is set to one thread per call.
@@ -28,14 +33,32 @@ public final class Executor {
         precondition(threads >= 1, "threads must be >= 1")
         _ = try graph.validate()
         self.graph = graph
+        self.inputNames = graph.inputs
         self.threads = max(threads, 1)
         self.options = options
     }
 
+    /// An executor that runs `plan` (for its input shapes only) and holds no graph.
+    public init(plan: Plan, threads: Int = 2) {
+        precondition(threads >= 1, "threads must be >= 1")
+        graph = nil
+        inputNames = plan.inputSpans.map(\.name)
+        self.threads = max(threads, 1)
+        options = plan.options
+        plans[inputNames.map { plan.inputShapes[$0]! }] = plan
+        arena = [Float](repeating: 0, count: plan.arenaCount)
+    }
+
     /// The plan for these input shapes (made and cached on first use).
+    /// - Throws: ``InferenceError`` for shapes the graph cannot take, or new shapes for an
+    ///   executor made from one plan.
     public func plan(for shapes: [String: [Int]]) throws(InferenceError) -> Plan {
-        let key = graph.inputs.map { shapes[$0] ?? [] }
+        let key = inputNames.map { shapes[$0] ?? [] }
         if let p = plans[key] { return p }
+        guard let graph else {
+            let planned = plans.keys.first.map { "\($0)" } ?? "[]"
+            throw InferenceError(.shapeMismatch("this executor runs one plan, for input shapes \(planned); got \(key)"))
+        }
         let p = try Plan(graph: graph, inputShapes: shapes, options: options)
         plans[key] = p
         if arena.count < p.arenaCount { arena = [Float](repeating: 0, count: p.arenaCount) }
@@ -60,18 +83,18 @@ public final class Executor {
 
     /// Runs a single-input graph on `values` of `shape`.
     public func run(floats values: [Float], shape: [Int]) throws(InferenceError) -> [String: Tensor] {
-        guard graph.inputs.count == 1 else {
-            throw InferenceError(.missingInput("graph has \(graph.inputs.count) inputs; pass them by name"))
+        guard inputNames.count == 1 else {
+            throw InferenceError(.missingInput("graph has \(inputNames.count) inputs; pass them by name"))
         }
         guard (try? Shapes.elementCount(shape)) == values.count else {
-            throw InferenceError(.missingInput("\(values.count) values for shape \(shape)"), value: graph.inputs[0])
+            throw InferenceError(.missingInput("\(values.count) values for shape \(shape)"), value: inputNames[0])
         }
-        return try run([graph.inputs[0]: Tensor(floats: values, shape: shape)])
+        return try run([inputNames[0]: Tensor(floats: values, shape: shape)])
     }
 
     private func shapes(of inputs: [String: Tensor]) throws(InferenceError) -> [String: [Int]] {
         var s: [String: [Int]] = [:]
-        for name in graph.inputs {
+        for name in inputNames {
             guard let t = inputs[name] else { throw InferenceError(.missingInput("input \"\(name)\" not supplied"), value: name) }
             guard t.dtype == .float32 else { throw InferenceError(.unsupportedDType(t.dtype.rawValue), value: name) }
             s[name] = t.shape

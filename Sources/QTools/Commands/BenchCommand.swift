@@ -14,6 +14,13 @@ struct BenchCommand: ParsableCommand {
             timed; the per-op shares come from extra profiled runs. Compare numbers only on the \
             same machine.
 
+            It also reports the process's peak resident memory (peak_rss_bytes, Linux) against \
+            the memory anchor weights + 2 x largest activation set + 64 MiB: weight_bytes is the \
+            model's parameters as float32, largest_activation_bytes the most activation bytes \
+            live at one time for this input shape, memory_anchor_bytes their sum as above and \
+            memory_anchor_met whether the peak is within it (packed_weight_bytes and \
+            arena_bytes are the engine's own buffers).
+
             Examples:
               qtools bench pytorch-resnet18 --runs 20 --json | jq .median_ms
               qtools bench checkpoint.pth --config config.txt --batch 8
@@ -53,11 +60,14 @@ struct BenchCommand: ParsableCommand {
 
     func run() throws {
         try ExitCodes.reporting {
-            let loaded = try ModelLoader(model: model, config: config, overrides: overrides)
-            let shape = loaded.model.inputShape(batch: batch, size: size)
+            // Only the plan is kept: the loaded graph and its weights are gone after this.
+            let planned = try PlannedModel(model: model, config: config, overrides: overrides) {
+                $0.inputShape(batch: batch, size: size)
+            }
             let r = try EngineBenchmark.measure(
-                graph: loaded.model.graph, inputShape: shape, iterations: runs, warmup: warmup, threads: threads)
-            let report = BenchReport(model: loaded.model.model, inputShape: shape, result: r, randomWeights: loaded.randomWeights)
+                plan: planned.plan, anchor: planned.anchor, iterations: runs, warmup: warmup, threads: threads)
+            let report = BenchReport(
+                model: planned.name, inputShape: planned.inputShape, result: r, randomWeights: planned.randomWeights)
             Terminal.out(out.json ? try JSONOutput.render(report) : report.text)
         }
     }
@@ -79,13 +89,22 @@ struct BenchReport: Encodable {
     var opMs: [String: Double]
     var steps: Int
     var stepMs: [StepEntry]
-    var arenaBytes: Int, weightBytes: Int
+    var arenaBytes: Int, packedWeightBytes: Int
     var randomWeights: Bool
+    /// Peak resident memory of the process (nil without `/proc`).
+    var peakRSSBytes: Int?
+    /// The anchor's parts and total (``MemoryAnchor``).
+    var weightBytes: Int, largestActivationBytes: Int, memoryAnchorBytes: Int
+    /// `peakRSSBytes <= memoryAnchorBytes` (nil when the peak is unknown).
+    var memoryAnchorMet: Bool?
 
     enum CodingKeys: String, CodingKey {
         case model, inputShape = "input_shape", threads, runs, medianMs = "median_ms", minMs = "min_ms",
             maxMs = "max_ms", opShares = "op_shares", opMs = "op_ms", steps, stepMs = "step_ms", arenaBytes = "arena_bytes",
-            weightBytes = "weight_bytes", randomWeights = "random_weights"
+            packedWeightBytes = "packed_weight_bytes", randomWeights = "random_weights",
+            peakRSSBytes = "peak_rss_bytes", weightBytes = "weight_bytes",
+            largestActivationBytes = "largest_activation_bytes", memoryAnchorBytes = "memory_anchor_bytes",
+            memoryAnchorMet = "memory_anchor_met"
     }
 
     init(model: String, inputShape: [Int], result r: EngineBenchmark.Result, randomWeights: Bool) {
@@ -101,8 +120,22 @@ struct BenchReport: Encodable {
         steps = r.steps
         stepMs = r.stepTimes.map { StepEntry(node: $0.nodes.first ?? "", op: $0.opType, ms: $0.milliseconds) }
         arenaBytes = r.arenaBytes
-        weightBytes = r.weightBytes
+        packedWeightBytes = r.packedWeightBytes
         self.randomWeights = randomWeights
+        peakRSSBytes = r.peakResidentBytes
+        weightBytes = r.anchor.weightBytes
+        largestActivationBytes = r.anchor.largestActivationBytes
+        memoryAnchorBytes = r.anchor.totalBytes
+        memoryAnchorMet = r.peakResidentBytes.map(r.anchor.isMet(byPeak:))
+    }
+
+    /// E.g. `memory: peak RSS 95.1 MiB, anchor 120.3 MiB = weights 44.6 + 2 x activations 3.8 + 64 MiB: met`.
+    var memoryLine: String {
+        func mib(_ b: Int) -> String { String(format: "%.1f", Double(b) / 1_048_576) }
+        let peak = peakRSSBytes.map { "peak RSS \(mib($0)) MiB" } ?? "peak RSS unknown"
+        let verdict = memoryAnchorMet.map { $0 ? ": met" : ": NOT met" } ?? ""
+        return "memory: \(peak), anchor \(mib(memoryAnchorBytes)) MiB = weights \(mib(weightBytes)) + 2 x activations "
+            + "\(mib(largestActivationBytes)) + \(MemoryAnchor.overheadBytes >> 20) MiB\(verdict)"
     }
 
     var text: String {
@@ -110,6 +143,7 @@ struct BenchReport: Encodable {
         var lines = [
             "\(model) \(inputShape), \(threads) thread\(threads == 1 ? "" : "s"), \(runs) runs\(randomWeights ? " (random weights)" : "")",
             "median \(f(medianMs)) ms  min \(f(minMs)) ms  max \(f(maxMs)) ms",
+            memoryLine,
             "per op type:",
         ]
         for (op, share) in opShares.sorted(by: { $0.value > $1.value }) {

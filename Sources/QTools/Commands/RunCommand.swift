@@ -48,12 +48,16 @@ struct RunCommand: ParsableCommand {
 
     func run() throws {
         try ExitCodes.reporting {
-            let loaded = try ModelLoader(model: model, config: config, overrides: overrides)
-            if loaded.randomWeights { Terminal.warning("\(model): random weights (no checkpoint)", quiet: out.quiet) }
-            let x = try input.map(ModelIO.read) ?? ModelIO.randomInput(shape: loaded.model.inputShape(), seed: seed)
-            let logits = try ModelIO.logits(loaded.model, x, threads: threads)
+            let given = try input.map { try ModelIO.imageBatch(ModelIO.read($0)) }
+            // Planned for the input's shape; the loaded graph and its weights are gone after this.
+            let planned = try PlannedModel(model: model, config: config, overrides: overrides) {
+                given?.shape ?? $0.inputShape()
+            }
+            if planned.randomWeights { Terminal.warning("\(model): random weights (no checkpoint)", quiet: out.quiet) }
+            let x = given ?? ModelIO.randomInput(shape: planned.inputShape, seed: seed)
+            let logits = try planned.logits(x, threads: threads)
             if let output { try ModelIO.write(logits, to: output) }
-            let report = RunReport(model: loaded.model.model, input: x.shape, logits: logits)
+            let report = RunReport(model: planned.name, input: x.shape, logits: logits)
             Terminal.out(out.json ? try JSONOutput.render(report) : report.text)
         }
     }

@@ -121,13 +121,17 @@ enum ModelIO {
         try f.commit()
     }
 
-    /// Runs `model` on `x` (float32 `[N, 3, H, W]`); returns the logits.
+    /// Runs `model` on `x` (`[N, 3, H, W]`); returns the logits.
     static func logits(_ model: BuiltModel, _ x: Tensor, threads: Int = 2) throws -> Tensor {
+        let out = try Executor(graph: model.graph, threads: threads).run([model.input: try imageBatch(x)])
+        return out[model.output]!
+    }
+
+    /// `x` as float32, checked to be `[N, 3, H, W]`.
+    static func imageBatch(_ x: Tensor) throws -> Tensor {
         guard x.shape.count == 4, x.shape[1] == 3 else {
             throw UsageError("the input must be [N, 3, H, W]; got \(x.shape)")
         }
-        let input = x.dtype == .float32 ? x : Tensor(floats: x.floats(), shape: x.shape)
-        let out = try Executor(graph: model.graph, threads: threads).run([model.input: input])
-        return out[model.output]!
+        return x.dtype == .float32 ? x : Tensor(floats: x.floats(), shape: x.shape)
     }
 }

@@ -1,0 +1,2 @@
+// glibc's malloc tuning (mallopt); libc itself, nothing to link.
+#include <malloc.h>

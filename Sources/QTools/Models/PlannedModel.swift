@@ -1,0 +1,45 @@
+import Inference
+import Tensors
+
+/// A model loaded (as ``ModelLoader`` does) and planned for one input shape, without its graph.
+///
+/// `run` and `bench` keep only the plan, whose packed weights are all the engine reads. The
+/// graph is handed to the planner, which frees each weight (seeded random ones, or a
+/// checkpoint read into memory) once it is packed and releases a memory-mapped checkpoint's
+/// pages; the file is unmapped when planning ends. So the process never holds the weights
+/// twice, as ``MemoryAnchor`` budgets them.
+struct PlannedModel {
+    /// The model-zoo name (`--model`).
+    var name: String
+    /// Names of the graph's input and logits values.
+    var input: String, output: String
+    /// True when the weights are random (no checkpoint).
+    var randomWeights: Bool
+    /// The plan for ``inputShape``.
+    var plan: Plan
+    /// The peak-memory anchor of this model at ``inputShape``.
+    var anchor: MemoryAnchor
+
+    /// The input shape the plan was made for.
+    var inputShape: [Int] { plan.inputShapes[input] ?? [] }
+
+    /// Loads `model` (see ``ModelLoader``) and plans it for the shape `shape` picks.
+    init(model: String, config: String?, overrides: [String], shape: (BuiltModel) -> [Int]) throws {
+        var loaded = try ModelLoader(model: model, config: config, overrides: overrides)
+        name = loaded.model.model
+        input = loaded.model.input
+        output = loaded.model.output
+        randomWeights = loaded.randomWeights
+        let inputShapes = [input: shape(loaded.model)]
+        let graph = loaded.model.graph
+        loaded.model.graph = Graph()  // the plan gets the only reference: weights freed as packed
+        let weightBytes = graph.parameterBytes
+        plan = try Plan(graph: consume graph, inputShapes: inputShapes)
+        anchor = MemoryAnchor(weightBytes: weightBytes, largestActivationBytes: plan.largestActivationBytes)
+    }
+
+    /// The logits `[N, classes]` for `x` (float32, of ``inputShape``).
+    func logits(_ x: Tensor, threads: Int) throws -> Tensor {
+        try Executor(plan: plan, threads: threads).run([input: x])[output]!
+    }
+}
