@@ -55,6 +55,22 @@ package enum Winograd {
         func tile(_ t: Int) -> Int { (t >> 4) * 16 * channels + (t & 15) }
     }
 
+    /// Stores one transformed output row `y` (bias added) as `act(y + residual)` at
+    /// `output + offset` (the residual at the same offset; it may be `output` itself).
+    @inline(__always)
+    static func storeOutputRow(
+        _ y: UnsafePointer<Float>, offset: Int, count: Int, residual: UnsafePointer<Float>?,
+        output: UnsafeMutablePointer<Float>, activation: Activation
+    ) {
+        let dst = unsafe output + offset
+        if let res0 = unsafe residual {
+            let res = unsafe res0 + offset
+            for i in 0..<count { unsafe dst[i] = activation.apply(y[i] + res[i]) }
+        } else {
+            for i in 0..<count { unsafe dst[i] = activation.apply(y[i]) }
+        }
+    }
+
     /// Calls `body(tx0, offset, count)` for runs of tile row `ty` that stay in one strip:
     /// tiles `tx0 ..< tx0 + count` of the row sit at `offset + 0 ..< count` (from a channel's
     /// offset) in `layout`.

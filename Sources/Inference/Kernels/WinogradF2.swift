@@ -50,7 +50,7 @@ extension Winograd {
                     }
                 }
                 // Vertical: V[r'*4 + c] from rows (0,2), (1,2), (2,1), (1,3) of h[.][c].
-                unsafe forEachStripRun(tileRow: ty, tiles: tiles, layout: layout) { tx0, off, len in
+                forEachStripRun(tileRow: ty, tiles: tiles, layout: layout) { tx0, off, len in
                     for c in 0..<4 {
                         let r0 = unsafe hb + c * tw + tx0, r1 = unsafe r0 + 4 * tw
                         let r2 = unsafe r1 + 4 * tw, r3 = unsafe r2 + 4 * tw
@@ -105,15 +105,9 @@ extension Winograd {
                     }
                 }
                 for k in 0..<2 where 2 * ty + k < oh {
-                    let off = (2 * ty + k) * ow
-                    let y = unsafe yb + k * 2 * tw
-                    let dst = unsafe output + off
-                    if let res0 = unsafe residual {
-                        let res = unsafe res0 + off
-                        for i in 0..<ow { unsafe dst[i] = activation.apply(y[i] + res[i]) }
-                    } else {
-                        for i in 0..<ow { unsafe dst[i] = activation.apply(y[i]) }
-                    }
+                    unsafe storeOutputRow(
+                        yb + k * 2 * tw, offset: (2 * ty + k) * ow, count: ow, residual: residual, output: output,
+                        activation: activation)
                 }
             }
         }

@@ -46,7 +46,7 @@ extension Winograd {
                     let o = unsafe hb + r * 6 * tw
                     unsafe qk_wino4_rows_in(row, tw, o, o + tw, o + 2 * tw, o + 3 * tw, o + 4 * tw, o + 5 * tw, 0)
                 }
-                unsafe forEachStripRun(tileRow: ty, tiles: tiles, layout: layout) { tx0, off, len in
+                forEachStripRun(tileRow: ty, tiles: tiles, layout: layout) { tx0, off, len in
                     for c in 0..<6 {
                         let i = unsafe UnsafePointer(hb + c * tw + tx0), s = 6 * tw
                         let o = unsafe v + c * layout.pointStride + off, os = 6 * layout.pointStride
@@ -108,15 +108,9 @@ extension Winograd {
                     unsafe qk_wino4_rows_out(s, s + tw, s + 2 * tw, s + 3 * tw, s + 4 * tw, s + 5 * tw, tw, bias, y, 0)
                 }
                 for k in 0..<4 where 4 * ty + k < oh {
-                    let off = (4 * ty + k) * ow
-                    let y = unsafe yb + k * 4 * tw
-                    let dst = unsafe output + off
-                    if let res0 = unsafe residual {
-                        let res = unsafe res0 + off
-                        for i in 0..<ow { unsafe dst[i] = activation.apply(y[i] + res[i]) }
-                    } else {
-                        for i in 0..<ow { unsafe dst[i] = activation.apply(y[i]) }
-                    }
+                    unsafe storeOutputRow(
+                        yb + k * 4 * tw, offset: (4 * ty + k) * ow, count: ow, residual: residual, output: output,
+                        activation: activation)
                 }
             }
         }

@@ -266,7 +266,7 @@ struct Lowering {
             let count = winogradTile.map {
                 Winograd.transformedWeightCount(outChannels: g.outChannels, inChannels: g.inChannels, tile: $0)
             } ?? Conv2d.packedWeightCount(g)
-            let weight: Operand = .weights(packFilled(count: count) { dst in
+            let weight: Operand = unsafe .weights(packFilled(count: count) { dst in
                 unsafe wt.withFloats { w in
                     if let tile = winogradTile {
                         unsafe Winograd.transformWeights(w, g, tile: tile, into: dst)
