@@ -1,9 +1,14 @@
 import Dispatch
+import Foundation
 
-/// Splits work over cores with `DispatchQueue.concurrentPerform` (no async/await in compute code).
+/// Splits work over cores: on the spinning ``WorkerPool`` when it is free, else with
+/// `DispatchQueue.concurrentPerform` (no async/await in compute code).
 ///
 /// With `threads <= 1`, or too little work, everything runs on the calling thread.
 package enum Parallel {
+    /// Spinning workers (``WorkerPool``): one per core beyond the caller's.
+    private static let pool = WorkerPool(workers: ProcessInfo.processInfo.activeProcessorCount - 1)
+
     /// Calls `body(range)` on disjoint ranges covering `0..<count`, at most `threads` at once.
     ///
     /// `grain` is the smallest range worth a thread hop (in items).
@@ -19,6 +24,11 @@ package enum Parallel {
         // The chunks touch disjoint ranges; callers capture raw buffers, which are not
         // Sendable, so the closure is passed across the worker threads unchecked.
         nonisolated(unsafe) let work = body
+        let ran = pool.run(chunks: chunks) { i in
+            let lo = count * i / chunks, hi = count * (i + 1) / chunks
+            if lo < hi { unsafe work(lo..<hi) }
+        }
+        if ran { return }
         DispatchQueue.concurrentPerform(iterations: chunks) { i in
             let lo = count * i / chunks, hi = count * (i + 1) / chunks
             if lo < hi { unsafe work(lo..<hi) }

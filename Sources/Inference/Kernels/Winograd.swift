@@ -1,4 +1,3 @@
-import Foundation
 /// Winograd convolution F(2x2, 3x3) and F(4x4, 3x3) for 3x3, stride-1, undilated,
 /// ungrouped convs.
 ///

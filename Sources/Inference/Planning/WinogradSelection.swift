@@ -11,6 +11,12 @@
 /// (`O` output pixels); F(m) `α² * T16 * Cin * Cout + 3 * α² * T * (Cin + Cout)` with `T`
 /// tiles, `T16` tiles rounded up to the GEMM's 16-wide strips and `α = m + 2` (the second
 /// term is the transforms). It ranks candidates; it does not predict milliseconds.
+///
+/// Measured limits (ResNet-18, 2 threads, 4 interleaved rounds): F(4x4) beats F(2x2) on
+/// 56x56 maps (196 tiles; 0.70-0.77x the time) but loses on 28x28 (49 tiles; 1.27-1.37x: the
+/// GEMMs are too narrow for 16-wide strips and the transforms cost more than the model
+/// says), so F(4x4) needs at least 64 tiles and F(2x2) 16; below 64 input channels the
+/// transforms outweigh the shortened GEMMs.
 enum WinogradSelection {
     /// One candidate conv: a name to report the choice under and its geometry.
     struct Conv {
@@ -28,7 +34,7 @@ enum WinogradSelection {
             if Winograd.applies(g), g.inChannels >= 64 {  // fewer: the transforms dominate (measured)
                 for tile in [2, 4] {
                     let (th, tw) = Winograd.tiles(g, tile: tile)
-                    guard th * tw >= 16 else { continue }
+                    guard th * tw >= (tile == 2 ? 16 : 64) else { continue }
                     list.append(Option(tile: tile, work: work(g, tile: tile), extraBytes: extraBytes(g, tile: tile)))
                 }
             }
