@@ -145,4 +145,46 @@ struct ONNXExportCommandTests {
             #expect(bad.stderr.contains("strange_node") && bad.stderr.contains("Erf"), "\(bad.stderr)")
         }
     }
+
+    /// torchvision's ResNet-50 (Bottleneck blocks; Benchmarks/torch_resnets.py has its layout,
+    /// torchvision itself is not installed) exported by the TorchScript exporter at opset 13,
+    /// random weights and batch-norm statistics, 64x64 inputs to keep the debug build quick.
+    static let resnet50Script = """
+        import sys, json, torch, numpy as np, onnx, onnxruntime as ort
+        d, bench = sys.argv[1], sys.argv[2]
+        sys.path.insert(0, bench)
+        from torch_resnets import resnet50
+        torch.manual_seed(0)
+        m = resnet50()
+        for mod in m.modules():
+            if isinstance(mod, torch.nn.BatchNorm2d):
+                mod.running_mean.uniform_(-0.5, 0.5); mod.running_var.uniform_(0.5, 2)
+                mod.weight.data.uniform_(0.5, 1.5); mod.bias.data.uniform_(-0.2, 0.2)
+        m.eval()
+        x = torch.randn(2, 3, 64, 64)
+        torch.onnx.export(m, (x,), d + '/r50.onnx', input_names=['input'], output_names=['logits'], dynamo=False,
+                          opset_version=13, dynamic_axes={'input': {0: 'batch'}, 'logits': {0: 'batch'}})
+        s = ort.InferenceSession(d + '/r50.onnx', providers=['CPUExecutionProvider'])
+        np.save(d + '/x.npy', x.numpy()); np.save(d + '/ort.npy', s.run(None, {'input': x.numpy()})[0])
+        with torch.no_grad(): np.save(d + '/torch.npy', m(x).numpy())
+        print(json.dumps(sorted({n.op_type for n in onnx.load(d + '/r50.onnx').graph.node})))
+        """
+
+    @Test func torchExportedResNet50RunsInQToolsAndMatchesORT() throws {
+        try withTemporaryDirectory { dir in
+            let d = dir.path
+            let bench = Fixtures.root.deletingLastPathComponent().appendingPathComponent("Benchmarks").path
+            let ops = try #require(try Python.json(Self.resnet50Script, [d, bench]) as? [String])
+            #expect(ops == ["Add", "Conv", "Flatten", "Gemm", "GlobalAveragePool", "MaxPool", "Relu"], "\(ops)")
+            for reference in ["ort", "torch"] {
+                let v = try RunQTools.run(["verify", d + "/r50.onnx", "--input", d + "/x.npy", "--expect", d + "/\(reference).npy",
+                                           "--atol", "1e-4", "--rtol", "1e-4", "--json"])
+                #expect(v.status == 0, "\(reference): \(v.stdout) \(v.stderr)")
+                let doc = try #require(try JSONSerialization.jsonObject(with: Data(v.stdout.utf8)) as? [String: Any])
+                #expect(doc["top1_agree"] as? Int == 2)
+            }
+            let r = try RunQTools.run(["run", d + "/r50.onnx", "--input", d + "/x.npy"])
+            #expect(r.status == 0 && r.stdout.contains("[2, 3, 64, 64]"), "\(r.stdout) \(r.stderr)")
+        }
+    }
 }

@@ -34,6 +34,13 @@ public enum Op: Sendable, Equatable {
     case linear
     /// `y = a + b`, same shapes.
     case add
+    /// `y = a * b` with NumPy (ONNX multidirectional) broadcasting, e.g.
+    /// `[N, C, H, W] * [N, 1, H, W]`.
+    case mul
+    /// Mean over `axes` (negative counts from the end; empty = every axis), which must be
+    /// adjacent; `keepDims` keeps them as size 1 (ONNX ReduceMean). See ``ReduceMeanKernel``
+    /// for the summation order.
+    case reduceMean(axes: [Int], keepDims: Bool)
     /// `y = x * scale[c] + bias[c]` (a folded batch norm). Inputs: `x [N, C, ...]`, `scale [C]`, `bias [C]` (constant).
     case channelAffine
     /// torch.flatten(x, startDim): dims `startDim...` merged into one. A view: no copy.
@@ -71,6 +78,8 @@ public enum Op: Sendable, Equatable {
         case .adaptiveAvgPool2d: return "adaptiveAvgPool2d"
         case .linear: return "linear"
         case .add: return "add"
+        case .mul: return "mul"
+        case .reduceMean: return "reduceMean"
         case .channelAffine: return "channelAffine"
         case .flatten: return "flatten"
         case .softmax: return "softmax"
@@ -88,11 +97,11 @@ public enum Op: Sendable, Equatable {
         switch self {
         case .conv2d, .linear: return 2...3
         case .batchNorm: return 5...5
-        case .prelu, .add: return 2...2
+        case .prelu, .add, .mul: return 2...2
         case .channelAffine: return 3...3
         case .concat: return 1...Int.max
         case .relu, .hardtanh, .clamp, .maxPool2d, .avgPool2d, .adaptiveAvgPool2d, .flatten,
-            .softmax, .pad, .identity, .quantize, .spaceToDepth, .depthToSpace:
+            .softmax, .pad, .identity, .quantize, .spaceToDepth, .depthToSpace, .reduceMean:
             return 1...1
         }
     }

@@ -100,6 +100,10 @@ package enum StepRunner {
                 threads: threads)
         case .add(let a, let b, let y, let act):
             unsafe Elementwise.add(r(a), r(b), output: w(y), activation: act, threads: threads)
+        case .mul(let g, let a, let b, let y):
+            unsafe BroadcastMul.forward(g, r(a), r(b), output: w(y), threads: threads)
+        case .reduceMean(let g, let x, let y):
+            unsafe ReduceMean.forward(g, input: r(x), output: w(y), threads: threads)
         case .softmax(let o, let ax, let i, let x, let y):
             unsafe Elementwise.softmax(outer: o, axis: ax, inner: i, input: r(x), output: w(y))
         case .pad(let p, let h, let wd, let pad, let v, let x, let y):

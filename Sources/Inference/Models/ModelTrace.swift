@@ -83,8 +83,10 @@ package struct ModelTrace: Sendable, Encodable {
             case .linear:
                 macs = count * ins[1][1]
             case .batchNorm, .channelAffine, .relu, .prelu, .hardtanh, .clamp, .add, .quantize,
-                .maxPool2d, .avgPool2d, .adaptiveAvgPool2d, .softmax:
+                .maxPool2d, .avgPool2d, .adaptiveAvgPool2d, .softmax, .mul:
                 flops = count
+            case .reduceMean:
+                flops = ins[0].reduce(1, *)
             case .flatten, .identity, .pad, .concat, .spaceToDepth, .depthToSpace:
                 break
             }

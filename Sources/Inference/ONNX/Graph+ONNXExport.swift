@@ -75,6 +75,8 @@ package enum ONNXExport {
         var meta: [(key: String, value: String)] = [
             ("qtools.model", built.model), ("qtools.format", e.usedQuantization ? options.format.rawValue : "float"),
             ("qtools.batchnorm", options.keepBatchNorm ? "kept" : "folded into float convs"),
+            // The spatial size is symbolic; the importer reads the trained size back from here.
+            ("qtools.input_size", String(built.inputSize)),
         ]
         for l in built.layers {
             if let b = l.activationBits { meta.append(("qtools.\(l.name).activation_bits", bitsText(b))) }
@@ -260,6 +262,11 @@ struct ONNXEmitter {
             node("GlobalAveragePool", [x], out)
         case .add:
             node("Add", [x, v(n.inputs[1])], out)
+        case .mul:
+            let b = n.inputs[1]
+            node("Mul", [graph.constants[x] != nil ? constant(x) : x, graph.constants[b] != nil ? constant(b) : v(b)], out)
+        case .reduceMean(let axes, let keep):
+            emitReduceMean(x, axes: axes.map { Int64($0) }, keepDims: keep, output: out)
         case .channelAffine:
             let s = graph.constants[n.inputs[1]]!, b = graph.constants[n.inputs[2]]!
             let c = s.elementCount

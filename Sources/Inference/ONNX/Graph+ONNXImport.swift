@@ -3,8 +3,8 @@ import Tensors
 
 /// Turns an ONNX model into an engine ``Graph``: the ops qtools exports and what
 /// `torch.onnx.export` writes for ResNets (Conv, Gemm, BatchNormalization, Relu, PRelu, Clip,
-/// MaxPool, AveragePool, GlobalAveragePool, Add, Flatten, Softmax, Pad, Concat, Identity,
-/// Dropout). DequantizeLinear and QONNX Quant/BipolarQuant of initializers are folded into
+/// MaxPool, AveragePool, GlobalAveragePool, Add, Mul of two computed values, ReduceMean,
+/// Flatten, Softmax, Pad, Concat, Identity, Dropout). DequantizeLinear and QONNX Quant/BipolarQuant of initializers are folded into
 /// float constants (`QONNXImport.swift`); runs of
 /// element-wise nodes on one value (QuantizeLinear → Clip → DequantizeLinear, Where,
 /// GreaterOrEqual, Round, Mul/Add/Sub/Div by constants, Sum, Cast, QONNX Quant ...) become one
@@ -17,7 +17,7 @@ package enum ONNXImport {
     /// Ops the importer maps to engine ops.
     static let structural: Set<String> = [
         "Conv", "Gemm", "BatchNormalization", "Relu", "PRelu", "MaxPool", "AveragePool", "GlobalAveragePool",
-        "Flatten", "Softmax", "Pad", "Concat", "Identity", "Dropout",
+        "Flatten", "Softmax", "Pad", "Concat", "Identity", "Dropout", "ReduceMean",
     ]
     /// Ops that may join an element-wise program.
     static let elementwise: Set<String> = [
@@ -25,7 +25,8 @@ package enum ONNXImport {
         "Greater", "GreaterOrEqual", "Less", "LessOrEqual", "Equal", "Max", "Min", "Where", "Sum",
     ]
 
-    /// The graph of `model` as a ``BuiltModel`` (input `[N, 3, S, S]`, one output).
+    /// The graph of `model` as a ``BuiltModel`` (input `[N, 3, S, S]`, one output; `S` from
+    /// the input's fixed height or the `qtools.input_size` metadata, else 32).
     /// - Throws: ``InferenceError`` `.unsupported` naming the node and op type the engine cannot run.
     package static func builtModel(_ model: ONNXModel, name: String) throws(InferenceError) -> BuiltModel {
         let g = try graph(model)
@@ -34,8 +35,10 @@ package enum ONNXImport {
         guard let input = proto.input.first(where: { !initNames.contains($0.name) }), let output = proto.output.first else {
             throw InferenceError(.unsupported("the ONNX graph has no runtime input or no output"))
         }
+        // A fixed height, else the size a qtools export records (its spatial dims are symbolic), else 32.
         let dims = input.type.tensorType.shape.dim
-        let size = dims.count == 4 && dims[2].dimValue > 0 ? Int(dims[2].dimValue) : 32
+        let recorded = model.proto.metadataProps.first { $0.key == "qtools.input_size" }.flatMap { Int($0.value) }
+        let size = dims.count == 4 && dims[2].dimValue > 0 ? Int(dims[2].dimValue) : (recorded.flatMap { $0 > 0 ? $0 : nil } ?? 32)
         let od = output.type.tensorType.shape.dim
         let classes = od.count == 2 && od[1].dimValue > 0 ? Int(od[1].dimValue) : 0
         return BuiltModel(
@@ -245,9 +248,30 @@ private struct Importer {
             add(.add, n, runtime)
         case "Sum" where runtime.count == 2 && inputs.count == 2:
             add(.add, n, runtime)
+        case "Mul" where runtime.count == 2:
+            add(.mul, n, runtime)
+        case "ReduceMean":
+            try reduceMean(n)
         default:
             throw InferenceError(.unsupported("op type \(n.opType) (domain '\(n.domain.isEmpty ? "ai.onnx" : n.domain)') is not supported by the qtools engine"), node: nodeName(n))
         }
+    }
+
+    /// `ReduceMean` (opset 13: `axes` attribute; 18+: optional constant `axes` input and
+    /// `noop_with_empty_axes`); `keepdims` defaults to 1, no axes to every axis.
+    mutating func reduceMean(_ n: Onnx_NodeProto) throws(InferenceError) {
+        var axes = ints(n, "axes") ?? []
+        if n.input.count > 1, !n.input[1].isEmpty {
+            guard let c = constants[n.input[1]] else {
+                throw unsupported(n, "axes must be an initializer (\(n.input[1]) is computed at run time)")
+            }
+            axes = c.values.map { Int($0) }
+        }
+        if axes.isEmpty, (int(n, "noop_with_empty_axes") ?? 0) != 0 {
+            add(.identity, n, [n.input[0]])
+            return
+        }
+        add(.reduceMean(axes: axes, keepDims: (int(n, "keepdims") ?? 1) != 0), n, [n.input[0]])
     }
 
     /// A QONNX node's settings (its bit-width must be an initializer).
@@ -276,7 +300,7 @@ private struct Importer {
     }
 
     /// Adds an element-wise node to the program its runtime inputs belong to (or starts one);
-    /// false when the node is an engine op instead (Add of two independent values, a plain Clip).
+    /// false when the node is an engine op instead (Add or Mul of two independent values, a plain Clip).
     mutating func joinProgram(_ n: Onnx_NodeProto, runtime: [String]) throws(InferenceError) -> Bool {
         guard !runtime.isEmpty else { throw unsupported(n, "all inputs are constants") }
         let owners = Set(runtime.compactMap { programOf[$0] })
@@ -290,7 +314,7 @@ private struct Importer {
             programs.append((runtime[0], ElementwiseProgram(name: nodeName(n)), [runtime[0]: 0], []))
             programOf[runtime[0]] = p
         } else {
-            if n.opType == "Add" || n.opType == "Sum" { return false }
+            if ["Add", "Sum", "Mul"].contains(n.opType) { return false }
             throw unsupported(n, "element-wise node mixing values of different branches")
         }
         var prog = programs[p].program
@@ -356,18 +380,22 @@ private struct Importer {
     /// Initializers of type INT8 (a QuantizeLinear zero point of that type saturates to [-128, 127]).
     var int8ZeroPoints = Set<String>()
 
-    /// Each program becomes one quantize node producing the one value read outside it.
+    /// Each program becomes a quantize node per value read outside it (usually one).
     mutating func finishPrograms(outputs: Set<String>) throws(InferenceError) {
         let readOutside = Set(readByEngine).union(outputs)
         for (root, prog, regs, names) in programs {
             let escaping = names.filter { readOutside.contains($0) }
-            guard escaping.count == 1, let out = escaping.first else {
-                throw InferenceError(.unsupported("element-wise nodes on \(root) have \(escaping.count) outputs read elsewhere (\(escaping.joined(separator: ", ")))"), node: prog.name)
+            guard !escaping.isEmpty else {
+                throw InferenceError(.unsupported("element-wise nodes on \(root) compute nothing the graph reads"), node: prog.name)
             }
-            var p = prog
-            p.output = regs[out]!
-            nodeNames.insert(out)
-            nodes.append(Graph.Node(name: out, op: .quantize(QuantizeAttributes(program: p)), inputs: [root], outputs: [out]))
+            // One node per value read elsewhere, each running only the steps it needs.
+            for out in escaping {
+                var p = prog
+                p.output = regs[out]!
+                if escaping.count > 1 { p = prog.pruned(to: regs[out]!, name: out) }
+                nodeNames.insert(out)
+                nodes.append(Graph.Node(name: out, op: .quantize(QuantizeAttributes(program: p)), inputs: [root], outputs: [out]))
+            }
         }
     }
 }

@@ -192,13 +192,18 @@ extension ONNXEmitter {
         node("Abs", [x], abs)
         let axes: [Int64] = custom == .resolution ? [2, 3] : [1]
         let mean = out + ".mean_abs"
-        if opset >= 18 {
-            node("ReduceMean", [abs, integers(out + ".axes", axes.map { Int($0) }, [axes.count], .int64)], mean,
-                 [.int("keepdims", 1)])
-        } else {
-            node("ReduceMean", [abs], mean, [.ints("axes", axes), .int("keepdims", 1)])
-        }
+        emitReduceMean(abs, axes: axes, keepDims: true, output: mean)
         return mean
+    }
+
+    /// `ReduceMean`: axes as an attribute before opset 18, as an int64 input from 18.
+    mutating func emitReduceMean(_ x: String, axes: [Int64], keepDims: Bool, output: String) {
+        let keep = ONNXBuild.Attribute.int("keepdims", keepDims ? 1 : 0)
+        if opset >= 18 {
+            node("ReduceMean", [x, integers(output + ".axes", axes.map { Int($0) }, [axes.count], .int64)], output, [keep])
+        } else {
+            node("ReduceMean", [x], output, [.ints("axes", axes), keep])
+        }
     }
 
     /// A scalar (when all values are equal) or `[1, C, 1, 1]` float initializer.

@@ -43,6 +43,10 @@ package enum KernelCall<B: Sendable>: Sendable {
     case adaptiveAvgPool(planes: Int, height: Int, width: Int, outHeight: Int, outWidth: Int, input: B, output: B)
     /// `y = act(a + b)`.
     case add(B, B, output: B, activation: Activation)
+    /// `y = a * b` with broadcasting (``BroadcastMul``).
+    case mul(BroadcastGeometry, B, B, output: B)
+    /// Mean over the middle axis of `[outer, reduced, inner]` (``ReduceMean``).
+    case reduceMean(ReduceGeometry, input: B, output: B)
     /// Softmax over the middle axis of `[outer, axis, inner]`.
     case softmax(outer: Int, axis: Int, inner: Int, input: B, output: B)
     /// Constant padding of `[planes, H, W]`.
@@ -79,6 +83,10 @@ package enum KernelCall<B: Sendable>: Sendable {
             return .adaptiveAvgPool(planes: p, height: h, width: w, outHeight: oh, outWidth: ow, input: try f(x), output: try f(y))
         case .add(let a, let b, let y, let act):
             return .add(try f(a), try f(b), output: try f(y), activation: act)
+        case .mul(let g, let a, let b, let y):
+            return .mul(g, try f(a), try f(b), output: try f(y))
+        case .reduceMean(let g, let x, let y):
+            return .reduceMean(g, input: try f(x), output: try f(y))
         case .softmax(let o, let a, let i, let x, let y):
             return .softmax(outer: o, axis: a, inner: i, input: try f(x), output: try f(y))
         case .pad(let p, let h, let w, let pad, let v, let x, let y):
@@ -106,8 +114,9 @@ package enum KernelCall<B: Sendable>: Sendable {
         case .activation(_, let x, _), .maxPool(_, let x, _), .avgPool(_, let x, _),
             .adaptiveAvgPool(_, _, _, _, _, let x, _), .softmax(_, _, _, let x, _),
             .pad(_, _, _, _, _, let x, _), .copy(let x, _), .quantize(_, _, let x, _),
-            .spaceDepth(_, _, _, _, _, _, let x, _):
+            .spaceDepth(_, _, _, _, _, _, let x, _), .reduceMean(_, let x, _):
             return [x]
+        case .mul(_, let a, let b, _): return [a, b]
         case .prelu(_, _, _, let x, let s, _): return [x, s]
         case .add(let a, let b, _, _): return [a, b]
         case .concat(_, _, let parts, _, _): return parts
@@ -122,7 +131,8 @@ package enum KernelCall<B: Sendable>: Sendable {
             .prelu(_, _, _, _, _, let y), .maxPool(_, _, let y), .avgPool(_, _, let y),
             .adaptiveAvgPool(_, _, _, _, _, _, let y), .add(_, _, let y, _),
             .softmax(_, _, _, _, let y), .pad(_, _, _, _, _, _, let y), .concat(_, _, _, _, let y),
-            .copy(_, let y), .quantize(_, _, _, let y), .spaceDepth(_, _, _, _, _, _, _, let y):
+            .copy(_, let y), .quantize(_, _, _, let y), .spaceDepth(_, _, _, _, _, _, _, let y),
+            .mul(_, _, _, let y), .reduceMean(_, _, let y):
             return y
         }
     }
@@ -136,6 +146,7 @@ package enum KernelCall<B: Sendable>: Sendable {
             .prelu(_, _, _, let x, _, _), .softmax(_, _, _, let x, _):
             return [x]
         case .add(let a, let b, _, _): return [a, b]
+        case .mul(let g, let a, let b, _): return (g.aIsFull ? [a] : []) + (g.bIsFull ? [b] : [])
         default: return []
         }
     }

@@ -334,6 +334,13 @@ struct Lowering {
             let (act, y) = fuseActivation(after: out, nodes: &nodes)
             return step(.add(operand(ins[0]), operand(ins[1]), output: .value(y), activation: act))
 
+        case .mul:
+            let g = BroadcastGeometry(a: xShape, b: shapes[ins[1]]!, output: shapes[out]!)
+            return step(.mul(g, operand(ins[0]), operand(ins[1]), output: .value(out)))
+
+        case .reduceMean(let axes, _):
+            return step(.reduceMean(try ShapeInference.reduce(axes, input: xShape), input: operand(ins[0]), output: .value(out)))
+
         case .softmax(let axis):
             let r = xShape.count
             let ax = axis < 0 ? axis + r : axis

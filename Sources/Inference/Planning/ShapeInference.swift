@@ -45,6 +45,11 @@ enum ShapeInference {
         case .add:
             guard s[0] == s[1] else { throw InferenceError(.shapeMismatch("add \(s[0]) + \(s[1])")) }
             return s[0]
+        case .mul:
+            return try broadcast(s[0], s[1])
+        case .reduceMean(let axes, let keep):
+            let (lo, hi) = try reducedAxes(axes, input: s[0])
+            return keep ? s[0].indices.map { $0 >= lo && $0 <= hi ? 1 : s[0][$0] } : Array(s[0][..<lo] + s[0][(hi + 1)...])
         case .channelAffine:
             try requireRank(s[0], atLeast: 2, "channelAffine input")
             try requireVector(s[1], s[0][1], "channelAffine scale")
@@ -91,6 +96,41 @@ enum ShapeInference {
             }
             return [s[0][0], c, s[0][2], s[0][3]]
         }
+    }
+
+    /// NumPy broadcast of two shapes (right-aligned; each dim pair equal or one of them 1).
+    static func broadcast(_ a: [Int], _ b: [Int]) throws(InferenceError) -> [Int] {
+        let rank = max(a.count, b.count)
+        let pa = [Int](repeating: 1, count: rank - a.count) + a
+        let pb = [Int](repeating: 1, count: rank - b.count) + b
+        var out: [Int] = []
+        for (x, y) in zip(pa, pb) {
+            guard x == y || x == 1 || y == 1 else { throw InferenceError(.shapeMismatch("mul \(a) * \(b) does not broadcast")) }
+            out.append(max(x, y))
+        }
+        return out
+    }
+
+    /// The first and last reduced axis of a mean over `axes` (negative from the end, empty =
+    /// all) of `input`: the axes must be in range, distinct and adjacent.
+    static func reducedAxes(_ axes: [Int], input s: [Int]) throws(InferenceError) -> (lo: Int, hi: Int) {
+        let r = s.count
+        let normal = axes.isEmpty ? Array(0..<r) : axes.map { $0 < 0 ? $0 + r : $0 }
+        guard r >= 1, normal.allSatisfy({ $0 >= 0 && $0 < r }), Set(normal).count == normal.count else {
+            throw InferenceError(.invalidAttribute("reduceMean axes \(axes) for rank \(r)"))
+        }
+        let (lo, hi) = (normal.min()!, normal.max()!)
+        guard hi - lo + 1 == normal.count else {
+            throw InferenceError(.unsupported("reduceMean over axes \(axes) that are not adjacent"))
+        }
+        return (lo, hi)
+    }
+
+    /// The `[outer, reduced, inner]` view of a mean over `axes` of `input`.
+    static func reduce(_ axes: [Int], input s: [Int]) throws(InferenceError) -> ReduceGeometry {
+        let (lo, hi) = try reducedAxes(axes, input: s)
+        return ReduceGeometry(
+            outer: s[..<lo].reduce(1, *), reduced: s[lo...hi].reduce(1, *), inner: s[(hi + 1)...].reduce(1, *))
     }
 
     /// The conv geometry for input `[N, Cin, H, W]` and weight `[Cout, Cin/g, kH, kW]`.

@@ -61,6 +61,11 @@ package enum ReferenceExecutor {
             return R.linear(x[0], batch: s[0][0], inFeatures: s[0][1], weight: x[1], outFeatures: s[1][0], bias: x.count > 2 ? x[2] : nil)
         case .add:
             return R.add(x[0], x[1])
+        case .mul:
+            return R.mul(x[0], s[0], x[1], s[1])
+        case .reduceMean(let axes, _):
+            let (lo, hi) = try ShapeInference.reducedAxes(axes, input: s[0])
+            return R.reduceMean(x[0], shape: s[0], axes: Array(lo...hi))
         case .channelAffine:
             return R.channelAffine(x[0], batch: batch, channels: channels, inner: inner, scale: x[1], bias: x[2])
         case .flatten, .identity:
