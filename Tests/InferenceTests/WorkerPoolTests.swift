@@ -11,11 +11,12 @@ import Testing
         for region in 0..<2000 {
             let n = region % 4 + 1
             let counts = Mutex([Int](repeating: 0, count: n))
-            let ran = pool.run(chunks: n) { i in counts.withLock { $0[i] += 1 } }
+            let ran = pool.run(chunks: n * 3, threads: 4) { i in counts.withLock { $0[i / 3] += 1 } }
             #expect(ran)
-            counts.withLock { #expect($0 == [Int](repeating: 1, count: n), "region \(region)") }
+            counts.withLock { #expect($0 == [Int](repeating: 3, count: n), "region \(region)") }
         }
-        #expect(!pool.run(chunks: 5) { _ in }, "more chunks than workers + caller are refused")
+        #expect(!pool.run(chunks: 5, threads: 5) { _ in }, "more threads than workers + caller are refused")
+        #expect(!pool.run(chunks: 70_000, threads: 2) { _ in }, "chunk indices are 16 bits")
     }
 
     @Test func regionsSurviveWorkersFallingAsleep() async throws {
@@ -23,7 +24,7 @@ import Testing
         for _ in 0..<5 {
             try await Task.sleep(for: .milliseconds(20))  // past the spin limit: the worker sleeps
             let total = Atomic<Int>(0)
-            #expect(pool.run(chunks: 2) { i in total.add(i + 1, ordering: .relaxed) })
+            #expect(pool.run(chunks: 2, threads: 2) { i in total.add(i + 1, ordering: .relaxed) })
             #expect(total.load(ordering: .relaxed) == 3)
         }
     }

@@ -86,6 +86,16 @@ void qk_wino4_rows_out(const float *s0, const float *s1, const float *s2, const 
 /// 1 when the AVX2+FMA micro-kernel runs on this CPU, 0 for the portable one.
 int qk_uses_avx2(void);
 
+/// The CPU the calling thread runs on (-1 where unknown).
+int qk_current_cpu(void);
+
+/// Keeps the calling thread off `cpu` (its affinity minus that CPU); -1 if not possible.
+/// The worker pool uses it when the scheduler has put a worker on its caller's CPU.
+int qk_avoid_cpu(int cpu);
+
+/// Lets the calling thread run on every online CPU again.
+int qk_allow_all_cpus(void);
+
 /// One micro-kernel call, for tests: `c (QK_MR x QK_NR, row stride ldc) = acc + add`, then
 /// bias and clamp when `final`, with `acc = A_panel * B_strip` over `kc` (panel and strip in
 /// packed layout). `portable` picks the portable kernel even where AVX2 is available.

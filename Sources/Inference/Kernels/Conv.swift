@@ -109,7 +109,9 @@ package enum Conv2d {
                     }
                 }
                 if n >= 128 * threads || threads == 1 {
-                    let width = ((n + threads - 1) / threads + 15) & ~15
+                    // Up to 4 column ranges per thread (taken dynamically), at least 64 wide.
+                    let tiles = max(1, min(4 * threads, n / 64))
+                    let width = ((n + tiles - 1) / tiles + 15) & ~15
                     let count = (n + width - 1) / width
                     Parallel.forRanges(count, threads: threads) { r in
                         for t in r { block(0, m, t * width, min(n, (t + 1) * width)) }

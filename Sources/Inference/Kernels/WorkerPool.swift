@@ -1,3 +1,4 @@
+import CKernels
 import Dispatch
 import Foundation
 import Synchronization
@@ -19,11 +20,15 @@ final class WorkerPool: @unchecked Sendable {
     /// Spin iterations before a worker sleeps (tens of microseconds).
     private static let spinLimit = 20_000
 
-    /// Workers; regions have at most `workers + 1` chunks.
+    /// Workers; a region runs on at most `workers + 1` threads.
     let workers: Int
     private let busy = Mutex(false)
     private let state = Atomic<UInt64>(0)
     private let unfinished = Atomic<Int>(0)
+    /// Workers `0 ..< helpers` take part in the current region.
+    private let helpers = Atomic<Int>(0)
+    /// The CPU the current region's caller runs on (-1 unknown).
+    private let callerCPU = Atomic<Int>(-1)
     /// Bit `w` set: worker `w` sleeps (or is about to) on `wake[w]`.
     private let sleeping = Atomic<UInt64>(0)
     private let wake: [DispatchSemaphore]
@@ -40,10 +45,12 @@ final class WorkerPool: @unchecked Sendable {
         }
     }
 
-    /// Runs `body(i)` for every `i` in `0..<chunks`, on the caller and the workers. Returns
-    /// false, having run nothing, when the pool is busy or `chunks` exceeds `workers + 1`.
-    func run(chunks n: Int, _ body: (Int) -> Void) -> Bool {
-        guard n >= 1, n <= workers + 1 else { return false }
+    /// Runs `body(i)` for every `i` in `0..<chunks` on the caller and up to `threads - 1`
+    /// workers, each taking the next chunk when it is done with one (so a slower core takes
+    /// fewer). Returns false, having run nothing, when the pool is busy, `threads` exceeds
+    /// `workers + 1` or `chunks` is out of range (1 ... 65535).
+    func run(chunks n: Int, threads: Int, _ body: (Int) -> Void) -> Bool {
+        guard n >= 1, n <= 0xffff, threads >= 1, threads <= workers + 1 else { return false }
         let acquired = busy.withLock { (b: inout Bool) -> Bool in
             if b { return false }
             b = true
@@ -53,6 +60,8 @@ final class WorkerPool: @unchecked Sendable {
         defer { busy.withLock { $0 = false } }
         withoutActuallyEscaping(body) { escaping in
             unsafe job = escaping
+            callerCPU.store(Int(qk_current_cpu()), ordering: .relaxed)
+            helpers.store(threads - 1, ordering: .sequentiallyConsistent)
             unfinished.store(n, ordering: .sequentiallyConsistent)
             let region = (state.load(ordering: .sequentiallyConsistent) >> 32) &+ 1
             let published = region << 32 | UInt64(n) << 16
@@ -101,6 +110,15 @@ final class WorkerPool: @unchecked Sendable {
                 region = state.load(ordering: .sequentiallyConsistent) >> 32
             }
             seen = region
+            if w >= helpers.load(ordering: .sequentiallyConsistent) { continue }
+            // Linux may wake a worker onto its caller's CPU and leave both there, the caller
+            // spinning while the worker waits for the CPU (measured: 1.5x slower runs in about
+            // half the processes). Such a worker moves itself elsewhere.
+            let caller = callerCPU.load(ordering: .relaxed)
+            if caller >= 0, Int(qk_current_cpu()) == caller {
+                _ = qk_allow_all_cpus()
+                _ = qk_avoid_cpu(Int32(caller))
+            }
             runChunks(of: region)
         }
     }
