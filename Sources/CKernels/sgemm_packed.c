@@ -214,6 +214,11 @@ static void pack_conv(const void *ctx, long pc, long kc, long jc, long nc, float
     }
 }
 
+void qk_pack_conv_b(const qk_conv_shape *s, const float *image, long n0, long n1, float *dst) {
+    conv_b ctx = {s, image, n0};
+    pack_conv(&ctx, 0, s->channels * s->kernel_h * s->kernel_w, 0, n1 - n0, dst);
+}
+
 void qk_sgemm_conv(long m, long n0, long n1, const float *pa, const qk_conv_shape *s,
                    const float *image, float *c, long ldc, const qk_epilogue *ep, float *ws) {
     conv_b ctx = {s, image, n0};

@@ -64,6 +64,11 @@ typedef struct {
     long out_height, out_width;
 } qk_conv_shape;
 
+/// The im2col matrix of columns `n0 ..< n1` (n0 a multiple of QK_NR) gathered into packed
+/// B strips of full depth (the layout of `qk_packed_b_count`) at `dst`, for
+/// `qk_sgemm_packed_b`: narrow convs pack once and let threads share it.
+void qk_pack_conv_b(const qk_conv_shape *s, const float *image, long n0, long n1, float *dst);
+
 /// Convolution as GEMM without an im2col matrix: columns `n0 ..< n1` of
 /// `C (m x out_height*out_width, row stride ldc) = epilogue(A * im2col(image))`, where
 /// `pa` is the packed `m x channels*kernel_h*kernel_w` weight matrix. The im2col values

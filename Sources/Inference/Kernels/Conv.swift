@@ -13,8 +13,12 @@
 /// `residual` may be the same memory as `output`; otherwise buffers never alias. The naive
 /// twin is ``ReferenceKernels/conv2d(_:input:weight:bias:)``.
 package enum Conv2d {
-    /// Scratch floats the kernel needs (none: the GEMM packs into per-thread workspaces).
-    package static func scratchCount(_ g: ConvGeometry) -> Int { 0 }
+    /// Scratch floats for one shared packed im2col matrix (convs with few output pixels,
+    /// whose threads split rows; see ``forward``); 0 otherwise (the GEMM packs into
+    /// per-thread workspaces).
+    package static func scratchCount(_ g: ConvGeometry) -> Int {
+        g.isPointwise || g.isDepthwise || g.outPixels >= 1024 ? 0 : PackedGemm.packedBCount(depth: g.patchSize, columns: g.outPixels)
+    }
 
     /// Floats of the weights in the layout ``forward`` expects.
     package static func packedWeightCount(_ g: ConvGeometry) -> Int {
@@ -68,7 +72,8 @@ package enum Conv2d {
     /// (``packWeights(_:_:)``); see the type's documentation.
     ///
     /// Work split over `threads`: wide outputs (`oH*oW >= 128 * threads`) in column ranges
-    /// (multiples of 16 pixels), narrow ones in row ranges (whole panels of output channels).
+    /// (multiples of 16 pixels), narrow ones in row ranges (whole panels of output channels)
+    /// after packing the im2col matrix once into `scratch` (``scratchCount(_:)``).
     package static func forward(
         _ g: ConvGeometry, input: UnsafeBufferPointer<Float>, weight: UnsafeBufferPointer<Float>,
         bias: UnsafeBufferPointer<Float>?, residual: UnsafeBufferPointer<Float>? = nil,
@@ -115,6 +120,22 @@ package enum Conv2d {
                     let count = (n + width - 1) / width
                     Parallel.forRanges(count, threads: threads) { r in
                         for t in r { block(0, m, t * width, min(n, (t + 1) * width)) }
+                    }
+                } else if !g.isPointwise, scratch.count >= PackedGemm.packedBCount(depth: k, columns: n) {
+                    // Few pixels: pack im2col once (by strips), then split rows dynamically.
+                    let pb = scratch.baseAddress!
+                    Parallel.forRanges((n + 15) / 16, threads: threads) { r in
+                        unsafe PackedGemm.packConvolutionB(
+                            g, columns: (16 * r.lowerBound)..<min(n, 16 * r.upperBound), image: x,
+                            into: pb + 16 * k * r.lowerBound)
+                    }
+                    Parallel.forRanges((m + panel - 1) / panel, threads: threads) { r in
+                        let r0 = r.lowerBound * panel, r1 = min(m, r.upperBound * panel)
+                        let e = unsafe PackedGemm.Epilogue(
+                            add: res.map { unsafe $0 + r0 * n }, bias: bi.map { unsafe $0 + r0 }, activation: activation)
+                        unsafe PackedGemm.multiply(
+                            rows: r1 - r0, columns: n, depth: k, packedA: w + r0 * k, packedB: pb, c: y + r0 * n, ldc: n,
+                            epilogue: e)
                     }
                 } else {
                     let panels = (m + panel - 1) / panel

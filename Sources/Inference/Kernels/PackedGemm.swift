@@ -94,16 +94,35 @@ package enum PackedGemm {
         Int(qk_packed_b_count(depth, columns))
     }
 
-    /// `c = A * B` for `rows x columns` with B already in packed strips (lanes past
-    /// `columns` in the last strip are ignored).
+    /// `c = epilogue(A * B)` for `rows x columns` with B already in packed strips (lanes
+    /// past `columns` in the last strip are ignored).
     package static func multiply(
         rows m: Int, columns n: Int, depth k: Int, packedA: UnsafePointer<Float>, packedB: UnsafePointer<Float>,
-        c: UnsafeMutablePointer<Float>, ldc: Int
+        c: UnsafeMutablePointer<Float>, ldc: Int, epilogue: Epilogue = unsafe Epilogue()
     ) {
         guard m > 0, n > 0 else { return }
         precondition(k > 0)
-        var e = unsafe Epilogue().c(ldc: ldc)
+        var e = unsafe epilogue.c(ldc: ldc)
         unsafe qk_sgemm_packed_b(m, n, k, packedA, packedB, c, ldc, &e)
+    }
+
+    /// im2col columns `columns` (starting at a multiple of 16) of one image and group of
+    /// `g`, packed as full-depth B strips at `dst` (strip `s` of the range at `dst + s*16*K`).
+    package static func packConvolutionB(
+        _ g: ConvGeometry, columns: Range<Int>, image: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>
+    ) {
+        guard !columns.isEmpty else { return }
+        precondition(columns.lowerBound % 16 == 0)
+        var shape = convShape(g)
+        unsafe qk_pack_conv_b(&shape, image, columns.lowerBound, columns.upperBound, dst)
+    }
+
+    private static func convShape(_ g: ConvGeometry) -> qk_conv_shape {
+        qk_conv_shape(
+            channels: g.groupInChannels, height: g.inHeight, width: g.inWidth, kernel_h: g.kernelH,
+            kernel_w: g.kernelW, stride_h: g.strideH, stride_w: g.strideW, pad_top: g.padTop,
+            pad_left: g.padLeft, dilation_h: g.dilationH, dilation_w: g.dilationW,
+            out_height: g.outHeight, out_width: g.outWidth)
     }
 
     /// Columns `columns` of `c = epilogue(A * im2col(image))` for one image and group of
@@ -113,11 +132,7 @@ package enum PackedGemm {
         image: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>, epilogue: Epilogue
     ) {
         guard m > 0, !columns.isEmpty else { return }
-        var shape = qk_conv_shape(
-            channels: g.groupInChannels, height: g.inHeight, width: g.inWidth, kernel_h: g.kernelH,
-            kernel_w: g.kernelW, stride_h: g.strideH, stride_w: g.strideW, pad_top: g.padTop,
-            pad_left: g.padLeft, dilation_h: g.dilationH, dilation_w: g.dilationW,
-            out_height: g.outHeight, out_width: g.outWidth)
+        var shape = convShape(g)
         var e = unsafe epilogue.c(ldc: g.outPixels)
         unsafe qk_sgemm_conv(m, columns.lowerBound, columns.upperBound, packedA, &shape, image, c, g.outPixels, &e, nil)
     }
