@@ -39,7 +39,9 @@ final class WorkerPool: @unchecked Sendable {
         self.workers = max(0, min(workers, 63))
         wake = (0..<self.workers).map { _ in DispatchSemaphore(value: 0) }
         for w in 0..<self.workers {
-            let t = Thread { [unowned self] in self.workerLoop(w) }
+            // The threads hold the pool for good (they never exit), so a pool is never freed
+            // under a worker; an unused pool's workers just sleep.
+            let t = Thread { self.workerLoop(w) }
             t.name = "qtools-worker-\(w)"
             t.start()
         }
