@@ -20,10 +20,9 @@ import argparse, json, os, statistics, subprocess, sys, tempfile, time
 
 import numpy as np
 import torch
-import torch.nn as nn
 
 
-from torch_resnets import resnet18
+from torch_resnets import resnet18, randomize_bn_statistics
 
 
 def timed(fn, runs, warmup):
@@ -75,15 +74,7 @@ def main():
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
     torch.manual_seed(0)
-    model = resnet18().eval()
-    # Non-trivial BN statistics so folding is exercised.
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.1, 0.1)
-                m.running_var.uniform_(0.5, 1.5)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.1, 0.1)
+    model = randomize_bn_statistics(resnet18().eval())
     x = torch.randn(1, 3, 224, 224)
     torch.set_num_threads(a.threads)
     with torch.no_grad():

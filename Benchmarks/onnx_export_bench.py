@@ -19,10 +19,9 @@ import argparse, os, statistics, subprocess, sys, tempfile, time, warnings
 
 import numpy as np
 import torch
-import torch.nn as nn
 
 
-from torch_resnets import resnet50
+from torch_resnets import resnet50, randomize_bn_statistics
 
 
 def median_time(fn, runs):
@@ -47,14 +46,7 @@ def main():
 
     torch.manual_seed(0)
     torch.set_num_threads(a.threads)
-    model = resnet50().eval()
-    with torch.no_grad():  # non-trivial BN statistics so folding is exercised
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.1, 0.1)
-                m.running_var.uniform_(0.5, 1.5)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.1, 0.1)
+    model = randomize_bn_statistics(resnet50().eval())
     x = torch.randn(1, 3, 224, 224)
     with torch.no_grad():
         ref = model(x).numpy()

@@ -32,18 +32,23 @@ void qk_pack_a(long m, long k, const float *a, long lda, float *dst) {
     }
 }
 
-static qk_micro_fn micro_kernel(void) {
-    static qk_micro_fn chosen = 0;
-    if (!chosen) {
+// The micro-kernel this CPU runs, chosen once (pthread_once: no race between threads).
+static qk_micro_fn chosen_micro = 0;
+static pthread_once_t micro_once = PTHREAD_ONCE_INIT;
+
+static void choose_micro(void) {
 #if defined(__x86_64__)
-        __builtin_cpu_init();
-        chosen = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? qk_micro_avx2
-                                                                                 : qk_micro_generic;
+    __builtin_cpu_init();
+    chosen_micro = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? qk_micro_avx2
+                                                                                   : qk_micro_generic;
 #else
-        chosen = qk_micro_generic;
+    chosen_micro = qk_micro_generic;
 #endif
-    }
-    return chosen;
+}
+
+static qk_micro_fn micro_kernel(void) {
+    pthread_once(&micro_once, choose_micro);
+    return chosen_micro;
 }
 
 int qk_uses_avx2(void) { return micro_kernel() == qk_micro_avx2; }

@@ -37,14 +37,13 @@ package enum Winograd {
     /// ``PackedGemm``'s B layout (strips of 16 tiles, `[T/16][Cin][16]`), so the GEMMs read
     /// it without packing.
     struct PackedV {
-        /// Input channels (GEMM depth) and tiles (GEMM columns).
-        let channels: Int, tiles: Int
-        /// Floats from one point `ξ` to the next.
+        /// Input channels (GEMM depth).
+        let channels: Int
+        /// Floats from one point `ξ` to the next (`tiles` GEMM columns in 16-wide strips).
         let pointStride: Int
 
         init(channels: Int, tiles: Int) {
             self.channels = channels
-            self.tiles = tiles
             pointStride = PackedGemm.packedBCount(depth: channels, columns: tiles)
         }
 

@@ -180,16 +180,6 @@ struct Lowering {
         }
     }
 
-    /// Multiplies row `r` of the `[scale.count, per]` matrix in `values[range]` by `scale[r]`
-    /// (folding a batch norm into conv weights `[Cout, Cin, kh, kw]`).
-    private static func scaleRows(_ values: inout [Float], _ range: Range<Int>, by scale: [Float]) {
-        let per = range.count / scale.count
-        for (r, s) in scale.enumerated() {
-            let start = range.lowerBound + r * per
-            for k in start..<(start + per) { values[k] *= s }
-        }
-    }
-
     /// Lowers every node in topological order.
     mutating func run() throws(InferenceError) -> [ProtoStep] {
         if options.winograd { selectWinograd() }
