@@ -12,6 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__x86_64__)
+#include <immintrin.h>  // SSE2 only here (the x86-64 baseline)
+#endif
+
 enum { MC = 120 };  // rows per A block (20 panels; about 120 KB of A at QK_KC)
 
 size_t qk_packed_a_count(long m, long k) {
@@ -159,6 +163,22 @@ typedef struct {
     long n0;  // first output pixel of this call
 } conv_b;
 
+/// `out[q] = src[2 * q]` for `q < n`. `whole` says `src[2 * n - 1]` may be read too, which
+/// lets the last group of 4 use the vector path (its odd elements are loaded, then dropped).
+static inline void gather_stride2(const float *src, float *out, long n, int whole) {
+    long q = 0;
+#if defined(__x86_64__)
+    long vec = whole ? n & ~3L : (n - 1) & ~3L;  // groups whose loads stay in bounds
+    for (; q < vec; q += 4) {
+        __m128 a = _mm_loadu_ps(src + 2 * q), b = _mm_loadu_ps(src + 2 * q + 4);
+        _mm_storeu_ps(out + q, _mm_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)));
+    }
+#else
+    (void)whole;
+#endif
+    for (; q < n; q++) out[q] = src[2 * q];
+}
+
 /// im2col straight into strips, one strip (16 output pixels) at a time so the writes are
 /// sequential: row `pc + kk` is (channel, ky, kx); column j is output pixel `n0 + jc + j`.
 /// A strip is cut into runs that lie in one output row; a run whose taps fall inside the
@@ -199,7 +219,13 @@ static void pack_conv(const void *ctx, long pc, long kc, long jc, long nc, float
                 const float *src = img + y * s->width;
                 if (x0 >= 0 && x0 + (n - 1) * sw < s->width) {
                     if (sw == 1) {
-                        memcpy(out, src + x0, (size_t)n * sizeof(float));
+                        if (n == QK_NR) {
+                            memcpy(out, src + x0, QK_NR * sizeof(float));  // inlined: constant size
+                        } else {
+                            memcpy(out, src + x0, (size_t)n * sizeof(float));
+                        }
+                    } else if (sw == 2) {
+                        gather_stride2(src + x0, out, n, x0 + 2 * n <= s->width);
                     } else {
                         for (long q = 0; q < n; q++) out[q] = src[x0 + q * sw];
                     }

@@ -48,6 +48,9 @@ import Testing
         (1, 32, 64, 5, 5, 1, 1, 0, 1),  // pointwise, narrow
         (1, 16, 32, 20, 20, 3, 2, 1, 4),  // grouped, wide
         (1, 32, 32, 19, 19, 3, 1, 1, 32),  // depthwise
+        (1, 8, 16, 40, 67, 3, 2, 1, 1),  // stride 2, runs of 16 and tails (vector gathers)
+        (1, 5, 12, 33, 64, 1, 2, 0, 1),  // 1x1 stride 2 reaching the end of every row
+        (1, 3, 8, 38, 38, 7, 2, 3, 1),  // stem: 7x7 stride 2, pad 3, the last row at the image end
     ]
 
     @Test(arguments: networkShapes, [1, 2])

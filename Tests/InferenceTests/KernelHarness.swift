@@ -108,20 +108,22 @@ func expectClose(_ a: [Float], _ b: [Float], atol: Float, _ what: @autoclosure (
 extension Fast {
     static func winograd(
         _ g: ConvGeometry, tile: Int, _ x: [Float], _ w: [Float], _ b: [Float]?, residual: [Float]? = nil,
-        activation: Activation = .none, threads: Int
+        residualInPlace: Bool = false, activation: Activation = .none, threads: Int, portable: Bool = false
     ) -> [Float] {
         let u = Winograd.transformWeights(w, outChannels: g.outChannels, inChannels: g.inChannels, tile: tile)
-        var y = [Float](repeating: .nan, count: g.batch * g.outImage)
+        // In place: the residual is the output buffer itself (as the planner fuses it).
+        var y = residualInPlace ? residual! : [Float](repeating: .nan, count: g.batch * g.outImage)
         var scratch = [Float](repeating: .nan, count: Winograd.scratchCount(g, tile: tile))
         x.withUnsafeBufferPointer { px in
             u.withUnsafeBufferPointer { pu in
                 withOptional(b) { pb in
-                    withOptional(residual) { pr in
+                    withOptional(residualInPlace ? nil : residual) { pr in
                         y.withUnsafeMutableBufferPointer { py in
                             scratch.withUnsafeMutableBufferPointer { ps in
                                 Winograd.forward(
-                                    g, tile: tile, input: px, transformedWeight: pu, bias: pb, residual: pr, output: py,
-                                    scratch: ps, activation: activation, threads: threads)
+                                    g, tile: tile, input: px, transformedWeight: pu, bias: pb,
+                                    residual: residualInPlace ? UnsafeBufferPointer(py) : pr, output: py,
+                                    scratch: ps, activation: activation, threads: threads, portable: portable)
                             }
                         }
                     }

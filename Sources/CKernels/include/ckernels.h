@@ -1,5 +1,5 @@
 // qtools compute kernels in C: the packed single-precision GEMM behind convolutions and the
-// strided passes of the Winograd F(4x4) transforms.
+// Winograd F(2x2)/F(4x4) transforms.
 //
 // These are the only C kernels of the engine. Each has a naive twin in Swift
 // (Sources/Inference/Kernels/Reference) that the tests compare it with.
@@ -77,16 +77,30 @@ void qk_pack_conv_b(const qk_conv_shape *s, const float *image, long n0, long n1
 void qk_sgemm_conv(long m, long n0, long n1, const float *pa, const qk_conv_shape *s,
                    const float *image, float *c, long ldc, const qk_epilogue *ep, float *ws);
 
-/// Winograd F(4x4, 3x3), the strided half of the input transform: for `tx < tw`,
-/// `o_j[tx] = (B^T d)_j` with `d = t[4*tx ..< 4*tx + 6]`. `t` must be readable up to
-/// `t[4*tw + 8]` (the vector path reads a little past the last tile).
-void qk_wino4_rows_in(const float *t, long tw, float *o0, float *o1, float *o2, float *o3, float *o4,
-                      float *o5, int portable);
+/// One channel plane of a Winograd F(m x m, 3x3) conv (m = `tile`, 2 or 4; α = m + 2).
+typedef struct {
+    long tile;                  // output tile side m
+    long height, width;         // the input plane (qk_wino_input) or output plane (qk_wino_output)
+    long pad_top, pad_left;     // input only: zero padding before row 0 / column 0
+    long tiles_h, tiles_w;      // tiles per column and per row
+    long channels;              // input only: the GEMM depth (V's strip stride is 16 * channels)
+    long point_stride;          // floats from point ξ to point ξ+1 (of V, or of M)
+} qk_wino_plane;
 
-/// Winograd F(4x4, 3x3), the strided half of the output transform: for `tx < tw`,
-/// `y[4*tx + j] = (A^T q)_j + bias` with `q = (s0[tx], ..., s5[tx])`.
-void qk_wino4_rows_out(const float *s0, const float *s1, const float *s2, const float *s3,
-                       const float *s4, const float *s5, long tw, float bias, float *y, int portable);
+/// Floats of scratch one qk_wino_input / qk_wino_output call needs.
+size_t qk_wino_scratch_count(long tile, long tiles_h, long tiles_w);
+
+/// Input transform of one channel: `V[ξ][tile] = (B^T d B)[ξ]` for every tile `d` of `plane`
+/// (`height x width`, zeros outside), written in the packed-B layout: tile `t` of point `ξ`
+/// at `v + ξ*point_stride + (t/16)*16*channels + t%16` (`v` already offset to the channel).
+void qk_wino_input(const qk_wino_plane *p, const float *plane, float *v, float *scratch, int portable);
+
+/// Output transform of one output channel: `Y = A^T M A` per tile, then
+/// `out = clamp(Y + bias + residual, lo, hi)` for the `height x width` output plane; M's
+/// point `ξ`, tile `t` is `m[ξ*point_stride + t]`; the vector code reads up to 7 tiles past
+/// the last point's last tile. `residual` may be NULL or `out` itself.
+void qk_wino_output(const qk_wino_plane *p, const float *m, float bias, const float *residual, float *out,
+                    float lo, float hi, float *scratch, int portable);
 
 /// 1 when the AVX2+FMA micro-kernel runs on this CPU, 0 for the portable one.
 int qk_uses_avx2(void);

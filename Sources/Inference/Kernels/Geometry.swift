@@ -113,6 +113,16 @@ package enum Activation: Sendable, Equatable {
     /// `min(max(x, lo), hi)` (hardtanh, clamp, relu6).
     case clamp(lo: Float, hi: Float)
 
+    /// The activation as a clamp to `lo...hi` (infinite bounds where there is none), the form
+    /// the C kernels' epilogues take.
+    package var bounds: (lo: Float, hi: Float) {
+        switch self {
+        case .none: (-.infinity, .infinity)
+        case .relu: (0, .infinity)
+        case .clamp(let lo, let hi): (lo, hi)
+        }
+    }
+
     /// Applies the activation to one value.
     @inline(__always)
     package func apply(_ x: Float) -> Float {

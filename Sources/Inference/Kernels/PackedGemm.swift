@@ -67,12 +67,7 @@ package enum PackedGemm {
         }
 
         fileprivate func c(ldc: Int) -> qk_epilogue {
-            let (lo, hi): (Float, Float)
-            switch unsafe activation {
-            case .none: (lo, hi) = (-.infinity, .infinity)
-            case .relu: (lo, hi) = (0, .infinity)
-            case .clamp(let l, let h): (lo, hi) = (l, h)
-            }
+            let (lo, hi) = unsafe activation.bounds
             return unsafe qk_epilogue(add_src: add, add_ld: ldc, bias: bias, lo: lo, hi: hi)
         }
     }

@@ -1,3 +1,5 @@
+import CKernels
+
 /// Winograd convolution F(2x2, 3x3) and F(4x4, 3x3) for 3x3, stride-1, undilated,
 /// ungrouped convs.
 ///
@@ -30,7 +32,8 @@ package enum Winograd {
     package static func scratchCount(_ g: ConvGeometry, tile: Int) -> Int {
         let (th, tw) = tiles(g, tile: tile)
         let layout = PackedV(channels: g.inChannels, tiles: th * tw)
-        return (tile + 2) * (tile + 2) * (layout.pointStride + th * tw * g.outChannels)
+        // `+ 8`: the output transform's vector code reads up to 7 tiles past the end of M.
+        return (tile + 2) * (tile + 2) * (layout.pointStride + th * tw * g.outChannels) + 8
     }
 
     /// Where the input transform writes `V[ξ][c][tile]`: each point's `Cin x T` matrix in
@@ -47,42 +50,9 @@ package enum Winograd {
             pointStride = PackedGemm.packedBCount(depth: channels, columns: tiles)
         }
 
-        /// Offset of channel `c`, tile 0.
+        /// Offset of channel `c`, tile 0 (tile `t` is `(t / 16) * 16 * channels + t % 16`
+        /// further on).
         func channel(_ c: Int) -> Int { 16 * c }
-        /// Offset of tile `t` from its channel's offset.
-        func tile(_ t: Int) -> Int { (t >> 4) * 16 * channels + (t & 15) }
-    }
-
-    /// Stores one transformed output row `y` (bias added) as `act(y + residual)` at
-    /// `output + offset` (the residual at the same offset; it may be `output` itself).
-    @inline(__always)
-    static func storeOutputRow(
-        _ y: UnsafePointer<Float>, offset: Int, count: Int, residual: UnsafePointer<Float>?,
-        output: UnsafeMutablePointer<Float>, activation: Activation
-    ) {
-        let dst = unsafe output + offset
-        if let res0 = unsafe residual {
-            let res = unsafe res0 + offset
-            for i in 0..<count { unsafe dst[i] = activation.apply(y[i] + res[i]) }
-        } else {
-            for i in 0..<count { unsafe dst[i] = activation.apply(y[i]) }
-        }
-    }
-
-    /// Calls `body(tx0, offset, count)` for runs of tile row `ty` that stay in one strip:
-    /// tiles `tx0 ..< tx0 + count` of the row sit at `offset + 0 ..< count` (from a channel's
-    /// offset) in `layout`.
-    @inline(__always)
-    static func forEachStripRun(
-        tileRow ty: Int, tiles: (h: Int, w: Int), layout: PackedV, _ body: (Int, Int, Int) -> Void
-    ) {
-        var tx = 0
-        while tx < tiles.w {
-            let t = ty * tiles.w + tx
-            let count = min(tiles.w - tx, 16 - (t & 15))
-            body(tx, layout.tile(t), count)
-            tx += count
-        }
     }
 
     /// Floats of the packed transformed weights.
@@ -155,14 +125,16 @@ package enum Winograd {
     /// `output = act(conv3x3(input) + bias [+ residual])` via F(tile x tile, 3x3).
     ///
     /// Three phases per image, each split over `threads`: input transform (by channel),
-    /// the `α²` GEMMs, output transform with the epilogue (by output channel). `residual`
-    /// may be `output` itself (each output element is read, then written, by one task);
-    /// otherwise buffers never alias.
+    /// the `α²` GEMMs, output transform with the epilogue (by output channel); the
+    /// transforms are C kernels (`qk_wino_input`, `qk_wino_output`). `residual` may be
+    /// `output` itself (each output element is read, then written, by one task); otherwise
+    /// buffers never alias. `portable` runs the transforms' portable code even where AVX2
+    /// is available (tests compare both).
     package static func forward(
         _ g: ConvGeometry, tile: Int, input: UnsafeBufferPointer<Float>, transformedWeight u: UnsafeBufferPointer<Float>,
         bias: UnsafeBufferPointer<Float>?, residual: UnsafeBufferPointer<Float>?,
         output: UnsafeMutableBufferPointer<Float>, scratch: UnsafeMutableBufferPointer<Float>,
-        activation: Activation, threads: Int
+        activation: Activation, threads: Int, portable: Bool = false
     ) {
         precondition((tile == 2 || tile == 4) && applies(g) && scratch.count >= scratchCount(g, tile: tile))
         precondition(u.count >= transformedWeightCount(outChannels: g.outChannels, inChannels: g.inChannels, tile: tile))
@@ -174,18 +146,25 @@ package enum Winograd {
         let v = scratch.baseAddress!
         let m = unsafe v + points * layout.pointStride
         let packed = PackedGemm.packedCount(rows: cout, depth: cin)
+        let (lo, hi) = activation.bounds
+        let rowScratch = qk_wino_scratch_count(tile, th, tw)
+        let inPlane = qk_wino_plane(
+            tile: tile, height: g.inHeight, width: g.inWidth, pad_top: g.padTop, pad_left: g.padLeft,
+            tiles_h: th, tiles_w: tw, channels: cin, point_stride: layout.pointStride)
+        let outPlane = qk_wino_plane(
+            tile: tile, height: g.outHeight, width: g.outWidth, pad_top: 0, pad_left: 0, tiles_h: th,
+            tiles_w: tw, channels: cout, point_stride: cout * t)
         for b in 0..<g.batch {
             let x = unsafe input.baseAddress! + b * g.inImage
             let y = unsafe output.baseAddress! + b * g.outImage
             let res = unsafe residual.map { unsafe $0.baseAddress! + b * g.outImage }
-            Parallel.forRanges(cin, threads: threads, grain: max(1, 4096 / max(t, 1))) { r in
-                for c in r {
-                    let plane = unsafe x + c * g.inHeight * g.inWidth
-                    let vc = unsafe v + layout.channel(c)
-                    if tile == 2 {
-                        unsafe inputTransformF2(g, plane: plane, v: vc, layout: layout, tiles: (th, tw))
-                    } else {
-                        unsafe inputTransformF4(g, plane: plane, v: vc, layout: layout, tiles: (th, tw))
+            Parallel.forRanges(cin, threads: threads) { r in
+                unsafe withUnsafeTemporaryAllocation(of: Float.self, capacity: rowScratch) { tmp in
+                    var plane = inPlane
+                    for c in r {
+                        unsafe qk_wino_input(
+                            &plane, x + c * g.inHeight * g.inWidth, v + layout.channel(c), tmp.baseAddress!,
+                            portable ? 1 : 0)
                     }
                 }
             }
@@ -196,18 +175,14 @@ package enum Winograd {
                         packedB: v + xi * layout.pointStride, c: m + xi * cout * t, ldc: t)
                 }
             }
-            Parallel.forRanges(cout, threads: threads, grain: max(1, 4096 / max(t, 1))) { r in
-                for oc in r {
-                    let off = oc * g.outPixels
-                    let (mo, bo, ro, yo) = unsafe (m + oc * t, bias?[oc] ?? 0, res.map { unsafe $0 + off }, y + off)
-                    if tile == 2 {
-                        unsafe outputTransformF2(
-                            g, m: mo, stride: cout * t, tiles: (th, tw), bias: bo, residual: ro, output: yo,
-                            activation: activation)
-                    } else {
-                        unsafe outputTransformF4(
-                            g, m: mo, stride: cout * t, tiles: (th, tw), bias: bo, residual: ro, output: yo,
-                            activation: activation)
+            Parallel.forRanges(cout, threads: threads) { r in
+                unsafe withUnsafeTemporaryAllocation(of: Float.self, capacity: rowScratch) { tmp in
+                    var plane = outPlane
+                    for oc in r {
+                        let off = oc * g.outPixels
+                        unsafe qk_wino_output(
+                            &plane, m + oc * t, bias?[oc] ?? 0, res.map { unsafe $0 + off }, y + off, lo, hi,
+                            tmp.baseAddress!, portable ? 1 : 0)
                     }
                 }
             }
