@@ -206,20 +206,33 @@ AVX2_FN static long out2_avx2(const float *const s[4], long tw, float *y) {
 
 // Output row k of a tile row: y = clamp(sum_r A^T[k][r] h_r + bias + add, lo, hi), where
 // `add` may be NULL or alias `y` (each element is read before it is written). NaN passes
-// the clamp (as in the GEMM micro-kernel).
+// the clamp (as in the GEMM micro-kernel). The loop is written out twice, with and without
+// `add`: a single loop with `if (add)` inside is vectorized into masked loads, which fault
+// (and are replayed by microcode, very slowly) on a NULL `add`.
 // `add` may equal `y`: every element is read and then written by the same iteration, so
-// the loops are vectorized without the compiler's overlap checks.
+// that loop is vectorized without the compiler's overlap checks.
 #if defined(__clang__)
 #define ASSUME_SAFE _Pragma("clang loop vectorize(assume_safety)")
 #else
 #define ASSUME_SAFE
 #endif
-#define EPILOGUE(x_expr)                                                                      \
-    float v = (x_expr) + bias;                                                                \
-    if (add) v += add[x];                                                                     \
+#define CLAMP_STORE                                                                           \
     v = lo > v ? lo : v;                                                                      \
     v = hi < v ? hi : v;                                                                      \
     y[x] = v;
+#define EPILOGUE_LOOP(x_expr)                                                                 \
+    if (add) {                                                                                \
+        ASSUME_SAFE for (long x = 0; x < n; x++) {                                            \
+            float v = (x_expr) + bias;                                                        \
+            v += add[x];                                                                      \
+            CLAMP_STORE                                                                       \
+        }                                                                                     \
+    } else {                                                                                  \
+        for (long x = 0; x < n; x++) {                                                        \
+            float v = (x_expr) + bias;                                                        \
+            CLAMP_STORE                                                                       \
+        }                                                                                     \
+    }
 
 #define VERTICAL_OUT4(NAME, ATTR)                                                            \
     ATTR static void NAME(const float *const h[6], int k, long n, float bias, const float *add, \
@@ -227,10 +240,10 @@ AVX2_FN static long out2_avx2(const float *const s[4], long tw, float *y) {
         const float *restrict h0 = h[0], *restrict h1 = h[1], *restrict h2 = h[2];            \
         const float *restrict h3 = h[3], *restrict h4 = h[4], *restrict h5 = h[5];            \
         switch (k) {                                                                          \
-        case 0: ASSUME_SAFE for (long x = 0; x < n; x++) { EPILOGUE(h0[x] + (h1[x] + h2[x]) + (h3[x] + h4[x])) } break; \
-        case 1: ASSUME_SAFE for (long x = 0; x < n; x++) { EPILOGUE((h1[x] - h2[x]) + 2 * (h3[x] - h4[x])) } break; \
-        case 2: ASSUME_SAFE for (long x = 0; x < n; x++) { EPILOGUE((h1[x] + h2[x]) + 4 * (h3[x] + h4[x])) } break; \
-        default: ASSUME_SAFE for (long x = 0; x < n; x++) { EPILOGUE((h1[x] - h2[x]) + 8 * (h3[x] - h4[x]) + h5[x]) } break; \
+        case 0: EPILOGUE_LOOP(h0[x] + (h1[x] + h2[x]) + (h3[x] + h4[x])) break;               \
+        case 1: EPILOGUE_LOOP((h1[x] - h2[x]) + 2 * (h3[x] - h4[x])) break;                   \
+        case 2: EPILOGUE_LOOP((h1[x] + h2[x]) + 4 * (h3[x] + h4[x])) break;                   \
+        default: EPILOGUE_LOOP((h1[x] - h2[x]) + 8 * (h3[x] - h4[x]) + h5[x]) break;          \
         }                                                                                     \
     }
 
@@ -240,9 +253,9 @@ AVX2_FN static long out2_avx2(const float *const s[4], long tw, float *y) {
         const float *restrict h0 = h[0], *restrict h1 = h[1], *restrict h2 = h[2];            \
         const float *restrict h3 = h[3];                                                      \
         if (k == 0) {                                                                         \
-            ASSUME_SAFE for (long x = 0; x < n; x++) { EPILOGUE(h0[x] + h1[x] + h2[x]) }                  \
+            EPILOGUE_LOOP(h0[x] + h1[x] + h2[x])                                              \
         } else {                                                                              \
-            ASSUME_SAFE for (long x = 0; x < n; x++) { EPILOGUE(h1[x] - h2[x] - h3[x]) }                  \
+            EPILOGUE_LOOP(h1[x] - h2[x] - h3[x])                                              \
         }                                                                                     \
     }
 
