@@ -2,21 +2,26 @@
 ///
 /// Winograd trades memory for time: the transformed weights are 16/9 (F2) or 36/9 (F4) the
 /// size of the 3x3 weights, and a ResNet-18 transformed everywhere would hold about 50 MB
-/// more than its 45 MB of weights. The selection starts from direct convolution everywhere
-/// and greedily takes the upgrade (direct -> F2, direct -> F4, F2 -> F4 of one conv) that
-/// saves the most estimated work per extra byte, while the extra bytes stay within the
-/// budget (``PlanOptions/winogradBudgetBytes``).
+/// more than its 45 MB of weights. Each conv has up to three options (direct, F2, F4), each
+/// with an estimated work and extra bytes; the selection takes the combination that saves
+/// the most estimated work with the extra bytes within the budget
+/// (``PlanOptions/winogradBudgetBytes``): a multiple-choice knapsack, solved exactly by
+/// dynamic programming over the budget in units of ``unitBytes(budget:)`` (each option's
+/// bytes rounded up to whole units, so the real total never exceeds the budget). A greedy
+/// choice by work saved per byte is not enough: at ResNet-18's 32 MiB it upgraded the
+/// 28x28 convs to F(4x4) first and then had no room left for one 7x7 conv's F(2x2), which
+/// direct convolution runs much slower.
 ///
-/// Work model, in multiply-accumulate units per image: direct `9 * O * Cin * Cout`
-/// (`O` output pixels); F(m) `α² * T16 * Cin * Cout + 3 * α² * T * (Cin + Cout)` with `T`
-/// tiles, `T16` tiles rounded up to the GEMM's 16-wide strips and `α = m + 2` (the second
-/// term is the transforms). It ranks candidates; it does not predict milliseconds.
+/// Work model, in multiply-accumulate units per image: direct `9 * O16 * Cin * Cout`
+/// (`O16` output pixels rounded up to the GEMM's 16-wide strips); F(m)
+/// `α² * T16 * Cin * Cout + 3 * α² * T * (Cin + Cout)` with `T` tiles, `T16` rounded up
+/// likewise and `α = m + 2` (the second term is the transforms). It ranks candidates; it
+/// does not predict milliseconds.
 ///
-/// Measured limits (ResNet-18, 2 threads, 4 interleaved rounds): F(4x4) beats F(2x2) on
-/// 56x56 maps (196 tiles; 0.70-0.77x the time) but loses on 28x28 (49 tiles; 1.27-1.37x: the
-/// GEMMs are too narrow for 16-wide strips and the transforms cost more than the model
-/// says), so F(4x4) needs at least 64 tiles and F(2x2) 16; below 64 input channels the
-/// transforms outweigh the shortened GEMMs.
+/// Measured limits (ResNet-18, 2 threads): since the transforms are vectorized C,
+/// F(4x4) beats F(2x2) on 28x28 maps as well as 56x56 (49 and 196 tiles), so F(4x4) needs
+/// at least 49 tiles and F(2x2) 16; below 64 input channels the transforms outweigh the
+/// shortened GEMMs.
 enum WinogradSelection {
     /// One candidate conv: a name to report the choice under and its geometry.
     struct Conv {
@@ -24,8 +29,16 @@ enum WinogradSelection {
         var geometry: ConvGeometry
     }
 
+    /// The knapsack's byte unit: at least 64 KiB, and at most 4096 units in any budget.
+    static func unitBytes(budget: Int) -> Int { max(64 << 10, budget / 4096) }
+
     /// The tile side (2 or 4) chosen for each conv that should run as Winograd.
     static func choose(_ convs: [Conv], budgetBytes: Int) -> [String: Int] {
+        choose(convs, budgetBytes: budgetBytes, unit: unitBytes(budget: budgetBytes))
+    }
+
+    /// ``choose(_:budgetBytes:)`` with an explicit byte unit (tests).
+    static func choose(_ convs: [Conv], budgetBytes: Int, unit: Int) -> [String: Int] {
         struct Option { var tile: Int?, work: Double, extraBytes: Int }
         var options: [[Option]] = []
         for c in convs {
@@ -34,36 +47,56 @@ enum WinogradSelection {
             if Winograd.applies(g), g.inChannels >= 64 {  // fewer: the transforms dominate (measured)
                 for tile in [2, 4] {
                     let (th, tw) = Winograd.tiles(g, tile: tile)
-                    guard th * tw >= (tile == 2 ? 16 : 64) else { continue }
-                    list.append(Option(tile: tile, work: work(g, tile: tile), extraBytes: extraBytes(g, tile: tile)))
+                    guard th * tw >= (tile == 2 ? 16 : 49) else { continue }
+                    let o = Option(tile: tile, work: work(g, tile: tile), extraBytes: extraBytes(g, tile: tile))
+                    if o.work < list[0].work { list.append(o) }
                 }
             }
             options.append(list)
         }
-        var chosen = [Int](repeating: 0, count: convs.count)  // index into options[i]
-        var spent = 0
-        while true {
-            var best: (conv: Int, option: Int, density: Double)? = nil
-            for i in options.indices {
-                let now = options[i][chosen[i]]
-                for (j, o) in options[i].enumerated() where o.extraBytes > now.extraBytes && o.work < now.work {
-                    let more = o.extraBytes - now.extraBytes
-                    guard spent + more <= budgetBytes else { continue }
-                    let density = (now.work - o.work) / Double(more)
-                    if density > best?.density ?? 0 { best = (i, j, density) }
+        func units(_ o: Option) -> Int { (max(o.extraBytes, 0) + unit - 1) / unit }
+        // Everything fits: the least work everywhere (also keeps an unlimited budget cheap).
+        let most = options.reduce(0) { sum, list in sum + list.map { max($0.extraBytes, 0) }.max()! }
+        if most <= budgetBytes {
+            var result: [String: Int] = [:]
+            for (i, c) in convs.enumerated() {
+                if let t = options[i].min(by: { $0.work < $1.work })!.tile { result[c.name] = t }
+            }
+            return result
+        }
+        // saved[u]: the most work saved by the convs so far within u units; pick[i][u]: the
+        // option conv i takes in that optimum.
+        let capacity = max(0, budgetBytes / unit)
+        var saved = [Double](repeating: 0, count: capacity + 1)
+        var pick: [[UInt8]] = []
+        for list in options {
+            var next = saved
+            var choice = [UInt8](repeating: 0, count: capacity + 1)
+            for (j, o) in list.enumerated() where j > 0 {
+                let cost = units(o), gain = list[0].work - o.work
+                guard cost <= capacity else { continue }
+                for u in cost...capacity where saved[u - cost] + gain > next[u] {
+                    next[u] = saved[u - cost] + gain
+                    choice[u] = UInt8(j)
                 }
             }
-            guard let b = best else { break }
-            spent += options[b.conv][b.option].extraBytes - options[b.conv][chosen[b.conv]].extraBytes
-            chosen[b.conv] = b.option
+            saved = next
+            pick.append(choice)
         }
         var result: [String: Int] = [:]
-        for (i, c) in convs.enumerated() { if let t = options[i][chosen[i]].tile { result[c.name] = t } }
+        var u = capacity
+        for i in convs.indices.reversed() {
+            let j = Int(pick[i][u])
+            guard j > 0 else { continue }
+            result[convs[i].name] = options[i][j].tile
+            u -= units(options[i][j])
+        }
         return result
     }
 
     static func directWork(_ g: ConvGeometry) -> Double {
-        Double(g.batch * g.outPixels) * Double(g.patchSize) * Double(g.groupOutChannels * g.groups)
+        let o16 = (g.outPixels + 15) / 16 * 16
+        return Double(g.batch * o16) * Double(g.patchSize) * Double(g.groupOutChannels * g.groups)
     }
 
     static func work(_ g: ConvGeometry, tile: Int) -> Double {
