@@ -25,7 +25,7 @@ package struct BuiltModel: Sendable {
         package var weightQuantizer: Quantizer? = nil
     }
 
-    /// The graph: input value ``input`` `[N, 3, S, S]`, output value ``output`` `[N, classes]`.
+    /// The graph: input value ``input`` `[N, inputChannels, S, S]`, output value ``output`` `[N, classes]`.
     package var graph: Graph
     /// `--model`.
     package var model: String
@@ -35,6 +35,8 @@ package struct BuiltModel: Sendable {
     package var output: String = "logits"
     /// Input resolution S (`input_size`).
     package var inputSize: Int
+    /// Input channels C (3 for every QTool network; an imported ONNX graph may declare others).
+    package var inputChannels: Int = 3
     /// Classes.
     package var numClasses: Int
     /// Conv and linear layers in build order.
@@ -47,9 +49,9 @@ package struct BuiltModel: Sendable {
     /// forward), in state-dict order of the build (see ``StateDictBinder/declared``).
     package var declaredTensors: [(key: String, shape: [Int], required: Bool)] = []
 
-    /// The input shape for a batch: `[batch, 3, inputSize, inputSize]`.
+    /// The input shape for a batch: `[batch, inputChannels, inputSize, inputSize]`.
     package func inputShape(batch: Int = 1, size: Int? = nil) -> [Int] {
-        [batch, 3, size ?? inputSize, size ?? inputSize]
+        [batch, inputChannels, size ?? inputSize, size ?? inputSize]
     }
 
     /// The layer with module path `name`.

@@ -25,8 +25,9 @@ package enum ONNXImport {
         "Greater", "GreaterOrEqual", "Less", "LessOrEqual", "Equal", "Max", "Min", "Where", "Sum",
     ]
 
-    /// The graph of `model` as a ``BuiltModel`` (input `[N, 3, S, S]`, one output; `S` from
-    /// the input's fixed height or the `qtools.input_size` metadata, else 32).
+    /// The graph of `model` as a ``BuiltModel`` (input `[N, C, S, S]`, one output; `C` from the
+    /// input's fixed channel dimension, else 3; `S` from its fixed height or the
+    /// `qtools.input_size` metadata, else 32).
     /// - Throws: ``InferenceError`` `.unsupported` naming the node and op type the engine cannot run.
     package static func builtModel(_ model: ONNXModel, name: String) throws(InferenceError) -> BuiltModel {
         let g = try graph(model)
@@ -41,9 +42,11 @@ package enum ONNXImport {
         let size = dims.count == 4 && dims[2].dimValue > 0 ? Int(dims[2].dimValue) : (recorded.flatMap { $0 > 0 ? $0 : nil } ?? 32)
         let od = output.type.tensorType.shape.dim
         let classes = od.count == 2 && od[1].dimValue > 0 ? Int(od[1].dimValue) : 0
-        return BuiltModel(
+        var built = BuiltModel(
             graph: g, model: name, input: input.name, output: output.name, inputSize: size, numClasses: classes,
             layers: [], nodeParameters: [:], boundKeys: [])
+        if dims.count == 4 && dims[1].dimValue > 0 { built.inputChannels = Int(dims[1].dimValue) }
+        return built
     }
 
     /// The engine graph of `model`'s main graph.

@@ -121,16 +121,18 @@ enum ModelIO {
         try f.commit()
     }
 
-    /// Runs `model` on `x` (`[N, 3, H, W]`); returns the logits.
+    /// Runs `model` on `x` (`[N, C, H, W]`, C the model's input channels); returns the logits.
     static func logits(_ model: BuiltModel, _ x: Tensor, threads: Int = 2) throws -> Tensor {
-        let out = try Executor(graph: model.graph, threads: threads).run([model.input: try imageBatch(x)])
+        let batch = try imageBatch(x, channels: model.inputChannels)
+        let out = try Executor(graph: model.graph, threads: threads).run([model.input: batch])
         return out[model.output]!
     }
 
-    /// `x` as float32, checked to be `[N, 3, H, W]`.
-    static func imageBatch(_ x: Tensor) throws -> Tensor {
-        guard x.shape.count == 4, x.shape[1] == 3 else {
-            throw UsageError("the input must be [N, 3, H, W]; got \(x.shape)")
+    /// `x` as float32, checked to be `[N, C, H, W]` (C = `channels` when given; the QTool
+    /// networks take 3, an imported ONNX graph what its input declares).
+    static func imageBatch(_ x: Tensor, channels: Int? = nil) throws -> Tensor {
+        guard x.shape.count == 4, channels.map({ x.shape[1] == $0 }) ?? true else {
+            throw UsageError("the input must be [N, \(channels.map(String.init) ?? "C"), H, W]; got \(x.shape)")
         }
         return x.dtype == .float32 ? x : Tensor(floats: x.floats(), shape: x.shape)
     }
