@@ -1,5 +1,5 @@
-// qtools compute kernels in C: the packed single-precision GEMM behind convolutions and the
-// Winograd F(2x2)/F(4x4) transforms.
+// qtools compute kernels in C: the packed single-precision GEMM behind convolutions, the
+// Winograd F(2x2)/F(4x4) transforms, max pooling and the fully connected layer.
 //
 // These are the only C kernels of the engine. Each has a naive twin in Swift
 // (Sources/Inference/Kernels/Reference) that the tests compare it with.
@@ -101,6 +101,28 @@ void qk_wino_input(const qk_wino_plane *p, const float *plane, float *v, float *
 /// the last point's last tile. `residual` may be NULL or `out` itself.
 void qk_wino_output(const qk_wino_plane *p, const float *m, float bias, const float *residual, float *out,
                     float lo, float hi, float *scratch, int portable);
+
+/// Max-pooling geometry of one `height x width` plane (PyTorch rules, sizes resolved).
+typedef struct {
+    long height, width, out_height, out_width;
+    long kernel_h, kernel_w, stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w;
+} qk_pool_shape;
+
+/// Max pooling of planes `p0 ..< p1`: plane `p` is read at `x + p * height * width` and
+/// written at `y + p * out_height * out_width` (x and y must not overlap). Padded positions
+/// are skipped and NaN wins, exactly as a row-major scan with `if (v > m || v != v) m = v`
+/// from `m = -INFINITY` (bit for bit, signed zeros and NaN payloads included). `portable`
+/// picks the scalar path even where AVX2 is available.
+void qk_maxpool(const qk_pool_shape *s, const float *x, float *y, long p0, long p1, int portable);
+
+/// Fully connected rows: for `n < batch` and `o0 <= o < o1`,
+/// `y[n * ldy + o] = act(dot(x[n * ldx ..< n * ldx + in], w[o * in ..< o * in + in]) + bias[o])`
+/// (no bias term when `bias` is NULL), the dot product summed in float in an unspecified
+/// order, and `act(v) = min(max(v, lo), hi)` with Swift's `min`/`max` (`lo >= v ? lo : v`,
+/// then `hi < v ? hi : v`: NaN passes, -0 becomes +0 under ReLU).
+/// `portable` picks the scalar path even where AVX2 is available.
+void qk_linear(long batch, long in, long o0, long o1, const float *x, long ldx, const float *w,
+               const float *bias, float *y, long ldy, float lo, float hi, int portable);
 
 /// 1 when the AVX2+FMA micro-kernel runs on this CPU, 0 for the portable one.
 int qk_uses_avx2(void);

@@ -1,3 +1,5 @@
+import CKernels
+
 /// Fast pooling over `[N*C planes, H, W]` -> `[planes, oH, oW]`, planes in parallel.
 ///
 /// Semantics are PyTorch's (see ``Pool2dAttributes``); twins are
@@ -5,89 +7,28 @@
 /// ``ReferenceKernels/adaptiveAvgPool2d(_:planes:height:width:outHeight:outWidth:)``.
 /// Input and output never alias.
 package enum Pooling {
-    /// Max pooling: padded positions are skipped; NaN wins (as PyTorch).
+    /// Max pooling: padded positions are skipped; NaN wins (as PyTorch), planes split over
+    /// threads.
     ///
-    /// Windows fully inside the input of a NaN-free plane are reduced in a register with a
-    /// plain select (no branches); border windows and planes containing NaN use the exact
-    /// per-element rule `v > m || v.isNaN`.
+    /// The C kernel `qk_maxpool` (`Sources/CKernels/maxpool.c`) reproduces the per-element
+    /// rule `v > m || v.isNaN` bit for bit: planes without NaN are reduced along rows, then
+    /// down columns (AVX2, 8 outputs at a time, for strides 1 and 2 along the width), keeping
+    /// the earlier value on ties; planes containing NaN take the exact rule. `portable` runs
+    /// its scalar path even where AVX2 is available (for tests).
     package static func maxPool(
         _ g: PoolGeometry, input: UnsafeBufferPointer<Float>, output: UnsafeMutableBufferPointer<Float>,
-        threads: Int
+        threads: Int, portable: Bool = false
     ) {
         precondition(input.count >= g.planes * g.inHeight * g.inWidth && output.count >= g.planes * g.outHeight * g.outWidth)
-        let (h, w, oh, ow) = (g.inHeight, g.inWidth, g.outHeight, g.outWidth)
-        let (kh, kw, sh, sw, dh, dw) = (g.kernelH, g.kernelW, g.strideH, g.strideW, g.dilationH, g.dilationW)
+        let shape = qk_pool_shape(
+            height: g.inHeight, width: g.inWidth, out_height: g.outHeight, out_width: g.outWidth,
+            kernel_h: g.kernelH, kernel_w: g.kernelW, stride_h: g.strideH, stride_w: g.strideW,
+            pad_top: g.padTop, pad_left: g.padLeft, dilation_h: g.dilationH, dilation_w: g.dilationW)
         let x0 = input.baseAddress!, y0 = output.baseAddress!
-        // Output rows/columns whose whole window lies inside the input.
-        func interior(_ n: Int, _ size: Int, _ s: Int, _ pad: Int, _ k: Int, _ d: Int) -> Range<Int> {
-            let lo = (pad + s - 1) / s
-            let hiIncl = size - 1 - (k - 1) * d + pad
-            let hi = hiIncl < 0 ? 0 : min(n, hiIncl / s + 1)
-            return lo < hi ? lo..<hi : 0..<0
-        }
-        let rows = interior(oh, h, sh, g.padTop, kh, dh), cols = interior(ow, w, sw, g.padLeft, kw, dw)
-        Parallel.forRanges(g.planes, threads: threads, grain: max(1, 8192 / max(oh * ow, 1))) { r in
-            for p in r {
-                let src = unsafe x0 + p * h * w
-                let dst = unsafe y0 + p * oh * ow
-                // NaN iff |bits| > +inf's bits; an unsigned max reduction vectorizes.
-                var largest: UInt32 = 0
-                for i in 0..<(h * w) { largest = max(largest, unsafe src[i].bitPattern & 0x7fff_ffff) }
-                let nanCount = largest > 0x7f80_0000 ? 1 : 0
-                @inline(__always) func exact(_ oy: Int, _ ox: Int) -> Float {
-                    var m = -Float.infinity
-                    for ky in 0..<kh {
-                        let iy = oy * sh - g.padTop + ky * dh
-                        if iy < 0 || iy >= h { continue }
-                        for kx in 0..<kw {
-                            let ix = ox * sw - g.padLeft + kx * dw
-                            if ix < 0 || ix >= w { continue }
-                            let v = unsafe src[iy * w + ix]
-                            if v > m || v.isNaN { m = v }
-                        }
-                    }
-                    return m
-                }
-                for oy in 0..<oh {
-                    let out = unsafe dst + oy * ow
-                    if nanCount > 0 || !rows.contains(oy) || cols.isEmpty {
-                        for ox in 0..<ow { unsafe out[ox] = exact(oy, ox) }
-                        continue
-                    }
-                    for ox in 0..<cols.lowerBound { unsafe out[ox] = exact(oy, ox) }
-                    let top = unsafe src + (oy * sh - g.padTop) * w - g.padLeft
-                    if kh == 3 && kw == 3 && dh == 1 && dw == 1 {
-                        for ox in cols {
-                            let a = unsafe top + ox * sw, b = unsafe a + w, c = unsafe b + w
-                            var m = unsafe a[0]
-                            var v = unsafe a[1]; m = v > m ? v : m
-                            v = unsafe a[2]; m = v > m ? v : m
-                            v = unsafe b[0]; m = v > m ? v : m
-                            v = unsafe b[1]; m = v > m ? v : m
-                            v = unsafe b[2]; m = v > m ? v : m
-                            v = unsafe c[0]; m = v > m ? v : m
-                            v = unsafe c[1]; m = v > m ? v : m
-                            v = unsafe c[2]; m = v > m ? v : m
-                            unsafe out[ox] = m
-                        }
-                        for ox in cols.upperBound..<ow { unsafe out[ox] = exact(oy, ox) }
-                        continue
-                    }
-                    for ox in cols {
-                        let corner = unsafe top + ox * sw
-                        var m = unsafe corner[0]
-                        for ky in 0..<kh {
-                            let line = unsafe corner + ky * dh * w
-                            for kx in 0..<kw {
-                                let v = unsafe line[kx * dw]
-                                m = v > m ? v : m
-                            }
-                        }
-                        unsafe out[ox] = m
-                    }
-                    for ox in cols.upperBound..<ow { unsafe out[ox] = exact(oy, ox) }
-                }
-            }
+        let flag: Int32 = portable ? 1 : 0
+        Parallel.forRanges(g.planes, threads: threads, grain: max(1, 8192 / max(g.outHeight * g.outWidth, 1))) { r in
+            var s = shape
+            unsafe qk_maxpool(&s, x0, y0, r.lowerBound, r.upperBound, flag)
         }
     }
 
