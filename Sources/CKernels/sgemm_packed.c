@@ -181,8 +181,9 @@ static inline void gather_stride2(const float *src, float *out, long n, int whol
 
 /// im2col straight into strips, one strip (16 output pixels) at a time so the writes are
 /// sequential: row `pc + kk` is (channel, ky, kx); column j is output pixel `n0 + jc + j`.
-/// A strip is cut into runs that lie in one output row; a run whose taps fall inside the
-/// image is a strided copy (a plain copy at stride 1), other runs check every tap.
+/// A strip is cut into runs that lie in one output row; the taps of a run that fall inside
+/// the image row are a strided copy (a plain copy at stride 1, SSE2 shuffles at stride 2),
+/// the ones in the padding at either end are zeros.
 static void pack_conv(const void *ctx, long pc, long kc, long jc, long nc, float *dst) {
     const conv_b *p = ctx;
     const qk_conv_shape *s = p->s;
@@ -217,23 +218,25 @@ static void pack_conv(const void *ctx, long pc, long kc, long jc, long nc, float
                     continue;
                 }
                 const float *src = img + y * s->width;
-                if (x0 >= 0 && x0 + (n - 1) * sw < s->width) {
-                    if (sw == 1) {
-                        if (n == QK_NR) {
-                            memcpy(out, src + x0, QK_NR * sizeof(float));  // inlined: constant size
-                        } else {
-                            memcpy(out, src + x0, (size_t)n * sizeof(float));
-                        }
-                    } else if (sw == 2) {
-                        gather_stride2(src + x0, out, n, x0 + 2 * n <= s->width);
+                // Lanes [lo, hi) read inside the row; the others are padding (zeros).
+                long lo = 0, hi = n;
+                if (x0 < 0) lo = (-x0 + sw - 1) / sw;
+                if (x0 + (n - 1) * sw >= s->width) hi = x0 >= s->width ? 0 : (s->width - 1 - x0) / sw + 1;
+                if (lo > hi) lo = hi;
+                for (long q = 0; q < lo; q++) out[q] = 0.f;
+                for (long q = hi; q < n; q++) out[q] = 0.f;
+                long m = hi - lo;
+                const float *first = src + x0 + lo * sw;
+                if (sw == 1) {
+                    if (m == QK_NR) {
+                        memcpy(out, first, QK_NR * sizeof(float));  // inlined: constant size
                     } else {
-                        for (long q = 0; q < n; q++) out[q] = src[x0 + q * sw];
+                        memcpy(out + lo, first, (size_t)m * sizeof(float));
                     }
+                } else if (sw == 2) {
+                    gather_stride2(first, out + lo, m, x0 + 2 * hi <= s->width);
                 } else {
-                    for (long q = 0; q < n; q++) {
-                        long x = x0 + q * sw;
-                        out[q] = x >= 0 && x < s->width ? src[x] : 0.f;
-                    }
+                    for (long q = 0; q < m; q++) out[lo + q] = first[q * sw];
                 }
             }
             if (w < QK_NR) memset(o + w, 0, (size_t)(QK_NR - w) * sizeof(float));
