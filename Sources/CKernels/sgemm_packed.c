@@ -106,8 +106,11 @@ static void run(long m, long n, long k, const float *pa, pack_b_fn pack, const v
     if (!ws && !pb) ws = thread_workspace();
     float tmp[QK_MR * QK_NR] __attribute__((aligned(32)));
     float tbias[QK_MR];
-    for (long jc = 0; jc < n; jc += QK_NC) {
-        long nc = n - jc < QK_NC ? n - jc : QK_NC;
+    // With all rows in one block, B is packed a few strips at a time: each strip is still in
+    // L1 when the micro-kernel reads it (a whole QK_NC block would go out to L2 first).
+    const long nc_step = !pb && m <= MC ? 2 * QK_NR : QK_NC;
+    for (long jc = 0; jc < n; jc += nc_step) {
+        long nc = n - jc < nc_step ? n - jc : nc_step;
         for (long pc = 0; pc < k; pc += QK_KC) {
             long kc = k - pc < QK_KC ? k - pc : QK_KC;
             int first = pc == 0, final = pc + kc >= k;
