@@ -182,6 +182,35 @@ static inline void gather_stride2(const float *src, float *out, long n, int whol
     for (; q < n; q++) out[q] = src[2 * q];
 }
 
+/// The `kernel_w` taps (stride 2) of one input row `y` for 16 outputs whose first tap is
+/// column `x`, as `kernel_w` rows of 16 at `out`: returns 0 (nothing written) when the row
+/// segment is not wholly inside the image, so the caller takes the per-tap path.
+static int deinterleaved_taps(const float *img, const qk_conv_shape *s, long y, long x, float *out) {
+    long kw = s->kernel_w;
+    if (y < 0 || y >= s->height) {
+        memset(out, 0, (size_t)(kw * QK_NR) * sizeof(float));
+        return 1;
+    }
+    long len = ((kw - 1) / 2 + QK_NR + 3) & ~3L;  // even/odd entries, whole groups of 4
+    if (x < 0 || x + 2 * len > s->width) return 0;
+    const float *src = img + y * s->width + x;
+    float even[24], odd[24];  // len <= 20 for kernel_w <= 9
+    long i = 0;
+#if defined(__x86_64__)
+    for (; i < len; i += 4) {
+        __m128 a = _mm_loadu_ps(src + 2 * i), b = _mm_loadu_ps(src + 2 * i + 4);
+        _mm_storeu_ps(even + i, _mm_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)));
+        _mm_storeu_ps(odd + i, _mm_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1)));
+    }
+#endif
+    for (; i < len; i++) {
+        even[i] = src[2 * i];
+        odd[i] = src[2 * i + 1];
+    }
+    for (long t = 0; t < kw; t++) memcpy(out + t * QK_NR, (t & 1 ? odd : even) + t / 2, QK_NR * sizeof(float));
+    return 1;
+}
+
 /// im2col straight into strips, one strip (16 output pixels) at a time so the writes are
 /// sequential: row `pc + kk` is (channel, ky, kx); column j is output pixel `n0 + jc + j`.
 /// A strip is cut into runs that lie in one output row; the taps of a run that fall inside
@@ -209,10 +238,22 @@ static void pack_conv(const void *ctx, long pc, long kc, long jc, long nc, float
         }
         start[runs] = w;
         long ci = pc / taps, t = pc % taps, ky = t / s->kernel_w, kx = t % s->kernel_w;
+        // Wide stride-2 kernels (the 7x7 stem): a whole strip in one output row shares, per
+        // (channel, ky), one input row segment; it is deinterleaved once into even and odd
+        // columns, and each tap kx is then a plain 16-float copy from one of them.
+        const int row_taps = runs == 1 && w == QK_NR && sw == 2 && s->dilation_w == 1 &&
+                             s->kernel_w >= 5 && s->kernel_w <= 9;
         float *o = dst;
         for (long kk = 0; kk < kc; kk++, o += QK_NR) {
             const float *img = p->image + ci * plane;
             long dy = ky * s->dilation_h, dx = kx * s->dilation_w;
+            if (row_taps && kx == 0 && kk + s->kernel_w <= kc &&
+                deinterleaved_taps(img, s, iy[0] + dy, ix[0], o)) {
+                kk += s->kernel_w - 1;
+                o += (s->kernel_w - 1) * QK_NR;
+                if (++ky == s->kernel_h) { ky = 0; ci++; }
+                continue;
+            }
             for (long r = 0; r < runs; r++) {
                 long y = iy[r] + dy, x0 = ix[r] + dx, n = start[r + 1] - start[r];
                 float *out = o + start[r];

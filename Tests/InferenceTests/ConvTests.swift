@@ -51,6 +51,9 @@ import Testing
         (1, 8, 16, 40, 67, 3, 2, 1, 1),  // stride 2, runs of 16 and tails (vector gathers)
         (1, 5, 12, 33, 64, 1, 2, 0, 1),  // 1x1 stride 2 reaching the end of every row
         (1, 3, 8, 38, 38, 7, 2, 3, 1),  // stem: 7x7 stride 2, pad 3, the last row at the image end
+        (2, 3, 8, 40, 96, 7, 2, 3, 1),  // stem, 48-wide rows: whole strips per row (deinterleaved taps)
+        (1, 5, 7, 70, 99, 5, 2, 2, 1),  // 5x5 stride 2, 48-wide rows, odd height
+        (1, 2, 6, 41, 96, 9, 2, 4, 1),  // 9x9 stride 2, the widest kernel on the row path
     ]
 
     @Test(arguments: networkShapes, [1, 2])
