@@ -18,6 +18,7 @@ struct ONNXInputShapeTests {
         torch.onnx.export(net, (x,), os.path.join(d, "c16.onnx"), dynamo=False, opset_version=13,
                           input_names=["input"], output_names=["out"], dynamic_axes={"input": {0: "n"}, "out": {0: "n"}})
         np.save(os.path.join(d, "x.npy"), x.numpy())
+        np.save(os.path.join(d, "x3.npy"), np.zeros((2, 3, 12, 12), np.float32))
         s = ort.InferenceSession(os.path.join(d, "c16.onnx"), providers=["CPUExecutionProvider"])
         np.save(os.path.join(d, "ort.npy"), s.run(None, {"input": x.numpy()})[0])
         """
@@ -38,6 +39,13 @@ struct ONNXInputShapeTests {
                 dir.appendingPathComponent("ort.npy").path, "--atol", "1e-5",
             ])
             #expect(verify.status == 0, "\(verify.stdout) \(verify.stderr)")
+            // A 3-channel input for this 16-channel graph is a usage error naming both shapes.
+            let wrong = try RunQTools.run([
+                "verify", model, "--input", dir.appendingPathComponent("x3.npy").path, "--expect",
+                dir.appendingPathComponent("ort.npy").path,
+            ])
+            #expect(wrong.status == 64, "\(wrong.stdout) \(wrong.stderr)")
+            #expect(wrong.stderr.contains("[N, 16, H, W]") && wrong.stderr.contains("[2, 3, 12, 12]"), "\(wrong.stderr)")
         }
     }
 }
