@@ -219,12 +219,7 @@ package enum Linear {
             unsafe blas(batch: batch, inFeatures: inFeatures, outFeatures: outFeatures, x, w, bias, y, activation)
             return
         }
-        let (lo, hi): (Float, Float)
-        switch activation {
-        case .none: (lo, hi) = (-.infinity, .infinity)
-        case .relu: (lo, hi) = (0, .infinity)
-        case .clamp(let l, let h): (lo, hi) = (l, h)
-        }
+        let (lo, hi) = activation.bounds
         let b = unsafe bias?.baseAddress
         let flag: Int32 = portable ? 1 : 0
         // Blocks of 8 output features (the kernel's widest block); about 32K multiply-adds

@@ -153,7 +153,7 @@ package enum Winograd {
             tiles_h: th, tiles_w: tw, channels: cin, point_stride: layout.pointStride)
         let outPlane = qk_wino_plane(
             tile: tile, height: g.outHeight, width: g.outWidth, pad_top: 0, pad_left: 0, tiles_h: th,
-            tiles_w: tw, channels: cout, point_stride: cout * t)
+            tiles_w: tw, channels: 0, point_stride: cout * t)  // `channels`: input only
         for b in 0..<g.batch {
             let x = unsafe input.baseAddress! + b * g.inImage
             let y = unsafe output.baseAddress! + b * g.outImage
