@@ -195,18 +195,8 @@ static int deinterleaved_taps(const float *img, const qk_conv_shape *s, long y, 
     if (x < 0 || x + 2 * len > s->width) return 0;
     const float *src = img + y * s->width + x;
     float even[24], odd[24];  // len <= 20 for kernel_w <= 9
-    long i = 0;
-#if defined(__x86_64__)
-    for (; i < len; i += 4) {
-        __m128 a = _mm_loadu_ps(src + 2 * i), b = _mm_loadu_ps(src + 2 * i + 4);
-        _mm_storeu_ps(even + i, _mm_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)));
-        _mm_storeu_ps(odd + i, _mm_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1)));
-    }
-#endif
-    for (; i < len; i++) {
-        even[i] = src[2 * i];
-        odd[i] = src[2 * i + 1];
-    }
+    gather_stride2(src, even, len, 1);      // src[2 * len - 1] is inside the row (checked above)
+    gather_stride2(src + 1, odd, len, 0);   // src[2 * len] may not be
     for (long t = 0; t < kw; t++) memcpy(out + t * QK_NR, (t & 1 ? odd : even) + t / 2, QK_NR * sizeof(float));
     return 1;
 }
