@@ -1,8 +1,10 @@
 // swift-tools-version: 6.2
 import PackageDescription
 
-// Imports point one way: Tensors <- Formats <- Inference <- Train <- QTools.
-// Formats never links BLAS; only Inference/Kernels/Gemm.swift imports COpenBLAS.
+// Imports point one way (docs/architecture.md; scripts/check-imports.sh enforces it):
+//   Tensors -> Formats -> QToolConfig -> Engine -> Models -> Train -> QTools
+// Engine knows no QTool words and imports only Tensors and the C kernels; only
+// Engine/Kernels/Gemm.swift imports COpenBLAS.
 let safety: [SwiftSetting] = [.strictMemorySafety()]
 
 let package = Package(
@@ -19,8 +21,10 @@ let package = Package(
             name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(
             name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
-        // The packed GEMM micro-kernels; optimized even in debug builds (tests run them).
-        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
+        // The C kernels (packed GEMM micro-kernels, Winograd transforms, pooling, linear).
+        // Optimized in every configuration by `#pragma GCC optimize` in each file (see
+        // ckernels.h), not by unsafeFlags, which would keep qtools from being a dependency.
+        .target(name: "CKernels"),
         .systemLibrary(name: "CMalloc"),
         .target(name: "Tensors", swiftSettings: safety),
         .target(
@@ -29,13 +33,16 @@ let package = Package(
                 "Tensors", "CZlib", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             swiftSettings: safety),
+        .target(name: "QToolConfig", dependencies: ["Tensors", "Formats"], swiftSettings: safety),
+        .target(name: "Engine", dependencies: ["Tensors", "COpenBLAS", "CKernels"], swiftSettings: safety),
         .target(
-            name: "Inference", dependencies: ["Tensors", "Formats", "COpenBLAS", "CKernels"],
+            name: "Models", dependencies: ["Tensors", "Formats", "QToolConfig", "Engine"],
             swiftSettings: safety),
+        .target(name: "Train", dependencies: ["Tensors", "Engine", "Models"], swiftSettings: safety),
         .executableTarget(
             name: "QTools",
             dependencies: [
-                "Tensors", "Formats", "Inference",
+                "Tensors", "Formats", "QToolConfig", "Engine", "Models", "Train",
                 .target(name: "CMalloc", condition: .when(platforms: [.linux])),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -43,7 +50,11 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["Tensors"], path: "Tests/TestSupport"),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TestSupport"]),
         .testTarget(name: "FormatsTests", dependencies: ["Formats", "TestSupport"]),
-        .testTarget(name: "InferenceTests", dependencies: ["Inference", "TestSupport"]),
-        .testTarget(name: "QToolsTests", dependencies: ["QTools", "Formats", "TestSupport"]),
+        .testTarget(name: "QToolConfigTests", dependencies: ["QToolConfig", "Formats", "TestSupport"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "TestSupport"]),
+        .testTarget(
+            name: "ModelsTests", dependencies: ["Models", "Engine", "QToolConfig", "Formats", "TestSupport"]),
+        .testTarget(
+            name: "QToolsTests", dependencies: ["QTools", "Formats", "QToolConfig", "TestSupport"]),
     ]
 )

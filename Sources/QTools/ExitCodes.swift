@@ -1,6 +1,8 @@
 import ArgumentParser
+import Engine
 import Formats
-import Inference
+import Models
+import QToolConfig
 import Tensors
 
 /// The exit-code table (sysexits-style) and the one place errors become messages.

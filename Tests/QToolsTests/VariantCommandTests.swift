@@ -1,4 +1,5 @@
 import Formats
+import QToolConfig
 import Foundation
 import Tensors
 import Testing

@@ -22,3 +22,16 @@ public func withTemporaryDirectory<R>(_ body: (URL) throws -> R) throws -> R {
     defer { try? FileManager.default.removeItem(at: dir) }
     return try body(dir)
 }
+
+/// The raw little-endian float32 values of the file at `url` (the `.f32` files the Python
+/// reference scripts write).
+public func readFloat32(_ url: URL) throws -> [Float] {
+    let d = [UInt8](try Data(contentsOf: url))
+    return (0..<(d.count / 4)).map { i in
+        var bits = UInt32(d[4 * i])
+        bits |= UInt32(d[4 * i + 1]) << 8
+        bits |= UInt32(d[4 * i + 2]) << 16
+        bits |= UInt32(d[4 * i + 3]) << 24
+        return Float(bitPattern: bits)
+    }
+}

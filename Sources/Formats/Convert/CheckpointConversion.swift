@@ -163,7 +163,7 @@ public struct Conversion: Sendable {
         let extraMetadata = state.metadata.filter { $0.key != "format" }
         switch format {
         case .pt, .ptLegacy:
-            if state.recordsConfig, extraMetadata.contains(where: { $0.key == ConfigRecord.key }) {
+            if state.recordsConfig, extraMetadata.contains(where: { $0.key == ConversionState.configRecordKey }) {
                 throw ConversionError(
                     .usage,
                     "a bare state dict has no place for the config record; add --wrap state_dict (or write safetensors)")

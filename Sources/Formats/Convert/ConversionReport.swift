@@ -104,6 +104,14 @@ public struct ConfigSummary: Codable, Sendable, Equatable {
     public var keywords: [String]
     /// Overrides after `--`.
     public var overrides: [String]
+
+    /// Describes a recorded config.
+    public init(file: String, model: String, keywords: [String], overrides: [String]) {
+        self.file = file
+        self.model = model
+        self.keywords = keywords
+        self.overrides = overrides
+    }
 }
 
 /// What one verifier found.

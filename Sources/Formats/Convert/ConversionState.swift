@@ -34,6 +34,9 @@ public struct ConversionState: Sendable {
     public var metadata: [(key: String, value: String)]
     /// True when a step added a config record that the output must keep.
     public var recordsConfig = false
+    /// The entry / metadata key of a recorded config (`qtools_config`; QToolConfig's
+    /// `ConfigRecord` is what it holds).
+    public static let configRecordKey = "qtools_config"
 
     /// The state of an input checkpoint.
     public init(_ checkpoint: Checkpoint) {

@@ -164,35 +164,3 @@ public struct CastFloatingTensors: ConversionStep {
         report.cast = cast
     }
 }
-
-/// `--config CFG`: stores a ``ConfigRecord`` under `qtools_config` (a root entry when the state
-/// dict is wrapped, else a metadata entry, which only safetensors can hold).
-public struct RecordConfig: ConversionStep {
-    /// The record.
-    public var record: ConfigRecord
-    public var summary: String { "record config \(record.file)" }
-    /// The report's description of the config.
-    public var configSummary: ConfigSummary
-
-    /// Creates the step from a validated record and its options.
-    public init(_ record: ConfigRecord, options: QToolOptions) {
-        self.record = record
-        self.configSummary = ConfigSummary(
-            file: record.file, model: options.model, keywords: options.keywords,
-            overrides: record.overrides)
-    }
-
-    public func apply(to state: inout ConversionState, report: inout ConversionReport) throws {
-        let text = try record.encoded()
-        switch state.location {
-        case .entry:
-            guard var d = state.root.dict else { return }
-            d.set(.string(ConfigRecord.key), .string(text))
-            state.root = .dict(d)
-        case .root, .none:
-            state.setMetadata(ConfigRecord.key, text)
-        }
-        state.recordsConfig = true
-        report.config = configSummary
-    }
-}

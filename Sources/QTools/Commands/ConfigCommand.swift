@@ -1,5 +1,6 @@
 import ArgumentParser
 import Formats
+import QToolConfig
 import Foundation
 
 /// `qtools config`: work with QTool config files (the bash fragments train.sh sources).

@@ -1,7 +1,9 @@
 import ArgumentParser
+import Engine
 import Formats
+import Models
+import QToolConfig
 import Foundation
-import Inference
 
 /// The options of `qtools convert` that need the inference engine: `--fold-bn` and the
 /// keyword-variant conversion (`--to-config`, `--to-model`, `--to-keyword`).

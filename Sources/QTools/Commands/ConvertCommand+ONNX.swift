@@ -1,6 +1,7 @@
+import Engine
 import Formats
+import Models
 import Foundation
-import Inference
 
 /// `qtools convert CKPT --config CFG --to onnx -o OUT.onnx`: the built model as an ONNX graph.
 extension ConvertCommand {

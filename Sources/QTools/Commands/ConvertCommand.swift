@@ -1,7 +1,8 @@
 import ArgumentParser
 import Formats
-import Foundation
+import QToolConfig
 import Tensors
+import Foundation
 
 /// `qtools convert IN -o OUT`: rename keys, cast, change format, record the config.
 struct ConvertCommand: ParsableCommand {

@@ -1,6 +1,7 @@
 import ArgumentParser
+import Engine
 import Formats
-import Inference
+import Models
 import Tensors
 
 /// `qtools run MODEL [--config CFG] [--input x.npy] [--output y.npy] [QTool options...]`.
@@ -54,7 +55,7 @@ struct RunCommand: ParsableCommand {
                 given?.shape ?? $0.inputShape()
             }
             if planned.randomWeights { Terminal.warning("\(model): random weights (no checkpoint)", quiet: out.quiet) }
-            let x = given ?? ModelIO.randomInput(shape: planned.inputShape, seed: seed)
+            let x = given ?? SplitMix64.normalTensor(shape: planned.inputShape, seed: seed)
             let logits = try planned.logits(x, threads: threads)
             if let output { try ModelIO.write(logits, to: output) }
             let report = RunReport(model: planned.name, input: x.shape, logits: logits)

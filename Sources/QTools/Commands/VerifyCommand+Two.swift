@@ -1,8 +1,10 @@
 import ArgumentParser
+import Engine
 import Formats
-import Foundation
-import Inference
+import Models
+import QToolConfig
 import Tensors
+import Foundation
 
 /// `qtools verify A B`: the options of the two-model form.
 struct VerifyTwoOptions: ParsableArguments {
@@ -30,11 +32,14 @@ struct VerifyTwoOptions: ParsableArguments {
                 x = try ModelIO.read(input)
                 what = input
             } else {
-                guard ma.inputSize == mb.inputSize else {
-                    throw UsageError("the models take inputs of size \(ma.inputSize) and \(mb.inputSize); give --input")
+                guard ma.inputSize == mb.inputSize, ma.inputChannels == mb.inputChannels else {
+                    throw UsageError(
+                        "the models take inputs of \(ma.inputChannels) x \(ma.inputSize) x \(ma.inputSize) and "
+                            + "\(mb.inputChannels) x \(mb.inputSize) x \(mb.inputSize); give --input")
                 }
-                x = ModelIO.randomInput(shape: [samples, 3, ma.inputSize, ma.inputSize], seed: seed)
-                what = "\(samples) seeded random inputs (seed \(seed)) [\(samples), 3, \(ma.inputSize), \(ma.inputSize)]"
+                let shape = [samples, ma.inputChannels, ma.inputSize, ma.inputSize]
+                x = SplitMix64.normalTensor(shape: shape, seed: seed)
+                what = "\(samples) seeded random inputs (seed \(seed)) \(shape)"
             }
             let la = try ma.run(x), lb = try mb.run(x)
             guard la.shape == lb.shape else {

@@ -1,6 +1,7 @@
 import ArgumentParser
+import Engine
 import Formats
-import Inference
+import Models
 import Tensors
 
 /// `qtools verify MODEL [--config CFG] --input x.npy --expect y.npy [--atol A] [--rtol R]`.

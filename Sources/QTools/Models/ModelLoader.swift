@@ -1,7 +1,9 @@
+import Engine
 import Formats
-import Foundation
-import Inference
+import Models
+import QToolConfig
 import Tensors
+import Foundation
 
 /// Resolves the `MODEL [--config CFG] [QTool options...]` arguments of run, trace, verify and
 /// bench into a built model.
@@ -81,28 +83,6 @@ struct ModelLoadError: Error, CustomStringConvertible {
 
 /// Seeded input and NumPy helpers shared by the model commands.
 enum ModelIO {
-    /// `[batch, 3, S, S]` values from N(0, 1) (Box-Muller over SplitMix64), seeded.
-    static func randomInput(shape: [Int], seed: UInt64) -> Tensor {
-        var state = seed
-        func uniform() -> Double {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            z ^= z >> 31
-            return (Double(z >> 11) + 0.5) / Double(1 << 53)
-        }
-        let n = shape.reduce(1, *)
-        var v: [Float] = []
-        v.reserveCapacity(n)
-        while v.count < n {
-            let r = (-2 * log(uniform())).squareRoot(), t = 2 * Double.pi * uniform()
-            v.append(Float(r * cos(t)))
-            if v.count < n { v.append(Float(r * sin(t))) }
-        }
-        return Tensor(floats: v, shape: shape)
-    }
-
     /// Reads a float32 `.npy` array.
     static func read(_ path: String) throws -> Tensor {
         let store = try ByteStore.map(path: path)

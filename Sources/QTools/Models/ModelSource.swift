@@ -1,5 +1,6 @@
+import Engine
 import Formats
-import Inference
+import Models
 import Tensors
 
 /// Any representation of a model that `verify A B` can run: a checkpoint built by the engine
@@ -9,9 +10,11 @@ import Tensors
 struct RunnableModel {
     /// What was loaded (for reports): the path and the model it holds.
     var description: String
-    /// Input resolution S of `[N, 3, S, S]`.
+    /// Input resolution S of `[N, C, S, S]`.
     var inputSize: Int
-    /// The logits `[N, classes]` for an input `[N, 3, S, S]`.
+    /// Input channels C (3 for the QTool networks; what an ONNX graph declares).
+    var inputChannels: Int
+    /// The logits `[N, classes]` for an input `[N, C, S, S]`.
     var run: (Tensor) throws -> Tensor
 }
 
@@ -25,7 +28,7 @@ enum ModelSource {
             path.lowercased().hasSuffix(".onnx")
             ? "ONNX graph" : "\(loaded.options.model) [\(words)]"
         return RunnableModel(
-            description: "\(path) (\(what))", inputSize: model.inputSize,
+            description: "\(path) (\(what))", inputSize: model.inputSize, inputChannels: model.inputChannels,
             run: { x in try ModelIO.logits(model, x) })
     }
 }

@@ -1,4 +1,5 @@
-import Inference
+import Engine
+import Models
 import Tensors
 
 /// A model loaded (as ``ModelLoader`` does) and planned for one input shape, without its graph.

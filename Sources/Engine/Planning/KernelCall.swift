@@ -1,0 +1,159 @@
+/// A region of the executor's arena or of the plan's packed weights.
+package struct Span: Sendable, Equatable {
+    /// Which buffer the span indexes.
+    package enum Pool: Sendable, Equatable { case arena, weights }
+    package var pool: Pool
+    /// Offset in floats.
+    package var offset: Int
+    /// Length in floats.
+    package var count: Int
+
+    package init(_ pool: Pool, offset: Int, count: Int) {
+        self.pool = pool
+        self.offset = offset
+        self.count = count
+    }
+}
+
+/// One kernel invocation with fully resolved sizes; `B` names its buffers.
+///
+/// The planner builds `KernelCall<Operand>` (buffers named by value) and resolves it to
+/// `KernelCall<Span>` after buffer assignment. Each case maps to one fast kernel (in
+/// `Kernels/`) and, through the reference executor, to its naive twin.
+package enum KernelCall<B: Sendable>: Sendable {
+    /// ``Conv2d/forward(_:input:weight:bias:residual:output:scratch:activation:threads:)``:
+    /// `y = act(conv(x) + b + residual)`.
+    case conv(ConvGeometry, input: B, weight: B, bias: B?, residual: B?, output: B, activation: Activation)
+    /// ``Winograd/forward(_:input:transformedWeight:bias:residual:output:scratch:activation:threads:)``:
+    /// a 3x3 stride-1 conv with output tiles `tile x tile` and weights pre-transformed.
+    case winograd(ConvGeometry, tile: Int, input: B, weight: B, bias: B?, residual: B?, output: B, activation: Activation)
+    /// ``Linear/forward(batch:inFeatures:outFeatures:input:weight:bias:output:activation:threads:)``.
+    case linear(batch: Int, inFeatures: Int, outFeatures: Int, input: B, weight: B, bias: B?, output: B, activation: Activation)
+    /// `y = act(x * scale[c] + bias[c])` (also lowered batch norm).
+    case channelAffine(batch: Int, channels: Int, inner: Int, input: B, scale: B, bias: B, output: B, activation: Activation)
+    /// `y = act(x)`.
+    case activation(Activation, input: B, output: B)
+    /// PReLU.
+    case prelu(batch: Int, channels: Int, inner: Int, input: B, slope: B, output: B)
+    /// Max pooling.
+    case maxPool(PoolGeometry, input: B, output: B)
+    /// Average pooling.
+    case avgPool(PoolGeometry, input: B, output: B)
+    /// Adaptive average pooling.
+    case adaptiveAvgPool(planes: Int, height: Int, width: Int, outHeight: Int, outWidth: Int, input: B, output: B)
+    /// `y = act(a + b)`.
+    case add(B, B, output: B, activation: Activation)
+    /// `y = a * b` with broadcasting (``BroadcastMul``).
+    case mul(BroadcastGeometry, B, B, output: B)
+    /// Mean over the middle axis of `[outer, reduced, inner]` (``ReduceMean``).
+    case reduceMean(ReduceGeometry, input: B, output: B)
+    /// Softmax over the middle axis of `[outer, axis, inner]`.
+    case softmax(outer: Int, axis: Int, inner: Int, input: B, output: B)
+    /// Constant padding of `[planes, H, W]`.
+    case pad(planes: Int, height: Int, width: Int, padding: Padding2d, value: Float, input: B, output: B)
+    /// Channel concatenation: `parts[i]` has `channels[i]` channels of `spatial` pixels each.
+    case concat(batch: Int, spatial: Int, parts: [B], channels: [Int], output: B)
+    /// Space-to-depth / depth-to-space; sizes are the space side `[N, C, H, W]`.
+    case spaceDepth(batch: Int, channels: Int, height: Int, width: Int, block: Int, toDepth: Bool, input: B, output: B)
+    /// Plain copy.
+    case copy(input: B, output: B)
+    /// A quantize function over a tensor of `shape` (``QuantizeKernel``).
+    case quantize(QuantizeAttributes, shape: [Int], input: B, output: B)
+
+    /// The same call with every buffer mapped through `f`.
+    package func map<T: Sendable>(_ f: (B) throws(InferenceError) -> T) throws(InferenceError) -> KernelCall<T> {
+        switch self {
+        case .conv(let g, let x, let w, let b, let r, let y, let a):
+            return .conv(g, input: try f(x), weight: try f(w), bias: try b.map(f), residual: try r.map(f), output: try f(y), activation: a)
+        case .winograd(let g, let tile, let x, let w, let b, let r, let y, let a):
+            return .winograd(g, tile: tile, input: try f(x), weight: try f(w), bias: try b.map(f), residual: try r.map(f), output: try f(y), activation: a)
+        case .linear(let n, let i, let o, let x, let w, let b, let y, let a):
+            return .linear(batch: n, inFeatures: i, outFeatures: o, input: try f(x), weight: try f(w), bias: try b.map(f), output: try f(y), activation: a)
+        case .channelAffine(let n, let c, let i, let x, let s, let b, let y, let a):
+            return .channelAffine(batch: n, channels: c, inner: i, input: try f(x), scale: try f(s), bias: try f(b), output: try f(y), activation: a)
+        case .activation(let a, let x, let y):
+            return .activation(a, input: try f(x), output: try f(y))
+        case .prelu(let n, let c, let i, let x, let s, let y):
+            return .prelu(batch: n, channels: c, inner: i, input: try f(x), slope: try f(s), output: try f(y))
+        case .maxPool(let g, let x, let y):
+            return .maxPool(g, input: try f(x), output: try f(y))
+        case .avgPool(let g, let x, let y):
+            return .avgPool(g, input: try f(x), output: try f(y))
+        case .adaptiveAvgPool(let p, let h, let w, let oh, let ow, let x, let y):
+            return .adaptiveAvgPool(planes: p, height: h, width: w, outHeight: oh, outWidth: ow, input: try f(x), output: try f(y))
+        case .add(let a, let b, let y, let act):
+            return .add(try f(a), try f(b), output: try f(y), activation: act)
+        case .mul(let g, let a, let b, let y):
+            return .mul(g, try f(a), try f(b), output: try f(y))
+        case .reduceMean(let g, let x, let y):
+            return .reduceMean(g, input: try f(x), output: try f(y))
+        case .softmax(let o, let a, let i, let x, let y):
+            return .softmax(outer: o, axis: a, inner: i, input: try f(x), output: try f(y))
+        case .pad(let p, let h, let w, let pad, let v, let x, let y):
+            return .pad(planes: p, height: h, width: w, padding: pad, value: v, input: try f(x), output: try f(y))
+        case .concat(let n, let s, let parts, let ch, let y):
+            var mapped: [T] = []
+            for p in parts { mapped.append(try f(p)) }
+            return .concat(batch: n, spatial: s, parts: mapped, channels: ch, output: try f(y))
+        case .spaceDepth(let n, let c, let h, let w, let s, let d, let x, let y):
+            return .spaceDepth(batch: n, channels: c, height: h, width: w, block: s, toDepth: d, input: try f(x), output: try f(y))
+        case .copy(let x, let y):
+            return .copy(input: try f(x), output: try f(y))
+        case .quantize(let q, let s, let x, let y):
+            return .quantize(q, shape: s, input: try f(x), output: try f(y))
+        }
+    }
+
+    /// Every buffer the call reads, in operand order.
+    package var reads: [B] {
+        switch self {
+        case .conv(_, let x, let w, let b, let r, _, _), .winograd(_, _, let x, let w, let b, let r, _, _):
+            return [x, w] + (b.map { [$0] } ?? []) + (r.map { [$0] } ?? [])
+        case .linear(_, _, _, let x, let w, let b, _, _): return [x, w] + (b.map { [$0] } ?? [])
+        case .channelAffine(_, _, _, let x, let s, let b, _, _): return [x, s, b]
+        case .activation(_, let x, _), .maxPool(_, let x, _), .avgPool(_, let x, _),
+            .adaptiveAvgPool(_, _, _, _, _, let x, _), .softmax(_, _, _, let x, _),
+            .pad(_, _, _, _, _, let x, _), .copy(let x, _), .quantize(_, _, let x, _),
+            .spaceDepth(_, _, _, _, _, _, let x, _), .reduceMean(_, let x, _):
+            return [x]
+        case .mul(_, let a, let b, _): return [a, b]
+        case .prelu(_, _, _, let x, let s, _): return [x, s]
+        case .add(let a, let b, _, _): return [a, b]
+        case .concat(_, _, let parts, _, _): return parts
+        }
+    }
+
+    /// The buffer the call writes.
+    package var output: B {
+        switch self {
+        case .conv(_, _, _, _, _, let y, _), .winograd(_, _, _, _, _, _, let y, _), .linear(_, _, _, _, _, _, let y, _),
+            .channelAffine(_, _, _, _, _, _, let y, _), .activation(_, _, let y),
+            .prelu(_, _, _, _, _, let y), .maxPool(_, _, let y), .avgPool(_, _, let y),
+            .adaptiveAvgPool(_, _, _, _, _, _, let y), .add(_, _, let y, _),
+            .softmax(_, _, _, _, let y), .pad(_, _, _, _, _, _, let y), .concat(_, _, _, _, let y),
+            .copy(_, let y), .quantize(_, _, _, let y), .spaceDepth(_, _, _, _, _, _, _, let y),
+            .mul(_, _, _, let y), .reduceMean(_, _, let y):
+            return y
+        }
+    }
+
+    /// Inputs that may share the output's memory (elementwise reads at the written index),
+    /// as values of `reads` equal to them.
+    package var inPlaceCandidates: [B] {
+        switch self {
+        case .conv(_, _, _, _, let r, _, _), .winograd(_, _, _, _, _, let r, _, _): return r.map { [$0] } ?? []
+        case .channelAffine(_, _, _, let x, _, _, _, _), .activation(_, let x, _),
+            .prelu(_, _, _, let x, _, _), .softmax(_, _, _, let x, _):
+            return [x]
+        case .add(let a, let b, _, _): return [a, b]
+        case .mul(let g, let a, let b, _): return (g.aIsFull ? [a] : []) + (g.bIsFull ? [b] : [])
+        default: return []
+        }
+    }
+}
+
+/// A kernel operand before buffer assignment: a graph value (in the arena) or packed weights.
+package enum Operand: Sendable, Equatable {
+    case value(String)
+    case weights(Span)
+}
