@@ -3,6 +3,7 @@
 
 Usage (from the repository root, after `swift build -c release`):
     ~/.cache/qtools-venv/bin/python Benchmarks/engine_bench.py --qtools .build/release/qtools [--runs 30]
+    ... --qtools OLD/qtools --qtools NEW/qtools   # A/B: both binaries interleaved in the same rounds
     ~/.cache/qtools-venv/bin/python Benchmarks/engine_bench.py [--runs 30] [--threads 2] [--no-qtools]
 
 With --qtools the shipped command is timed: the torch weights are saved with torch.save and
@@ -64,7 +65,9 @@ def run_qtools_cli(binary, wdir, runs, warmup, threads):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--qtools", help="time this qtools binary (`qtools bench`) instead of the test-entry build")
+    ap.add_argument("--qtools", action="append", default=[],
+                    help="time this qtools binary (`qtools bench`) instead of the test-entry build; "
+                         "repeat to compare binaries in the same rounds")
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=3)
@@ -81,7 +84,10 @@ def main():
         ref = model(x)
 
     import onnxruntime as ort
-    rounds = {"onnxruntime": [], "torch": [], "qtools": []}
+    labels = {b: ("qtools" if len(a.qtools) <= 1 else f"qtools[{i}]") for i, b in enumerate(a.qtools)}
+    rounds = {"onnxruntime": [], "torch": [], **{l: [] for l in labels.values()}}
+    if not a.qtools and not a.no_qtools:
+        rounds["qtools"] = []
     with tempfile.TemporaryDirectory() as d:
         onnx_path = os.path.join(d, "resnet18.onnx")
         torch.onnx.export(model, x, onnx_path, dynamo=False, opset_version=13,
@@ -101,10 +107,11 @@ def main():
                 f.write("model='pytorch-resnet18'\ndataset='imagenet'\nkeyword='imagenet'\n")
             np.save(os.path.join(wdir, "x.npy"), x.numpy())
             np.save(os.path.join(wdir, "ref.npy"), ref.numpy())
-            v = subprocess.run([a.qtools, "verify", os.path.join(wdir, "resnet18.pth"), "--config",
-                                os.path.join(wdir, "config.txt"), "--input", os.path.join(wdir, "x.npy"),
-                                "--expect", os.path.join(wdir, "ref.npy"), "--json"], capture_output=True, text=True)
-            print("qtools verify vs torch: exit %d %s" % (v.returncode, v.stdout.replace("\n", " ")[:300]))
+            for b, label in labels.items():
+                v = subprocess.run([b, "verify", os.path.join(wdir, "resnet18.pth"), "--config",
+                                    os.path.join(wdir, "config.txt"), "--input", os.path.join(wdir, "x.npy"),
+                                    "--expect", os.path.join(wdir, "ref.npy"), "--json"], capture_output=True, text=True)
+                print("%s (%s) verify vs torch: exit %d %s" % (label, b, v.returncode, v.stdout.replace("\n", " ")[:300]))
         elif not a.no_qtools:
             os.makedirs(wdir)
             index = []
@@ -126,10 +133,10 @@ def main():
             rounds["onnxruntime"].append(timed(lambda: sess.run(None, feed), a.runs, a.warmup))
             with torch.no_grad():
                 rounds["torch"].append(timed(lambda: model(x), a.runs, a.warmup))
-            if a.qtools:
-                q = run_qtools_cli(a.qtools, wdir, a.runs, a.warmup, a.threads)
-                rounds["qtools"].append((q["median_ms"], q["min_ms"], q["max_ms"]))
-            elif not a.no_qtools:
+            for b, label in labels.items():
+                q = run_qtools_cli(b, wdir, a.runs, a.warmup, a.threads)
+                rounds[label].append((q["median_ms"], q["min_ms"], q["max_ms"]))
+            if not a.qtools and not a.no_qtools:
                 q = run_qtools(repo, wdir, a.runs, a.warmup, a.threads)
                 rounds["qtools"].append((q["medianMs"], q["minMs"], q["maxMs"]))
         if q is not None and not a.qtools:

@@ -7,7 +7,11 @@ import Tensors
 ///
 /// Value naming: a module's output value is its module path (`layer1.0.conv1.0`,
 /// `layer1.0.bn1.0`); helper nodes get a suffix (`layer1.0.conv1.0.pad`). Constants are named
-/// by their state-dict key; a quantized conv's weight constant holds the quantized weight.
+/// by their state-dict key. The module's own tensors as the checkpoint holds them (float
+/// weights, biases, BN affine parameters and running statistics, PReLU slopes) are graph
+/// variables (``Graph/variables``); a quantized weight is a constant holding the quantized
+/// weight (its quantizer is in ``BuiltModel/Layer/weightQuantizer``), as are derived values
+/// (folded BN scales, fixed slopes). Quantizer parameters live in the quantize ops' functions.
 package struct ModelAssembler {
     /// The graph so far.
     package var graph = Graph()
@@ -57,6 +61,12 @@ package struct ModelAssembler {
         return key
     }
 
+    /// A state-dict tensor the module owns as it is stored (see the type's notes).
+    private mutating func variable(_ key: String, _ t: Tensor) -> String {
+        graph.addVariable(key, t)
+        return key
+    }
+
     // MARK: - Layers
 
     /// A convolution module at `path`: a plain `nn.Conv2d` (`quantized: false`, or a
@@ -72,7 +82,7 @@ package struct ModelAssembler {
         let foldedBias = foldedBN && !bias && binder.has(path + ".bias")
         if bias || foldedBias {
             let b = try binder.take(path + ".bias", shape: [cout])
-            inputs.append(constant(path + ".bias", b))
+            inputs.append(variable(path + ".bias", b))
             params += cout
         }
         var q: ConvQuantizers? = nil
@@ -114,7 +124,11 @@ package struct ModelAssembler {
             }
             convPadding = 0
         }
-        _ = constant(path + ".weight", w)
+        if q?.weight.isEnabled == true {
+            _ = constant(path + ".weight", w)
+        } else {
+            _ = variable(path + ".weight", w)
+        }
         let outputQuantized = q?.output.isEnabled == true
         let convNode = node(
             .conv2d(.init(stride: stride, padding: convPadding, groups: groups)),
@@ -148,7 +162,7 @@ package struct ModelAssembler {
         let w = try binder.take(path + ".weight", shape: [cout, cin])
         let b = try binder.take(path + ".bias", shape: [cout])
         let name = unique(output ?? path)
-        graph.add(.linear, name: name, inputs: [x, constant(path + ".weight", w), constant(path + ".bias", b)])
+        graph.add(.linear, name: name, inputs: [x, variable(path + ".weight", w), variable(path + ".bias", b)])
         nodeParameters[name] = cout * cin + cout
         layers.append(.init(name: path, kind: "linear", node: name, input: x, output: name, activationBits: nil, weightBits: nil, parameters: cout * cin + cout))
         if foldedBN { foldedOutputs.insert(name) }
@@ -162,7 +176,7 @@ package struct ModelAssembler {
         }
         var inputs = [x]
         for t in ["weight", "bias", "running_mean", "running_var"] {
-            inputs.append(constant("\(path).\(t)", try binder.take("\(path).\(t)", shape: [c])))
+            inputs.append(variable("\(path).\(t)", try binder.take("\(path).\(t)", shape: [c])))
         }
         try binder.allow(path + ".num_batches_tracked", shape: [])
         return node(.batchNorm(epsilon: 1e-5), path, inputs, params: 2 * c)
@@ -179,7 +193,7 @@ package struct ModelAssembler {
         switch activationKind {
         case "PReLU":
             let a = try binder.take(path + ".weight", shape: [1])
-            return node(.prelu, path, [x, constant(path + ".weight", a)], params: 1)
+            return node(.prelu, path, [x, variable(path + ".weight", a)], params: 1)
         case "NReLU": return x
         case "ReLU6": return node(.hardtanh(min: 0, max: 6), path, [x])
         case "LReLU":
@@ -247,8 +261,8 @@ extension ModelAssembler {
     package mutating func reverseBatchNorm(_ path: String, _ x: String, channels c: Int) throws(InferenceError) -> String {
         let w = try binder.take(path + ".weight", shape: [c])
         let b = try binder.take(path + ".bias", shape: [c])
-        graph.addConstant(path + ".weight", w)
-        graph.addConstant(path + ".bias", b)
+        _ = variable(path + ".weight", w)
+        _ = variable(path + ".bias", b)
         let affine = unique(path + ".affine")
         graph.add(.channelAffine, name: affine, inputs: [x, path + ".weight", path + ".bias"])
         nodeParameters[affine] = 2 * c
@@ -257,8 +271,7 @@ extension ModelAssembler {
         graph.addConstant(path + "#zeros", Tensor(floats: [Float](repeating: 0, count: c), shape: [c]))
         inputs += [path + "#ones", path + "#zeros"]
         for t in ["running_mean", "running_var"] {
-            graph.addConstant("\(path).\(t)", try binder.take("\(path).\(t)", shape: [c]))
-            inputs.append("\(path).\(t)")
+            inputs.append(variable("\(path).\(t)", try binder.take("\(path).\(t)", shape: [c])))
         }
         try binder.allow(path + ".num_batches_tracked", shape: [])
         let n = unique(path)
@@ -287,8 +300,12 @@ extension ModelAssembler {
         if q.weight.isEnabled {
             do { w = Tensor(floats: try q.weight(w.floats(), shape: [cout, cin]), shape: [cout, cin]) } catch { throw QuantizerKeys.error(error) }
         }
-        graph.addConstant(path + ".weight", w)
-        graph.addConstant(path + ".bias", b)
+        if q.weight.isEnabled {
+            _ = constant(path + ".weight", w)
+        } else {
+            _ = variable(path + ".weight", w)
+        }
+        _ = variable(path + ".bias", b)
         var v = x
         if q.activation.isEnabled {
             let n = unique(path + ".quant_activation")
