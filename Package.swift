@@ -54,6 +54,7 @@ let package = Package(
         .testTarget(name: "EngineTests", dependencies: ["Engine", "TestSupport"]),
         .testTarget(
             name: "ModelsTests", dependencies: ["Models", "Engine", "QToolConfig", "Formats", "TestSupport"]),
+        .testTarget(name: "TrainTests", dependencies: ["Train", "Models", "Formats", "QToolConfig", "TestSupport"]),
         .testTarget(
             name: "QToolsTests", dependencies: ["QTools", "Formats", "QToolConfig", "TestSupport"]),
     ]

@@ -4,6 +4,7 @@ import Formats
 import Models
 import QToolConfig
 import Tensors
+import Train
 
 /// The exit-code table (sysexits-style) and the one place errors become messages.
 ///
@@ -39,7 +40,7 @@ enum ExitCodes {
             case .malformedMapping, .collision, .unsupported: return dataError
             }
         case let e as ConfigError: return e.kind == .unreadable ? noInput : dataError
-        case is InferenceError, is ModelLoadError: return dataError
+        case is InferenceError, is ModelLoadError, is TrainError: return dataError
         default: return software
         }
     }

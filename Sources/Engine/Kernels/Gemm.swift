@@ -24,6 +24,26 @@ package enum Gemm {
         }
     }
 
+    /// Double-precision GEMM on whole arrays (`dgemm`), for gradients that need more than
+    /// float32 accumulation (the trainer's weight and input gradients).
+    package static func dgemm(
+        m: Int, n: Int, k: Int, a: [Double], b: [Double], c: inout [Double], alpha: Double = 1,
+        beta: Double = 0
+    ) {
+        precondition(a.count >= m * k && b.count >= k * n && c.count >= m * n)
+        guard m > 0, n > 0 else { return }
+        unsafe a.withUnsafeBufferPointer { pa in
+            unsafe b.withUnsafeBufferPointer { pb in
+                unsafe c.withUnsafeMutableBufferPointer { pc in
+                    unsafe cblas_dgemm(
+                        CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k), alpha,
+                        pa.baseAddress!, Int32(max(k, 1)), pb.baseAddress!, Int32(n), beta, pc.baseAddress!,
+                        Int32(n))
+                }
+            }
+        }
+    }
+
     /// Pointer-level sgemm. `transB` multiplies by `B^T` where `B` is stored `n x k` (ldb >= k).
     package static func sgemm(
         m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, transB: Bool = false,

@@ -35,22 +35,8 @@ struct ModelLoader {
             (self.model, options) = try Self.onnx(name)
             randomWeights = false
         } else if let name, fileExists {
-            let opened = try ModelFile.open(path: name)
-            if let config {
-                options = try QToolOptions(config: ConfigFile(contentsOf: config, environment: env))
-            } else if let record = (try? ConfigRecord.read(from: opened.checkpoint)) ?? nil {
-                options = try record.options()  // written by `convert --config` (JSON record)
-            } else if case .string(let text)? = opened.checkpoint.root.dict?[Self.configEntry] {
-                options = try QToolOptions(
-                    config: ConfigFile(text: text, path: "\(name):\(Self.configEntry)", environment: env))
-            } else {
-                throw UsageError("\(name) records no config; pass --config CFG (the QTool config the checkpoint was trained with)")
-            }
-            options = try options.applying(arguments: overrides)
-            guard let sd = opened.checkpoint.stateDict() else {
-                throw FormatError(.notACheckpoint("no state dict (no 'state_dict' or 'model' entry and no tensors at the root)"), file: name)
-            }
-            let entries = sd.entries.map { ($0.name, $0.tensor.materialize()) }
+            let entries: [(name: String, tensor: Tensor)]
+            (options, entries) = try Self.checkpoint(name, config: config, overrides: overrides)
             do {
                 self.model = try ModelBuilder.build(options: options, stateDict: entries)
             } catch { throw ModelLoadError(file: name, error: error) }
@@ -74,6 +60,33 @@ struct ModelLoader {
     }
 }
 
+extension ModelLoader {
+    /// The options and the state dict (materialised, in file order) of checkpoint `path`:
+    /// options from `config`, else the config recorded in the checkpoint, then `overrides`.
+    static func checkpoint(_ path: String, config: String?, overrides: [String]) throws
+        -> (options: QToolOptions, stateDict: [(name: String, tensor: Tensor)])
+    {
+        let env = ProcessInfo.processInfo.environment
+        let opened = try ModelFile.open(path: path)
+        var options: QToolOptions
+        if let config {
+            options = try QToolOptions(config: ConfigFile(contentsOf: config, environment: env))
+        } else if let record = (try? ConfigRecord.read(from: opened.checkpoint)) ?? nil {
+            options = try record.options()  // written by `convert --config` (JSON record)
+        } else if case .string(let text)? = opened.checkpoint.root.dict?[configEntry] {
+            options = try QToolOptions(
+                config: ConfigFile(text: text, path: "\(path):\(configEntry)", environment: env))
+        } else {
+            throw UsageError("\(path) records no config; pass --config CFG (the QTool config the checkpoint was trained with)")
+        }
+        options = try options.applying(arguments: overrides)
+        guard let sd = opened.checkpoint.stateDict() else {
+            throw FormatError(.notACheckpoint("no state dict (no 'state_dict' or 'model' entry and no tensors at the root)"), file: path)
+        }
+        return (options, sd.entries.map { ($0.name, $0.tensor.materialize()) })
+    }
+}
+
 /// A model that does not fit its checkpoint (a missing, extra or mis-shaped tensor), with the file.
 struct ModelLoadError: Error, CustomStringConvertible {
     var file: String
@@ -94,9 +107,9 @@ enum ModelIO {
         }
     }
 
-    /// Writes `t` as `.npy` (atomically, replacing an existing file).
-    static func write(_ t: Tensor, to path: String) throws {
-        let f = try OutputFile(path: path, overwrite: true)
+    /// Writes `t` as `.npy` (atomically; an existing file is replaced only with `overwrite`).
+    static func write(_ t: Tensor, to path: String, overwrite: Bool = true) throws {
+        let f = try OutputFile(path: path, overwrite: overwrite)
         try NpyWriter.write(t, to: f)
         try f.commit()
     }

@@ -1,0 +1,214 @@
+import Engine
+import Tensors
+
+/// A train-mode pass over an engine ``Graph`` (the graph `Models` builds from a config and a
+/// checkpoint, so one model definition serves inference and training): a forward that keeps
+/// every value (a tape) with batch norm on batch statistics, and a backward that returns the
+/// gradient of every constant or variable the outputs depend on.
+///
+/// The values of constants come from a `state` map (name -> floats) that the trainer owns and
+/// updates; the graph's own constants are its initial values.
+package struct TrainingGraph: Sendable {
+    /// The graph.
+    package let graph: Graph
+    /// Node indices in execution order.
+    private let order: [Int]
+
+    /// What the forward keeps for the backward.
+    package struct Tape: Sendable {
+        /// Every value (inputs, constants, node outputs) by name.
+        package var values: [String: [Float]] = [:]
+        /// Every value's shape.
+        package var shapes: [String: [Int]] = [:]
+        /// The batch statistics of each train-mode batch norm, by node name.
+        package var batchStatistics: [String: LayerGradients.BatchStatistics] = [:]
+
+        /// The tensor of `value`.
+        package func tensor(_ value: String) -> Tensor? {
+            values[value].map { Tensor(floats: $0, shape: shapes[value]!) }
+        }
+    }
+
+    /// Checks that every op has a training rule.
+    /// - Throws: ``TrainError`` `.engine` for an invalid graph, `.unsupported` naming the node
+    ///   of an op that cannot be trained yet.
+    package init(_ graph: Graph) throws(TrainError) {
+        do { order = try graph.validate() } catch { throw TrainError(.engine(error)) }
+        for i in order {
+            let n = graph.nodes[i]
+            switch n.op {
+            case .conv2d, .batchNorm, .relu, .hardtanh, .clamp, .maxPool2d, .avgPool2d, .adaptiveAvgPool2d,
+                .linear, .add, .flatten, .identity, .pad, .concat:
+                continue
+            case .quantize(let q):
+                throw TrainError(.unsupported("the \(q.method) quantizer \(q.name) (training-mode quantizers are not implemented yet)"), node: n.name)
+            default:
+                throw TrainError(.unsupported("op \(n.op.typeName)"), node: n.name)
+            }
+        }
+        self.graph = graph
+    }
+
+    /// The graph's constants as a trainer's initial state.
+    package var initialState: [String: [Float]] { graph.constants.mapValues { $0.floats() } }
+
+    /// Runs the graph in training mode on `inputs`, with constant values from `state`.
+    /// - Throws: ``TrainError`` naming the node whose shapes do not fit.
+    package func forward(inputs: [String: Tensor], state: [String: [Float]]) throws(TrainError) -> Tape {
+        var tape = Tape()
+        for name in graph.inputs {
+            guard let t = inputs[name] else { throw TrainError(.invalidInput("input \"\(name)\" not supplied")) }
+            tape.values[name] = t.floats()
+            tape.shapes[name] = t.shape
+        }
+        for (name, t) in graph.constants {
+            tape.values[name] = state[name] ?? t.floats()
+            tape.shapes[name] = t.shape
+        }
+        for i in order {
+            let n = graph.nodes[i]
+            let s = n.inputs.map { tape.shapes[$0]! }
+            let x = n.inputs.map { tape.values[$0]! }
+            do {
+                let outShape = try ShapeInference.outputShape(n.op, s)
+                let y = try evaluate(n, x, s, outShape, &tape)
+                tape.shapes[n.outputs[0]] = outShape
+                tape.values[n.outputs[0]] = y
+            } catch let e as InferenceError {
+                throw TrainError(.engine(e.at(node: n.name)), node: n.name)
+            } catch let e as TrainError {
+                throw e
+            } catch {
+                throw TrainError(.unsupported("\(error)"), node: n.name)
+            }
+        }
+        return tape
+    }
+
+    private func evaluate(
+        _ n: Graph.Node, _ x: [[Float]], _ s: [[Int]], _ out: [Int], _ tape: inout Tape
+    ) throws -> [Float] {
+        typealias R = ReferenceKernels
+        let (batch, channels, inner) = Self.layout(s[0])
+        switch n.op {
+        case .conv2d(let a):
+            let g = try ShapeInference.conv(a, input: s[0], weight: s[1], bias: s.count > 2 ? s[2] : nil)
+            return ConvGradient.forward(g, x: x[0], w: x[1], b: x.count > 2 ? x[2] : nil)
+        case .batchNorm(let eps):
+            let (y, st) = LayerGradients.batchNormForward(
+                x[0], batch: batch, channels: channels, inner: inner, gamma: x[1], beta: x[2], epsilon: eps)
+            tape.batchStatistics[n.name] = st
+            return y
+        case .relu: return R.activation(x[0], .relu)
+        case .hardtanh(let lo, let hi): return R.activation(x[0], .clamp(lo: lo, hi: hi))
+        case .clamp(let lo, let hi): return R.activation(x[0], .clamp(lo: lo ?? -.infinity, hi: hi ?? .infinity))
+        case .maxPool2d(let a): return R.maxPool2d(try ShapeInference.pool(a, input: s[0], isMax: true), input: x[0])
+        case .avgPool2d(let a): return R.avgPool2d(try ShapeInference.pool(a, input: s[0], isMax: false), input: x[0])
+        case .adaptiveAvgPool2d(let oh, let ow):
+            return R.adaptiveAvgPool2d(x[0], planes: batch * channels, height: s[0][2], width: s[0][3], outHeight: oh, outWidth: ow)
+        case .linear:
+            var y = [Float](repeating: 0, count: out.reduce(1, *))
+            Gemm.sgemm(
+                m: s[0][0], n: s[1][0], k: s[0][1], a: x[0],
+                b: ConvGradient.transpose(x[1], rows: s[1][0], cols: s[1][1]), c: &y)
+            if x.count > 2 { for i in y.indices { y[i] += x[2][i % s[1][0]] } }
+            return y
+        case .add: return R.add(x[0], x[1])
+        case .flatten, .identity: return x[0]
+        case .pad(let a):
+            return R.pad(x[0], planes: batch * channels, height: s[0][2], width: s[0][3], padding: a.padding, value: a.value)
+        case .concat: return R.concat(x, batch: batch, channels: s.map { $0[1] }, spatial: s[0][2] * s[0][3])
+        default: throw TrainError(.unsupported("op \(n.op.typeName)"), node: n.name)
+        }
+    }
+
+    /// The gradient of every value reached backwards from `outputGradients` (output value ->
+    /// gradient), including each constant's; graph inputs get none.
+    /// - Throws: ``TrainError`` `.nonFinite` naming the first node whose gradient is not finite.
+    package func backward(_ tape: Tape, outputGradients: [String: [Float]]) throws(TrainError) -> [String: [Float]] {
+        var grads = outputGradients
+        let inputs = Set(graph.inputs)
+        func accumulate(_ value: String, _ g: [Float]) {
+            if inputs.contains(value) { return }
+            if let old = grads[value] {
+                grads[value] = zip(old, g).map { $0 + $1 }
+            } else {
+                grads[value] = g
+            }
+        }
+        for i in order.reversed() {
+            let n = graph.nodes[i]
+            guard let dy = grads[n.outputs[0]] else { continue }
+            if let bad = dy.first(where: { !$0.isFinite }) {
+                throw TrainError(.nonFinite("gradient \(bad) at the output of \(n.name)"), node: n.name)
+            }
+            let x = n.inputs.map { tape.values[$0]! }
+            let s = n.inputs.map { tape.shapes[$0]! }
+            let needsInput = !inputs.contains(n.inputs[0])
+            let (batch, channels, inner) = Self.layout(s[0])
+            do {
+                switch n.op {
+                case .conv2d(let a):
+                    let g = try ShapeInference.conv(a, input: s[0], weight: s[1], bias: s.count > 2 ? s[2] : nil)
+                    let r = ConvGradient.backward(g, x: x[0], w: x[1], dy: dy, inputGradient: needsInput)
+                    if let dx = r.dx { accumulate(n.inputs[0], dx) }
+                    accumulate(n.inputs[1], r.dw)
+                    if n.inputs.count > 2 { accumulate(n.inputs[2], r.db) }
+                case .batchNorm(let eps):
+                    let r = LayerGradients.batchNormBackward(
+                        x[0], dy: dy, batch: batch, channels: channels, inner: inner, gamma: x[1],
+                        statistics: tape.batchStatistics[n.name]!, epsilon: eps)
+                    accumulate(n.inputs[0], r.dx)
+                    accumulate(n.inputs[1], r.dgamma)
+                    accumulate(n.inputs[2], r.dbeta)
+                case .relu:
+                    accumulate(n.inputs[0], LayerGradients.activationBackward(x[0], dy: dy) { $0 > 0 })
+                case .hardtanh(let lo, let hi):
+                    accumulate(n.inputs[0], LayerGradients.activationBackward(x[0], dy: dy) { $0 > lo && $0 < hi })
+                case .clamp(let lo, let hi):
+                    accumulate(n.inputs[0], LayerGradients.activationBackward(x[0], dy: dy) {
+                        $0 >= (lo ?? -.infinity) && $0 <= (hi ?? .infinity)
+                    })
+                case .maxPool2d(let a):
+                    accumulate(n.inputs[0], LayerGradients.maxPoolBackward(try ShapeInference.pool(a, input: s[0], isMax: true), x: x[0], dy: dy))
+                case .avgPool2d(let a):
+                    accumulate(n.inputs[0], LayerGradients.avgPoolBackward(try ShapeInference.pool(a, input: s[0], isMax: false), dy: dy))
+                case .adaptiveAvgPool2d(let oh, let ow):
+                    accumulate(n.inputs[0], LayerGradients.adaptiveAvgPoolBackward(
+                        dy: dy, planes: batch * channels, height: s[0][2], width: s[0][3], outHeight: oh, outWidth: ow))
+                case .linear:
+                    let r = LayerGradients.linearBackward(
+                        x: x[0], w: x[1], dy: dy, batch: s[0][0], inFeatures: s[0][1], outFeatures: s[1][0])
+                    accumulate(n.inputs[0], r.dx)
+                    accumulate(n.inputs[1], r.dw)
+                    if n.inputs.count > 2 { accumulate(n.inputs[2], r.db) }
+                case .add:
+                    accumulate(n.inputs[0], dy)
+                    accumulate(n.inputs[1], dy)
+                case .flatten, .identity:
+                    accumulate(n.inputs[0], dy)
+                case .pad(let a):
+                    accumulate(n.inputs[0], LayerGradients.padBackward(
+                        dy: dy, planes: batch * channels, height: s[0][2], width: s[0][3], padding: a.padding))
+                case .concat:
+                    for j in n.inputs.indices {
+                        accumulate(n.inputs[j], LayerGradients.concatBackward(
+                            dy: dy, batch: batch, channels: s.map { $0[1] }, spatial: s[0][2] * s[0][3], input: j))
+                    }
+                default:
+                    throw TrainError(.unsupported("op \(n.op.typeName)"), node: n.name)
+                }
+            } catch let e as TrainError {
+                throw e
+            } catch {
+                throw TrainError(.unsupported("\(error)"), node: n.name)
+            }
+        }
+        return grads
+    }
+
+    /// `(batch, channels, inner)` of an `[N, C, ...]` shape.
+    private static func layout(_ s: [Int]) -> (Int, Int, Int) {
+        (s.first ?? 1, s.count >= 2 ? s[1] : 1, s.count >= 3 ? s[2...].reduce(1, *) : 1)
+    }
+}
