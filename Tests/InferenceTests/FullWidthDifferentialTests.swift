@@ -15,7 +15,7 @@ import Testing
 /// a few float32 ulps of a rounding boundary lands on either side depending on the summation
 /// order, and the logits then differ by O(1) between any two correct float32 engines
 /// (onnxruntime disagrees with itself between its optimisation levels on such inputs; this is
-/// what issue 18's two full-width cases are, see docs/engine.md). So each input is first
+/// what issue 18's two full-width cases are). So each input is first
 /// checked to be well conditioned: every activation quantizer's input shifted by `± 2e-6` of its peak
 /// (about twice the engine's accumulated rounding there) must leave the logits unchanged. Only
 /// well-conditioned inputs are compared (1e-4 of the peak logit); an ill-conditioned input is
