@@ -107,12 +107,8 @@ package struct TrainingGraph: Sendable {
         case .adaptiveAvgPool2d(let oh, let ow):
             return R.adaptiveAvgPool2d(x[0], planes: batch * channels, height: s[0][2], width: s[0][3], outHeight: oh, outWidth: ow)
         case .linear:
-            var y = [Float](repeating: 0, count: out.reduce(1, *))
-            Gemm.sgemm(
-                m: s[0][0], n: s[1][0], k: s[0][1], a: x[0],
-                b: ConvGradient.transpose(x[1], rows: s[1][0], cols: s[1][1]), c: &y)
-            if x.count > 2 { for i in y.indices { y[i] += x[2][i % s[1][0]] } }
-            return y
+            return LayerGradients.linearForward(
+                x: x[0], w: x[1], b: x.count > 2 ? x[2] : nil, batch: s[0][0], inFeatures: s[0][1], outFeatures: s[1][0])
         case .add: return R.add(x[0], x[1])
         case .flatten, .identity: return x[0]
         case .pad(let a):

@@ -27,4 +27,23 @@ import Testing
         #expect((plan.arenaBytes - plan.scratchBytes) * 2 < noReuse.arenaBytes - noReuse.scratchBytes)
     }
 
+
+    /// `ResNet18.graph(weight:)` asks for exactly the torchvision state-dict names and shapes
+    /// (what `Benchmarks/engine_bench.py` feeds it) and builds the same network as the random one.
+    @Test func graphBindsTorchvisionNames() throws {
+        let random = ResNet18.randomGraph(classes: 10, seed: 3)
+        var asked: [String: [Int]] = [:]
+        let bound = try ResNet18.graph(classes: 10) { name, shape in
+            asked[name] = shape
+            return try #require(random.constants[name])
+        }
+        #expect(asked.count == 102)  // 20 convs + 20 BNs x 4 + fc weight and bias
+        #expect(asked["layer2.0.downsample.0.weight"] == [128, 64, 1, 1])
+        #expect(asked["fc.weight"] == [10, 512])
+        var rng = SplitMix64(seed: 1)
+        let x = Tensor(floats: rng.floats(3 * 16 * 16), shape: [1, 3, 16, 16])
+        let a = try #require(Executor(graph: random).run(["input": x])["logits"]).floats()
+        let b = try #require(Executor(graph: bound).run(["input": x])["logits"]).floats()
+        #expect(a == b)
+    }
 }

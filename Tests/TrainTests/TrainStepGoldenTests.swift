@@ -18,14 +18,14 @@ import Testing
 @Suite struct TrainStepGoldenTests {
     static let cases = ["resnet20_fp", "pytorch_resnet18_fp"]
 
-    /// ReLU inputs where QTool's float32 forward and ours fall on different sides of the kink,
-    /// so one gradient element passes in one and not in the other. Found by flipping, one at
-    /// a time, each ReLU input within 1e-5 of zero and keeping the flips that remove the
-    /// difference; each value is checked below to be that close to the boundary. Without
-    /// them only the tensors upstream of these ReLUs differ (layer1 and the stem of
-    /// `resnet20_fp`, by up to 0.3% of their gradients).
+    /// ReLU inputs where QTool's float32 forward and ours (double accumulation, rounded once)
+    /// fall on different sides of the kink, so one gradient element passes in one and not in
+    /// the other. Found by flipping, one at a time, each ReLU input within 1e-5 of zero and
+    /// keeping the flips that remove the difference; each value is checked below to be within
+    /// 1e-6 of the boundary. Without the flip only the tensors upstream of that ReLU differ
+    /// (layer1 and the stem of `resnet20_fp`, by up to 0.3% of their gradients).
     static let reluBoundaries: [String: [(value: String, index: Int)]] = [
-        "resnet20_fp": [("layer1.2.add", 108838), ("layer1.2.bn1.0", 116367)]
+        "resnet20_fp": [("layer1.2.add", 108838)]  // -2.4e-7 here; positive in QTool's run
     ]
 
     @Test(arguments: cases)
@@ -39,7 +39,7 @@ import Testing
         var forward = try step.forward(x: golden.npy("train_x.npy"), labels: golden.labels())
         for (value, i) in Self.reluBoundaries[name] ?? [] {
             let v = try #require(forward.tape.values[value]?[i])
-            #expect(abs(v) < 2e-6, "\(value)[\(i)] = \(v) is not at the ReLU boundary")
+            #expect(abs(v) < 1e-6, "\(value)[\(i)] = \(v) is not at the ReLU boundary")
             forward.tape.values[value]![i] = -v
         }
         let r = try step.finish(forward)

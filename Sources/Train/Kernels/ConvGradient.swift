@@ -1,28 +1,29 @@
 import Engine
 
-/// Convolution forward and backward for training, as GEMMs over the im2col matrix (OpenBLAS
-/// through ``Gemm``; the backward in double). Per image and group, with `K = Cin/g * kH * kW` and `P = oH * oW`:
+/// Convolution forward and backward for training, as double-precision GEMMs over the im2col
+/// matrix (OpenBLAS `dgemm` through ``Gemm``), rounded to float32 once. Per image and group, with `K = Cin/g * kH * kW` and `P = oH * oW`:
 /// - forward: `y[Cout/g, P] = W[Cout/g, K] * col[K, P] (+ b)`;
 /// - weight gradient: `dW[Cout/g, K] += dy[Cout/g, P] * col[K, P]^T`;
 /// - input gradient: `dcol[K, P] = W^T[K, Cout/g] * dy[Cout/g, P]`, scattered back by col2im.
 /// ``ReferenceConvGradient`` is the naive twin the tests compare it with.
 enum ConvGradient {
     /// `y [N, Cout, oH, oW]` of `x [N, Cin, H, W]`, `w [Cout, Cin/g, kH, kW]`, `b [Cout]`,
-    /// in float32 as PyTorch's forward (whose values decide which side of a ReLU's kink an
-    /// activation falls on).
+    /// accumulated in double and rounded once: the result does not depend on the GEMM's
+    /// blocking or thread count (a float32 GEMM's does, and with it which side of a ReLU's
+    /// kink a value within rounding of zero falls on).
     static func forward(_ g: ConvGeometry, x: [Float], w: [Float], b: [Float]?) -> [Float] {
         var y = [Float](repeating: 0, count: g.batch * g.outImage)
         let (k, p, cog) = (g.patchSize, g.outPixels, g.groupOutChannels)
+        let wd = (0..<g.groups).map { grp in w[(grp * cog * k)..<((grp + 1) * cog * k)].map(Double.init) }
         for n in 0..<g.batch {
             for grp in 0..<g.groups {
-                let col = im2col(g, x, image: n, group: grp)
-                let wg = Array(w[(grp * cog * k)..<((grp + 1) * cog * k)])
-                var yg = [Float](repeating: 0, count: cog * p)
-                Gemm.sgemm(m: cog, n: p, k: k, a: wg, b: col, c: &yg)
+                let col = im2col(g, x, image: n, group: grp).map(Double.init)
+                var yg = [Double](repeating: 0, count: cog * p)
+                Gemm.dgemm(m: cog, n: p, k: k, a: wd[grp], b: col, c: &yg)
                 let base = (n * g.outChannels + grp * cog) * p
                 for oc in 0..<cog {
-                    let bias = b?[grp * cog + oc] ?? 0
-                    for i in 0..<p { y[base + oc * p + i] = yg[oc * p + i] + bias }
+                    let bias = Double(b?[grp * cog + oc] ?? 0)
+                    for i in 0..<p { y[base + oc * p + i] = Float(yg[oc * p + i] + bias) }
                 }
             }
         }

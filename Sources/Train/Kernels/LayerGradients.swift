@@ -168,22 +168,28 @@ package enum LayerGradients {
 
     // MARK: - Linear, pad, concat
 
-    /// `y = x w^T + b`: `dx = dy w`, `dw = dy^T x`, `db = sum_n dy`.
+    /// `y = x w^T + b` (`x [N, in]`, `w [out, in]`), in double, rounded once.
+    static func linearForward(
+        x: [Float], w: [Float], b: [Float]?, batch: Int, inFeatures: Int, outFeatures: Int
+    ) -> [Float] {
+        var y = [Double](repeating: 0, count: batch * outFeatures)
+        let wT = ConvGradient.transpose(w.map(Double.init), rows: outFeatures, cols: inFeatures)
+        Gemm.dgemm(m: batch, n: outFeatures, k: inFeatures, a: x.map(Double.init), b: wT, c: &y)
+        return y.indices.map { Float(y[$0] + Double(b?[$0 % outFeatures] ?? 0)) }
+    }
+
+    /// `y = x w^T + b`: `dx = dy w`, `dw = dy^T x`, `db = sum_n dy`, in double.
     static func linearBackward(
         x: [Float], w: [Float], dy: [Float], batch: Int, inFeatures: Int, outFeatures: Int
     ) -> (dx: [Float], dw: [Float], db: [Float]) {
-        var dx = [Float](repeating: 0, count: batch * inFeatures)
-        var dw = [Float](repeating: 0, count: outFeatures * inFeatures)
-        var db = [Float](repeating: 0, count: outFeatures)
-        Gemm.sgemm(m: batch, n: inFeatures, k: outFeatures, a: dy, b: w, c: &dx)
-        let dyT = ConvGradient.transpose(dy, rows: batch, cols: outFeatures)
-        Gemm.sgemm(m: outFeatures, n: inFeatures, k: batch, a: dyT, b: x, c: &dw)
-        for o in 0..<outFeatures {
-            var s: Float = 0
-            for n in 0..<batch { s += dy[n * outFeatures + o] }
-            db[o] = s
-        }
-        return (dx, dw, db)
+        let dyd = dy.map(Double.init)
+        var dx = [Double](repeating: 0, count: batch * inFeatures)
+        var dw = [Double](repeating: 0, count: outFeatures * inFeatures)
+        Gemm.dgemm(m: batch, n: inFeatures, k: outFeatures, a: dyd, b: w.map(Double.init), c: &dx)
+        let dyT = ConvGradient.transpose(dyd, rows: batch, cols: outFeatures)
+        Gemm.dgemm(m: outFeatures, n: inFeatures, k: batch, a: dyT, b: x.map(Double.init), c: &dw)
+        let db = (0..<outFeatures).map { o in Float((0..<batch).reduce(0.0) { $0 + dyd[$1 * outFeatures + o] }) }
+        return (dx.map { Float($0) }, dw.map { Float($0) }, db)
     }
 
     /// Constant padding: the gradient of the unpadded window.
