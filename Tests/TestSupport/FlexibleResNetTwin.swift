@@ -55,7 +55,8 @@ public enum FlexibleResNetTwin {
     }
 
     /// Runs the twin for `cases`, writing `<dir>/<k>/model.pth` (the state dict),
-    /// `input.f32` (2 x 3 x size x size, N(0,1)) and `logits.f32`; returns per case
+    /// `input.f32` (2 x 3 x size x size, N(0,1)) and `logits.f32` (also as `input.npy`,
+    /// `logits.npy`); returns per case
     /// `{"keys": [...], "shape": [...]}`.
     public static func write(_ cases: [Case], to dir: URL) throws -> [[String: Any]] {
         let data = try JSONSerialization.data(withJSONObject: cases.map(\.json))
@@ -67,7 +68,7 @@ public enum FlexibleResNetTwin {
     struct Failure: Error { var message: String }
 
     static let script = """
-        import os, sys, json, torch, torch.nn as nn
+        import os, sys, json, numpy as np, torch, torch.nn as nn
         def s2d(x, s):
             # §7.6: output channel c*s*s + dy*s + dx at (i, j) = input channel c at (i*s + dy, j*s + dx)
             B, C, H, W = x.shape
@@ -196,6 +197,7 @@ public enum FlexibleResNetTwin {
             torch.save(sd, d + "/model.pth")
             x.numpy().astype("<f4").tofile(d + "/input.f32")
             y.numpy().astype("<f4").tofile(d + "/logits.f32")
+            np.save(d + "/input.npy", x.numpy().astype("<f4")); np.save(d + "/logits.npy", y.numpy().astype("<f4"))
             return {"keys": list(sd.keys()), "shape": list(y.shape)}
         cases = json.loads(sys.argv[2])
         print(json.dumps([run(f"{sys.argv[1]}/{k}", *c) for k, c in enumerate(cases)]))
