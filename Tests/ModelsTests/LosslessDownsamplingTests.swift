@@ -165,6 +165,19 @@ import Testing
         }
     }
 
+    /// QTool's BottleNeck never reads the ReShapeResolution words: a resnet50 with them (even
+    /// `f1x1`, which crashes BasicBlock nets) is the plain network, with `skip` keys and no shrink.
+    @Test func bottleneckIgnoresTheWords() throws {
+        func keys(_ words: String) throws -> Set<String> {
+            let o = try QToolOptions(arguments: .commandLine([
+                "--model", "resnet50", "--keyword", words, "--order", "none", "--width_alpha", "0.25"]))
+            return Set(try ModelBuilder.buildRandom(options: o, seed: nil).declaredTensors.map(\.key))
+        }
+        let plain = try keys("imagenet,origin,cbsa,fix,singleconv")
+        #expect(try keys("imagenet,origin,cbsa,fix,singleconv,ReShapeResolution,f1x1,ldn3x3") == plain)
+        #expect(plain.contains("layer2.0.skip.1.weight") && !plain.contains { $0.contains("shrink") })
+    }
+
     /// Every shipped config builds at its real width (random weights) and shape-checks.
     @Test func allShippedConfigsBuild() throws {
         let dir = Fixtures.url("seed-configs")

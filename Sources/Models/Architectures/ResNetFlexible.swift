@@ -22,7 +22,7 @@ enum ResNetFlexible {
         guard let (layers, bottleneck) = depths[model] else {
             throw InferenceError(.unsupportedModel("unknown flexible ResNet '\(model)'"))
         }
-        let s = try ResNetStyle(a.options)
+        let s = try ResNetStyle(a.options, bottleneck: bottleneck)
         let c0 = Int(64 * a.options.widthAlpha)
         guard c0 >= 1 else { throw InferenceError(.unsupportedModel("--width_alpha \(a.options.widthAlpha) leaves no channels")) }
 

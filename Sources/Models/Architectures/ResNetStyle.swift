@@ -56,7 +56,9 @@ struct ResNetStyle {
     /// - Throws: `.unsupportedModel` without a layer-order word (QTool crashes at the first
     ///   forward, §16.2 item 15), with a word listed in ``unimplementedWords``, or with a
     ///   combination QTool builds but crashes on (see ``LosslessDownsampling``).
-    init(_ o: QToolOptions) throws(InferenceError) {
+    /// `bottleneck`: BottleNeck nets ignore `ReShapeResolution` and its words (QTool's
+    /// BottleNeck never reads them).
+    init(_ o: QToolOptions, bottleneck: Bool = false) throws(InferenceError) {
         guard let order = [Order.cbas, .cbsa, .cabs, .bacs, .bcas].first(where: { o.hasKeyword($0.rawValue) }) else {
             throw InferenceError(
                 .unsupportedModel(
@@ -88,7 +90,7 @@ struct ResNetStyle {
             throw InferenceError(
                 .unsupportedModel("--stem_kernel \(stemKernel): QTool's TResNetStem asserts a kernel of 1 or 3"))
         }
-        lossless = o.hasKeyword("ReShapeResolution") ? try LosslessDownsampling(o) : nil
+        lossless = o.hasKeyword("ReShapeResolution") && !bottleneck ? try LosslessDownsampling(o) : nil
         if let l = lossless { try l.check(self) }
     }
 }
