@@ -94,6 +94,36 @@ import Testing
         #expect(full.stepDescriptions.contains { $0.hasPrefix("conv2d [r + r.affine + sum + clamp]") }, "\(full.stepDescriptions)")
     }
 
+    /// `relu(bn(conv(x)) + x)` where x is produced by an earlier step and read only here: the
+    /// fused conv+add step reads x as its input and as its residual, so it must not write its
+    /// output over x (a ReShapeResolution `f0x0` block has this shape). Wide maps run the
+    /// direct conv in column ranges (a later range reads input pixels an earlier one would have
+    /// overwritten); 64 channels at 28x28 may run Winograd.
+    @Test(arguments: [(8, 32), (32, 16), (64, 28)])
+    func convWhoseResidualIsItsInputIsNotInPlace(channels: Int, size: Int) throws {
+        var rng = SplitMix64(seed: 5)
+        var g = Graph()
+        g.addInput("x")
+        g.addConstant("w0", Self.tensor(&rng, [channels, 3, 1, 1]))
+        let x = g.add(.conv2d(.init()), name: "pre", inputs: ["x", "w0"])
+        g.addConstant("w", Self.tensor(&rng, [channels, channels, 3, 3], -0.1, 0.1))
+        let c = g.add(.conv2d(.init(padding: 1)), name: "conv", inputs: [x, "w"])
+        for (k, lo) in [("g", Float(0.5)), ("b", -0.5), ("m", -0.5), ("v", 0.5)] {
+            g.addConstant("bn.\(k)", Self.tensor(&rng, [channels], lo, lo + 1))
+        }
+        let bn = g.add(.batchNorm(epsilon: 1e-5), name: "bn", inputs: [c, "bn.g", "bn.b", "bn.m", "bn.v"])
+        let sum = g.add(.add, name: "sum", inputs: [bn, x])
+        g.add(.relu, name: "out", inputs: [sum])
+        g.markOutput("out")
+        let input = Self.tensor(&rng, [1, 3, size, size])
+        let slow = try #require(try ReferenceExecutor.run(g, inputs: ["x": input])["out"])
+        let plan = try Plan(graph: g, inputShapes: ["x": input.shape])
+        #expect(plan.stepDescriptions.contains { $0.contains("conv + bn + sum + out") }, "\(plan.stepDescriptions)")
+        let fast = try #require(try Executor(graph: g, threads: 2).run(["x": input])["out"])
+        let d = Difference(fast.floats(), slow.floats())
+        #expect(d.maxAbs <= 1e-4, "\(d)")
+    }
+
     @Test func newInputShapeReplans() throws {
         var g = Graph()
         g.addInput("x")

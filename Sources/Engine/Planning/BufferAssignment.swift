@@ -65,7 +65,13 @@ struct BufferAssignment {
             var transferred: String? = nil
             if options.inPlace {
                 let candidates = Set(roots(p.call.inPlaceCandidates))
-                let others = Set(roots(p.call.reads.filter { !p.call.inPlaceCandidates.contains($0) }))
+                // Reads besides the candidates, counted per occurrence: a conv whose residual is
+                // its own input (`conv(x) + x`) reads x as an input too, so x cannot be overwritten.
+                var otherReads = p.call.reads
+                for c in p.call.inPlaceCandidates {
+                    if let k = otherReads.firstIndex(of: c) { otherReads.remove(at: k) }
+                }
+                let others = Set(roots(otherReads))
                 for c in roots(p.call.inPlaceCandidates)
                 where lastUse[c] == i && !others.contains(c) && candidates.contains(c)
                     && size(c) == size(out) && slotOf[c] != nil

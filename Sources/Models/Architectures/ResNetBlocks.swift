@@ -82,6 +82,23 @@ enum ResNetBlocks {
         throws(InferenceError) -> String
     {
         let p = b.prefix
+        var x = x, b = b, s = s
+        // ReShapeResolution (§7.6): the shrink path, then a stride-1 planes -> planes block.
+        let secondKernel = s.lossless?.secondKernel(b) ?? 3
+        var firstConv = true
+        if let l = s.lossless, l.shrinks(b) {
+            x = try l.shrink(&a, x, b, s)
+            if l.ldn3x3 {
+                try l.claimUnused(&a, b, s)
+                return x
+            }
+            b.inplanes = b.planes
+            b.stride = 1
+            if l.f0x0 {
+                firstConv = false
+                s.origin = true
+            }
+        }
         var xin = x
         if s.fixupBias { xin = try a.scalarAffine(p + ".fixup_bias1a", x, channels: b.inplanes, shift: p + ".fixup_bias1a") }
         let residual = try shortcut(&a, xin, b, s) ?? x
@@ -90,7 +107,8 @@ enum ResNetBlocks {
         let convs: [(String, Int, Int, Int, Int, Int)] = b.bottleneck
             ? [("conv1", b.inplanes, b.planes, 1, 1, 0), ("conv2", b.planes, b.planes, 3, b.stride, 1),
                ("conv3", b.planes, b.outplanes, 1, 1, 0)]
-            : [("conv1", b.inplanes, b.planes, 3, b.stride, 1), ("conv2", b.planes, b.planes, 3, 1, 1)]
+            : [("conv1", b.inplanes, b.planes, 3, b.stride, 1),
+               ("conv2", b.planes, b.planes, secondKernel, 1, secondKernel == 1 ? 0 : 1)]
         let bnSizes: [Int] = b.bottleneck
             ? (s.order == .bacs ? [b.inplanes, b.planes, b.planes] : [b.planes, b.planes, b.outplanes])
             : (s.order.preActivation ? [b.inplanes, b.planes] : [b.planes, b.planes])
@@ -98,7 +116,8 @@ enum ResNetBlocks {
         var result: String? = nil
         for branch in 0..<(s.fixup ? 1 : s.branches) {
             var out = xin
-            for (i, c) in convs.enumerated() {
+            // f0x0: the first conv, BN and activation are empty (and there is no per-conv skip).
+            for (i, c) in convs.enumerated() where i > 0 || firstConv {
                 let n = i + 1
                 let conv: Step = { a, v throws(InferenceError) in
                     try a.conv("\(p).\(c.0).\(branch)", v, in: c.1, out: c.2, kernel: c.3, stride: c.4, padding: c.5, quantized: true)

@@ -22,20 +22,25 @@ enum ResNetFlexible {
         guard let (layers, bottleneck) = depths[model] else {
             throw InferenceError(.unsupportedModel("unknown flexible ResNet '\(model)'"))
         }
-        let s = try ResNetStyle(a.options)
+        let s = try ResNetStyle(a.options, bottleneck: bottleneck)
         let c0 = Int(64 * a.options.widthAlpha)
         guard c0 >= 1 else { throw InferenceError(.unsupportedModel("--width_alpha \(a.options.widthAlpha) leaves no channels")) }
 
         // Stem: conv1 (full precision), maxpool, bn1 (§7.1, §7.2).
-        var v = try a.conv(
-            "conv1", x, in: 3, out: c0, kernel: s.cifar ? 3 : 7, stride: s.cifar ? 1 : 2,
-            padding: s.cifar ? 1 : 3, quantized: false)
+        var v: String
+        if let factor = s.stem.spaceToDepth {
+            v = try a.spaceToDepthConv("conv1", x, in: 3, out: c0, factor: factor, kernel: s.stemKernel, quantized: false)
+        } else {
+            v = try a.conv(
+                "conv1", x, in: 3, out: c0, kernel: s.cifar ? 3 : 7, stride: s.cifar ? 1 : 2,
+                padding: s.cifar ? 1 : 3, quantized: false)
+        }
         if s.fixup {
             if s.fixupBias { v = try a.scalarAffine("fixup_bias1", v, channels: c0, shift: "fixup_bias1") }
             v = try a.activation("stem_relu", v)
         }
         func maxpool(_ a: inout ModelAssembler, _ v: String) -> String {
-            s.cifar ? v : a.op(.maxPool2d(.init(kernel: 3, stride: 2, padding: 1)), "maxpool", v)
+            s.stem.hasMaxPool ? a.op(.maxPool2d(.init(kernel: 3, stride: 2, padding: 1)), "maxpool", v) : v
         }
         func bn1(_ a: inout ModelAssembler, _ v: String) throws(InferenceError) -> String {
             if s.fixup { return v }

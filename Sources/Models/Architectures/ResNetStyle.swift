@@ -28,29 +28,45 @@ struct ResNetStyle {
     /// `--base`: parallel branches per block (Group-Net).
     var branches: Int
     var cifar: Bool
+    /// The stem (§6 stem table): which of the four `conv1`/`maxpool` forms.
+    var stem: Stem
+    /// `--stem_kernel` of a TResNet stem (1 or 3).
+    var stemKernel: Int
+    /// `ReShapeResolution` (§7.6): the strided BasicBlocks' lossless down-sampling, or nil.
+    var lossless: LosslessDownsampling?
+
+    /// The four stems of §7.1: CIFAR 3x3, TResNet (space-to-depth by 4, no max-pool),
+    /// TResNet with max-pool (space-to-depth by 2, then max-pool), and the 7x7 ImageNet stem.
+    enum Stem: Equatable {
+        case cifar, tresnet, tresnetMaxPool, imagenet
+        /// The space-to-depth factor of a TResNet stem.
+        var spaceToDepth: Int? { self == .tresnet ? 4 : self == .tresnetMaxPool ? 2 : nil }
+        var hasMaxPool: Bool { self == .imagenet || self == .tresnetMaxPool }
+    }
 
     /// With `fix` and cbas/cbsa the block's last activation moves after the addition.
     var fixRelu: Bool { fix && (order == .cbas || order == .cbsa) }
     /// With `fix` and bacs/bcas a BN is applied to the block output before the addition.
     var fixBN: Bool { fix && order.preActivation }
 
-    /// Words that change the architecture in ways this builder does not implement.
-    static let unsupportedWords = [
-        "TResNetStem", "TResNetStemMaxPool", "ReShapeResolution", "prone", "DCHR", "f1x1", "s1x1",
-        "force_padding", "ldn3x3", "f3x3", "f0x0",
-    ]
+    /// Words QTool builds and runs that this builder does not implement yet (refused by name).
+    static let unimplementedWords = ["prone", "DCHR", "force_padding"]
 
     /// Reads the keywords.
     /// - Throws: `.unsupportedModel` without a layer-order word (QTool crashes at the first
-    ///   forward, §16.2 item 15) or with a word listed in ``unsupportedWords``.
-    init(_ o: QToolOptions) throws(InferenceError) {
+    ///   forward, §16.2 item 15), with a word listed in ``unimplementedWords``, or with a
+    ///   combination QTool builds but crashes on (see ``LosslessDownsampling``).
+    /// `bottleneck`: BottleNeck nets ignore `ReShapeResolution` and its words (QTool's
+    /// BottleNeck never reads them).
+    init(_ o: QToolOptions, bottleneck: Bool = false) throws(InferenceError) {
         guard let order = [Order.cbas, .cbsa, .cabs, .bacs, .bcas].first(where: { o.hasKeyword($0.rawValue) }) else {
             throw InferenceError(
                 .unsupportedModel(
                     "the flexible ResNet needs a layer-order keyword (cbas, cbsa, cabs, bacs or bcas); QTool builds it but crashes at the first forward"))
         }
-        for w in Self.unsupportedWords where o.hasKeyword(w) {
-            throw InferenceError(.unsupportedModel("keyword '\(w)' is not supported by the qtools ResNet builder"))
+        for w in Self.unimplementedWords where o.hasKeyword(w) {
+            throw InferenceError(
+                .unsupportedModel("keyword '\(w)' is not implemented by the qtools ResNet builder yet (QTool builds it)"))
         }
         self.order = order
         origin = o.hasKeyword("origin")
@@ -66,5 +82,15 @@ struct ResNetStyle {
         groupNet = o.hasKeyword("group-net")
         branches = max(o.base, 1)
         cifar = o.hasKeyword("cifar10") || o.hasKeyword("cifar100")
+        // resnet_.py tests cifar first, then the TResNet words (the max-pool form first).
+        stem = cifar ? .cifar
+            : o.hasKeyword("TResNetStemMaxPool") ? .tresnetMaxPool : o.hasKeyword("TResNetStem") ? .tresnet : .imagenet
+        stemKernel = o.stemKernel
+        if stem.spaceToDepth != nil, stemKernel != 1, stemKernel != 3 {
+            throw InferenceError(
+                .unsupportedModel("--stem_kernel \(stemKernel): QTool's TResNetStem asserts a kernel of 1 or 3"))
+        }
+        lossless = o.hasKeyword("ReShapeResolution") && !bottleneck ? try LosslessDownsampling(o) : nil
+        if let l = lossless { try l.check(self) }
     }
 }

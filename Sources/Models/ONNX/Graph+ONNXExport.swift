@@ -62,6 +62,7 @@ package enum ONNXExport {
             }
         }
         var e = ONNXEmitter(graph: built.graph, options: options, weightQuantizers: weightQuantizers)
+        e.inputChannels = try spaceToDepthInputChannels(built)
         try e.emitAll()
         var outputs = built.graph.outputs
         if options.softmax, let last = outputs.last {
@@ -93,6 +94,24 @@ package enum ONNXExport {
             metadata: meta)
     }
 
+    /// The input channel count of every spaceToDepth node (the ONNX form needs it; spatial
+    /// sizes are symbolic, channel counts are not), from shape inference at the trained size.
+    static func spaceToDepthInputChannels(_ built: BuiltModel) throws(InferenceError) -> [String: Int] {
+        let g = built.graph
+        guard g.nodes.contains(where: { if case .spaceToDepth = $0.op { true } else { false } }) else { return [:] }
+        var shapes: [String: [Int]] = [:]
+        for i in g.inputs { shapes[i] = built.inputShape() }
+        for (k, t) in g.constants { shapes[k] = t.shape }
+        var channels: [String: Int] = [:]
+        for i in try g.validate() {
+            let n = g.nodes[i]
+            let inputs = n.inputs.map { shapes[$0] ?? [] }
+            if case .spaceToDepth = n.op { channels[n.name] = inputs[0][1] }
+            shapes[n.outputs[0]] = try ShapeInference.outputShape(n.op, inputs)
+        }
+        return channels
+    }
+
     static func bitsText(_ b: Double) -> String {
         b == b.rounded() ? String(Int(b)) : String(format: "%.2f", b)
     }
@@ -119,6 +138,8 @@ struct ONNXEmitter {
     private var skipped = Set<String>()
     /// Pad node merged into the conv that reads it -> its padding.
     private var mergedPad: [String: Padding2d] = [:]
+    /// spaceToDepth node -> its input channel count.
+    var inputChannels: [String: Int] = [:]
 
     init(graph: Graph, options: ONNXExportOptions, weightQuantizers: [String: Quantizer]) {
         self.graph = graph
@@ -288,9 +309,23 @@ struct ONNXEmitter {
             node("Identity", [x], out)
         case .quantize(let q):
             try emitQuantize(q, node: n.name, input: x, output: out)
-        case .spaceToDepth, .depthToSpace:
-            // ONNX SpaceToDepth orders channels block-major, pixel_unshuffle channel-major;
-            // no QTool network the builder supports uses these yet, so refuse rather than guess.
+        case .spaceToDepth(let f):
+            // ONNX SpaceToDepth orders channels block-major, pixel_unshuffle channel-major. With
+            // symbolic height/width a Reshape/Transpose form needs shape arithmetic, so write the
+            // exact equivalent conv: groups = C, kernel = stride = f, one-hot weights (output
+            // channel c·f² + dy·f + dx takes tap (dy, dx) of channel c; every other tap is 0).
+            guard let c = inputChannels[n.name] else {
+                throw InferenceError(.unsupported("spaceToDepth input channels unknown"), node: n.name)
+            }
+            var w = [Float](repeating: 0, count: c * f * f * f * f)
+            for k in 0..<(c * f * f) { w[k * f * f + k % (f * f)] = 1 }
+            let weight = floats(out + ".one_hot", w, [c * f * f, 1, f, f])
+            node("Conv", [x, weight], out, [
+                .ints("kernel_shape", [Int64(f), Int64(f)]), .ints("strides", [Int64(f), Int64(f)]),
+                .ints("pads", [0, 0, 0, 0]), .int("group", Int64(c)),
+            ])
+        case .depthToSpace:
+            // No QTool network the builder supports uses it yet, so refuse rather than guess.
             throw InferenceError(.unsupported("\(n.op.typeName) has no ONNX export yet"), node: n.name)
         }
     }
