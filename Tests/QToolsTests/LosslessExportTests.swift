@@ -27,21 +27,8 @@ struct LosslessExportTests {
     static let overrides = ["--width_alpha", "0.25"]
 
     /// Per (onnx, input.npy, expected.npy) triple: full_check, then onnxruntime's max |error|
-    /// relative to the peak expected logit, and the op types.
-    static let ortScript = """
-        import sys, json, numpy as np, onnx, onnxruntime as ort
-        res = {}
-        a = sys.argv[1:]
-        for path, inp, outp in zip(a[0::3], a[1::3], a[2::3]):
-            m = onnx.load(path)
-            onnx.checker.check_model(m, full_check=True)
-            x = np.load(inp); y = np.load(outp)
-            s = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
-            got = s.run(None, {s.get_inputs()[0].name: x})[0]
-            res[path] = {'rel': float(np.max(np.abs(got - y)) / np.max(np.abs(y))),
-                         'ops': sorted({n.op_type for n in m.graph.node})}
-        print(json.dumps(res))
-        """
+    /// relative to the peak expected logit (`rel`), and the op types (`ops`).
+    static let ortScript = ONNXExportOptionTests.ortScript
 
     static func convert(_ ckpt: String, _ cfg: String, _ form: String, _ out: String, _ extra: [String]) throws {
         let r = try RunQTools.run(["convert", ckpt, "--config", cfg, "--to", "onnx", "--onnx-format", form, "-o", out, "--"] + extra)
