@@ -149,14 +149,19 @@ struct ConvertCommand: ParsableCommand {
             let quiet = outputOptions.quiet || !big
             defer { Terminal.endProgress(quiet: quiet) }
             let report = try conversion.run(
-                inputPath: input, outputPath: output, overwrite: force,
+                inputPath: input, outputPath: output, overwrite: force, alsoReading: [mapFrom, mapTo, config],
                 progress: { Terminal.progress("qtools convert: \($0)", quiet: quiet) })
             if !report.unusedRules.isEmpty {
                 Terminal.warning(
                     "\(report.unusedRules.count) renaming rule(s) matched no key: "
                         + report.unusedRules.prefix(8).joined(separator: ", "), quiet: outputOptions.quiet)
             }
-            Terminal.out(outputOptions.json ? try JSONOutput.render(report) : ConvertRenderer.render(report))
+            let text = outputOptions.json ? try JSONOutput.render(report) : ConvertRenderer.render(report)
+            if OutputSafety.isStandardOutput(output) {
+                if !outputOptions.quiet { Terminal.writeErr(text + "\n") }  // stdout carries the file
+            } else {
+                Terminal.out(text)
+            }
         }
     }
 

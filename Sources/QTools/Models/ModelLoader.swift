@@ -18,6 +18,8 @@ struct ModelLoader {
     var options: QToolOptions
     /// True when the weights are random (no checkpoint).
     var randomWeights: Bool
+    /// Files read besides the model and the config (ONNX external data): no output may be one.
+    var externalFiles: [String] = []
 
     /// The checkpoint entry a config may be recorded under.
     static let configEntry = "qtools_config"
@@ -30,7 +32,7 @@ struct ModelLoader {
         var options: QToolOptions
         if let name, fileExists, name.hasSuffix(".onnx") {
             // An ONNX graph (ModelLoader+ONNX.swift); QTool options do not apply.
-            (self.model, options) = try Self.onnx(name)
+            (self.model, options, externalFiles) = try Self.onnx(name)
             randomWeights = false
         } else if let name, fileExists {
             let opened = try ModelFile.open(path: name)
@@ -114,9 +116,8 @@ enum ModelIO {
         }
     }
 
-    /// Writes `t` as `.npy` (atomically, replacing an existing file).
-    static func write(_ t: Tensor, to path: String) throws {
-        let f = try OutputFile(path: path, overwrite: true)
+    /// Writes `t` as `.npy` into `f` (created before the work, see ``OutputFile``) and commits.
+    static func write(_ t: Tensor, to f: OutputFile) throws {
         try NpyWriter.write(t, to: f)
         try f.commit()
     }

@@ -19,6 +19,8 @@ struct PlannedModel {
     var plan: Plan
     /// The peak-memory anchor of this model at ``inputShape``.
     var anchor: MemoryAnchor
+    /// Files read besides the model and the config (ONNX external data).
+    var externalFiles: [String]
 
     /// The input shape the plan was made for.
     var inputShape: [Int] { plan.inputShapes[input] ?? [] }
@@ -30,6 +32,7 @@ struct PlannedModel {
         input = loaded.model.input
         output = loaded.model.output
         randomWeights = loaded.randomWeights
+        externalFiles = loaded.externalFiles
         let inputShapes = [input: shape(loaded.model)]
         let graph = loaded.model.graph
         loaded.model.graph = Graph()  // the plan gets the only reference: weights freed as packed
