@@ -38,7 +38,7 @@ enum ExitCodes {
             case .malformedMapping, .collision, .unsupported: return dataError
             }
         case let e as ConfigError: return e.kind == .unreadable ? noInput : dataError
-        case is InferenceError, is ModelLoadError: return dataError
+        case is InferenceError, is ModelLoadError, is MemoryLimitError: return dataError
         default: return software
         }
     }

@@ -298,7 +298,8 @@ public struct Conversion: Sendable {
         try Self.refuseSameFile(inputPath, outputPath)
         let out = try OutputFile(path: outputPath, overwrite: overwrite, reading: [inputPath] + alsoReading)
         progress("reading \(inputPath)")
-        let opened = try ModelFile.open(path: inputPath)
+        // Every byte is read to be written, so every zip record's CRC-32 is checked too.
+        let opened = try ModelFile.open(path: inputPath, verifyCRC: true)
         var report = ConversionReport(
             input: inputPath, output: outputPath, inputFormat: opened.checkpoint.format.rawValue,
             outputFormat: format.rawValue, stateDictPath: ConversionState(opened.checkpoint).location.path)

@@ -35,7 +35,7 @@ struct ModelLoader {
             (self.model, options, externalFiles) = try Self.onnx(name)
             randomWeights = false
         } else if let name, fileExists {
-            let opened = try ModelFile.open(path: name)
+            let opened = try ModelFile.open(path: name, verifyCRC: true)  // the weights are read whole
             if let config {
                 options = try QToolOptions(config: ConfigFile(contentsOf: config, environment: env))
             } else if let record = (try? ConfigRecord.read(from: opened.checkpoint)) ?? nil {
@@ -125,7 +125,9 @@ enum ModelIO {
     /// Runs `model` on `x` (`[N, C, H, W]`, C the model's input channels); returns the logits.
     static func logits(_ model: BuiltModel, _ x: Tensor, threads: Int = 2) throws -> Tensor {
         let batch = try imageBatch(x, channels: model.inputChannels)
-        let out = try Executor(graph: model.graph, threads: threads).run([model.input: batch])
+        let plan = try Plan(graph: model.graph, inputShapes: [model.input: batch.shape])
+        try MemoryLimits.check(plan, model: model.model)
+        let out = try Executor(plan: plan, threads: threads).run([model.input: batch])
         return out[model.output]!
     }
 

@@ -34,10 +34,12 @@ struct PlannedModel {
         randomWeights = loaded.randomWeights
         externalFiles = loaded.externalFiles
         let inputShapes = [input: shape(loaded.model)]
+        try MemoryLimits.checkInput(inputShapes[input]!)
         let graph = loaded.model.graph
         loaded.model.graph = Graph()  // the plan gets the only reference: weights freed as packed
         let weightBytes = graph.parameterBytes
         plan = try Plan(graph: consume graph, inputShapes: inputShapes)
+        try MemoryLimits.check(plan, model: model)  // before the executor allocates the arena
         anchor = MemoryAnchor(weightBytes: weightBytes, largestActivationBytes: plan.largestActivationBytes)
     }
 
