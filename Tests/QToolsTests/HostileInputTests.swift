@@ -46,6 +46,10 @@ import Tensors
              [h.make_node('Conv', ['p', 'W'], ['c'], name='conv0')] + nodes()[1:], inits=(W, G, pads), opset=13)
         save('stride_zero', nodes(conv0=h.make_node('Conv', ['input', 'W'], ['c'], name='conv0', strides=[0, 0])))
         save('kernel_huge', nodes(pool0=h.make_node('MaxPool', ['r'], ['m'], name='pool0', kernel_shape=[1 << 40, 2])))
+        bad_strides = h.make_node('Conv', ['input', 'W'], ['c'], name='conv0')
+        bad_strides.attribute.append(h.make_attribute('strides', [], attr_type=onnx.AttributeProto.INTS))
+        save('strides_empty', nodes(conv0=bad_strides))
+        save('sum_hole', nodes(relu0=h.make_node('Sum', ['c', ''], ['r'], name='sum0')))
         save('group_negative', nodes(conv0=h.make_node('Conv', ['input', 'W'], ['c'], name='conv0', group=-3)))
         # External data: a folder with the weights beside the model, and one whose weights
         # file is a symlink to a file outside it.
@@ -76,6 +80,8 @@ import Tensors
                 ("stride_zero", "conv0", "Conv strides [0, 0]: 0 is outside 1...4096"),
                 ("kernel_huge", "pool0", "MaxPool kernel_shape [1099511627776, 2]: 1099511627776 is outside 1...4096"),
                 ("group_negative", "conv0", "Conv group [-3]: -3 is outside 1...65536"),
+                ("strides_empty", "conv0", "Conv: strides [] (2-D only)"),
+                ("sum_hole", "sum0", "expected 2 named inputs of Sum, found 1"),
             ]
             for c in cases {
                 let path = "\(d)/\(c.file).onnx"
@@ -109,6 +115,9 @@ import Tensors
             let r = try RunQTools.run(["run", "\(d)/ext/model.onnx", "--input", "\(d)/x.npy", "--output", weights, "--force"])
             #expect(r.status == 64, "\(r.stderr)")
             #expect(r.stderr.contains("the output \(weights) is the input file"), "\(r.stderr)")
+            let c = try RunQTools.run(["convert", "\(d)/ext/model.onnx", "-o", weights, "--format", "safetensors", "--force"])
+            #expect(c.status == 64, "\(c.stderr)")
+            #expect(c.stderr.contains("the output \(weights) is the input file"), "\(c.stderr)")
             #expect(try Data(contentsOf: URL(fileURLWithPath: weights)) == before)
         }
     }

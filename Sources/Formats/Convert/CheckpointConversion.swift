@@ -300,6 +300,7 @@ public struct Conversion: Sendable {
         progress("reading \(inputPath)")
         // Every byte is read to be written, so every zip record's CRC-32 is checked too.
         let opened = try ModelFile.open(path: inputPath, verifyCRC: true)
+        try out.refuse(reading: opened.externalFiles)
         var report = ConversionReport(
             input: inputPath, output: outputPath, inputFormat: opened.checkpoint.format.rawValue,
             outputFormat: format.rawValue, stateDictPath: ConversionState(opened.checkpoint).location.path)

@@ -182,8 +182,9 @@ private struct Importer {
         return Padding2d(top: p[0], left: p[1], bottom: p[2], right: p[3])
     }
 
-    func pair(_ n: Onnx_NodeProto, _ key: String, _ d: Int) -> (h: Int, w: Int) {
+    func pair(_ n: Onnx_NodeProto, _ key: String, _ d: Int) throws(InferenceError) -> (h: Int, w: Int) {
         let v = ints(n, key) ?? [d, d]
+        guard v.count == 1 || v.count == 2 else { throw unsupported(n, "\(key) \(v) (2-D only)") }
         return (v[0], v.count > 1 ? v[1] : v[0])
     }
 
@@ -209,6 +210,9 @@ private struct Importer {
         }
         if let m = needed.max, n.input.count > m {
             throw InferenceError(.arity(what: "inputs of \(n.opType)", expected: "at most \(m)", found: n.input.count), node: nodeName(n))
+        }
+        if needed.max == nil, n.input.contains(where: \.isEmpty) {  // Sum, Concat: no optional inputs
+            throw InferenceError(.arity(what: "named inputs of \(n.opType)", expected: "\(n.input.count)", found: n.input.filter { !$0.isEmpty }.count), node: nodeName(n))
         }
     }
 
@@ -274,7 +278,7 @@ private struct Importer {
             let ws = constants[w]!.shape
             guard ws.count == 4 else { throw unsupported(n, "weight of rank \(ws.count) (Conv2d only)") }
             let a = Conv2dAttributes(
-                stride: pair(n, "strides", 1), padding: try padding(n), dilation: pair(n, "dilations", 1),
+                stride: try pair(n, "strides", 1), padding: try padding(n), dilation: try pair(n, "dilations", 1),
                 groups: int(n, "group") ?? 1)
             var ins = [inputs[0], w]
             if inputs.count > 2, !inputs[2].isEmpty { ins.append(try constant(inputs[2], n)) }
@@ -324,8 +328,8 @@ private struct Importer {
         case "MaxPool", "AveragePool":
             guard let k = ints(n, "kernel_shape"), k.count == 2 else { throw unsupported(n, "needs a 2-D kernel_shape") }
             let p = Pool2dAttributes(
-                kernel: (k[0], k[1]), stride: pair(n, "strides", 1), padding: try padding(n),
-                dilation: pair(n, "dilations", 1), ceilMode: (int(n, "ceil_mode") ?? 0) != 0,
+                kernel: (k[0], k[1]), stride: try pair(n, "strides", 1), padding: try padding(n),
+                dilation: try pair(n, "dilations", 1), ceilMode: (int(n, "ceil_mode") ?? 0) != 0,
                 countIncludePad: (int(n, "count_include_pad") ?? 0) != 0)
             add(n.opType == "MaxPool" ? .maxPool2d(p) : .avgPool2d(p), n, [inputs[0]])
         case "GlobalAveragePool": add(.adaptiveAvgPool2d(outputHeight: 1, outputWidth: 1), n, [inputs[0]])
