@@ -50,6 +50,13 @@ import Tensors
         bad_strides.attribute.append(h.make_attribute('strides', [], attr_type=onnx.AttributeProto.INTS))
         save('strides_empty', nodes(conv0=bad_strides))
         save('sum_hole', nodes(relu0=h.make_node('Sum', ['c', ''], ['r'], name='sum0')))
+        # A cycle (r = c + b, b = relu(r)), a value nothing produces, an initializer whose
+        # element count overflows.
+        save('cycle', nodes(relu0=h.make_node('Add', ['c', 'b'], ['r'], name='add_cycle')) +
+             [h.make_node('Relu', ['r'], ['b'], name='relu_cycle')])
+        save('missing_value', nodes(pool0=h.make_node('MaxPool', ['nowhere'], ['m'], name='pool0', kernel_shape=[2, 2])))
+        huge = onnx.TensorProto(name='W', data_type=T.FLOAT, dims=[1 << 40, 1 << 40, 1 << 40], raw_data=bytes(16))
+        save('init_overflow', nodes(), inits=(huge, G))
         save('group_negative', nodes(conv0=h.make_node('Conv', ['input', 'W'], ['c'], name='conv0', group=-3)))
         # External data: a folder with the weights beside the model, and one whose weights
         # file is a symlink to a file outside it.
@@ -82,6 +89,7 @@ import Tensors
                 ("group_negative", "conv0", "Conv group [-3]: -3 is outside 1...65536"),
                 ("strides_empty", "conv0", "Conv: strides [] (2-D only)"),
                 ("sum_hole", "sum0", "expected 2 named inputs of Sum, found 1"),
+                ("missing_value", "pool0", "unknown value \"nowhere\""),
             ]
             for c in cases {
                 let path = "\(d)/\(c.file).onnx"
@@ -93,6 +101,54 @@ import Tensors
                     #expect(r.stderr.contains("node \"\(c.node)\"") && r.stderr.contains(c.text), "\(args): \(r.stderr)")
                     #expect(r.stderr.hasPrefix("qtools: error: \(path)"), "\(r.stderr)")
                 }
+            }
+        }
+    }
+
+    @Test(.enabled(if: Python.interpreter != nil || Python.isRequired, "needs the reference Python (onnx)"))
+    func cyclesAndOverflowingInitializersAreErrors() throws {
+        try withTemporaryDirectory { dir in
+            let d = dir.path
+            _ = try Python.json(Self.script, [d])
+            for args in [["run", "\(d)/cycle.onnx"], ["trace", "\(d)/cycle.onnx"]] {
+                let r = try RunQTools.run(args)
+                #expect(r.status == 65, "\(args): \(r.stderr)")
+                #expect(r.stderr.contains("cycle"), "\(r.stderr)")
+            }
+            for cmd in ["run", "inspect"] {
+                let r = try RunQTools.run([cmd, "\(d)/init_overflow.onnx"])
+                #expect(r.status == 65, "\(cmd): \(r.stderr)")
+                #expect(r.stderr.contains("\"W\""), "\(r.stderr)")
+            }
+        }
+    }
+
+    /// A torch tensor view whose offset runs past the end of its storage (the pickle
+    /// patched, the zip rewritten with correct CRCs).
+    @Test(.enabled(if: Python.interpreter != nil || Python.isRequired, "needs the reference Python (torch)"))
+    func aViewPastTheEndOfItsStorageIsAnError() throws {
+        try withTemporaryDirectory { dir in
+            let path = dir.appendingPathComponent("past.pth").path
+            let script = #"""
+                import sys, io, zipfile, torch
+                t = torch.arange(10, dtype=torch.float32)
+                buf = io.BytesIO()
+                torch.save({'v': t[5:]}, buf)
+                src = zipfile.ZipFile(io.BytesIO(buf.getvalue()))
+                with zipfile.ZipFile(sys.argv[1], 'w', zipfile.ZIP_STORED) as out:
+                    for i in src.infolist():
+                        data = src.read(i.filename)
+                        if i.filename.endswith('data.pkl'):
+                            assert data.count(b'K\x05K\x05\x85') == 1
+                            data = data.replace(b'K\x05K\x05\x85', b'K\x08K\x05\x85')  # offset 5 -> 8, size 5
+                        out.writestr(i.filename, data)
+                print('{}')
+                """#
+            _ = try Python.json(script, [path])
+            for args in [["inspect", path], ["convert", path, "-o", dir.appendingPathComponent("o.safetensors").path]] {
+                let r = try RunQTools.run(args)
+                #expect(r.status == 65, "\(args): \(r.stderr)")
+                #expect(r.stderr.contains("does not fit storage"), "\(r.stderr)")
             }
         }
     }
