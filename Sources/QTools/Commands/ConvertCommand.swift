@@ -47,8 +47,10 @@ struct ConvertCommand: ParsableCommand {
             The output is written to a temporary file beside OUT, read back and checked (every \
             tensor bit-identical to what was meant to be written; --no-verify skips it), then \
             renamed onto OUT. A failure leaves nothing behind. The input is never modified: OUT \
-            naming the input (same path or same file) is refused with exit 64; an existing OUT \
-            needs --force (else exit 73).
+            naming any file the command reads (the input, its ONNX external data, mapping files, \
+            the config; same path or same file through any link) is refused with exit 64; an \
+            existing OUT needs --force (else exit 73). '-' (stdout), devices and FIFOs are \
+            written in place once the file is complete (the report then goes to stderr).
 
             ONNX (--to onnx, or an .onnx output; needs the config): writes the model the engine \
             builds. --onnx-format qcdq (default, opset 13: int8 weight levels + DequantizeLinear, \
