@@ -1,31 +1,116 @@
 #!/bin/sh
-# Builds and runs the libFuzzer target for the torch checkpoint reader (by hand, not in CI).
-#   Fuzz/run.sh [seconds]     (default 30; corpus in .build/fuzz/corpus, seeded from fixtures/golden)
-# Tensors is built as a static library; Formats is compiled together with PickleFuzz.swift
-# as one module so the fuzzer can reach the internal Unpickler.
+# Builds and runs the libFuzzer targets (by hand; `.ci/run` runs each briefly with QTOOLS_FUZZ=1).
+#   Fuzz/run.sh [TARGET] [seconds]     TARGET: torch (default), config, onnx, all; seconds default 30
+#   Fuzz/run.sh 30                     (the old form: the torch target for 30 s)
+# Targets:
+#   torch   every reader through ModelFile (torch zip/legacy/tar, pickle, safetensors, npy/npz,
+#           ONNX) and the Unpickler (PickleFuzz.swift, compiled into Formats)
+#   config  QTool config files, command-line options, mapping files (ConfigFuzz.swift, into QToolConfig)
+#   onnx    the ONNX importer, planner and executor (ONNXImportFuzz.swift, into Models)
+# Corpora live in .build/fuzz/corpus-TARGET, seeded from fixtures/ (plus Fuzz/corpus/TARGET when
+# present); crashes are written to .build/fuzz/ as crash-*. The modules a target sits on
+# (Tensors, SwiftProtobuf, Formats; for onnx also QToolConfig, the C kernels and Engine) are
+# built as static libraries, again only when their sources changed.
 set -eu
 cd "$(dirname "$0")/.."
+TARGET=torch
+case "${1:-}" in
+    torch|config|onnx|all) TARGET=$1; shift ;;
+esac
 SECS=${1:-30}
 OUT=.build/fuzz
-mkdir -p "$OUT/corpus"
+mkdir -p "$OUT"
 SAN="-sanitize=fuzzer,address -parse-as-library -g -O"
 # SwiftProtobuf (for the ONNX reader) comes from the package checkout: run `swift build` once first.
 PB=.build/checkouts/swift-protobuf/Sources/SwiftProtobuf
 [ -d "$PB" ] || { echo "run 'swift build' first (needs $PB)" >&2; exit 1; }
-if [ ! -f "$OUT/libSwiftProtobuf.a" ]; then
-    swiftc -sanitize=address -parse-as-library -O -emit-library -static -emit-module \
-        -module-name SwiftProtobuf -package-name swift_protobuf -emit-module-path "$OUT/SwiftProtobuf.swiftmodule" \
-        -o "$OUT/libSwiftProtobuf.a" "$PB"/*.swift
-fi
-swiftc $SAN -package-name qtools -emit-library -static -emit-module -module-name Tensors \
-    -emit-module-path "$OUT/Tensors.swiftmodule" -o "$OUT/libTensors.a" Sources/Tensors/*.swift
-swiftc $SAN -module-name Formats -package-name qtools -I "$OUT" -L "$OUT" -lTensors -lSwiftProtobuf -I Sources/CZlib -lz \
-    -o "$OUT/torch-fuzz" $(find Sources/Formats -name '*.swift') Fuzz/PickleFuzz.swift
-# Seeds: small real checkpoints and their first pickle bytes.
-if [ -z "$(ls "$OUT/corpus")" ]; then
-    for f in fixtures/golden/resnet20_fixup/checkpoint.pth fixtures/golden/resnet20_fixup/checkpoint-legacy.pth; do
-        cp "$f" "$OUT/corpus/$(basename "$(dirname "$f")")-$(basename "$f")"
+FORMATS=$(find Sources/Formats -name '*.swift')
+
+libs() {
+    if [ ! -f "$OUT/libSwiftProtobuf.a" ]; then
+        swiftc -sanitize=address -parse-as-library -O -emit-library -static -emit-module \
+            -module-name SwiftProtobuf -package-name swift_protobuf -emit-module-path "$OUT/SwiftProtobuf.swiftmodule" \
+            -o "$OUT/libSwiftProtobuf.a" "$PB"/*.swift
+    fi
+    if [ ! -f "$OUT/libTensors.a" ] || [ -n "$(find Sources/Tensors -newer "$OUT/libTensors.a" -name '*.swift')" ]; then
+        swiftc $SAN -package-name qtools -emit-library -static -emit-module -module-name Tensors \
+            -emit-module-path "$OUT/Tensors.swiftmodule" -o "$OUT/libTensors.a" Sources/Tensors/*.swift
+    fi
+}
+
+module() {  # module NAME DIR FLAGS...: Sources/DIR as a static library with its module
+    name=$1
+    dir=$2
+    shift 2
+    if [ ! -f "$OUT/lib$name.a" ] || [ -n "$(find "Sources/$dir" -newer "$OUT/lib$name.a" -name '*.swift')" ]; then
+        swiftc $SAN -package-name qtools -emit-library -static -emit-module -module-name "$name" \
+            -emit-module-path "$OUT/$name.swiftmodule" -I "$OUT" -o "$OUT/lib$name.a" "$@" \
+            $(find "Sources/$dir" -name '*.swift')
+    fi
+}
+
+ckernels() {
+    mkdir -p "$OUT/ckernels"
+    for c in Sources/CKernels/*.c; do
+        clang -O2 -g -fsanitize=address -I Sources/CKernels/include -c "$c" -o "$OUT/ckernels/$(basename "$c" .c).o"
     done
-    printf '\200\002}q\000(X\001\000\000\000aq\001]q\002(K\001G@\004\000\000\000\000\000\000e.' > "$OUT/corpus/dict.pkl"
-fi
-exec "$OUT/torch-fuzz" -max_total_time="$SECS" -max_len=1048576 -rss_limit_mb=2048 "$OUT/corpus"
+    ar rcs "$OUT/libCKernels.a" "$OUT"/ckernels/*.o
+    printf 'module CKernels {\n    header "%s/Sources/CKernels/include/ckernels.h"\n    export *\n}\n' "$PWD" \
+        > "$OUT/ckernels/module.modulemap"
+}
+
+seed() {  # seed TARGET FILES...: fixtures, then the committed corpus Fuzz/corpus/TARGET
+    t=$1
+    shift
+    mkdir -p "$OUT/corpus-$t"
+    if [ -z "$(ls "$OUT/corpus-$t")" ]; then
+        for f in "$@"; do cp "$f" "$OUT/corpus-$t/$(echo "$f" | tr '/' '_')"; done
+    fi
+    if [ -d "Fuzz/corpus/$t" ]; then cp Fuzz/corpus/"$t"/* "$OUT/corpus-$t/"; fi
+}
+
+run() {  # run NAME -- libFuzzer options
+    name=$1
+    shift
+    echo "== fuzz $name for ${SECS}s"
+    "$OUT/$name-fuzz" -max_total_time="$SECS" -timeout=2 -rss_limit_mb=2048 -artifact_prefix="$OUT/crash-$name-" \
+        -print_final_stats=1 "$@" "$OUT/corpus-$name"
+}
+
+torch() {
+    libs
+    swiftc $SAN -module-name Formats -package-name qtools -I "$OUT" -L "$OUT" -lTensors -lSwiftProtobuf -I Sources/CZlib -lz \
+        -o "$OUT/torch-fuzz" $FORMATS Fuzz/PickleFuzz.swift
+    seed torch fixtures/golden/resnet20_fixup/checkpoint.pth fixtures/golden/resnet20_fixup/checkpoint-legacy.pth \
+        fixtures/golden/resnet20_fixup/input.npy
+    [ -f "$OUT/corpus-torch/dict.pkl" ] ||
+        printf '\200\002}q\000(X\001\000\000\000aq\001]q\002(K\001G@\004\000\000\000\000\000\000e.' > "$OUT/corpus-torch/dict.pkl"
+    run torch -max_len=1048576
+}
+
+config() {
+    libs
+    module Formats Formats -I Sources/CZlib
+    swiftc $SAN -module-name QToolConfig -package-name qtools -I "$OUT" -L "$OUT" -lFormats -lTensors -lSwiftProtobuf \
+        -I Sources/CZlib -lz -o "$OUT/config-fuzz" $(find Sources/QToolConfig -name '*.swift') Fuzz/ConfigFuzz.swift
+    seed config $(ls fixtures/golden/*/config.txt | head -4) fixtures/golden/pytorch_resnet18_fp/name_map.txt
+    run config -max_len=16384
+}
+
+onnx() {
+    libs
+    module Formats Formats -I Sources/CZlib
+    module QToolConfig QToolConfig
+    ckernels
+    module Engine Engine -I "$OUT/ckernels" -I Sources/COpenBLAS
+    swiftc $SAN -module-name Models -package-name qtools -I "$OUT" -L "$OUT" -I "$OUT/ckernels" -I Sources/CZlib \
+        -I Sources/COpenBLAS -lEngine -lQToolConfig -lFormats -lTensors -lSwiftProtobuf -lCKernels -lopenblas -lz \
+        -o "$OUT/onnx-fuzz" $(find Sources/Models -name '*.swift') Fuzz/ONNXImportFuzz.swift
+    seed onnx $(find fixtures -name '*.onnx' | head -8)
+    run onnx -max_len=262144
+}
+
+case $TARGET in
+    all) torch; config; onnx ;;
+    *) $TARGET ;;
+esac

@@ -8,6 +8,8 @@ public enum ModelFile {
         public var checkpoint: Checkpoint
         public var fileBytes: Int
         public var kind: FileKind
+        /// Other files read (ONNX external data), as paths: no output may be one of them.
+        public var externalFiles: [String] = []
     }
 
     /// Memory-maps `path` and reads it with the reader its magic bytes select.
@@ -19,6 +21,11 @@ public enum ModelFile {
         do {
             let slash = path.lastIndex(of: "/")
             let dir = slash.map { String(path[..<$0]) }.map { $0.isEmpty ? "/" : $0 } ?? "."
+            if FileSniffer.sniff(store.all) == .onnx {
+                let m = try ONNXReader.model(store.all, baseDirectory: dir)
+                let files = Set(m.summary.initializers.compactMap(\.location)).sorted().map { dir + "/" + $0 }
+                return Opened(checkpoint: m.checkpoint, fileBytes: store.count, kind: .onnx, externalFiles: files)
+            }
             let (kind, checkpoint) = try read(store.all, verifyCRC: verifyCRC, baseDirectory: dir)
             return Opened(checkpoint: checkpoint, fileBytes: store.count, kind: kind)
         } catch var e as FormatError {

@@ -12,7 +12,7 @@ import Train
 /// |---|---|
 /// | 0 | success |
 /// | 1 | the command ran and its check said "no" (`verify` beyond tolerance) |
-/// | 64 | usage error (ArgumentParser validation) |
+/// | 64 | usage error (ArgumentParser validation; an output that is a file the command reads) |
 /// | 65 | input malformed or unsupported (`FormatError`) |
 /// | 66 | input missing or unreadable |
 /// | 73 | cannot create or write the output |
@@ -31,6 +31,7 @@ enum ExitCodes {
         case is FormatError: return dataError
         case let e as ByteStore.OpenError: return e.isMissing ? noInput : dataError
         case is OutputFile.WriteError: return cannotCreate
+        case is OutputSafety.SameFileError: return usage
         case is UsageError: return usage
         case let e as ConversionError:
             switch e.kind {
@@ -40,7 +41,7 @@ enum ExitCodes {
             case .malformedMapping, .collision, .unsupported: return dataError
             }
         case let e as ConfigError: return e.kind == .unreadable ? noInput : dataError
-        case is InferenceError, is ModelLoadError, is TrainError: return dataError
+        case is InferenceError, is ModelLoadError, is TrainError, is MemoryLimitError: return dataError
         default: return software
         }
     }

@@ -59,11 +59,15 @@ public struct QuantizeAttributes: Sendable, Equatable {
         }
     }
 
-    /// Checks at plan time that the function accepts `shape` (a dry run on zeros).
+    /// Checks at plan time that the function accepts `shape`: a dry run on zeros of the same
+    /// rank and channels with every other dimension 1 (per-channel parameters are what a
+    /// function checks; a full-size dry run would allocate an activation at plan time).
     func check(shape: [Int]) throws(InferenceError) {
-        let n = shape.reduce(1, *)
-        guard n > 0 else { throw InferenceError(.shapeMismatch("quantize input \(shape)")) }
-        _ = try apply([Float](repeating: 0, count: n), shape: shape)
+        guard !shape.isEmpty, shape.allSatisfy({ $0 >= 1 }) else {
+            throw InferenceError(.shapeMismatch("quantize input \(shape)"))
+        }
+        let probe = shape.indices.map { $0 == 1 ? shape[1] : 1 }
+        _ = try apply([Float](repeating: 0, count: probe.reduce(1, *)), shape: probe)
     }
 
     public static func == (a: Self, b: Self) -> Bool { a.function.isEqual(to: b.function) }

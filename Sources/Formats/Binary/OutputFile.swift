@@ -26,15 +26,39 @@ public final class MemorySink: ByteSink {
     public func write(_ b: [UInt8]) throws { bytes.append(contentsOf: b) }
 }
 
-/// Writes a file atomically: into a temporary file beside the target, renamed over it by
-/// ``commit()``. If the writer is dropped without commit, the temporary file is removed and the
-/// target is untouched, so a failed conversion never leaves a half-written model.
+/// Writes a file safely.
+///
+/// A regular file (or a path that does not exist yet) is written atomically: into a temporary
+/// file beside the target (`.NAME.qtools-PID-XXXXXX`, same directory so the rename cannot
+/// cross file systems), flushed, fsynced and renamed over it by ``commit()``. If the writer is
+/// dropped without commit (an error), the temporary file is removed and the target is
+/// untouched, so a failed command never leaves a half-written file; a temporary file left by a
+/// killed process is removed by the next writer into that directory once its process is gone.
+/// Without `overwrite` the target must not exist, checked again atomically at commit (a
+/// hard link, not a rename), so of two writers racing for a new path one wins and the other
+/// fails cleanly.
+///
+/// Special files (character and block devices, FIFOs, sockets), `-` (standard output) and the
+/// descriptor aliases `/dev/stdout`, `/dev/stderr`, `/dev/fd/N`, `/proc/self/fd/N` are
+/// written in place: opened for writing (never replaced, never renamed over, no `overwrite`
+/// needed), with the bytes staged in an unlinked temporary file and copied in by ``commit()``,
+/// so a reader of a FIFO or pipe sees the whole file or nothing.
+///
+/// Before anything is created the target is checked against every file the command reads
+/// (``OutputSafety``).
 public final class OutputFile: ByteSink {
     /// The final path.
     public let path: String
-    /// The temporary path being written.
+    /// A path the bytes written so far can be read back from before ``commit()`` (the
+    /// temporary file; `/proc/self/fd/N` for a staged in-place write).
     public let temporaryPath: String
+    /// True when the target is a special file or standard output, written in place.
+    public let inPlace: Bool
+    /// The staging file (the temporary file of an atomic write).
     private var fd: Int32
+    /// The special file opened for writing (in place only).
+    private var target: Int32 = -1
+    private let overwrite: Bool
     private var committed = false
     private var buffer: [UInt8] = []
     public private(set) var position: Int = 0
@@ -45,19 +69,50 @@ public final class OutputFile: ByteSink {
         public let path: String
         /// What failed.
         public let reason: String
+        public init(path: String, reason: String) {
+            self.path = path
+            self.reason = reason
+        }
         public var description: String { "cannot write \(path): \(reason)" }
     }
 
-    /// Creates the temporary file. With `overwrite: false` an existing target is an error.
-    public init(path: String, overwrite: Bool = false) throws(WriteError) {
+    /// Checks the target against `inputs` (``OutputSafety``), then opens it (see the type's
+    /// summary). With `overwrite: false` an existing regular target is an error.
+    ///
+    /// - Throws: ``OutputSafety/SameFileError`` when the target is one of `inputs`;
+    ///   ``WriteError`` when it cannot be written.
+    public init(path: String, overwrite: Bool = false, reading inputs: [String?] = []) throws {
         self.path = path
+        self.overwrite = overwrite
+        Self.ignoreFileSizeSignal()
+        try OutputSafety.refuse(output: path, reading: inputs)
+        if let special = try Self.openSpecial(path) {
+            target = special
+            inPlace = true
+            // Staged in an unlinked file, copied in at commit.
+            let dir = Self.stagingDirectory()
+            var template = Array("\(dir)/.qtools-stage-XXXXXX".utf8CString)
+            let f = unsafe template.withUnsafeMutableBufferPointer { unsafe mkstemp($0.baseAddress!) }
+            guard f >= 0 else {
+                let reason = Self.errorText(errno)
+                close(special)
+                throw WriteError(path: path, reason: "cannot create a staging file in \(dir): \(reason)")
+            }
+            unsafe template.withUnsafeBufferPointer { _ = unsafe unlink($0.baseAddress!) }
+            fd = f
+            temporaryPath = "/proc/self/fd/\(f)"
+            return
+        }
+        inPlace = false
         if !overwrite, unsafe access(path, F_OK) == 0 {
             throw WriteError(path: path, reason: "file exists (use --force to replace it)")
         }
         let slash = path.lastIndex(of: "/")
         let dir = slash.map { String(path[..<$0]) } ?? "."
         let base = slash.map { String(path[path.index(after: $0)...]) } ?? path
-        var template = Array("\(dir.isEmpty ? "/" : dir)/.\(base).qtools-XXXXXX".utf8CString)
+        let directory = dir.isEmpty ? "/" : dir
+        Self.removeStaleTemporaries(in: directory, base: base)
+        var template = Array("\(directory)/.\(base).qtools-\(getpid())-XXXXXX".utf8CString)
         let f = unsafe template.withUnsafeMutableBufferPointer { unsafe mkstemp($0.baseAddress!) }
         guard f >= 0 else {
             throw WriteError(path: path, reason: Self.errorText(errno))
@@ -69,10 +124,74 @@ public final class OutputFile: ByteSink {
 
     deinit {
         if fd >= 0 { close(fd) }
-        if !committed { unsafe _ = unlink(temporaryPath) }
+        if target >= 0 { close(target) }
+        if !committed && !inPlace { unsafe _ = unlink(temporaryPath) }
+    }
+
+    /// Runs ``OutputSafety`` again for inputs found while working (ONNX external data).
+    public func refuse(reading inputs: [String?]) throws {
+        try OutputSafety.refuse(output: path, reading: inputs)
     }
 
     private static func errorText(_ code: Int32) -> String { unsafe String(cString: strerror(code)) }
+
+    /// A file-size limit (RLIMIT_FSIZE) makes write(2) fail with EFBIG instead of killing the
+    /// process with SIGXFSZ, so the error is reported and the temporary file removed.
+    private static func ignoreFileSizeSignal() {
+        _ = signal(SIGXFSZ, SIG_IGN)
+    }
+
+    /// Where in-place writes are staged: `$TMPDIR`, else `/tmp`.
+    private static func stagingDirectory() -> String {
+        if let t = unsafe getenv("TMPDIR"), let s = Optional(unsafe String(cString: t)), !s.isEmpty { return s }
+        return "/tmp"
+    }
+
+    /// The descriptor for a target written in place, or nil for a regular (atomic) target.
+    private static func openSpecial(_ path: String) throws(WriteError) -> Int32? {
+        if path == "-" { return try duplicate(1, path) }
+        // Descriptor aliases: reuse the descriptor itself (keeps append mode, never truncates
+        // a file the shell opened).
+        let aliases: [String: Int32] = ["/dev/stdout": 1, "/dev/stderr": 2]
+        if let n = aliases[path] { return try duplicate(n, path) }
+        for prefix in ["/dev/fd/", "/proc/self/fd/"] where path.hasPrefix(prefix) {
+            if let n = Int32(path.dropFirst(prefix.count)), n >= 0 { return try duplicate(n, path) }
+        }
+        var s = stat()
+        guard unsafe stat(path, &s) == 0 else { return nil }  // missing: created atomically
+        let type = s.st_mode & S_IFMT
+        if type == S_IFREG { return nil }
+        if type == S_IFDIR { throw WriteError(path: path, reason: "is a directory") }
+        let f = unsafe open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY)
+        guard f >= 0 else { throw WriteError(path: path, reason: errorText(errno)) }
+        return f
+    }
+
+    private static func duplicate(_ n: Int32, _ path: String) throws(WriteError) -> Int32 {
+        let f = fcntl(n, F_DUPFD_CLOEXEC, 0)
+        guard f >= 0 else { throw WriteError(path: path, reason: errorText(errno)) }
+        return f
+    }
+
+    /// Removes `.BASE.qtools-PID-XXXXXX` files in `dir` whose process no longer exists (a
+    /// writer killed before it could clean up).
+    private static func removeStaleTemporaries(in dir: String, base: String) {
+        let prefix = ".\(base).qtools-"
+        guard let d = unsafe opendir(dir) else { return }
+        defer { unsafe _ = closedir(d) }
+        var stale: [String] = []
+        while let e = unsafe readdir(d) {
+            let name = unsafe withUnsafeBytes(of: e.pointee.d_name) { raw in
+                unsafe String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
+            }
+            guard name.hasPrefix(prefix) else { continue }
+            let rest = name.dropFirst(prefix.count).split(separator: "-", maxSplits: 1)
+            guard rest.count == 2, rest[1].count == 6, let pid = Int32(rest[0]), pid > 0 else { continue }
+            if pid == getpid() { continue }
+            if kill(pid, 0) == -1 && errno == ESRCH { stale.append(name) }
+        }
+        for name in stale { unsafe _ = unlink("\(dir)/\(name)") }
+    }
 
     public func write(_ b: [UInt8]) throws { try write(ByteSlice(b)) }
 
@@ -84,7 +203,7 @@ public final class OutputFile: ByteSink {
             return
         }
         try flush()
-        try unsafe b.withUnsafeBytes { raw in try unsafe writeAll(raw) }
+        try unsafe b.withUnsafeBytes { raw in try unsafe writeAll(raw, to: fd) }
         position += b.count
     }
 
@@ -93,30 +212,80 @@ public final class OutputFile: ByteSink {
         guard !buffer.isEmpty else { return }
         let chunk = buffer
         buffer.removeAll(keepingCapacity: true)
-        try unsafe chunk.withUnsafeBytes { raw in try unsafe writeAll(raw) }
+        try unsafe chunk.withUnsafeBytes { raw in try unsafe writeAll(raw, to: fd) }
     }
 
-    private func writeAll(_ raw: UnsafeRawBufferPointer) throws(WriteError) {
+    private func writeAll(_ raw: UnsafeRawBufferPointer, to f: Int32) throws(WriteError) {
         var done = 0
         while done < raw.count {
-            let n = unsafe Glibc.write(fd, raw.baseAddress! + done, raw.count - done)
+            let n = unsafe Glibc.write(f, raw.baseAddress! + done, raw.count - done)
             if n < 0 {
                 if errno == EINTR { continue }
-                throw WriteError(path: temporaryPath, reason: Self.errorText(errno))
+                throw failure(errno)
             }
+            if n == 0 { throw failure(EIO) }
             done += n
         }
     }
 
-    /// Flushes, syncs and renames the temporary file onto the target.
+    /// A write error naming the target; an atomic target is untouched.
+    private func failure(_ code: Int32) -> WriteError {
+        WriteError(
+            path: path,
+            reason: Self.errorText(code) + (inPlace ? "" : " (nothing written; \(path) is unchanged)"))
+    }
+
+    /// Flushes and syncs the staged bytes, then renames them onto the target (a regular
+    /// file) or copies them into it (written in place).
     public func commit() throws {
         try flush()
-        guard fsync(fd) == 0 else { throw WriteError(path: temporaryPath, reason: Self.errorText(errno)) }
+        if inPlace { return try copyIntoTarget() }
+        guard fsync(fd) == 0 else { throw failure(errno) }
         close(fd)
         fd = -1
-        guard unsafe rename(temporaryPath, path) == 0 else {
-            throw WriteError(path: path, reason: Self.errorText(errno))
+        if overwrite {
+            guard unsafe rename(temporaryPath, path) == 0 else { throw failure(errno) }
+        } else {
+            // link(2) fails if the target appeared since init (another writer): no clobbering.
+            if unsafe link(temporaryPath, path) == 0 {
+                unsafe _ = unlink(temporaryPath)
+            } else if errno == EEXIST {
+                throw WriteError(path: path, reason: "file exists (created while qtools was writing; use --force to replace it)")
+            } else if unsafe access(path, F_OK) != 0, unsafe rename(temporaryPath, path) == 0 {
+                // A file system without hard links.
+            } else {
+                throw failure(errno)
+            }
         }
         committed = true
+        Self.syncDirectory(of: path)
+    }
+
+    private func copyIntoTarget() throws {
+        var chunk = [UInt8](repeating: 0, count: 1 << 20)
+        var offset = 0
+        while offset < position {
+            let n = unsafe chunk.withUnsafeMutableBytes { unsafe pread(fd, $0.baseAddress!, $0.count, off_t(offset)) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw failure(errno)
+            }
+            if n == 0 { throw failure(EIO) }
+            try unsafe chunk.withUnsafeBytes { raw in try unsafe writeAll(UnsafeRawBufferPointer(rebasing: raw[0..<n]), to: target) }
+            offset += n
+        }
+        close(target)
+        target = -1
+        committed = true
+    }
+
+    /// fsync of the directory, so the rename itself survives a crash.
+    private static func syncDirectory(of path: String) {
+        let slash = path.lastIndex(of: "/")
+        let dir = slash.map { String(path[..<$0]) }.map { $0.isEmpty ? "/" : $0 } ?? "."
+        let d = unsafe open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard d >= 0 else { return }
+        _ = fsync(d)
+        close(d)
     }
 }

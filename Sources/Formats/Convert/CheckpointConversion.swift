@@ -289,14 +289,18 @@ public struct Conversion: Sendable {
     /// - Parameter progress: called with a phase description (`reading`, `writing`, ...).
     /// - Throws: ``ConversionError``, ``FormatError``, ``Tensors/ByteStore/OpenError`` (input),
     ///   ``OutputFile/WriteError`` (output).
+    /// - Parameter alsoReading: other files the command reads (mapping files, the config),
+    ///   which the output must not be either (``OutputSafety``).
     public func run(
-        inputPath: String, outputPath: String, overwrite: Bool = false,
+        inputPath: String, outputPath: String, overwrite: Bool = false, alsoReading: [String?] = [],
         progress: (String) -> Void = { _ in }
     ) throws -> ConversionReport {
         try Self.refuseSameFile(inputPath, outputPath)
-        let out = try OutputFile(path: outputPath, overwrite: overwrite)
+        let out = try OutputFile(path: outputPath, overwrite: overwrite, reading: [inputPath] + alsoReading)
         progress("reading \(inputPath)")
-        let opened = try ModelFile.open(path: inputPath)
+        // Every byte is read to be written, so every zip record's CRC-32 is checked too.
+        let opened = try ModelFile.open(path: inputPath, verifyCRC: true)
+        try out.refuse(reading: opened.externalFiles)
         var report = ConversionReport(
             input: inputPath, output: outputPath, inputFormat: opened.checkpoint.format.rawValue,
             outputFormat: format.rawValue, stateDictPath: ConversionState(opened.checkpoint).location.path)
@@ -332,17 +336,10 @@ public struct Conversion: Sendable {
 
     /// Throws `.usage` when `output` names the input file (same path, or same device and inode).
     public static func refuseSameFile(_ input: String, _ output: String) throws(ConversionError) {
-        var a = stat()
-        var b = stat()
-        let same: Bool
-        if unsafe stat(input, &a) == 0, unsafe stat(output, &b) == 0 {
-            same = a.st_dev == b.st_dev && a.st_ino == b.st_ino
-        } else {
-            same = input == output
-        }
-        if same {
-            throw ConversionError(
-                .usage, "the output \(output) is the input file; qtools never modifies its input, choose another -o")
+        do {
+            try OutputSafety.refuse(output: output, reading: [input])
+        } catch {
+            throw ConversionError(.usage, error.description)
         }
     }
 }

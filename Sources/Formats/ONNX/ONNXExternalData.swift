@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 import Tensors
 
 /// Resolves initializers stored outside the model (`data_location = EXTERNAL`).
@@ -6,7 +11,8 @@ import Tensors
 /// directory, required), an `offset` and a `length` (decimal strings, optional) and an optional
 /// `checksum` (SHA-1, not verified). Files are memory-mapped once and shared by every tensor
 /// that points into them. Absolute locations and `..` components are refused, as
-/// `onnx.checker` does, so a model cannot make the reader open arbitrary files.
+/// `onnx.checker` does, so a model cannot make the reader open arbitrary files; so is a location
+/// that resolves (through symlinks) outside the model's directory, as onnx and onnxruntime do.
 struct ONNXExternalData {
     /// The model file's directory; nil when the model was read from memory.
     let baseDirectory: String?
@@ -61,6 +67,7 @@ struct ONNXExternalData {
     private mutating func open(_ location: String, in dir: String) throws(FormatError) -> ByteStore {
         if let s = stores[location] { return s }
         let path = dir.isEmpty ? location : dir + "/" + location
+        try Self.requireInside(path, location: location, directory: dir.isEmpty ? "." : dir)
         let store: ByteStore
         do { store = try ByteStore.map(path: path) } catch {
             throw FormatError(.missing("external data file \"\(location)\" (\(error.reason))"))
@@ -68,6 +75,25 @@ struct ONNXExternalData {
         stores[location] = store
         locations.append(location)
         return store
+    }
+
+    /// Throws when `path` (which must exist) resolves outside `directory` (a symlink out of it).
+    private static func requireInside(_ path: String, location: String, directory: String) throws(FormatError) {
+        guard let real = realPath(path) else { return }  // missing: ByteStore reports it
+        guard let base = realPath(directory) else { return }
+        let prefix = base.hasSuffix("/") ? base : base + "/"
+        guard real.hasPrefix(prefix) else {
+            throw FormatError(
+                .invalid(
+                    "external data location \"\(location)\" resolves to \(real), outside the model's directory \(base) (a symlink out of it); refused as onnx and onnxruntime refuse it"
+                ))
+        }
+    }
+
+    private static func realPath(_ p: String) -> String? {
+        guard let r = unsafe realpath(p, nil) else { return nil }
+        defer { unsafe free(r) }
+        return unsafe String(cString: r)
     }
 
     private static func decimal(_ s: String, _ key: String) throws(FormatError) -> Int {

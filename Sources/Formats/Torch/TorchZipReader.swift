@@ -26,7 +26,7 @@ public enum TorchZipReader {
             guard e.uncompressedSize <= 4096 else {
                 throw FormatError(.tooLarge(what: "text record", size: e.uncompressedSize, limit: 4096), entry: e.name)
             }
-            return String(decoding: try zip.data(of: e).toArray(), as: UTF8.self).trimmingSpaces
+            return String(decoding: try zip.wholeData(of: e).toArray(), as: UTF8.self).trimmingSpaces
                 .trimmingCharacters(in: "\n")
         }
 
@@ -55,7 +55,7 @@ public enum TorchZipReader {
         guard let pklEntry = record("data.pkl") else {
             throw FormatError(.missing("record \(folder)/data.pkl"), entry: folder + "/data.pkl")
         }
-        let pkl = try zip.data(of: pklEntry)
+        let pkl = try zip.wholeData(of: pklEntry)
 
         // Storages: one per key, shared by all views.
         let cache = StorageCache()

@@ -30,7 +30,16 @@ public enum Deflate {
     public static func crc32(_ bytes: [UInt8]) -> UInt32 { crc32(ByteSlice(bytes)) }
 
     /// Inflates raw deflate data (zip method 8) to exactly `expectedSize` bytes.
+    ///
+    /// A declared size that `data` cannot inflate to (deflate expands at most 1032:1) is refused
+    /// before anything is allocated, so a zip bomb's header cannot make the reader allocate
+    /// what it declares; records over 4 GiB are inflated in chunks (zlib counts in 32 bits).
     public static func inflate(_ data: ByteSlice, expectedSize: Int) throws(FormatError) -> [UInt8] {
+        let (bound, o) = data.count.multipliedReportingOverflow(by: maxRatio)
+        guard expectedSize >= 0, o || expectedSize <= bound + 1024 else {
+            throw FormatError(
+                .tooLarge(what: "declared size of a \(data.count)-byte deflated record", size: expectedSize, limit: bound + 1024))
+        }
         var out = [UInt8](repeating: 0, count: expectedSize)
         var stream = unsafe z_stream()
         let initStatus = unsafe inflateInit2_(
@@ -41,10 +50,19 @@ public enum Deflate {
             unsafe out.withUnsafeMutableBytes { dst in
                 unsafe stream.next_in = UnsafeMutablePointer(
                     mutating: src.baseAddress?.assumingMemoryBound(to: UInt8.self))
-                unsafe stream.avail_in = uInt(src.count)
                 unsafe stream.next_out = dst.baseAddress?.assumingMemoryBound(to: UInt8.self)
-                unsafe stream.avail_out = uInt(dst.count)
-                return unsafe CZlib.inflate(&stream, Z_FINISH)
+                var inLeft = src.count, outLeft = dst.count
+                while true {
+                    let ai = min(inLeft, 1 << 30), ao = min(outLeft, 1 << 30)
+                    unsafe stream.avail_in = uInt(ai)
+                    unsafe stream.avail_out = uInt(ao)
+                    let s = unsafe CZlib.inflate(&stream, Z_NO_FLUSH)
+                    let read = ai - Int(unsafe stream.avail_in), wrote = ao - Int(unsafe stream.avail_out)
+                    inLeft -= read
+                    outLeft -= wrote
+                    if s != Z_OK { return s }
+                    if read == 0 && wrote == 0 { return Z_BUF_ERROR }  // no progress: out of input or room
+                }
             }
         }
         guard status == Z_STREAM_END else {
@@ -60,6 +78,9 @@ public enum Deflate {
         }
         return out
     }
+
+    /// The most deflate can expand (its longest match, 258 bytes, coded in 2 bits, is 1032:1).
+    static let maxRatio = 1032
 
     /// Compresses to raw deflate (zip method 8) at the default level.
     public static func deflate(_ data: ByteSlice) -> [UInt8] {

@@ -218,18 +218,22 @@ public struct ZipArchive: Sendable {
         index[name].map { entries[$0] }
     }
 
-    /// The record's bytes: a window into the archive when stored, inflated when deflated.
+    /// The record's bytes: a window into the archive when stored, inflated when deflated (a
+    /// deflated record is read whole, so its CRC-32 is checked).
     public func data(of entry: ZipEntry) throws(FormatError) -> ByteSlice {
         let raw = bytes.slice(entry.dataOffset..<(entry.dataOffset + entry.compressedSize))
         switch entry.method {
         case 0: return raw
         case 8:
+            let inflated: ByteSlice
             do {
-                return ByteSlice(try Deflate.inflate(raw, expectedSize: entry.uncompressedSize))
+                inflated = ByteSlice(try Deflate.inflate(raw, expectedSize: entry.uncompressedSize))
             } catch var e {
                 e.entry = entry.name
                 throw e
             }
+            try Self.checkCRC(inflated, entry)
+            return inflated
         default:
             throw FormatError(
                 .unsupported("compression method \(entry.method) (qtools reads stored and deflated records)"),
@@ -237,9 +241,20 @@ public struct ZipArchive: Sendable {
         }
     }
 
+    /// The record's bytes for a reader that reads all of them (a pickle, a text record):
+    /// its CRC-32 is checked whatever the method.
+    public func wholeData(of entry: ZipEntry) throws(FormatError) -> ByteSlice {
+        let d = try data(of: entry)
+        if entry.method == 0 { try Self.checkCRC(d, entry) }
+        return d
+    }
+
     /// Checks the record's CRC-32 against the central directory.
     public func verifyCRC(of entry: ZipEntry) throws(FormatError) {
-        let d = try data(of: entry)
+        _ = try wholeData(of: entry)
+    }
+
+    static func checkCRC(_ d: ByteSlice, _ entry: ZipEntry) throws(FormatError) {
         let found = Deflate.crc32(d)
         guard found == entry.crc32 else {
             throw FormatError(.checksum(expected: entry.crc32, found: found), entry: entry.name)

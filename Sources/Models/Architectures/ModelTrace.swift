@@ -74,20 +74,32 @@ package struct ModelTrace: Sendable, Encodable {
             let out: [Int]
             do { out = try ShapeInference.outputShape(n.op, ins) } catch { throw error.at(node: n.name) }
             shapes[n.outputs[0]] = out
-            let count = out.reduce(1, *)
+            // Counts are multiplied with overflow checks: an absurd --size is an error, not a trap.
+            func product(_ xs: [Int]) throws(InferenceError) -> Int {
+                var p = 1
+                for x in xs {
+                    let (r, o) = p.multipliedReportingOverflow(by: x)
+                    guard !o else {
+                        throw InferenceError(.unsupported("operation counts overflow 64 bits at input \(inputShape)"), node: n.name)
+                    }
+                    p = r
+                }
+                return p
+            }
+            let count = try product(out)
             var macs = 0, flops = 0, bops = 0
             var quant: String? = nil
             switch n.op {
             case .conv2d:
                 let w = ins[1]
-                macs = count * w[1] * w[2] * w[3]
+                macs = try product([count, w[1], w[2], w[3]])
             case .linear:
-                macs = count * ins[1][1]
+                macs = try product([count, ins[1][1]])
             case .batchNorm, .channelAffine, .relu, .prelu, .hardtanh, .clamp, .add, .quantize,
                 .maxPool2d, .avgPool2d, .adaptiveAvgPool2d, .softmax, .mul:
                 flops = count
             case .reduceMean:
-                flops = ins[0].reduce(1, *)
+                flops = try product(ins[0])
             case .flatten, .identity, .pad, .concat, .spaceToDepth, .depthToSpace:
                 break
             }
@@ -96,7 +108,7 @@ package struct ModelTrace: Sendable, Encodable {
                 let a = l?.activationBits.map { Int($0.rounded(.up)) }
                 let w = l?.weightBits.map { Int($0.rounded(.up)) }
                 if a != nil || w != nil {
-                    bops = macs * (a ?? 32) * (w ?? 32)
+                    bops = try product([macs, a ?? 32, w ?? 32])
                     quant = "a\(a.map(String.init) ?? "32")w\(w.map(String.init) ?? "32")"
                 } else {
                     flops = macs
@@ -111,8 +123,17 @@ package struct ModelTrace: Sendable, Encodable {
         self.rows = rows
         self.inputShape = inputShape
         parameters = rows.reduce(0) { $0 + $1.parameters }
-        macs = rows.reduce(0) { $0 + $1.macs }
-        flops = rows.reduce(0) { $0 + $1.flops }
-        bops = rows.reduce(0) { $0 + $1.bops }
+        func total(_ key: KeyPath<Row, Int>) throws(InferenceError) -> Int {
+            var t = 0
+            for r in rows {
+                let (s, o) = t.addingReportingOverflow(r[keyPath: key])
+                guard !o else { throw InferenceError(.unsupported("operation counts overflow 64 bits at input \(inputShape)")) }
+                t = s
+            }
+            return t
+        }
+        macs = try total(\.macs)
+        flops = try total(\.flops)
+        bops = try total(\.bops)
     }
 }

@@ -26,6 +26,27 @@ package enum ONNXImport {
         "Greater", "GreaterOrEqual", "Less", "LessOrEqual", "Equal", "Max", "Min", "Where", "Sum",
     ]
 
+    /// The inputs each imported op needs: `required` leading inputs that must be present and
+    /// named, at most `max` in all (nil: any number). Checked before a node is read.
+    static let arity: [String: (required: Int, max: Int?, names: String)] = [
+        "Conv": (2, 3, "X, W"), "Gemm": (2, 3, "A, B"), "BatchNormalization": (5, 5, "X, scale, B, mean, var"),
+        "Relu": (1, 1, "X"), "PRelu": (2, 2, "X, slope"), "MaxPool": (1, 1, "X"), "AveragePool": (1, 1, "X"),
+        "GlobalAveragePool": (1, 1, "X"), "Flatten": (1, 1, "input"), "Softmax": (1, 1, "input"),
+        "Identity": (1, 1, "input"), "Dropout": (1, 3, "data"), "Concat": (1, nil, "inputs"), "Pad": (1, 4, "data"),
+        "ReduceMean": (1, 2, "data"), "QuantizeLinear": (2, 3, "x, y_scale"), "DequantizeLinear": (2, 3, "x, x_scale"),
+        "Clip": (1, 3, "input"), "Round": (1, 1, "X"), "Abs": (1, 1, "X"), "Neg": (1, 1, "X"), "Cast": (1, 1, "input"),
+        "Add": (2, 2, "A, B"), "Sub": (2, 2, "A, B"), "Mul": (2, 2, "A, B"), "Div": (2, 2, "A, B"),
+        "Greater": (2, 2, "A, B"), "GreaterOrEqual": (2, 2, "A, B"), "Less": (2, 2, "A, B"),
+        "LessOrEqual": (2, 2, "A, B"), "Equal": (2, 2, "A, B"), "Max": (2, 2, "data_0, data_1"),
+        "Min": (2, 2, "data_0, data_1"), "Where": (3, 3, "condition, X, Y"), "Sum": (1, nil, "data_0"),
+    ]
+
+    /// The largest kernel, stride, dilation or padding accepted (beyond any real network; a
+    /// hostile file must not make the planner size absurd activations).
+    static let maxSpatial = 4096
+    /// The largest `group` accepted.
+    static let maxGroups = 1 << 16
+
     /// The graph of `model` as a ``BuiltModel`` (input `[N, C, S, S]`, one output; `C` from the
     /// input's fixed channel dimension, else 3; `S` from its fixed height or the
     /// `qtools.input_size` metadata, else 32).
@@ -99,6 +120,28 @@ private struct Importer {
         return v
     }
 
+    /// Integer values of a constant input (pads, axes), refused when not whole numbers of a
+    /// sane size (a float NaN or 1e30 must not trap the conversion).
+    func integers(_ values: [Float], _ n: Onnx_NodeProto, _ what: String) throws(InferenceError) -> [Int] {
+        var out: [Int] = []
+        for v in values {
+            guard v.isFinite, v == v.rounded(), abs(v) <= Float(1 << 30) else {
+                throw InferenceError(.invalidAttribute("\(n.opType) \(what): \(v) is not an integer in range"), node: nodeName(n))
+            }
+            out.append(Int(v))
+        }
+        return out
+    }
+
+    /// The one value of the constant `v` (a Clip bound, a Pad value).
+    mutating func scalar(_ v: String, _ n: Onnx_NodeProto) throws(InferenceError) -> Float {
+        let c = try constant(v, n)
+        guard let x = constants[c]!.values.first, constants[c]!.values.count == 1 else {
+            throw InferenceError(.shapeMismatch("\(v) must hold one value, holds \(constants[c]!.values.count)"), node: nodeName(n), value: v)
+        }
+        return x
+    }
+
     func nodeName(_ n: Onnx_NodeProto) -> String { n.name.isEmpty ? (n.output.first ?? n.opType) : n.name }
 
     func unsupported(_ n: Onnx_NodeProto, _ why: String) -> InferenceError {
@@ -140,12 +183,63 @@ private struct Importer {
         return Padding2d(top: p[0], left: p[1], bottom: p[2], right: p[3])
     }
 
-    func pair(_ n: Onnx_NodeProto, _ key: String, _ d: Int) -> (h: Int, w: Int) {
+    func pair(_ n: Onnx_NodeProto, _ key: String, _ d: Int) throws(InferenceError) -> (h: Int, w: Int) {
         let v = ints(n, key) ?? [d, d]
+        guard v.count == 1 || v.count == 2 else { throw unsupported(n, "\(key) \(v) (2-D only)") }
         return (v[0], v.count > 1 ? v[1] : v[0])
     }
 
+    /// Throws naming the node when it has fewer inputs than its op needs, more than it takes,
+    /// or no output (before any input is read).
+    func checkArity(_ n: Onnx_NodeProto) throws(InferenceError) {
+        guard let out = n.output.first, !out.isEmpty else {
+            throw InferenceError(.arity(what: "outputs of \(n.opType)", expected: "at least 1", found: 0), node: nodeName(n))
+        }
+        let needed: (required: Int, max: Int?, names: String)
+        if QONNXQuantNode.isQONNX(n) {
+            needed = n.opType == "BipolarQuant" ? (2, 2, "X, scale") : (4, 4, "X, scale, zeropt, bitwidth")
+        } else if let a = ONNXImport.arity[n.opType] {
+            needed = a
+        } else {
+            return  // not imported: refused as unsupported by the caller
+        }
+        let present = n.input.prefix(needed.required).filter { !$0.isEmpty }.count
+        if n.input.count < needed.required || present < needed.required {
+            throw InferenceError(
+                .arity(what: "inputs of \(n.opType) (\(needed.names))", expected: "at least \(needed.required)", found: present),
+                node: nodeName(n))
+        }
+        if let m = needed.max, n.input.count > m {
+            throw InferenceError(.arity(what: "inputs of \(n.opType)", expected: "at most \(m)", found: n.input.count), node: nodeName(n))
+        }
+        if needed.max == nil, n.input.contains(where: \.isEmpty) {  // Sum, Concat: no optional inputs
+            throw InferenceError(.arity(what: "named inputs of \(n.opType)", expected: "\(n.input.count)", found: n.input.filter { !$0.isEmpty }.count), node: nodeName(n))
+        }
+    }
+
+    /// Throws naming the node when an integer attribute is outside `range`.
+    func checkRange(_ n: Onnx_NodeProto, _ key: String, _ values: [Int], _ range: ClosedRange<Int>) throws(InferenceError) {
+        if let bad = values.first(where: { !range.contains($0) }) {
+            throw InferenceError(
+                .invalidAttribute("\(n.opType) \(key) \(values): \(bad) is outside \(range.lowerBound)...\(range.upperBound)"),
+                node: nodeName(n))
+        }
+    }
+
+    /// Bounds of the spatial attributes every imported op shares (a hostile file must fail
+    /// here, not ask the planner for terabytes).
+    func checkAttributes(_ n: Onnx_NodeProto) throws(InferenceError) {
+        let s = ONNXImport.maxSpatial
+        for key in ["kernel_shape", "strides", "dilations"] {
+            if let v = ints(n, key) { try checkRange(n, key, v, 1...s) }
+        }
+        if let v = ints(n, "pads") { try checkRange(n, "pads", v, 0...s) }
+        if let g = int(n, "group") { try checkRange(n, "group", [g], 1...ONNXImport.maxGroups) }
+    }
+
     mutating func visit(_ n: Onnx_NodeProto) throws(InferenceError) {
+        try checkArity(n)
+        try checkAttributes(n)
         let inputs = n.input
         let out = n.output.first ?? ""
         // Constant folding of weight DequantizeLinear.
@@ -155,6 +249,12 @@ private struct Importer {
             let z = inputs.count > 2 && !inputs[2].isEmpty ? constants[inputs[2]]!.values : [0]
             let axisRaw = int(n, "axis") ?? 1
             let axis = axisRaw < 0 ? axisRaw + shape.count : axisRaw
+            guard !s.isEmpty, s.count == 1 || shape.indices.contains(axis) else {
+                throw unsupported(n, "scale of \(s.count) values on axis \(axisRaw) of a rank-\(shape.count) tensor")
+            }
+            guard z.count == 1 || z.count == s.count else {
+                throw unsupported(n, "zero point of \(z.count) values for a scale of \(s.count)")
+            }
             let inner = s.count == 1 ? 1 : shape[(axis + 1)...].reduce(1, *)
             let dim = s.count == 1 ? 1 : shape[axis]
             guard s.count == 1 || s.count == dim else { throw unsupported(n, "scale of \(s.count) values on axis \(axis)") }
@@ -179,7 +279,7 @@ private struct Importer {
             let ws = constants[w]!.shape
             guard ws.count == 4 else { throw unsupported(n, "weight of rank \(ws.count) (Conv2d only)") }
             let a = Conv2dAttributes(
-                stride: pair(n, "strides", 1), padding: try padding(n), dilation: pair(n, "dilations", 1),
+                stride: try pair(n, "strides", 1), padding: try padding(n), dilation: try pair(n, "dilations", 1),
                 groups: int(n, "group") ?? 1)
             var ins = [inputs[0], w]
             if inputs.count > 2, !inputs[2].isEmpty { ins.append(try constant(inputs[2], n)) }
@@ -190,6 +290,7 @@ private struct Importer {
             }
             var w = try constant(inputs[1], n)
             var (wv, ws) = constants[w]!
+            guard ws.count == 2 else { throw unsupported(n, "weight of rank \(ws.count) (a matrix only)") }
             if (int(n, "transB") ?? 0) == 0 {
                 var t = [Float](repeating: 0, count: wv.count)
                 for i in 0..<ws[0] { for j in 0..<ws[1] { t[j * ws[0] + i] = wv[i * ws[1] + j] } }
@@ -222,14 +323,14 @@ private struct Importer {
             add(.prelu, n, [inputs[0], name])
         case "Clip":
             var lo: Float? = float(n, "min"), hi: Float? = float(n, "max")
-            if inputs.count > 1, !inputs[1].isEmpty { lo = constants[try constant(inputs[1], n)]!.values[0] }
-            if inputs.count > 2, !inputs[2].isEmpty { hi = constants[try constant(inputs[2], n)]!.values[0] }
+            if inputs.count > 1, !inputs[1].isEmpty { lo = try scalar(inputs[1], n) }
+            if inputs.count > 2, !inputs[2].isEmpty { hi = try scalar(inputs[2], n) }
             add(.clamp(min: lo, max: hi), n, [inputs[0]])
         case "MaxPool", "AveragePool":
             guard let k = ints(n, "kernel_shape"), k.count == 2 else { throw unsupported(n, "needs a 2-D kernel_shape") }
             let p = Pool2dAttributes(
-                kernel: (k[0], k[1]), stride: pair(n, "strides", 1), padding: try padding(n),
-                dilation: pair(n, "dilations", 1), ceilMode: (int(n, "ceil_mode") ?? 0) != 0,
+                kernel: (k[0], k[1]), stride: try pair(n, "strides", 1), padding: try padding(n),
+                dilation: try pair(n, "dilations", 1), ceilMode: (int(n, "ceil_mode") ?? 0) != 0,
                 countIncludePad: (int(n, "count_include_pad") ?? 0) != 0)
             add(n.opType == "MaxPool" ? .maxPool2d(p) : .avgPool2d(p), n, [inputs[0]])
         case "GlobalAveragePool": add(.adaptiveAvgPool2d(outputHeight: 1, outputWidth: 1), n, [inputs[0]])
@@ -243,10 +344,12 @@ private struct Importer {
             add(.concat, n, inputs)
         case "Pad":
             guard (string(n, "mode") ?? "constant") == "constant" else { throw unsupported(n, "mode other than constant") }
-            let p = inputs.count > 1 && !inputs[1].isEmpty ? constants[try constant(inputs[1], n)]!.values.map { Int($0) } : (ints(n, "pads") ?? [])
+            let p = inputs.count > 1 && !inputs[1].isEmpty
+                ? try integers(constants[try constant(inputs[1], n)]!.values, n, "pads") : (ints(n, "pads") ?? [])
             guard p.count == 8, p[0] == 0, p[1] == 0, p[4] == 0, p[5] == 0 else { throw unsupported(n, "pads \(p) (H/W of NCHW only)") }
+            try checkRange(n, "pads", p, 0...ONNXImport.maxSpatial)
             var value: Float = float(n, "value") ?? 0
-            if inputs.count > 2, !inputs[2].isEmpty { value = constants[try constant(inputs[2], n)]!.values[0] }
+            if inputs.count > 2, !inputs[2].isEmpty { value = try scalar(inputs[2], n) }
             add(.pad(Pad2dAttributes(Padding2d(top: p[2], left: p[3], bottom: p[6], right: p[7]), value: value)), n, [inputs[0]])
         case "Add" where runtime.count == 2:
             add(.add, n, runtime)
@@ -269,7 +372,7 @@ private struct Importer {
             guard let c = constants[n.input[1]] else {
                 throw unsupported(n, "axes must be an initializer (\(n.input[1]) is computed at run time)")
             }
-            axes = c.values.map { Int($0) }
+            axes = try integers(c.values, n, "axes")
         }
         if axes.isEmpty, (int(n, "noop_with_empty_axes") ?? 0) != 0 {
             add(.identity, n, [n.input[0]])

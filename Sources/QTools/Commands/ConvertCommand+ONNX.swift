@@ -15,7 +15,9 @@ extension ConvertCommand {
             if let opset, !opsets.contains(opset) {
                 throw UsageError("--opset must be \(opsets.lowerBound)...\(opsets.upperBound) (got \(opset))")
             }
+            let file = try OutputFile(path: output, overwrite: force, reading: [input, config])
             let loaded = try ModelLoader(model: input, config: config, overrides: overrides)
+            try file.refuse(reading: loaded.externalFiles)
             var options = ONNXExportOptions()
             options.format = format
             options.opset = opset
@@ -29,7 +31,6 @@ extension ConvertCommand {
             do {
                 proto = ONNXModelProtoBox(try ONNXExport.model(loaded.model, options: options))
             } catch let e as InferenceError { throw ModelLoadError(file: input, error: e) }
-            let file = try OutputFile(path: output, overwrite: force)
             try ONNXWriter.write(proto.model, to: file)
             try file.commit()
             let text = "wrote \(output): ONNX \(format.rawValue), \(proto.model.graph.node.count) nodes, \(proto.model.graph.initializer.count) initializers, opset \(proto.model.opsetImport.first?.version ?? 0)"

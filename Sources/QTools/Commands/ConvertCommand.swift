@@ -48,8 +48,10 @@ struct ConvertCommand: ParsableCommand {
             The output is written to a temporary file beside OUT, read back and checked (every \
             tensor bit-identical to what was meant to be written; --no-verify skips it), then \
             renamed onto OUT. A failure leaves nothing behind. The input is never modified: OUT \
-            naming the input (same path or same file) is refused with exit 64; an existing OUT \
-            needs --force (else exit 73).
+            naming any file the command reads (the input, its ONNX external data, mapping files, \
+            the config; same path or same file through any link) is refused with exit 64; an \
+            existing OUT needs --force (else exit 73). '-' (stdout), devices and FIFOs are \
+            written in place once the file is complete (the report then goes to stderr).
 
             ONNX (--to onnx, or an .onnx output; needs the config): writes the model the engine \
             builds. --onnx-format qcdq (default, opset 13: int8 weight levels + DequantizeLinear, \
@@ -150,14 +152,19 @@ struct ConvertCommand: ParsableCommand {
             let quiet = outputOptions.quiet || !big
             defer { Terminal.endProgress(quiet: quiet) }
             let report = try conversion.run(
-                inputPath: input, outputPath: output, overwrite: force,
+                inputPath: input, outputPath: output, overwrite: force, alsoReading: [mapFrom, mapTo, config],
                 progress: { Terminal.progress("qtools convert: \($0)", quiet: quiet) })
             if !report.unusedRules.isEmpty {
                 Terminal.warning(
                     "\(report.unusedRules.count) renaming rule(s) matched no key: "
                         + report.unusedRules.prefix(8).joined(separator: ", "), quiet: outputOptions.quiet)
             }
-            Terminal.out(outputOptions.json ? try JSONOutput.render(report) : ConvertRenderer.render(report))
+            let text = outputOptions.json ? try JSONOutput.render(report) : ConvertRenderer.render(report)
+            if OutputSafety.isStandardOutput(output) {
+                if !outputOptions.quiet { Terminal.writeErr(text + "\n") }  // stdout carries the file
+            } else {
+                Terminal.out(text)
+            }
         }
     }
 

@@ -24,8 +24,7 @@ struct MappingOutputOptions: ParsableArguments {
             print(text, terminator: "")
             return
         }
-        try Conversion.refuseSameFile(input, output)
-        let file = try OutputFile(path: output, overwrite: force)
+        let file = try OutputFile(path: output, overwrite: force, reading: [input])
         try file.write(Array(text.utf8))
         try file.commit()
     }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Engine
 import Formats
+import Foundation
 import Models
 import Tensors
 
@@ -19,6 +20,12 @@ struct RunCommand: ParsableCommand {
             Without --input the input is seeded N(0,1) noise of the model's size \
             ([1, 3, input_size, input_size]).
 
+            --output is checked before any work: it must not be the checkpoint, the config or \
+            the input (same file through any path or link; exit 64), and an existing regular \
+            file needs --force (exit 73). A regular file is written to a temporary file beside \
+            it and renamed over it; '-' (stdout), /dev/stdout, devices and FIFOs are written in \
+            place, and the text report then goes to stderr.
+
             Examples:
               qtools run checkpoint.pth --config config.txt --input x.npy --output logits.npy
               qtools run checkpoint.pth --config config.txt --json | jq '.samples[0].top5'
@@ -33,8 +40,11 @@ struct RunCommand: ParsableCommand {
     @Option(name: .long, help: "Input images as a float32 NCHW .npy file.")
     var input: String?
 
-    @Option(name: .long, help: "Write the logits [N, classes] to this .npy file.")
+    @Option(name: .long, help: "Write the logits [N, classes] to this .npy file (atomically; '-' or a device/FIFO is written in place).")
     var output: String?
+
+    @Flag(help: "Replace an existing output file.")
+    var force = false
 
     @Option(name: .long, help: "Seed of the random input (without --input).")
     var seed: UInt64 = 0
@@ -49,6 +59,9 @@ struct RunCommand: ParsableCommand {
 
     func run() throws {
         try ExitCodes.reporting {
+            // The output is checked (and its temporary file created) before any work.
+            let modelFile = FileManager.default.fileExists(atPath: model) ? model : nil
+            let sink = try output.map { try OutputFile(path: $0, overwrite: force, reading: [modelFile, config, input]) }
             let given = try input.map { try ModelIO.imageBatch(ModelIO.read($0)) }
             // Planned for the input's shape; the loaded graph and its weights are gone after this.
             let planned = try PlannedModel(model: model, config: config, overrides: overrides) {
@@ -57,9 +70,17 @@ struct RunCommand: ParsableCommand {
             if planned.randomWeights { Terminal.warning("\(model): random weights (no checkpoint)", quiet: out.quiet) }
             let x = given ?? SplitMix64.normalTensor(shape: planned.inputShape, seed: seed)
             let logits = try planned.logits(x, threads: threads)
-            if let output { try ModelIO.write(logits, to: output) }
+            if let sink {
+                try sink.refuse(reading: planned.externalFiles)
+                try ModelIO.write(logits, to: sink)
+            }
             let report = RunReport(model: planned.name, input: x.shape, logits: logits)
-            Terminal.out(out.json ? try JSONOutput.render(report) : report.text)
+            let text = out.json ? try JSONOutput.render(report) : report.text
+            if let output, OutputSafety.isStandardOutput(output) {
+                if !out.quiet { Terminal.writeErr(text + "\n") }  // stdout carries the .npy
+            } else {
+                Terminal.out(text)
+            }
         }
     }
 }

@@ -46,7 +46,10 @@ struct TraceCommand: ParsableCommand {
     func run() throws {
         try ExitCodes.reporting {
             let loaded = try ModelLoader(model: model, config: config, overrides: overrides, shapesOnly: true)
-            let trace = try ModelTrace(model: loaded.model, inputShape: loaded.model.inputShape(batch: batch, size: size))
+            // Shapes only: nothing the size of an activation is allocated.
+            let shape = loaded.model.inputShape(batch: batch, size: size)
+            try MemoryLimits.checkInput(shape)
+            let trace = try ModelTrace(model: loaded.model, inputShape: shape)
             Terminal.out(out.json ? try JSONOutput.render(trace) : Self.text(trace, model: loaded.model.model))
         }
     }

@@ -64,10 +64,10 @@ struct TrainStepCommand: ParsableCommand {
 
     func run() throws {
         try ExitCodes.reporting {
-            let reads = [checkpoint, images, labels] + (config.map { [$0] } ?? [])
-            for written in [output] + (logits.map { [$0] } ?? []) {
-                for read in reads { try Conversion.refuseSameFile(read, written) }
-            }
+            // The outputs are checked (and their temporary files created) before any work.
+            let reads: [String?] = [checkpoint, images, labels, config]
+            let stateSink = try OutputFile(path: output, overwrite: force, reading: reads)
+            let logitsSink = try logits.map { try OutputFile(path: $0, overwrite: force, reading: reads + [output]) }
             let (options, stateDict) = try ModelLoader.checkpoint(checkpoint, config: config, overrides: overrides)
             let x = try ModelIO.imageBatch(ModelIO.read(images))
             let y = try ModelIO.read(labels)
@@ -77,8 +77,8 @@ struct TrainStepCommand: ParsableCommand {
             let classes = y.doubles().map { Int($0) }
             let step = try TrainStep(options: options, stateDict: stateDict)
             let r = try step.run(x: x, labels: classes)
-            try Self.writeStateDict(r.stateDict, to: output, overwrite: force)
-            if let logits { try ModelIO.write(r.logits, to: logits, overwrite: force) }
+            try Self.writeStateDict(r.stateDict, to: stateSink)
+            if let logitsSink { try ModelIO.write(r.logits, to: logitsSink) }
             let report = TrainStepReport(
                 model: options.model, batch: x.shape, loss: r.loss, learningRate: r.learningRate, output: output)
             Terminal.out(out.json ? try JSONOutput.render(report) : report.text)
@@ -86,11 +86,10 @@ struct TrainStepCommand: ParsableCommand {
     }
 
     /// Writes a bare state dict (an OrderedDict of tensors, as `model.state_dict()`) as torch zip.
-    static func writeStateDict(_ entries: [(name: String, tensor: Tensor)], to path: String, overwrite: Bool) throws {
+    static func writeStateDict(_ entries: [(name: String, tensor: Tensor)], to file: OutputFile) throws {
         let dict = CheckpointDict(
             entries.enumerated().map { i, e in (.string(e.name), .tensor(StoredTensor(e.tensor, key: String(i)))) },
             kind: .orderedDict)
-        let file = try OutputFile(path: path, overwrite: overwrite)
         try TorchZipWriter.write(Checkpoint(format: .torchZip, root: .dict(dict)), to: file)
         try file.commit()
     }

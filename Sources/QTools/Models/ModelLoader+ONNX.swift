@@ -6,8 +6,9 @@ import Tensors
 import Foundation
 
 extension ModelLoader {
-    /// An `.onnx` file imported into the engine (every node must be an op qtools runs).
-    static func onnx(_ path: String) throws -> (BuiltModel, QToolOptions) {
+    /// An `.onnx` file imported into the engine (every node must be an op qtools runs), and
+    /// the external data files it read.
+    static func onnx(_ path: String) throws -> (BuiltModel, QToolOptions, [String]) {
         let store = try ByteStore.map(path: path)
         let model: ONNXModel
         do {
@@ -16,8 +17,12 @@ extension ModelLoader {
             if e.file == nil { e.file = path }
             throw e
         }
+        let dir = (path as NSString).deletingLastPathComponent
+        let external = Set(model.summary.initializers.compactMap(\.location)).sorted().map {
+            dir.isEmpty ? $0 : dir + "/" + $0
+        }
         do {
-            return (try ONNXImport.builtModel(model, name: path), QToolOptions())
+            return (try ONNXImport.builtModel(model, name: path), QToolOptions(), external)
         } catch { throw ModelLoadError(file: path, error: error) }
     }
 }

@@ -20,6 +20,8 @@ struct ModelLoader {
     var options: QToolOptions
     /// True when the weights are random (no checkpoint).
     var randomWeights: Bool
+    /// Files read besides the model and the config (ONNX external data): no output may be one.
+    var externalFiles: [String] = []
 
     /// The checkpoint entry a config may be recorded under.
     static let configEntry = "qtools_config"
@@ -32,7 +34,7 @@ struct ModelLoader {
         var options: QToolOptions
         if let name, fileExists, name.hasSuffix(".onnx") {
             // An ONNX graph (ModelLoader+ONNX.swift); QTool options do not apply.
-            (self.model, options) = try Self.onnx(name)
+            (self.model, options, externalFiles) = try Self.onnx(name)
             randomWeights = false
         } else if let name, fileExists {
             let entries: [(name: String, tensor: Tensor)]
@@ -67,7 +69,7 @@ extension ModelLoader {
         -> (options: QToolOptions, stateDict: [(name: String, tensor: Tensor)])
     {
         let env = ProcessInfo.processInfo.environment
-        let opened = try ModelFile.open(path: path)
+        let opened = try ModelFile.open(path: path, verifyCRC: true)  // the weights are read whole
         var options: QToolOptions
         if let config {
             options = try QToolOptions(config: ConfigFile(contentsOf: config, environment: env))
@@ -107,9 +109,8 @@ enum ModelIO {
         }
     }
 
-    /// Writes `t` as `.npy` (atomically; an existing file is replaced only with `overwrite`).
-    static func write(_ t: Tensor, to path: String, overwrite: Bool = true) throws {
-        let f = try OutputFile(path: path, overwrite: overwrite)
+    /// Writes `t` as `.npy` into `f` (created before the work, see ``OutputFile``) and commits.
+    static func write(_ t: Tensor, to f: OutputFile) throws {
         try NpyWriter.write(t, to: f)
         try f.commit()
     }
@@ -117,7 +118,9 @@ enum ModelIO {
     /// Runs `model` on `x` (`[N, C, H, W]`, C the model's input channels); returns the logits.
     static func logits(_ model: BuiltModel, _ x: Tensor, threads: Int = 2) throws -> Tensor {
         let batch = try imageBatch(x, channels: model.inputChannels)
-        let out = try Executor(graph: model.graph, threads: threads).run([model.input: batch])
+        let plan = try Plan(graph: model.graph, inputShapes: [model.input: batch.shape])
+        try MemoryLimits.check(plan, model: model.model)
+        let out = try Executor(plan: plan, threads: threads).run([model.input: batch])
         return out[model.output]!
     }
 

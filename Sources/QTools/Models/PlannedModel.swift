@@ -20,6 +20,8 @@ struct PlannedModel {
     var plan: Plan
     /// The peak-memory anchor of this model at ``inputShape``.
     var anchor: MemoryAnchor
+    /// Files read besides the model and the config (ONNX external data).
+    var externalFiles: [String]
 
     /// The input shape the plan was made for.
     var inputShape: [Int] { plan.inputShapes[input] ?? [] }
@@ -31,11 +33,14 @@ struct PlannedModel {
         input = loaded.model.input
         output = loaded.model.output
         randomWeights = loaded.randomWeights
+        externalFiles = loaded.externalFiles
         let inputShapes = [input: shape(loaded.model)]
+        try MemoryLimits.checkInput(inputShapes[input]!)
         let graph = loaded.model.graph
         loaded.model.graph = Graph()  // the plan gets the only reference: weights freed as packed
         let weightBytes = graph.parameterBytes
         plan = try Plan(graph: consume graph, inputShapes: inputShapes)
+        try MemoryLimits.check(plan, model: model)  // before the executor allocates the arena
         anchor = MemoryAnchor(weightBytes: weightBytes, largestActivationBytes: plan.largestActivationBytes)
     }
 
