@@ -42,6 +42,8 @@ enum ExitCodes {
             }
         case let e as ConfigError: return e.kind == .unreadable ? noInput : dataError
         case is InferenceError, is ModelLoadError, is TrainError, is MemoryLimitError: return dataError
+        case let e as LayerDumpError: return e.kind == .missing ? noInput : e.kind == .malformed ? dataError : cannotCreate
+        case is LayerShapeMismatch: return dataError
         default: return software
         }
     }

@@ -33,14 +33,15 @@ package enum StepClock: Sendable {
 /// Runs a ``Plan``'s steps on an arena: the one place that opens the arena and weight
 /// buffers and hands pointers to the kernels. Pointers live only inside this call.
 package enum StepRunner {
-    /// Executes every step in order. `onStep(i, nanoseconds)` is called after step `i` when given.
+    /// Executes every step in order. `onStep(i, nanoseconds)` is called after step `i` when given;
+    /// `observe(i, values)` gets a copy of the value step `i` wrote (``ValueCapture``).
     ///
     /// `@inline(never)` here and on `load`: inlining these into callers crashes the 6.3.1
     /// optimizer (SILCombine, pointer-to-address) in release builds.
     @inline(never)
     package static func run(
         _ plan: Plan, arena: inout [Float], threads: Int, clock: StepClock = .wall,
-        onStep: ((Int, UInt64) -> Void)? = nil
+        onStep: ((Int, UInt64) -> Void)? = nil, observe: ((Int, [Float]) -> Void)? = nil
     ) {
         precondition(arena.count >= plan.arenaCount)
         unsafe plan.weights.withUnsafeBufferPointer { wb in
@@ -49,6 +50,10 @@ package enum StepRunner {
                     let t0 = onStep == nil ? 0 : clock.now()
                     unsafe execute(step.call, arena: ab, weights: wb, scratch: plan.scratch, threads: threads)
                     if let onStep { onStep(i, clock.now() - t0) }
+                    if let observe {
+                        let y = step.call.output
+                        unsafe observe(i, Array(ab[y.offset..<(y.offset + y.count)]))
+                    }
                 }
             }
         }

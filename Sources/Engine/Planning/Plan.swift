@@ -39,6 +39,8 @@ package struct PlannedStep: Sendable {
     package var opType: String
     /// Names of the graph nodes this step computes (first the primary, then fused ones).
     package var nodes: [String]
+    /// The value the step writes (the last covered node's output; nil when written to weights).
+    package var value: String? = nil
 }
 
 /// A graph compiled for one set of input shapes: kernel steps, packed weights and an arena layout.
@@ -131,7 +133,11 @@ public struct Plan: Sendable {
             }
         }
         var steps: [PlannedStep] = []
-        for p in protos { steps.append(PlannedStep(call: try p.call.map(resolve), opType: p.opType, nodes: p.nodes)) }
+        for p in protos {
+            var value: String? = nil
+            if case .value(let v) = p.call.output { value = v }
+            steps.append(PlannedStep(call: try p.call.map(resolve), opType: p.opType, nodes: p.nodes, value: value))
+        }
         self.steps = steps
         var ins: [(String, Span)] = []
         for name in graph.inputs { ins.append((name, try resolve(.value(name)))) }

@@ -81,6 +81,15 @@ public final class Executor {
         return out
     }
 
+    /// Runs once and hands `observe(i, values)` a copy of the value each step `i` of `plan`
+    /// writes (``ValueCapture`` names them).
+    package func run(
+        _ inputs: [String: Tensor], observe: @escaping (_ plan: Plan, _ step: Int, _ values: [Float]) -> Void
+    ) throws(InferenceError) -> [String: Tensor] {
+        let plan = try plan(for: try shapes(of: inputs))
+        return try run(inputs, onStep: nil, observe: { observe(plan, $0, $1) })
+    }
+
     /// Runs a single-input graph on `values` of `shape`.
     public func run(floats values: [Float], shape: [Int]) throws(InferenceError) -> [String: Tensor] {
         guard inputNames.count == 1 else {
@@ -102,7 +111,9 @@ public final class Executor {
         return s
     }
 
-    private func run(_ inputs: [String: Tensor], onStep: ((Int, UInt64) -> Void)?) throws(InferenceError) -> [String: Tensor] {
+    private func run(
+        _ inputs: [String: Tensor], onStep: ((Int, UInt64) -> Void)?, observe: ((Int, [Float]) -> Void)? = nil
+    ) throws(InferenceError) -> [String: Tensor] {
         let plan = try plan(for: try shapes(of: inputs))
         for (name, span) in plan.inputSpans {
             StepRunner.load(inputs[name]!, into: span, arena: &arena)
@@ -111,7 +122,7 @@ public final class Executor {
         // OpenBLAS runs each call single-threaded: no nested pools, no spinning workers
         // competing with ours.
         Gemm.setThreads(1)
-        StepRunner.run(plan, arena: &arena, threads: threads, clock: profileClock, onStep: onStep)
+        StepRunner.run(plan, arena: &arena, threads: threads, clock: profileClock, onStep: onStep, observe: observe)
         var out: [String: Tensor] = [:]
         for (k, o) in plan.outputs.enumerated() {
             out[o.name] = Tensor(floats: StepRunner.read(plan.outputSpans[k], arena: arena, weights: plan.weights), shape: o.shape)

@@ -3,8 +3,12 @@ import Tensors
 /// Interprets a graph node by node with the naive kernels: no fusion, no buffer reuse, one
 /// fresh array per value. The executable specification the fast ``Executor`` is tested against.
 package enum ReferenceExecutor {
-    /// Runs `graph` on `inputs`; returns every graph output by name.
-    package static func run(_ graph: Graph, inputs: [String: Tensor]) throws(InferenceError) -> [String: Tensor] {
+    /// Runs `graph` on `inputs`; returns every graph output by name. `observe(node, shape,
+    /// values)` gets every node's output as it is computed (``ValueCapture``).
+    package static func run(
+        _ graph: Graph, inputs: [String: Tensor],
+        observe: ((_ node: Graph.Node, _ shape: [Int], _ values: [Float]) -> Void)? = nil
+    ) throws(InferenceError) -> [String: Tensor] {
         let order = try graph.validate()
         var shapes: [String: [Int]] = [:]
         var values: [String: [Float]] = [:]
@@ -26,6 +30,7 @@ package enum ReferenceExecutor {
                 shapes[n.outputs[0]] = outShape
                 values[n.outputs[0]] = try evaluate(n.op, x, s)
             } catch { throw error.at(node: n.name) }
+            if let observe { observe(n, shapes[n.outputs[0]]!, values[n.outputs[0]]!) }
         }
         var out: [String: Tensor] = [:]
         for o in graph.outputs { out[o] = Tensor(floats: values[o]!, shape: shapes[o]!) }

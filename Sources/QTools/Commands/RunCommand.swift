@@ -29,6 +29,16 @@ struct RunCommand: ParsableCommand {
             Examples:
               qtools run checkpoint.pth --config config.txt --input x.npy --output logits.npy
               qtools run checkpoint.pth --config config.txt --json | jq '.samples[0].top5'
+              qtools run checkpoint.pth --config config.txt --input x.npy --dump layers/
+
+            --dump DIR writes the input and every layer value the run computes as DIR/<name>.npy \
+            (named by module path, e.g. layer1.0.conv1.0.quant_activation.npy; `/` becomes `_`) \
+            and DIR/index.json (name -> file, shape, op, order, inputs). With the default \
+            --engine fast the values are exactly those of a normal run; a value the engine fuses \
+            into the next step (a conv whose batch norm and ReLU are folded in) has no file, and \
+            index.json names the value it was fused into. --engine unfused (fast kernels, no \
+            fusion) or reference (naive kernels) compute every value. Compare two dumps with \
+            `qtools verify --layers DIR_A DIR_B`.
             """)
 
     @Argument(help: "A checkpoint file (or a model-zoo name for random weights).")
@@ -43,7 +53,7 @@ struct RunCommand: ParsableCommand {
     @Option(name: .long, help: "Write the logits [N, classes] to this .npy file (atomically; '-' or a device/FIFO is written in place).")
     var output: String?
 
-    @Flag(help: "Replace an existing output file.")
+    @Flag(help: "Replace an existing --output file; with --dump, write into a directory that is not empty (files of the same names are replaced).")
     var force = false
 
     @Option(name: .long, help: "Seed of the random input (without --input).")
@@ -52,12 +62,19 @@ struct RunCommand: ParsableCommand {
     @Option(name: .long, help: "Threads.")
     var threads: Int = 2
 
+    @Option(name: .long, help: "Write every layer value as DIR/<module path>.npy plus DIR/index.json.")
+    var dump: String?
+
+    @Option(name: .long, help: "Executor: fast (what run uses), unfused (fast kernels, no fusion) or reference (naive kernels).")
+    var engine: RunEngine = .fast
+
     @OptionGroup var out: OutputOptions
 
     @Argument(parsing: .allUnrecognized, help: "QTool options applied after the config.")
     var overrides: [String] = []
 
     func run() throws {
+        if dump != nil || engine != .fast { return try runCapturing() }
         try ExitCodes.reporting {
             // The output is checked (and its temporary file created) before any work.
             let modelFile = FileManager.default.fileExists(atPath: model) ? model : nil
@@ -98,8 +115,17 @@ struct RunReport: Encodable {
     var model: String
     var inputShape: [Int]
     var samples: [Sample]
+    /// `--dump`: the directory and how many values it holds as files.
+    var dump: DumpSummary? = nil
 
-    enum CodingKeys: String, CodingKey { case model, inputShape = "input_shape", samples }
+    struct DumpSummary: Encodable {
+        var directory: String
+        var engine: String
+        var values: Int
+        var files: Int
+    }
+
+    enum CodingKeys: String, CodingKey { case model, inputShape = "input_shape", samples, dump }
 
     init(model: String, input: [Int], logits: Tensor) {
         self.model = model
@@ -117,6 +143,9 @@ struct RunReport: Encodable {
         var lines = ["model \(model), input \(inputShape)"]
         for (i, s) in samples.enumerated() {
             lines.append("sample \(i): top-5 " + s.top5.map { "\($0.class) (\($0.logit))" }.joined(separator: ", "))
+        }
+        if let d = dump {
+            lines.append("dumped \(d.files) layer values (of \(d.values); the rest fused) to \(d.directory) (engine \(d.engine))")
         }
         return lines.joined(separator: "\n")
     }

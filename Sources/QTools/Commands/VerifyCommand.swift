@@ -14,14 +14,24 @@ struct VerifyCommand: ParsableCommand {
             agreement per sample. Exit status 0 when every logit is within \
             atol + rtol*|expected|, 1 otherwise (65/66 for unreadable inputs).
 
-            Example:
+            Examples:
               qtools verify checkpoint.pth --config config.txt --input input.npy --expect output.npy
+              qtools verify ckpt.pth ckpt.pth --config config.txt --input x.npy --per-layer --engine-b reference
+              qtools verify --layers dump_a/ dump_b/ --json
+
+            Per layer (--per-layer for two models, --layers for two dump directories): every \
+            layer both runs hold, in A's execution order, with max |A-B|; a layer differs when \
+            max |A-B| > tolerance x max(1, max |B|). The first differing layer is reported with \
+            the element that differs most; for a quantize op also its input at that element on \
+            both sides and (models only) the float32 rounding boundary between the two inputs.
             """)
 
     @Argument(help: "A checkpoint file. `verify A B`: a second model (checkpoint, folded or converted variant) right after it compares the two; then --expect is not used.")
     var model: String
 
     @OptionGroup var two: VerifyTwoOptions
+
+    @OptionGroup var perLayer: VerifyLayerOptions
 
     @Option(name: .long, help: "The QTool config file.")
     var config: String?
@@ -50,6 +60,10 @@ struct VerifyCommand: ParsableCommand {
         if let first = overrides.first, !first.hasPrefix("-") {
             other = first
             overrides.removeFirst()
+        }
+        if perLayer.isRequested {
+            try perLayer.run(a: model, b: other, two: two, config: config, input: input, overrides: overrides, out: out)
+            return
         }
         if let other {
             try two.run(a: model, b: other, config: config, input: input, overrides: overrides, out: out)

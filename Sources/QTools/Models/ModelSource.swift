@@ -16,6 +16,8 @@ struct RunnableModel {
     var inputChannels: Int
     /// The logits `[N, classes]` for an input `[N, C, S, S]`.
     var run: (Tensor) throws -> Tensor
+    /// Every layer value for an input, computed by the given executor (per-layer `verify`).
+    var layers: (Tensor, RunEngine) throws -> [LayerValue]
 }
 
 enum ModelSource {
@@ -29,6 +31,7 @@ enum ModelSource {
             ? "ONNX graph" : "\(loaded.options.model) [\(words)]"
         return RunnableModel(
             description: "\(path) (\(what))", inputSize: model.inputSize, inputChannels: model.inputChannels,
-            run: { x in try ModelIO.logits(model, x) })
+            run: { x in try ModelIO.logits(model, x) },
+            layers: { x, engine in try engine.layers(model, x, source: path) })
     }
 }

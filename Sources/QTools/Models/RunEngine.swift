@@ -1,0 +1,49 @@
+import ArgumentParser
+import Engine
+import Models
+import Tensors
+
+/// Which executor computes a model's layer values (`run --engine`, `verify --engine-a/-b`).
+///
+/// `fast` is the engine and plan `qtools run` uses (fusion on): its values are exactly a
+/// normal run's, and a value fused into another step (a conv whose BN and ReLU are folded in)
+/// is not materialised. `unfused` runs the fast kernels with fusion off, so every node's value
+/// exists (BN no longer folded: results move by rounding). `reference` is the naive
+/// interpreter (`ReferenceExecutor`: Double accumulation, no fusion), the executable
+/// specification; slow at ImageNet sizes.
+enum RunEngine: String, ExpressibleByArgument, CaseIterable {
+    case fast, unfused, reference
+
+    /// Every node value of `model` on `x` (an image batch), in execution order.
+    func capture(_ model: BuiltModel, _ x: Tensor, threads: Int = 2) throws -> [CapturedValue] {
+        let inputs = [model.input: try ModelIO.imageBatch(x, channels: model.inputChannels)]
+        switch self {
+        case .fast: return try ValueCapture.fast(model.graph, inputs: inputs, threads: threads)
+        case .unfused: return try ValueCapture.fast(model.graph, inputs: inputs, threads: threads, options: PlanOptions(fuse: false))
+        case .reference: return try ValueCapture.reference(model.graph, inputs: inputs)
+        }
+    }
+
+    /// The layer values of `model` on `x` for a per-layer comparison: the input, then
+    /// ``capture(_:_:threads:)``; `source` names the side in errors.
+    func layers(_ model: BuiltModel, _ x: Tensor, source: String) throws -> [LayerValue] {
+        let batch = try ModelIO.imageBatch(x, channels: model.inputChannels)
+        let input = LayerValue(name: model.input, op: "input", shape: batch.shape, source: source) {
+            (batch.shape, batch.floats())
+        }
+        let modules = model.modulesOfValues
+        return [input]
+            + (try capture(model, batch)).map {
+                var v = LayerValue($0, source: source)
+                v.module = modules[$0.name]
+                return v
+            }
+    }
+}
+
+extension BuiltModel {
+    /// Value name -> module path, for the module outputs named otherwise (`logits` -> `fc`).
+    var modulesOfValues: [String: String] {
+        Dictionary(layers.filter { $0.output != $0.name }.map { ($0.output, $0.name) }, uniquingKeysWith: { a, _ in a })
+    }
+}
