@@ -16,7 +16,10 @@ import Testing
 /// of the GEMM's scale, not of each element (norm-wise, as GEMM error bounds are): our
 /// double-precision naive twins land 1.08e-6 from PyTorch on an element that moved 0.074.
 @Suite struct TrainStepGoldenTests {
-    static let cases = ["resnet20_fp", "pytorch_resnet18_fp"]
+    static let cases = [
+        "resnet20_fp", "pytorch_resnet18_fp", "resnet20_dorefa_a2w2", "resnet20_pact_a2w2", "resnet20_lsq_a2w2",
+        "resnet18_lsq_a2w2", "resnet20_dorefa_a4w4_varmean",
+    ]
 
     /// ReLU inputs where QTool's float32 forward and ours fall on different sides of the kink,
     /// so one gradient element passes in one and not in the other. Found by flipping, one at
