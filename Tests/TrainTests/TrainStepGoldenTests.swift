@@ -31,6 +31,20 @@ import Testing
         "resnet20_fp": [("layer1.2.add", 108838), ("layer1.2.bn1.0", 116367)]
     ]
 
+    /// Tensors where QTool's own float32 arithmetic, not ours, explains the difference; each
+    /// is recorded as a known issue (the test fails if the difference disappears).
+    ///
+    /// `resnet20_dorefa_a2w2`, `layer1.1.conv2.0.weight`, output channel 6 only (10 elements,
+    /// worst 3.2e-6 against a tolerance of 2.5e-6): the weight's gradient is the conv weight
+    /// gradient (8,192 products per element) through the DoReFa tanh normalisation. Taking our
+    /// tape's conv input, quantized activation and BN-input gradient through torch (1 thread,
+    /// deterministic, autograd): in float32 torch lands within 7.9e-7 of the gradient implied by
+    /// `after_step.pth` in channel 6, in float64 1.7e-5 away, and ours within 1.3e-7 of float64.
+    /// No ReLU or clamp input within 6e-5 of its kink flips it (each was tried).
+    static let float32Rounding: [String: [String: Int]] = [
+        "resnet20_dorefa_a2w2": ["layer1.1.conv2.0.weight": 6]
+    ]
+
     @Test(arguments: cases)
     func oneStepMatchesQTool(name: String) throws {
         var golden = try TrainGolden(name)
@@ -71,11 +85,22 @@ import Testing
             let old = before[key]?.doubles() ?? w
             let largestUpdate = w.indices.map { abs(w[$0] - old[$0]) }.max() ?? 0
             let excess = h.indices.map { i in abs(h[i] - w[i]) - max(1e-6, 1e-5 * abs(w[i]), 1e-5 * largestUpdate) }
-            let worst = excess.max() ?? 0
-            let at = excess.indices.max { excess[$0] < excess[$1] } ?? 0
-            #expect(
-                worst <= 0,
-                "\(key)[\(at)]: \(h[at]) vs \(w[at]) (before the step \(old[at])): \(worst) over the tolerance")
+            // Elements of a channel listed in float32Rounding are checked apart, as a known issue.
+            let known = Self.float32Rounding[name]?[key]
+            let perChannel = h.count / max(want.shape.first ?? 1, 1)
+            func check(_ indices: [Int]) -> (worst: Double, message: Comment) {
+                let at = indices.max { excess[$0] < excess[$1] } ?? 0
+                let worst = indices.isEmpty ? 0 : excess[at]
+                return (worst, "\(key)[\(at)]: \(h[at]) vs \(w[at]) (before the step \(old[at])): \(worst) over the tolerance")
+            }
+            let rest = check(excess.indices.filter { known == nil || $0 / perChannel != known })
+            #expect(rest.worst <= 0, rest.message)
+            if let known {
+                let channel = check(excess.indices.filter { $0 / perChannel == known })
+                withKnownIssue("QTool's float32 gradient rounding (see float32Rounding)") {
+                    #expect(channel.worst <= 0, channel.message)
+                }
+            }
         }
         #expect(changed > 0)
     }
