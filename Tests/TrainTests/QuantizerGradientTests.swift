@@ -5,6 +5,8 @@ import Tensors
 import TestSupport
 import Testing
 
+@testable import Train
+
 /// The training-mode quantizers' backward passes (`Quantizer.forwardTrain`) against a torch
 /// twin written from seed-reference §11.5-11.8 (autograd through the same formulas, rounding
 /// a straight-through `torch.round`), and the smooth part of the DoReFa weight backward (tanh
@@ -200,4 +202,21 @@ out = {"y": y.detach().flatten().tolist(), "dx": x.grad.flatten().tolist()}
 if clip is not None: out["dclip"] = clip.grad.flatten().tolist()
 print(json.dumps(out))
 """#
+}
+
+/// Quantizers without a training mode yet are refused when the step is built, naming the
+/// quantizer and what is missing; the inference build of the same checkpoint still works.
+@Suite struct UntrainableQuantizerTests {
+    @Test(arguments: [("resnet20_lq_a2w2", "lqnet"), ("resnet20_bireal_xnor", "xnor"), ("resnet20_fatnn_a2w2", "non-uniform")])
+    func refusedWithTheQuantizerNamed(name: String, method: String) throws {
+        let golden = try TrainGolden(name)
+        #expect(throws: TrainError.self) { try TrainStep(options: golden.options, stateDict: golden.stateDict) }
+        do {
+            _ = try TrainStep(options: golden.options, stateDict: golden.stateDict)
+        } catch {
+            let text = "\(error)"
+            #expect(text.contains("training-mode \(method)") && text.contains(".quant_"), "\(text)")
+        }
+        _ = try ModelBuilder.build(options: golden.options, stateDict: golden.stateDict)
+    }
 }
