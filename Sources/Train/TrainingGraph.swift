@@ -64,6 +64,10 @@ package struct TrainingGraph: Sendable {
     /// Runs the graph in training mode on `inputs`, with constant values from `state`.
     /// - Throws: ``TrainError`` naming the node whose shapes do not fit.
     package func forward(inputs: [String: Tensor], state: [String: [Float]]) throws(TrainError) -> Tape {
+        // OpenBLAS rounds a float32 GEMM differently with one thread and with several, and its
+        // thread count is process-wide: fix it (to the executor's setting) so that the forward,
+        // whose values decide ReLU and quantizer boundaries, does not depend on what ran before.
+        Gemm.setThreads(1)
         var tape = Tape()
         for name in graph.inputs {
             guard let t = inputs[name] else { throw TrainError(.invalidInput("input \"\(name)\" not supplied")) }

@@ -26,9 +26,11 @@ import Testing
     /// a time, each ReLU input within 1e-5 of zero and keeping the flips that remove the
     /// difference; each value is checked below to be that close to the boundary. Without
     /// them only the tensors upstream of these ReLUs differ (layer1 and the stem of
-    /// `resnet20_fp`, by up to 0.3% of their gradients).
+    /// `resnet20_fp`, by up to 0.3% of their gradients). The forward's float32 GEMM runs
+    /// OpenBLAS on one thread (`TrainingGraph.forward` sets it; with two threads OpenBLAS
+    /// rounds differently and `layer1.2.bn1.0[116367]`, 6.9e-7, falls on the other side too).
     static let reluBoundaries: [String: [(value: String, index: Int)]] = [
-        "resnet20_fp": [("layer1.2.add", 108838), ("layer1.2.bn1.0", 116367)]
+        "resnet20_fp": [("layer1.2.add", 108838)]
     ]
 
     /// Tensors where QTool's own float32 arithmetic, not ours, explains the difference; each
