@@ -43,6 +43,7 @@ import Testing
     /// deterministic, autograd): in float32 torch lands within 7.9e-7 of the gradient implied by
     /// `after_step.pth` in channel 6, in float64 1.7e-5 away, and ours within 1.3e-7 of float64.
     /// No ReLU or clamp input within 6e-5 of its kink flips it (each was tried).
+    /// `QToolFloat32RoundingTests` re-checks this evidence with torch.
     static let float32Rounding: [String: [String: Int]] = [
         "resnet20_dorefa_a2w2": ["layer1.1.conv2.0.weight": 6]
     ]
