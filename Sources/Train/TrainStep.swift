@@ -36,7 +36,7 @@ public struct TrainStep: Sendable {
     public init(options: QToolOptions, stateDict: [(name: String, tensor: Tensor)]) throws(TrainError) {
         self.options = options
         do {
-            model = try ModelBuilder.build(options: options, stateDict: stateDict)
+            model = try ModelBuilder.build(options: options, stateDict: stateDict, forTraining: true)
         } catch {
             throw TrainError(.engine(error))
         }
@@ -106,7 +106,15 @@ public struct TrainStep: Sendable {
             if case .batchNorm = n.op, tape.batchStatistics[n.name] != nil { return Self.module(of: n.inputs[3]) }
             return nil
         })
+        // Quantizer state a training forward changes (the DoReFa family's `iteration` + 1).
+        let before = Dictionary(input.map { ($0.name, $0.tensor) }, uniquingKeysWith: { a, _ in a })
+        var quantizerState: [String: Tensor] = [:]
+        for n in model.graph.nodes {
+            guard case .quantize(let q) = n.op, let f = q.function as? any TrainableQuantizeFunction else { continue }
+            quantizerState.merge(f.stateAfterTrainingForward(before)) { _, b in b }
+        }
         let after = input.map { e -> (name: String, tensor: Tensor) in
+            if let t = quantizerState[e.name] { return (e.name, t) }
             if let v = state[e.name], model.graph.variables.contains(e.name) {
                 return (e.name, Tensor(floats: v, shape: e.tensor.shape))
             }

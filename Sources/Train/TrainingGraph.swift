@@ -1,4 +1,5 @@
 import Engine
+import Models
 import Tensors
 
 /// A train-mode pass over an engine ``Graph`` (the graph `Models` builds from a config and a
@@ -22,6 +23,8 @@ package struct TrainingGraph: Sendable {
         package var shapes: [String: [Int]] = [:]
         /// The batch statistics of each train-mode batch norm, by node name.
         package var batchStatistics: [String: LayerGradients.BatchStatistics] = [:]
+        /// The training pass (output and backward) of each quantize node, by node name.
+        package var quantizers: [String: QuantizerTrainPass] = [:]
 
         /// The tensor of `value`.
         package func tensor(_ value: String) -> Tensor? {
@@ -33,7 +36,7 @@ package struct TrainingGraph: Sendable {
     /// - Throws: ``TrainError`` `.engine` for an invalid graph, `.unsupported` naming the node
     ///   of an op that cannot be trained yet.
     package init(_ graph: Graph) throws(TrainError) {
-        do { order = try graph.validate() } catch { throw TrainError(.engine(error)) }
+        do { order = try graph.validate(computedWeights: true) } catch { throw TrainError(.engine(error)) }
         for i in order {
             let n = graph.nodes[i]
             switch n.op {
@@ -41,7 +44,13 @@ package struct TrainingGraph: Sendable {
                 .linear, .add, .flatten, .identity, .pad, .concat:
                 continue
             case .quantize(let q):
-                throw TrainError(.unsupported("the \(q.method) quantizer \(q.name) (training-mode quantizers are not implemented yet)"), node: n.name)
+                guard let f = q.function as? any TrainableQuantizeFunction else {
+                    throw TrainError(.unsupported("the \(q.method) quantize op \(q.name) has no training mode"), node: n.name)
+                }
+                do { try f.checkTrainable() } catch { throw TrainError(.unsupported("\(error)"), node: n.name) }
+                if let missing = f.parameterKeys.first(where: { graph.constants[$0] == nil }) {
+                    throw TrainError(.unsupported("quantizer parameter \(missing) is not a graph variable (build the model for training)"), node: n.name)
+                }
             default:
                 throw TrainError(.unsupported("op \(n.op.typeName)"), node: n.name)
             }
@@ -55,6 +64,8 @@ package struct TrainingGraph: Sendable {
     /// Runs the graph in training mode on `inputs`, with constant values from `state`.
     /// - Throws: ``TrainError`` naming the node whose shapes do not fit.
     package func forward(inputs: [String: Tensor], state: [String: [Float]]) throws(TrainError) -> Tape {
+        // The GEMMs accumulate in double (ConvGradient), so the values that decide ReLU and
+        // quantizer boundaries do not depend on OpenBLAS's thread count or blocking.
         var tape = Tape()
         for name in graph.inputs {
             guard let t = inputs[name] else { throw TrainError(.invalidInput("input \"\(name)\" not supplied")) }
@@ -114,6 +125,11 @@ package struct TrainingGraph: Sendable {
         case .pad(let a):
             return R.pad(x[0], planes: batch * channels, height: s[0][2], width: s[0][3], padding: a.padding, value: a.value)
         case .concat: return R.concat(x, batch: batch, channels: s.map { $0[1] }, spatial: s[0][2] * s[0][3])
+        case .quantize(let q):
+            let f = q.function as! any TrainableQuantizeFunction
+            let pass = try f.forwardTrain(x[0], shape: s[0], parameters: f.parameterKeys.map { tape.values[$0]! })
+            tape.quantizers[n.name] = pass
+            return pass.y
         default: throw TrainError(.unsupported("op \(n.op.typeName)"), node: n.name)
         }
     }
@@ -191,6 +207,11 @@ package struct TrainingGraph: Sendable {
                         accumulate(n.inputs[j], LayerGradients.concatBackward(
                             dy: dy, batch: batch, channels: s.map { $0[1] }, spatial: s[0][2] * s[0][3], input: j))
                     }
+                case .quantize(let q):
+                    let f = q.function as! any TrainableQuantizeFunction
+                    let r = tape.quantizers[n.name]!.backward(dy)
+                    if needsInput { accumulate(n.inputs[0], r.dx) }
+                    for (key, g) in zip(f.parameterKeys, r.parameters) { accumulate(key, g) }
                 default:
                     throw TrainError(.unsupported("op \(n.op.typeName)"), node: n.name)
                 }

@@ -5,21 +5,22 @@ import TestSupport
 /// `qtools train step`: the golden one-step case through the command line, the file it
 /// writes read back by `torch.load(weights_only=True)`, and its refusals.
 @Suite struct TrainStepCommandTests {
-    static let dir = "golden/pytorch_resnet18_fp/"
-    static func path(_ f: String) -> String { Fixtures.path(dir + f) }
-    /// The case as QTool ran it: torchvision's ResNet-18 at 1/8 width.
-    static func args(output: String) -> [String] {
+    static func path(_ f: String, case name: String = "pytorch_resnet18_fp") -> String { Fixtures.path("golden/\(name)/" + f) }
+    /// The case as QTool ran it (torchvision's ResNet-18 at 1/8 width for `pytorch_resnet18_fp`).
+    static func args(output: String, case name: String = "pytorch_resnet18_fp") -> [String] {
         [
-            "train", "step", path("checkpoint.pth"), "--config", path("config.txt"), "--x", path("train_x.npy"),
-            "--y", path("train_y.npy"), "-o", output, "--width_alpha", "0.125",
-        ]
+            "train", "step", path("checkpoint.pth", case: name), "--config", path("config.txt", case: name),
+            "--x", path("train_x.npy", case: name), "--y", path("train_y.npy", case: name), "-o", output,
+        ] + (name == "pytorch_resnet18_fp" ? ["--width_alpha", "0.125"] : [])
     }
 
-    @Test(.enabled(if: Python.interpreter != nil || Python.isRequired, "no Python with torch"))
-    func oneStepWritesWhatQToolWrote() throws {
+    /// A full-precision case and a quantized one (LSQ: clip values trained, `iteration` + 1).
+    @Test(.enabled(if: Python.interpreter != nil || Python.isRequired, "no Python with torch"),
+          arguments: ["pytorch_resnet18_fp", "resnet20_lsq_a2w2"])
+    func oneStepWritesWhatQToolWrote(name: String) throws {
         try withTemporaryDirectory { tmp in
             let out = tmp.appendingPathComponent("after.pth").path
-            let r = try RunQTools.run(Self.args(output: out) + ["--json"])
+            let r = try RunQTools.run(Self.args(output: out, case: name) + ["--json"])
             #expect(r.status == 0, "\(r.stderr)")
             let doc = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
             #expect(doc["learning_rate"] as? Double == 0.1)
@@ -44,7 +45,10 @@ import TestSupport
                 print(json.dumps({"keys": list(got.keys()) == list(want.keys()), "bad": bad, "loss": loss}))
                 """#
             let check = try #require(
-                try Python.json(script, [out, Self.path("after_step.pth"), Self.path("checkpoint.pth"), Self.path("train_loss.npy")]) as? [String: Any])
+                try Python.json(script, [
+                    out, Self.path("after_step.pth", case: name), Self.path("checkpoint.pth", case: name),
+                    Self.path("train_loss.npy", case: name),
+                ]) as? [String: Any])
             #expect(check["keys"] as? Bool == true)
             #expect(check["bad"] as? [String] == [])
             let loss = try #require(check["loss"] as? Double)

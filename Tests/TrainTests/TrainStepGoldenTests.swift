@@ -16,16 +16,35 @@ import Testing
 /// of the GEMM's scale, not of each element (norm-wise, as GEMM error bounds are): our
 /// double-precision naive twins land 1.08e-6 from PyTorch on an element that moved 0.074.
 @Suite struct TrainStepGoldenTests {
-    static let cases = ["resnet20_fp", "pytorch_resnet18_fp"]
+    static let cases = [
+        "resnet20_fp", "pytorch_resnet18_fp", "resnet20_dorefa_a2w2", "resnet20_pact_a2w2", "resnet20_lsq_a2w2",
+        "resnet18_lsq_a2w2", "resnet20_dorefa_a4w4_varmean",
+    ]
 
-    /// ReLU inputs where QTool's float32 forward and ours (double accumulation, rounded once)
-    /// fall on different sides of the kink, so one gradient element passes in one and not in
-    /// the other. Found by flipping, one at a time, each ReLU input within 1e-5 of zero and
-    /// keeping the flips that remove the difference; each value is checked below to be within
-    /// 1e-6 of the boundary. Without the flip only the tensors upstream of that ReLU differ
-    /// (layer1 and the stem of `resnet20_fp`, by up to 0.3% of their gradients).
+    /// ReLU inputs where QTool's float32 forward and ours fall on different sides of the kink,
+    /// so one gradient element passes in one and not in the other. Found by flipping, one at
+    /// a time, each ReLU input within 1e-5 of zero and keeping the flips that remove the
+    /// difference; each value is checked below to be that close to the boundary. Without
+    /// them only the tensors upstream of these ReLUs differ (layer1 and the stem of
+    /// `resnet20_fp`, by up to 0.3% of their gradients). Our forward accumulates in double
+    /// (rounded once), so the value (-2.4e-7) does not depend on OpenBLAS's thread count.
     static let reluBoundaries: [String: [(value: String, index: Int)]] = [
-        "resnet20_fp": [("layer1.2.add", 108838)]  // -2.4e-7 here; positive in QTool's run
+        "resnet20_fp": [("layer1.2.add", 108838)]
+    ]
+
+    /// Tensors where QTool's own float32 arithmetic, not ours, explains the difference; each
+    /// is recorded as a known issue (the test fails if the difference disappears).
+    ///
+    /// `resnet20_dorefa_a2w2`, `layer1.1.conv2.0.weight`, output channel 6 only (10 elements,
+    /// worst 3.2e-6 against a tolerance of 2.5e-6): the weight's gradient is the conv weight
+    /// gradient (8,192 products per element) through the DoReFa tanh normalisation. Taking our
+    /// tape's conv input, quantized activation and BN-input gradient through torch (1 thread,
+    /// deterministic, autograd): in float32 torch lands within 7.9e-7 of the gradient implied by
+    /// `after_step.pth` in channel 6, in float64 1.7e-5 away, and ours within 1.3e-7 of float64.
+    /// No ReLU or clamp input within 6e-5 of its kink flips it (each was tried).
+    /// `QToolFloat32RoundingTests` re-checks this evidence with torch.
+    static let float32Rounding: [String: [String: Int]] = [
+        "resnet20_dorefa_a2w2": ["layer1.1.conv2.0.weight": 6]
     ]
 
     @Test(arguments: cases)
@@ -68,11 +87,22 @@ import Testing
             let old = before[key]?.doubles() ?? w
             let largestUpdate = w.indices.map { abs(w[$0] - old[$0]) }.max() ?? 0
             let excess = h.indices.map { i in abs(h[i] - w[i]) - max(1e-6, 1e-5 * abs(w[i]), 1e-5 * largestUpdate) }
-            let worst = excess.max() ?? 0
-            let at = excess.indices.max { excess[$0] < excess[$1] } ?? 0
-            #expect(
-                worst <= 0,
-                "\(key)[\(at)]: \(h[at]) vs \(w[at]) (before the step \(old[at])): \(worst) over the tolerance")
+            // Elements of a channel listed in float32Rounding are checked apart, as a known issue.
+            let known = Self.float32Rounding[name]?[key]
+            let perChannel = h.count / max(want.shape.first ?? 1, 1)
+            func check(_ indices: [Int]) -> (worst: Double, message: Comment) {
+                let at = indices.max { excess[$0] < excess[$1] } ?? 0
+                let worst = indices.isEmpty ? 0 : excess[at]
+                return (worst, "\(key)[\(at)]: \(h[at]) vs \(w[at]) (before the step \(old[at])): \(worst) over the tolerance")
+            }
+            let rest = check(excess.indices.filter { known == nil || $0 / perChannel != known })
+            #expect(rest.worst <= 0, rest.message)
+            if let known {
+                let channel = check(excess.indices.filter { $0 / perChannel == known })
+                withKnownIssue("QTool's float32 gradient rounding (see float32Rounding)") {
+                    #expect(channel.worst <= 0, channel.message)
+                }
+            }
         }
         #expect(changed > 0)
     }

@@ -115,8 +115,10 @@ public struct Graph: Sendable {
     /// Checks names, arity, constants and acyclicity; returns node indices in topological order.
     ///
     /// Ties keep insertion order, so a graph built in execution order runs in that order.
+    /// With `computedWeights` a weight input (``Op/constantInputs``) may be a node's output
+    /// (a weight transformed by a node, as in a training graph); plans still require constants.
     /// - Throws: ``InferenceError`` naming the offending node or value.
-    public func validate() throws(InferenceError) -> [Int] {
+    public func validate(computedWeights: Bool = false) throws(InferenceError) -> [Int] {
         var producerOf: [String: Int] = [:]  // -1: input or constant
         var nodeNames = Set<String>()
         for name in inputs {
@@ -152,7 +154,7 @@ public struct Graph: Sendable {
             for v in n.inputs where producerOf[v] == nil {
                 throw InferenceError(.unknownValue(v), node: n.name, value: v)
             }
-            for k in n.op.constantInputs where k < n.inputs.count && constants[n.inputs[k]] == nil {
+            for k in n.op.constantInputs where !computedWeights && k < n.inputs.count && constants[n.inputs[k]] == nil {
                 throw InferenceError(.notConstant(n.inputs[k]), node: n.name, value: n.inputs[k])
             }
         }

@@ -59,14 +59,18 @@ public struct QuantizeAttributes: Sendable, Equatable {
         }
     }
 
-    /// Checks at plan time that the function accepts `shape`: a dry run on zeros of the same
-    /// rank and channels with every other dimension 1 (per-channel parameters are what a
-    /// function checks; a full-size dry run would allocate an activation at plan time).
+    /// Checks at plan time that the function accepts `shape`: a dry run on zeros, of the whole
+    /// shape up to 4M elements (a weight quantizer checks its groups along every dimension),
+    /// else of the same rank and channels with every other dimension 1 (per-channel parameters
+    /// are what an activation function checks; a full-size dry run of a large activation
+    /// would allocate it at plan time).
     func check(shape: [Int]) throws(InferenceError) {
         guard !shape.isEmpty, shape.allSatisfy({ $0 >= 1 }) else {
             throw InferenceError(.shapeMismatch("quantize input \(shape)"))
         }
-        let probe = shape.indices.map { $0 == 1 ? shape[1] : 1 }
+        let small = shape.reduce(1) { $0.multipliedReportingOverflow(by: $1).partialValue } <= 1 << 22
+            && !shape.contains { $0 > 1 << 22 }
+        let probe = small ? shape : shape.indices.map { $0 == 1 ? shape[1] : 1 }
         _ = try apply([Float](repeating: 0, count: probe.reduce(1, *)), shape: probe)
     }
 

@@ -29,6 +29,11 @@ package struct ModelAssembler {
     /// The config keyword of a model whose BNs were folded by `qtools convert --fold-bn`.
     package static let foldedBNKeyword = "qtools_folded_bn"
     private var foldedBN: Bool { options.hasKeyword(Self.foldedBNKeyword) }
+    /// Build for training: a quantized weight stays a variable holding the raw weight, with a
+    /// `<path>.quant_weight` quantize node on it, and the quantizers' learnable parameters
+    /// (``TrainableQuantizeFunction/parameterKeys``) are variables too. Off (inference), the
+    /// quantized weight is baked into a constant at build time.
+    package var forTraining = false
 
     /// An assembler over a binder.
     package init(options: QToolOptions, binder: StateDictBinder) {
@@ -106,7 +111,7 @@ package struct ModelAssembler {
         }
         var v = x
         var convPadding = padding
-        if let q, q.weight.isEnabled {
+        if let q, q.weight.isEnabled, !forTraining {
             do {
                 w = Tensor(floats: try q.quantizeWeight(w.floats(), shape: wShape), shape: wShape)
             } catch { throw QuantizerKeys.error(error) }
@@ -115,6 +120,7 @@ package struct ModelAssembler {
             let pad = Op.pad(Pad2dAttributes(Padding2d(padding)))
             let quant = Op.quantize(QuantizeAttributes(q.activation))
             let qp = QuantizerKeys.learnedCount(q.activation)
+            if forTraining { parameterVariables(q.activation) }
             if q.paddingAfterQuant {
                 v = node(quant, path + ".quant_activation", [v], params: qp)
                 if padding > 0 { v = node(pad, path + ".pad", [v]) }
@@ -124,7 +130,10 @@ package struct ModelAssembler {
             }
             convPadding = 0
         }
-        if q?.weight.isEnabled == true {
+        if let q, q.weight.isEnabled, forTraining {
+            _ = variable(path + ".weight", w)
+            inputs[0] = trainableQuantize(q.weight, path + ".quant_weight", path + ".weight")
+        } else if q?.weight.isEnabled == true {
             _ = constant(path + ".weight", w)
         } else {
             _ = variable(path + ".weight", w)
@@ -135,6 +144,7 @@ package struct ModelAssembler {
             outputQuantized ? path + ".conv" : path, [v] + inputs, params: params)
         var y = convNode
         if let q, outputQuantized {
+            if forTraining { parameterVariables(q.output) }
             y = node(.quantize(QuantizeAttributes(q.output)), path, [y], params: QuantizerKeys.learnedCount(q.output))
         }
         layers.append(
@@ -235,7 +245,7 @@ package struct ModelAssembler {
         try binder.finish()
         var g = graph
         g.markOutput(output)
-        _ = try g.validate()
+        _ = try g.validate(computedWeights: forTraining)
         var built = BuiltModel(
             graph: g, model: model, output: output, inputSize: inputSize, numClasses: numClasses,
             layers: layers, nodeParameters: nodeParameters, boundKeys: binder.claimedOrder)
@@ -297,10 +307,14 @@ extension ModelAssembler {
         try QuantizerKeys.claim(q.weight, on: &binder)
         var w = try binder.take(path + ".weight", shape: [cout, cin])
         let b = try binder.take(path + ".bias", shape: [cout])
-        if q.weight.isEnabled {
+        if q.weight.isEnabled, !forTraining {
             do { w = Tensor(floats: try q.weight(w.floats(), shape: [cout, cin]), shape: [cout, cin]) } catch { throw QuantizerKeys.error(error) }
         }
-        if q.weight.isEnabled {
+        var weight = path + ".weight"
+        if q.weight.isEnabled, forTraining {
+            _ = variable(path + ".weight", w)
+            weight = trainableQuantize(q.weight, path + ".quant_weight", path + ".weight")
+        } else if q.weight.isEnabled {
             _ = constant(path + ".weight", w)
         } else {
             _ = variable(path + ".weight", w)
@@ -308,12 +322,13 @@ extension ModelAssembler {
         _ = variable(path + ".bias", b)
         var v = x
         if q.activation.isEnabled {
+            if forTraining { parameterVariables(q.activation) }
             let n = unique(path + ".quant_activation")
             graph.add(.quantize(QuantizeAttributes(q.activation)), name: n, inputs: [v])
             v = n
         }
         let name = unique(output)
-        graph.add(.linear, name: name, inputs: [v, path + ".weight", path + ".bias"])
+        graph.add(.linear, name: name, inputs: [v, weight, path + ".bias"])
         nodeParameters[name] = cout * cin + cout
         layers.append(.init(
             name: path, kind: "linear", node: name, input: x, output: name,
@@ -321,5 +336,25 @@ extension ModelAssembler {
             weightBits: q.weight.isEnabled ? QuantizeAttributes(q.weight).bits : nil,
             parameters: cout * cin + cout, weightQuantizer: q.weight))
         return name
+    }
+}
+
+extension ModelAssembler {
+    /// Training builds: the quantizer's learnable parameters as graph variables, named by their
+    /// state-dict keys (the quantize op's function reads them by those names).
+    mutating func parameterVariables(_ q: Quantizer) {
+        for (key, value) in zip(q.parameterKeys, q.parameterValues) where graph.constants[key] == nil {
+            let shape = QuantizerKeys.expected(q.config, prefix: q.name).first { $0.key == key }?.shape ?? [value.count]
+            graph.addVariable(key, Tensor(floats: value, shape: shape))
+        }
+    }
+
+    /// Training builds: `name = quantize(weight)` with the weight quantizer `q`.
+    mutating func trainableQuantize(_ q: Quantizer, _ name: String, _ weight: String) -> String {
+        parameterVariables(q)
+        let n = unique(name)
+        graph.add(.quantize(QuantizeAttributes(q)), name: n, inputs: [weight])
+        nodeParameters[n] = QuantizerKeys.learnedCount(q)
+        return n
     }
 }

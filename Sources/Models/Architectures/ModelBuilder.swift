@@ -23,10 +23,15 @@ package enum ModelBuilder {
     /// Builds `options.model` bound to `stateDict` (name, tensor) entries.
     /// - Throws: ``InferenceError`` naming a missing, mis-shaped or unexpected tensor, or
     ///   `.unsupportedModel` for an architecture or keyword this builder does not implement.
-    package static func build(options: QToolOptions, stateDict: [(name: String, tensor: Tensor)])
-        throws(InferenceError) -> BuiltModel
-    {
-        try build(options: options, binder: StateDictBinder(stateDict))
+    ///
+    /// With `forTraining` the graph is the one a trainer differentiates: quantized weights stay
+    /// raw weight variables under a weight-quantize op, and quantizer parameters (`clip_val`)
+    /// are variables (``ModelAssembler/forTraining``); without it (inference) quantized weights
+    /// are baked into constants.
+    package static func build(
+        options: QToolOptions, stateDict: [(name: String, tensor: Tensor)], forTraining: Bool = false
+    ) throws(InferenceError) -> BuiltModel {
+        try build(options: options, binder: StateDictBinder(stateDict), forTraining: forTraining)
     }
 
     /// Builds `options.model` with seeded random weights, for traces, benchmarks and smoke
@@ -37,8 +42,11 @@ package enum ModelBuilder {
         return try build(options: options, binder: StateDictBinder(random: seed))
     }
 
-    private static func build(options: QToolOptions, binder: StateDictBinder) throws(InferenceError) -> BuiltModel {
+    private static func build(options: QToolOptions, binder: StateDictBinder, forTraining: Bool = false)
+        throws(InferenceError) -> BuiltModel
+    {
         var a = ModelAssembler(options: options, binder: binder)
+        a.forTraining = forTraining
         a.graph.addInput("input")
         let model = options.model
         let classes = options.resolvedNumClasses

@@ -1,0 +1,156 @@
+import Engine
+import Tensors
+
+/// QTool's DoReFa, PACT and LSQ quantizers (and `wt_bin`) in training mode (seed-reference
+/// §11.5-11.8, §11.12): the forward is the eval forward with the trainer's current parameter
+/// values, so inference and training share one definition of every level; the backward is
+/// ``QuantizerGradients``; a training forward increments `iteration` as QTool's does.
+extension Quantizer: TrainableQuantizeFunction {
+    /// `clip_val` for PACT activations and LSQ; nothing for DoReFa.
+    package var parameterKeys: [String] {
+        switch config.method {
+        case .pact? where config.tag != .wt: return [name + ".clip_val"]
+        case .lsq?: return [name + ".clip_val"]
+        default: return []
+        }
+    }
+
+    /// The current values of ``parameterKeys``, in order.
+    package var parameterValues: [[Float]] { parameterKeys.isEmpty ? [] : [state.clipVal] }
+
+    /// Throws ``QuantizerError`` `.unsupported` for the methods and options whose training
+    /// mode is not implemented yet (LQ-Nets, non-uniform, XNOR, learned gamma,
+    /// `adaptive_restore`, `--stable` calibration of a learned clip).
+    package func checkTrainable() throws {
+        guard let method = config.method else { return }
+        func refuse(_ what: String) -> QuantizerError {
+            QuantizerError(.unsupported("training-mode \(what) is not implemented yet"), quantizer: name)
+        }
+        switch method {
+        case .dorefa, .pact, .lsq, .binaryWeight: break
+        case .lqNet, .nonUniform, .xnor: throw refuse("\(method.rawValue) quantization")
+        }
+        if config.gamma == .learned { throw refuse("learned gamma") }
+        if config.adaptiveRestore { throw refuse("adaptive_restore") }
+        if !parameterKeys.isEmpty, config.passesThrough(iteration: state.iteration) {
+            throw refuse("clip_val calibration (iteration <= --stable)")
+        }
+    }
+
+    package func forwardTrain(_ x: [Float], shape: [Int], parameters: [[Float]]) throws -> QuantizerTrainPass {
+        try checkTrainable()
+        var q = self
+        if !parameterKeys.isEmpty {
+            guard parameters.count == 1, parameters[0].count == state.clipVal.count else {
+                throw QuantizerError(.inputShape("clip_val needs \(state.clipVal.count) values"), quantizer: name)
+            }
+            q.state.clipVal = parameters[0]
+        }
+        let y = try q(x, shape: shape)
+        do {
+            return QuantizerTrainPass(y: y, backward: try q.backward(x, shape: shape))
+        } catch let e as QuantizerError {
+            throw e.located(name)
+        }
+    }
+
+    /// The DoReFa family's `iteration` (legacy `times`) + 1; LQ-Nets and XNOR own no counter
+    /// a DoReFa-style forward changes.
+    package func stateAfterTrainingForward(_ stateDict: [String: Tensor]) -> [String: Tensor] {
+        guard let method = config.method, method.isDoReFaFamily else { return [:] }
+        for key in [name + ".iteration", name + ".times"] {
+            if let t = stateDict[key], t.elementCount == 1 {
+                return [key: Tensor(floats: [t.floats()[0] + 1], shape: t.shape)]
+            }
+        }
+        return [:]
+    }
+
+    private typealias Backward = @Sendable ([Float]) -> (dx: [Float], parameters: [[Float]])
+
+    /// The backward of the training forward of `x` (this quantizer's parameters are current).
+    private func backward(_ x: [Float], shape: [Int]) throws -> Backward {
+        guard let method = config.method else { return { ($0, []) } }
+        if config.tag == .wt { return try weightBackward(method, x, shape) }
+        if config.passesThrough(iteration: state.iteration) { return { ($0, []) } }
+        switch method {
+        case .dorefa:
+            return Self.elementwise(QuantizerGradients.dorefaActivation(x, clip: config.boundary))
+        case .pact:
+            let (mask, toClip) = QuantizerGradients.pact(x, clip: state.clipVal[0])
+            return { dy in
+                var sum = 0.0
+                for i in dy.indices where toClip[i] != 0 { sum += Double(dy[i]) }
+                return (zip(dy, mask).map { $0 * $1 }, [[Float(sum)]])
+            }
+        case .lsq:
+            let group = try activationGroup(shape)
+            return Self.lsq(x, clip: state.clipVal, group: group, halfRange: config.halfRange, config, state)
+        default:
+            throw QuantizerError(.unsupported("training-mode \(method.rawValue) activations are not implemented yet"))
+        }
+    }
+
+    private func weightBackward(_ method: QuantizerMethod, _ x: [Float], _ shape: [Int]) throws -> Backward {
+        var w = x
+        var inverseStd: [Float]? = nil
+        if config.adaptive == .varMean {
+            let n = try WeightNormalization(x, shape: shape, groups: config.normGroup)
+            w = n.normalise(x)
+            inverseStd = x.indices.map { 1 / n.std[$0 / n.groupSize] }
+        }
+        let inner: Backward
+        if config.passesThrough(iteration: state.iteration) {
+            inner = { ($0, []) }
+        } else {
+            switch method {
+            case .dorefa, .pact:
+                let b = QuantizerGradients.dorefaWeight(w)
+                inner = { (b($0), []) }
+            case .binaryWeight:
+                inner = { ($0, []) }
+            case .lsq:
+                let size = w.count / config.quantGroup
+                inner = Self.lsq(w, clip: state.clipVal, group: { $0 / size }, halfRange: false, config, state)
+            default:
+                throw QuantizerError(.unsupported("training-mode \(method.rawValue) weights are not implemented yet"))
+            }
+        }
+        guard let inverseStd else { return inner }
+        // `(w − mean) / std` with detached statistics: dw = dw_normalised / std.
+        return { dy in
+            let (dx, p) = inner(dy)
+            return (zip(dx, inverseStd).map { $0 * $1 }, p)
+        }
+    }
+
+    /// The group of each activation element for a `[1]` or `[1, C, 1, 1]` clip.
+    private func activationGroup(_ shape: [Int]) throws -> @Sendable (Int) -> Int {
+        let qg = config.quantGroup
+        if qg == 1 { return { _ in 0 } }
+        let channels = shape.count > 1 ? shape[1] : 1
+        let plane = shape.count > 2 ? shape[2...].reduce(1, *) : 1
+        guard shape.count == 4, channels == qg else {
+            throw QuantizerError(.unsupported("clip_val [1,\(qg),1,1] does not broadcast against input \(QuantizerError.dims(shape))"))
+        }
+        return { ($0 / plane) % channels }
+    }
+
+    private static func lsq(
+        _ x: [Float], clip: [Float], group: @escaping @Sendable (Int) -> Int, halfRange: Bool,
+        _ config: QuantizerConfig, _ state: QuantizerState
+    ) -> Backward {
+        let (mask, dStep) = QuantizerGradients.lsq(
+            x, clip: clip, group: group, levelNum: state.levelNum, halfRange: halfRange,
+            gradFactor: config.gradFactor, scaledClamp: config.scaledClamp)
+        let factor = config.gradFactor
+        return { dy in
+            let dclip = QuantizerGradients.lsqClipGradient(dy: dy, dStep: dStep, clip: clip, group: group, gradFactor: factor)
+            return (zip(dy, mask).map { $0 * $1 }, [dclip])
+        }
+    }
+
+    private static func elementwise(_ factor: [Float]) -> Backward {
+        { dy in (zip(dy, factor).map { $0 * $1 }, []) }
+    }
+}
