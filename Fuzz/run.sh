@@ -100,7 +100,7 @@ config() {
 onnx() {
     libs
     module Formats Formats -I Sources/CZlib
-    module QToolConfig QToolConfig
+    module QToolConfig QToolConfig -I Sources/CZlib
     ckernels
     module Engine Engine -I "$OUT/ckernels" -I Sources/COpenBLAS
     swiftc $SAN -module-name Models -package-name qtools -I "$OUT" -L "$OUT" -I "$OUT/ckernels" -I Sources/CZlib \
