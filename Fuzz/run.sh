@@ -2,6 +2,7 @@
 # Builds and runs the libFuzzer targets (by hand; `.ci/run` runs each briefly with QTOOLS_FUZZ=1).
 #   Fuzz/run.sh [TARGET] [seconds]     TARGET: torch (default), config, onnx, all; seconds default 30
 #   Fuzz/run.sh 30                     (the old form: the torch target for 30 s)
+#   QTOOLS_FUZZ_RUNS=N Fuzz/run.sh all  N inputs per target from seed 1 (what .ci/run does)
 # Targets:
 #   torch   every reader through ModelFile (torch zip/legacy/tar, pickle, safetensors, npy/npz,
 #           ONNX) and the Unpickler (PickleFuzz.swift, compiled into Formats)
@@ -72,8 +73,16 @@ seed() {  # seed TARGET FILES...: fixtures, then the committed corpus Fuzz/corpu
 run() {  # run NAME -- libFuzzer options
     name=$1
     shift
-    echo "== fuzz $name for ${SECS}s"
-    "$OUT/$name-fuzz" -max_total_time="$SECS" -timeout=2 -rss_limit_mb=2048 -artifact_prefix="$OUT/crash-$name-" \
+    if [ -n "${QTOOLS_FUZZ_RUNS:-}" ]; then
+        # Bounded and reproducible (CI): a fixed number of inputs from a fixed seed.
+        echo "== fuzz $name: $QTOOLS_FUZZ_RUNS runs, seed 1"
+        limit="-runs=$QTOOLS_FUZZ_RUNS -seed=1"
+    else
+        echo "== fuzz $name for ${SECS}s"
+        limit="-max_total_time=$SECS"
+    fi
+    # shellcheck disable=SC2086
+    "$OUT/$name-fuzz" $limit -timeout=2 -rss_limit_mb=2048 -artifact_prefix="$OUT/crash-$name-" \
         -print_final_stats=1 "$@" "$OUT/corpus-$name"
 }
 
