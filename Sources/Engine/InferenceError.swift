@@ -1,4 +1,4 @@
-/// The one error type of the Inference module: what went wrong, and at which node or value.
+/// The one error type of the engine (and of model building on it): what went wrong, and at which node or value.
 ///
 /// Graph validation and planning fill in `node` (the node's name) and `value` (the value's
 /// name) so the description reads `node "layer1.0.conv1": value "x": shape mismatch (...)`.

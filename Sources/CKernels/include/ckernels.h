@@ -2,7 +2,7 @@
 // Winograd F(2x2)/F(4x4) transforms, max pooling and the fully connected layer.
 //
 // These are the only C kernels of the engine. Each has a naive twin in Swift
-// (Sources/Inference/Kernels/Reference) that the tests compare it with.
+// (Sources/Engine/Kernels/Reference) that the tests compare it with.
 #ifndef QTOOLS_CKERNELS_H
 #define QTOOLS_CKERNELS_H
 

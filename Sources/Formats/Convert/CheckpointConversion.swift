@@ -35,7 +35,7 @@ public enum OutputFormat: String, Sendable, Codable, CaseIterable {
 /// reads it back, and calls every verifier with the input as read, the object tree handed to
 /// the writer, and the file as read back. A failed result (or a throw) aborts the conversion:
 /// the temporary file is removed and nothing is written. The engine-based verifier (run both
-/// models on the same input, compare outputs) conforms to this protocol in the Inference
+/// models on the same input, compare outputs) conforms to this protocol in the Models
 /// module; the Formats module ships ``WrittenTensorsVerifier``.
 public protocol ConversionVerifier: Sendable {
     /// The name in reports.
@@ -98,7 +98,7 @@ public struct WrittenTensorsVerifier: ConversionVerifier {
 /// ```swift
 /// var c = Conversion(format: .safetensors)
 /// c.steps = [RenameKeys(renamer), try CastFloatingTensors(to: .float16)]
-/// c.verifiers.append(EngineVerifier(...))   // later, from the Inference module
+/// c.verifiers.append(EngineVerifier(...))   // later, from the Models module
 /// let report = try c.run(inputPath: "in.pth", outputPath: "out.safetensors")
 /// ```
 ///
