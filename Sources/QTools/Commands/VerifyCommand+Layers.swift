@@ -40,19 +40,7 @@ struct VerifyLayerOptions: ParsableArguments {
             }
             let ma = try ModelSource.open(a, config: config, overrides: overrides)
             let mb = try ModelSource.open(b, config: two.configB ?? VerifyTwoOptions.recordedOr(b, config), overrides: overrides)
-            let x: Tensor
-            let what: String
-            if let input {
-                x = try ModelIO.read(input)
-                what = input
-            } else {
-                guard ma.inputSize == mb.inputSize, ma.inputChannels == mb.inputChannels else {
-                    throw UsageError("the models take inputs of different sizes; give --input")
-                }
-                let shape = [two.samples, ma.inputChannels, ma.inputSize, ma.inputSize]
-                x = SplitMix64.normalTensor(shape: shape, seed: two.seed)
-                what = "\(two.samples) seeded random inputs (seed \(two.seed)) \(shape)"
-            }
+            let (x, what) = try two.sharedInput(ma, mb, input: input)
             let comparison = try LayerComparison(
                 ma.layers(x, engineA), mb.layers(x, engineB), tolerance: two.tolerance)
             return VerifyLayersReport(

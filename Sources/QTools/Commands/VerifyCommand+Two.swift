@@ -26,21 +26,7 @@ struct VerifyTwoOptions: ParsableArguments {
             guard samples >= 1 else { throw UsageError("--samples must be at least 1") }
             let ma = try ModelSource.open(a, config: config, overrides: overrides)
             let mb = try ModelSource.open(b, config: configB ?? Self.recordedOr(b, config), overrides: overrides)
-            let x: Tensor
-            let what: String
-            if let input {
-                x = try ModelIO.read(input)
-                what = input
-            } else {
-                guard ma.inputSize == mb.inputSize, ma.inputChannels == mb.inputChannels else {
-                    throw UsageError(
-                        "the models take inputs of \(ma.inputChannels) x \(ma.inputSize) x \(ma.inputSize) and "
-                            + "\(mb.inputChannels) x \(mb.inputSize) x \(mb.inputSize); give --input")
-                }
-                let shape = [samples, ma.inputChannels, ma.inputSize, ma.inputSize]
-                x = SplitMix64.normalTensor(shape: shape, seed: seed)
-                what = "\(samples) seeded random inputs (seed \(seed)) \(shape)"
-            }
+            let (x, what) = try sharedInput(ma, mb, input: input)
             let la = try ma.run(x), lb = try mb.run(x)
             guard la.shape == lb.shape else {
                 throw UsageError("the models return logits of shapes \(la.shape) and \(lb.shape)")
@@ -50,6 +36,19 @@ struct VerifyTwoOptions: ParsableArguments {
         }
         Terminal.out(out.json ? try JSONOutput.render(report) : report.text)
         if !report.pass { throw ExitCode(ExitCodes.checkFailed) }
+    }
+
+    /// The input both models run on: `--input`, else `samples` seeded N(0, 1) images of the
+    /// size both models take; with a description for the report.
+    func sharedInput(_ ma: RunnableModel, _ mb: RunnableModel, input: String?) throws -> (Tensor, String) {
+        if let input { return (try ModelIO.read(input), input) }
+        guard ma.inputSize == mb.inputSize, ma.inputChannels == mb.inputChannels else {
+            throw UsageError(
+                "the models take inputs of \(ma.inputChannels) x \(ma.inputSize) x \(ma.inputSize) and "
+                    + "\(mb.inputChannels) x \(mb.inputSize) x \(mb.inputSize); give --input")
+        }
+        let shape = [samples, ma.inputChannels, ma.inputSize, ma.inputSize]
+        return (SplitMix64.normalTensor(shape: shape, seed: seed), "\(samples) seeded random inputs (seed \(seed)) \(shape)")
     }
 
     /// B's config: nil when B records one (ModelLoader reads it), else A's `--config`.
