@@ -55,6 +55,8 @@ public struct TrainStep: Sendable {
     package struct Forward: Sendable {
         /// Every value of the train-mode pass (a test may nudge one to study a boundary).
         package var tape: TrainingGraph.Tape
+        /// The constants' values the pass ran with (what the optimizer then updates).
+        package var state: [String: [Float]]
         package var loss: Float
         package var logitsGradient: [Float]
     }
@@ -69,19 +71,20 @@ public struct TrainStep: Sendable {
         if let i = xs.firstIndex(where: { !$0.isFinite }) {
             throw TrainError(.nonFinite("input element \(i) is \(xs[i])"))
         }
-        let tape = try training.forward(inputs: [model.input: Tensor(floats: xs, shape: x.shape)], state: training.initialState)
+        let state = training.initialState
+        let tape = try training.forward(inputs: [model.input: Tensor(floats: xs, shape: x.shape)], state: state)
         let smoothing = options.hasKeyword("label-smooth") ? Self.labelSmooth(options) : 0
         let logits = tape.tensor(model.output)!
         let (loss, dlogits) = try CrossEntropy(labelSmoothing: smoothing)(
             logits: logits.floats(), classes: logits.shape.last ?? 1, labels: labels)
         guard loss.isFinite else { throw TrainError(.nonFinite("the loss is \(loss)")) }
-        return Forward(tape: tape, loss: loss, logitsGradient: dlogits)
+        return Forward(tape: tape, state: state, loss: loss, logitsGradient: dlogits)
     }
 
     /// The backward half: gradients, running statistics, the optimizer step.
     package func finish(_ f: Forward) throws(TrainError) -> Result {
         let tape = f.tape
-        var state = training.initialState
+        var state = f.state
         let grads = try training.backward(tape, outputGradients: [model.output: f.logitsGradient])
 
         // Running statistics of every train-mode batch norm.
