@@ -20,10 +20,7 @@ import Testing
     ]
 
     /// The project's shared golden-configs folder (holds the ImageNet `--order cb` case too).
-    static let shared: URL = {
-        if let s = ProcessInfo.processInfo.environment["QTOOLS_SHARED"] { return URL(fileURLWithPath: s) }
-        return Fixtures.root.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared")
-    }()
+    static let shared = Fixtures.shared
     static let sharedImageNetCase = shared.appendingPathComponent("golden-configs/ldq.train-scratch.imagenet.fp.resnet18.cbsa.cb")
 
     /// Builds and runs a golden-configs folder; returns (max abs error, peak |logit|).

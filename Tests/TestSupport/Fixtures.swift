@@ -12,6 +12,14 @@ public enum Fixtures {
 
     /// `fixtures/<relative>` as a path string.
     public static func path(_ relative: String) -> String { url(relative).path }
+
+    /// The project's shared reference folder (`../shared` beside the checkout, or
+    /// `QTOOLS_SHARED`): large golden data that is not copied into `fixtures/`. Tests that
+    /// need it run only when it exists.
+    public static let shared: URL = {
+        if let s = ProcessInfo.processInfo.environment["QTOOLS_SHARED"] { return URL(fileURLWithPath: s) }
+        return root.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared")
+    }()
 }
 
 /// A fresh UUID-named directory per call, removed afterwards. Tests never write into the working directory.

@@ -85,6 +85,14 @@ public struct Graph: Sendable {
     /// Appends a prepared node.
     public mutating func add(_ node: Node) { nodes.append(node) }
 
+    /// Replaces the op of the node named `name` (a diagnostic rerun of a model with one op
+    /// changed); false when there is no such node.
+    package mutating func replaceOp(ofNode name: String, with op: Op) -> Bool {
+        guard let k = nodes.firstIndex(where: { $0.name == name }) else { return false }
+        nodes[k].op = op
+        return true
+    }
+
     /// Declares a graph output.
     public mutating func markOutput(_ name: String) { outputs.append(name) }
 

@@ -5,7 +5,7 @@ import Models
 import Tensors
 
 extension RunCommand {
-    /// `run --dump DIR` or `run --engine unfused|reference`: the model loaded with its graph
+    /// `run --dump DIR`, `run --engine unfused|reference` or `run --conditioning`: the model loaded with its graph
     /// (not planned once and freed, as a plain run does), every layer value captured.
     func runCapturing() throws {
         try ExitCodes.reporting {
@@ -36,6 +36,7 @@ extension RunCommand {
             if let sink { try ModelIO.write(logits, to: sink) }
             var report = RunReport(model: m.model, input: x.shape, logits: logits)
             report.dump = summary
+            if conditioning { report.conditioning = try conditioningReport(m, x, logits: logits) }
             Terminal.out(out.json ? try JSONOutput.render(report) : report.text)
         }
     }

@@ -39,6 +39,8 @@ struct RunCommand: ParsableCommand {
             index.json names the value it was fused into. --engine unfused (fast kernels, no \
             fusion) or reference (naive kernels) compute every value. Compare two dumps with \
             `qtools verify --layers DIR_A DIR_B`.
+
+            --conditioning lists every quantizer input that lies within --ulps float32 steps             (default 16) of a level boundary, and reruns the model with each of them (the 16             closest) on its other level to measure how far the logits move. A low-bit network             is a step function: such an input lands on either level depending on the order in             which an engine sums, so PyTorch, onnxruntime and qtools can all be right and             disagree by a whole level there (README, "Ill-conditioned inputs").
             """)
 
     @Argument(help: "A checkpoint file (or a model-zoo name for random weights).")
@@ -68,13 +70,27 @@ struct RunCommand: ParsableCommand {
     @Option(name: .long, help: "Executor: fast (what run uses), unfused (fast kernels, no fusion) or reference (naive kernels).")
     var engine: RunEngine = .fast
 
+    @Flag(help: "List quantizer inputs within --ulps of a level boundary and how far flipping each moves the logits.")
+    var conditioning = false
+
+    @Option(name: .long, help: "With --conditioning: the band, in float32 steps of the value (>= 1).")
+    var ulps: Int = 16
+
     @OptionGroup var out: OutputOptions
 
     @Argument(parsing: .allUnrecognized, help: "QTool options applied after the config.")
     var overrides: [String] = []
 
+    func validate() throws {
+        if ulps < 1 { throw ValidationError("--ulps must be at least 1 (got \(ulps))") }
+        if ulps != 16 && !conditioning { throw ValidationError("--ulps applies to --conditioning only") }
+        if conditioning && engine != .fast {
+            throw ValidationError("--conditioning probes the fast engine's run (the one qtools run uses); drop --engine \(engine.rawValue)")
+        }
+    }
+
     func run() throws {
-        if dump != nil || engine != .fast { return try runCapturing() }
+        if dump != nil || engine != .fast || conditioning { return try runCapturing() }
         try ExitCodes.reporting {
             // The output is checked (and its temporary file created) before any work.
             let modelFile = FileManager.default.fileExists(atPath: model) ? model : nil
@@ -117,6 +133,8 @@ struct RunReport: Encodable {
     var samples: [Sample]
     /// `--dump`: the directory and how many values it holds as files.
     var dump: DumpSummary? = nil
+    /// `--conditioning`: the quantizer inputs near a level boundary.
+    var conditioning: ConditioningReport? = nil
 
     struct DumpSummary: Encodable {
         var directory: String
@@ -125,7 +143,7 @@ struct RunReport: Encodable {
         var files: Int
     }
 
-    enum CodingKeys: String, CodingKey { case model, inputShape = "input_shape", samples, dump }
+    enum CodingKeys: String, CodingKey { case model, inputShape = "input_shape", samples, dump, conditioning }
 
     init(model: String, input: [Int], logits: Tensor) {
         self.model = model
@@ -147,6 +165,7 @@ struct RunReport: Encodable {
         if let d = dump {
             lines.append("dumped \(d.files) layer values (of \(d.values); the rest fused) to \(d.directory) (engine \(d.engine))")
         }
+        if let c = conditioning { lines.append(c.text) }
         return lines.joined(separator: "\n")
     }
 }
