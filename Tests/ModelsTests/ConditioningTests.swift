@@ -82,22 +82,7 @@ import Testing
         let normal = try Executor(graph: m.graph, threads: 2).run(inputs)
         let got = try #require(normal[m.output]).floats()
         let before = zip(got, want).map { abs($0 - $1) }.max() ?? 0
-        // Greedy: flip the near-boundary element that brings the logits closest to PyTorch's,
-        // then look for elements that run puts near a boundary (a flip changes what follows).
-        var flips: [Conditioning.NearBoundary] = []
-        var err = before
-        while err > 1e-4 && flips.count < 3 {
-            let near = try Conditioning.probe(Conditioning.pinned(m.graph, flips), inputs: inputs, ulps: 16)
-            var best: (Float, Conditioning.NearBoundary)? = nil
-            for e in near.prefix(8) {
-                let y = try #require(try Conditioning.flip(m.graph, inputs: inputs, at: flips + [e])[m.output]).floats()
-                let d = zip(y, want).map { abs($0 - $1) }.max() ?? .infinity
-                if d < best?.0 ?? .infinity { best = (d, e) }
-            }
-            guard let (d, e) = best, d < err else { break }
-            flips.append(e)
-            err = d
-        }
+        let (flips, err) = try Conditioning.explain(m.graph, inputs: inputs, output: m.output, target: want, tolerance: 1e-4)
         let named = flips.map { "\($0.value)\($0.index) (\($0.ulps) ulps)" }
         print("\(name): logits differ from PyTorch by \(before); flipping \(named) leaves \(err)")
         #expect(before > 0.1, "\(name): the case no longer differs (\(before)); is it still ill-conditioned?")

@@ -16,42 +16,58 @@ import Testing
 /// Conditioning: a low-bit network is a step function of its input. A quantizer input within
 /// a few float32 ulps of a rounding boundary lands on either side depending on the summation
 /// order, and the logits then differ by O(1) between any two correct float32 engines
-/// (onnxruntime disagrees with itself between its optimisation levels on such inputs; this is
-/// what issue 18's two full-width cases are). So each input is first
-/// checked to be well conditioned: every activation quantizer's input shifted by `± 2e-6` of its peak
-/// (about twice the engine's accumulated rounding there) must leave the logits unchanged. Only
-/// well-conditioned inputs are compared (1e-4 of the peak logit); an ill-conditioned input is
-/// replaced by the next seed, and a config with no well-conditioned input among
-/// `maxInputSeeds` fails. A real fault (a kernel, a fusion, an export) shows on every input.
+/// (onnxruntime disagrees with itself between its optimisation levels on such inputs; issue
+/// 18's two full-width cases are this, see `ConditioningTests`). So where the engine and
+/// onnxruntime differ by more than 1e-4 of the peak logit, the difference must be explained
+/// by at most 3 quantizer inputs within 16 ulps of a boundary (`Conditioning.explain`: the
+/// engine rerun with them on their other level matches onnxruntime). A real fault (a kernel, a
+/// fusion, an export) is not explained by a few near-boundary elements.
 @Suite(.enabled(if: Python.interpreter != nil || Python.isRequired, "needs the reference Python (onnx, onnxruntime)"))
 struct FullWidthDifferentialTests {
-    /// A subset of the 52 shipped configs, for the suite's time (10-20 s each in a debug
-    /// build): two of issue 18's three (flexible ResNet-18 preBN/bacs DoReFa with var-mean
-    /// weights; PACT on pytorch-resnet18) and LQ-Nets. `QTOOLS_FULLWIDTH_ALL=1` adds DoReFa
-    /// with plain weights (the third), LSQ, XNOR++ (NReLU, real_skip), Group-Net (`--base`)
-    /// and MobileNet v2, which passed when run by hand (README).
-    static let configs =
-        [
-            "config.dorefa.finetune.dali.2bit.resnet18-4",
-            "config.pact.finetune.imagenet.2bit.torch-resnet18-ep40-baseline",
-            "config.lq-net.eval.dali.2bit.resnet18",
-        ]
-        + (ProcessInfo.processInfo.environment["QTOOLS_FULLWIDTH_ALL"] == nil
-            ? []
-            : [
-                "config.dorefa.finetune.dali.2bit.resnet18",
-                "config.lsq.eval.imagenet.2bit.torch-resnet18",
-                "config.xnor.train-scratch.dali.bin.resnet18-xnor++",
-                "config.group-net.eval.imagenet.bin.resnet18.base5.cabs",
-                "config.baseline.eval.imagenet.fp.mobilenet-v2",
-            ])
+    /// Every shipped config but `config.dorefa.eval.imagenet.2bit.resnet18`, which is chaotic
+    /// in the QTool code itself (its float64 and float32 forwards differ by 0.8; issue 18).
+    static let allConfigs: [String] = {
+        let dir = Fixtures.path("seed-configs")
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+        return names.filter { $0.hasPrefix("config.") && $0 != "config.dorefa.eval.imagenet.2bit.resnet18" }.sorted()
+    }()
 
-    static let maxInputSeeds = 6
+    /// The suite's subset (10-20 s each for ImageNet networks in a debug build): issue 18's
+    /// two cases (flexible ResNet-18 preBN/bacs DoReFa with var-mean weights; PACT on
+    /// pytorch-resnet18), LQ-Nets, and a quantized CIFAR ResNet-20 with lossless
+    /// down-sampling. `QTOOLS_FULLWIDTH_ALL=1` runs all 51 configs and the zoo networks
+    /// below (README, "Full-width differential test").
+    static let suiteConfigs = [
+        "config.dorefa.finetune.dali.2bit.resnet18-4",
+        "config.pact.finetune.imagenet.2bit.torch-resnet18-ep40-baseline",
+        "config.lq-net.eval.dali.2bit.resnet18",
+        "config.ldq.lsq.finetune.cifar100.2bit.resnet20.cbsa.cb",
+    ]
+
+    static let runAll = ProcessInfo.processInfo.environment["QTOOLS_FULLWIDTH_ALL"] != nil
+
+    static let configs = runAll ? allConfigs : suiteConfigs
+
+    /// Zoo networks no shipped config covers (CIFAR ones), quantized and full precision:
+    /// `main.py` arguments.
+    static let zoo: [[String]] = [
+        ["--model", "resnet20", "--keyword", "cifar100,cbsa,real_skip", "--width_alpha", "1"],
+        ["--model", "resnet20", "--keyword", "cifar10,bacs,preBN,lsq", "--fm_bit", "2", "--wt_bit", "2"],
+        ["--model", "vgg_small", "--keyword", "cifar10,cba,dorefa", "--fm_bit", "2", "--wt_bit", "2"],
+        ["--model", "nin", "--keyword", "cifar10,PReLU"],
+        ["--model", "mobilenetv2", "--keyword", "cifar10,cbas,lsq", "--fm_bit", "4", "--wt_bit", "4"],
+        ["--model", "mobilenetv1", "--keyword", "cifar100,cbsa,normal3x3"],
+    ]
 
     @Test(arguments: configs)
     func shippedConfig(_ name: String) throws {
         let o = try QToolOptions(config: ConfigFile(contentsOf: Fixtures.path("seed-configs/" + name)))
         try Self.check(o, label: name)
+    }
+
+    @Test(.enabled(if: runAll, "QTOOLS_FULLWIDTH_ALL=1"), arguments: zoo)
+    func zooNetwork(_ args: [String]) throws {
+        try Self.check(try QToolOptions().applying(arguments: args), label: args.joined(separator: " "))
     }
 
     static func check(_ options: QToolOptions, label: String) throws {
@@ -69,22 +85,24 @@ struct FullWidthDifferentialTests {
                 try Data(ONNXWriter.serialize(proto)).write(to: URL(fileURLWithPath: path))
                 files.append(path)
             }
-            var compared = 0
-            for seed in 0..<UInt64(maxInputSeeds) where compared == 0 {
-                let x = TrainedLookingModel.gaussian([1, 3, size, size], seed: 100 + seed)
-                let got = try #require(try exec.run([model.input: x])[model.output]).floats()
-                let peak = got.map { abs($0) }.max() ?? 1
-                if try !TrainedLookingModel.wellConditioned(model, x, logits: got) { continue }
-                compared += 1
-                let input = dir.appendingPathComponent("x.npy").path
-                try TrainedLookingModel.writeNpy(x, input)
-                let ort = try ORT.run(files, input: input)
-                for (file, y) in zip(files, ort) {
-                    let err = zip(got, y).map { abs($0 - $1) }.max() ?? .infinity
-                    #expect(err <= 1e-4 * max(peak, 1), "\(label) \(file): engine vs onnxruntime max |diff| \(err), peak \(peak), input seed \(seed)")
-                }
+            let x = TrainedLookingModel.gaussian([1, 3, size, size], seed: 100)
+            let got = try #require(try exec.run([model.input: x])[model.output]).floats()
+            let peak = got.map { abs($0) }.max() ?? 1
+            let tolerance = 1e-4 * max(peak, 1)
+            let input = dir.appendingPathComponent("x.npy").path
+            try TrainedLookingModel.writeNpy(x, input)
+            let ort = try ORT.run(files, input: input)
+            for (file, y) in zip(files, ort) {
+                let err = zip(got, y).map { abs($0 - $1) }.max() ?? .infinity
+                guard err > tolerance else { continue }
+                let (flips, residual) = try Conditioning.explain(
+                    model.graph, inputs: [model.input: x], output: model.output, target: y, tolerance: tolerance)
+                let named = flips.map { "\($0.value)\($0.index) (\($0.ulps) ulps)" }
+                print("\(label) \(file): engine vs onnxruntime \(err); flipping \(named) leaves \(residual)")
+                #expect(
+                    residual <= tolerance,
+                    "\(label) \(file): engine vs onnxruntime max |diff| \(err), peak \(peak); near-boundary flips \(named) leave \(residual)")
             }
-            #expect(compared == 1, "\(label): no well-conditioned input among \(maxInputSeeds) seeds")
         }
     }
 
@@ -196,43 +214,6 @@ enum TrainedLookingModel {
     /// Seeded N(0, 1) values (qtools' one random source).
     static func gaussian(_ shape: [Int], seed: UInt64) -> Tensor {
         SplitMix64.normalTensor(shape: shape, seed: seed)
-    }
-
-    /// True when shifting every activation quantizer's input by `± epsilon · max|input|`
-    /// leaves the logits within `1e-6` of the peak: no quantizer input lies within that band
-    /// of a rounding boundary, so float32 rounding (about 1e-6 of a layer's peak after a
-    /// conv and a BN) cannot decide a level.
-    static func wellConditioned(_ model: BuiltModel, _ x: Tensor, logits: [Float], epsilon: Float = 2e-6) throws -> Bool {
-        let peak = logits.map { abs($0) }.max() ?? 1
-        let quantized = model.graph.nodes.filter {
-            if case .quantize = $0.op { return model.graph.constants[$0.inputs[0]] == nil } else { return false }
-        }
-        var probe = model.graph
-        for n in quantized where !probe.outputs.contains(n.inputs[0]) { probe.markOutput(n.inputs[0]) }
-        let seen = try Executor(graph: probe, threads: 2).run([model.input: x])
-        for sign: Float in [1, -1] {
-            var g = Graph()
-            for name in model.graph.inputs { g.addInput(name) }
-            for (k, t) in model.graph.constants { g.addConstant(k, t) }
-            var done = Set<String>()
-            for var n in model.graph.nodes {
-                if case .quantize = n.op, model.graph.constants[n.inputs[0]] == nil, let v = seen[n.inputs[0]] {
-                    let c = v.shape[1], shift = sign * epsilon * (v.floats().map { abs($0) }.max() ?? 0)
-                    let nudged = n.inputs[0] + ".__nudged"
-                    if done.insert(nudged).inserted {
-                        g.addConstant(nudged + ".scale", Tensor(floats: [Float](repeating: 1, count: c), shape: [c]))
-                        g.addConstant(nudged + ".bias", Tensor(floats: [Float](repeating: shift, count: c), shape: [c]))
-                        g.add(Graph.Node(name: nudged, op: .channelAffine, inputs: [n.inputs[0], nudged + ".scale", nudged + ".bias"], outputs: [nudged]))
-                    }
-                    n.inputs[0] = nudged
-                }
-                g.add(n)
-            }
-            for o in model.graph.outputs { g.markOutput(o) }
-            let y = try Executor(graph: g, threads: 2).run([model.input: x])[model.output]!.floats()
-            if zip(y, logits).contains(where: { abs($0 - $1) > 1e-6 * max(peak, 1) }) { return false }
-        }
-        return true
     }
 
     static func writeNpy(_ t: Tensor, _ path: String) throws {

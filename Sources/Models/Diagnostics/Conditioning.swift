@@ -116,6 +116,39 @@ package enum Conditioning {
         }
     }
 
+    /// The flips that bring `output` of `graph` on `inputs` within `tolerance` (max abs) of
+    /// `target` (another engine's result on the same input), found greedily: at each round,
+    /// of the `candidates` elements closest to a boundary in the run with the flips so far
+    /// (a flip changes what follows it), the one that brings the output closest, until within
+    /// tolerance or `maxFlips`. Returns the flips and the max |difference| they leave.
+    ///
+    /// Two correct float32 engines differ on a quantized model by such flips only; a fault
+    /// (a wrong kernel, fusion or export) is not explained by a few near-boundary elements.
+    package static func explain(
+        _ graph: Graph, inputs: [String: Tensor], output: String, target: [Float], tolerance: Float,
+        ulps: Int = 16, maxFlips: Int = 3, candidates: Int = 8, threads: Int = 2
+    ) throws -> (flips: [NearBoundary], residual: Float) {
+        func distance(_ flips: [NearBoundary]) throws -> Float {
+            let y = try flip(graph, inputs: inputs, at: flips, threads: threads)[output]?.floats() ?? []
+            guard y.count == target.count else { return .infinity }
+            return zip(y, target).map { abs($0 - $1) }.max() ?? 0
+        }
+        var flips: [NearBoundary] = []
+        var residual = try distance([])
+        while residual > tolerance && flips.count < maxFlips {
+            let near = try probe(pinned(graph, flips), inputs: inputs, ulps: ulps, threads: threads)
+            var best: (Float, NearBoundary)? = nil
+            for e in near.prefix(candidates) {
+                let d = try distance(flips + [e])
+                if d < best?.0 ?? .infinity { best = (d, e) }
+            }
+            guard let (d, e) = best, d < residual else { break }
+            flips.append(e)
+            residual = d
+        }
+        return (flips, residual)
+    }
+
     private static func level(_ f: any QuantizeFunction, _ x: [Float], _ shape: [Int], _ i: Int, _ v: Float) throws -> Float {
         var probe = x
         probe[i] = v
