@@ -118,6 +118,40 @@ import TestSupport
         }
     }
 
+    /// An output that is a symlink: the file it points to is replaced (atomically, with
+    /// --force when it exists) and the link stays a link; a dangling link gets its target.
+    @Test func aSymlinkOutputWritesItsTargetAndStaysALink() throws {
+        try withTemporaryDirectory { dir in
+            let (ck, cfg, x) = try Self.copyInputs(dir)
+            let fm = FileManager.default
+            try fm.createDirectory(atPath: dir.appendingPathComponent("store").path, withIntermediateDirectories: false)
+            let target = dir.appendingPathComponent("store/logits.npy").path
+            let link = dir.appendingPathComponent("logits.npy").path
+            try Data("keep".utf8).write(to: URL(fileURLWithPath: target))
+            try fm.createSymbolicLink(atPath: link, withDestinationPath: "store/logits.npy")
+            let refused = try RunQTools.run(["run", ck, "--config", cfg, "--input", x, "--output", link])
+            #expect(refused.status == 73 && refused.stderr.contains("file exists"), "\(refused.stderr)")
+            #expect(try String(contentsOfFile: target, encoding: .utf8) == "keep")
+            let forced = try RunQTools.run(["run", ck, "--config", cfg, "--input", x, "--output", link, "--force"])
+            #expect(forced.status == 0, "\(forced.stderr)")
+            #expect(try fm.destinationOfSymbolicLink(atPath: link) == "store/logits.npy")
+            #expect(try Self.sha(target).prefix(6) == Data([0x93] + Array("NUMPY".utf8)))
+            #expect(try Self.files(dir.appendingPathComponent("store")) == ["logits.npy"])
+            // Dangling: the link's target is created; a link loop is a clear error.
+            let dangling = dir.appendingPathComponent("new.npy").path
+            try fm.createSymbolicLink(atPath: dangling, withDestinationPath: "store/new.npy")
+            let created = try RunQTools.run(["run", ck, "--config", cfg, "--input", x, "--output", dangling])
+            #expect(created.status == 0, "\(created.stderr)")
+            #expect(try Self.sha(dir.appendingPathComponent("store/new.npy").path).prefix(6) == Data([0x93] + Array("NUMPY".utf8)))
+            #expect(try fm.destinationOfSymbolicLink(atPath: dangling) == "store/new.npy")
+            let loop = dir.appendingPathComponent("loop.npy").path
+            try fm.createSymbolicLink(atPath: loop, withDestinationPath: "loop.npy")
+            let looped = try RunQTools.run(["run", ck, "--config", cfg, "--input", x, "--output", loop, "--force"])
+            #expect(looped.status != 0 && looped.stderr.contains("loop.npy"), "\(looped.status) \(looped.stderr)")
+            #expect(try fm.destinationOfSymbolicLink(atPath: loop) == "loop.npy")
+        }
+    }
+
     // MARK: - special files
 
     @Test func dashAndDevStdoutWriteTheLogitsToStdoutAndTheReportToStderr() throws {

@@ -38,6 +38,10 @@ public final class MemorySink: ByteSink {
 /// hard link, not a rename), so of two writers racing for a new path one wins and the other
 /// fails cleanly.
 ///
+/// A symlink is followed: the file it points to is written atomically (its temporary file
+/// beside that file), and the link stays a link, as `torch.save` or `np.save` through the link
+/// would leave it; a dangling link gets its target created.
+///
 /// Special files (character and block devices, FIFOs, sockets), `-` (standard output) and the
 /// descriptor aliases `/dev/stdout`, `/dev/stderr`, `/dev/fd/N`, `/proc/self/fd/N` are
 /// written in place: opened for writing (never replaced, never renamed over, no `overwrite`
@@ -49,6 +53,8 @@ public final class MemorySink: ByteSink {
 public final class OutputFile: ByteSink {
     /// The final path.
     public let path: String
+    /// The regular file replaced at commit: ``path`` with symlinks followed.
+    private var destination: String = ""
     /// A path the bytes written so far can be read back from before ``commit()`` (the
     /// temporary file; `/proc/self/fd/N` for a staged in-place write).
     public let temporaryPath: String
@@ -107,9 +113,11 @@ public final class OutputFile: ByteSink {
         if !overwrite, unsafe access(path, F_OK) == 0 {
             throw WriteError(path: path, reason: "file exists (use --force to replace it)")
         }
-        let slash = path.lastIndex(of: "/")
-        let dir = slash.map { String(path[..<$0]) } ?? "."
-        let base = slash.map { String(path[path.index(after: $0)...]) } ?? path
+        let destination = try Self.followingSymlinks(path)
+        self.destination = destination
+        let slash = destination.lastIndex(of: "/")
+        let dir = slash.map { String(destination[..<$0]) } ?? "."
+        let base = slash.map { String(destination[destination.index(after: $0)...]) } ?? destination
         let directory = dir.isEmpty ? "/" : dir
         Self.removeStaleTemporaries(in: directory, base: base)
         var template = Array("\(directory)/.\(base).qtools-\(getpid())-XXXXXX".utf8CString)
@@ -145,6 +153,27 @@ public final class OutputFile: ByteSink {
     private static func stagingDirectory() -> String {
         if let t = unsafe getenv("TMPDIR"), let s = Optional(unsafe String(cString: t)), !s.isEmpty { return s }
         return "/tmp"
+    }
+
+    /// `path` with every symlink in its last component followed (relative targets resolved
+    /// against the link's directory): the file an atomic write replaces.
+    private static func followingSymlinks(_ path: String) throws(WriteError) -> String {
+        var current = path
+        for _ in 0..<40 {
+            var s = stat()
+            guard unsafe lstat(current, &s) == 0, s.st_mode & S_IFMT == S_IFLNK else { return current }
+            var buf = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+            let n = unsafe readlink(current, &buf, buf.count - 1)
+            guard n > 0 else { throw WriteError(path: path, reason: "cannot read symlink \(current): \(errorText(errno))") }
+            let target = String(decoding: buf[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            if target.hasPrefix("/") {
+                current = target
+            } else {
+                let slash = current.lastIndex(of: "/")
+                current = (slash.map { String(current[...$0]) } ?? "") + target
+            }
+        }
+        throw WriteError(path: path, reason: "too many levels of symbolic links")
     }
 
     /// The descriptor for a target written in place, or nil for a regular (atomic) target.
@@ -244,21 +273,21 @@ public final class OutputFile: ByteSink {
         close(fd)
         fd = -1
         if overwrite {
-            guard unsafe rename(temporaryPath, path) == 0 else { throw failure(errno) }
+            guard unsafe rename(temporaryPath, destination) == 0 else { throw failure(errno) }
         } else {
             // link(2) fails if the target appeared since init (another writer): no clobbering.
-            if unsafe link(temporaryPath, path) == 0 {
+            if unsafe link(temporaryPath, destination) == 0 {
                 unsafe _ = unlink(temporaryPath)
             } else if errno == EEXIST {
                 throw WriteError(path: path, reason: "file exists (created while qtools was writing; use --force to replace it)")
-            } else if unsafe access(path, F_OK) != 0, unsafe rename(temporaryPath, path) == 0 {
+            } else if unsafe access(destination, F_OK) != 0, unsafe rename(temporaryPath, destination) == 0 {
                 // A file system without hard links.
             } else {
                 throw failure(errno)
             }
         }
         committed = true
-        Self.syncDirectory(of: path)
+        Self.syncDirectory(of: destination)
     }
 
     private func copyIntoTarget() throws {
