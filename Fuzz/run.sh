@@ -3,6 +3,13 @@
 #   Fuzz/run.sh [TARGET] [seconds]     TARGET: torch (default), config, onnx, all; seconds default 30
 #   Fuzz/run.sh 30                     (the old form: the torch target for 30 s)
 #   QTOOLS_FUZZ_RUNS=N Fuzz/run.sh all  N inputs per target from seed 1 (what .ci/run does)
+#   QTOOLS_FUZZ_MAXLEN=8192 ...          inputs of at most 8192 bytes (fixture seeds larger than
+#                      that are left out; Fuzz/corpus holds small seeds of every format):
+#                      the fast setting for campaigns of millions of executions
+#   QTOOLS_FUZZ_TIMEOUT=1               an input that runs longer than 1 s is a failure (default 2)
+#   QTOOLS_FUZZ_ASAN=0 Fuzz/run.sh onnx 3600   without AddressSanitizer (several times the
+#                      executions per second, for the long by-hand campaigns; Swift's own
+#                      bounds and overflow checks still trap; built in .build/fuzz-noasan)
 # Targets:
 #   torch   every reader through ModelFile (torch zip/legacy/tar, pickle, safetensors, npy/npz,
 #           ONNX) and the Unpickler (PickleFuzz.swift, compiled into Formats)
@@ -20,8 +27,16 @@ case "${1:-}" in
 esac
 SECS=${1:-30}
 OUT=.build/fuzz
-mkdir -p "$OUT"
 SAN="-sanitize=fuzzer,address -parse-as-library -g -O"
+ASAN="-sanitize=address"
+CASAN="-fsanitize=address"
+if [ "${QTOOLS_FUZZ_ASAN:-1}" = 0 ]; then
+    OUT=.build/fuzz-noasan
+    SAN="-sanitize=fuzzer -parse-as-library -g -O"
+    ASAN=""
+    CASAN=""
+fi
+mkdir -p "$OUT"
 # SwiftProtobuf (for the ONNX reader) comes from the package checkout: run `swift build` once first.
 PB=.build/checkouts/swift-protobuf/Sources/SwiftProtobuf
 [ -d "$PB" ] || { echo "run 'swift build' first (needs $PB)" >&2; exit 1; }
@@ -29,7 +44,7 @@ FORMATS=$(find Sources/Formats -name '*.swift')
 
 libs() {
     if [ ! -f "$OUT/libSwiftProtobuf.a" ]; then
-        swiftc -sanitize=address -parse-as-library -O -emit-library -static -emit-module \
+        swiftc $ASAN -parse-as-library -O -emit-library -static -emit-module \
             -module-name SwiftProtobuf -package-name swift_protobuf -emit-module-path "$OUT/SwiftProtobuf.swiftmodule" \
             -o "$OUT/libSwiftProtobuf.a" "$PB"/*.swift
     fi
@@ -53,7 +68,7 @@ module() {  # module NAME DIR FLAGS...: Sources/DIR as a static library with its
 ckernels() {
     mkdir -p "$OUT/ckernels"
     for c in Sources/CKernels/*.c; do
-        clang -O2 -g -fsanitize=address -I Sources/CKernels/include -c "$c" -o "$OUT/ckernels/$(basename "$c" .c).o"
+        clang -O2 -g $CASAN -I Sources/CKernels/include -c "$c" -o "$OUT/ckernels/$(basename "$c" .c).o"
     done
     ar rcs "$OUT/libCKernels.a" "$OUT"/ckernels/*.o
     printf 'module CKernels {\n    header "%s/Sources/CKernels/include/ckernels.h"\n    export *\n}\n' "$PWD" \
@@ -65,14 +80,18 @@ seed() {  # seed TARGET FILES...: fixtures, then the committed corpus Fuzz/corpu
     shift
     mkdir -p "$OUT/corpus-$t"
     if [ -z "$(ls "$OUT/corpus-$t")" ]; then
-        for f in "$@"; do cp "$f" "$OUT/corpus-$t/$(echo "$f" | tr '/' '_')"; done
+        for f in "$@"; do
+            if [ -n "${QTOOLS_FUZZ_MAXLEN:-}" ] && [ "$(wc -c < "$f")" -gt "$QTOOLS_FUZZ_MAXLEN" ]; then continue; fi
+            cp "$f" "$OUT/corpus-$t/$(echo "$f" | tr '/' '_')"
+        done
     fi
     if [ -d "Fuzz/corpus/$t" ]; then cp Fuzz/corpus/"$t"/* "$OUT/corpus-$t/"; fi
 }
 
-run() {  # run NAME -- libFuzzer options
+run() {  # run NAME MAX_LEN -- libFuzzer options
     name=$1
-    shift
+    maxlen=${QTOOLS_FUZZ_MAXLEN:-$2}
+    shift 2
     if [ -n "${QTOOLS_FUZZ_RUNS:-}" ]; then
         # Bounded and reproducible (CI): a fixed number of inputs from a fixed seed.
         echo "== fuzz $name: $QTOOLS_FUZZ_RUNS runs, seed 1"
@@ -82,8 +101,8 @@ run() {  # run NAME -- libFuzzer options
         limit="-max_total_time=$SECS"
     fi
     # shellcheck disable=SC2086
-    "$OUT/$name-fuzz" $limit -timeout=2 -rss_limit_mb=2048 -artifact_prefix="$OUT/crash-$name-" \
-        -print_final_stats=1 "$@" "$OUT/corpus-$name"
+    "$OUT/$name-fuzz" $limit -timeout="${QTOOLS_FUZZ_TIMEOUT:-2}" -rss_limit_mb=2048 -artifact_prefix="$OUT/crash-$name-" \
+        -print_final_stats=1 -max_len="$maxlen" "$@" "$OUT/corpus-$name"
 }
 
 torch() {
@@ -94,7 +113,7 @@ torch() {
         fixtures/golden/resnet20_fixup/input.npy
     [ -f "$OUT/corpus-torch/dict.pkl" ] ||
         printf '\200\002}q\000(X\001\000\000\000aq\001]q\002(K\001G@\004\000\000\000\000\000\000e.' > "$OUT/corpus-torch/dict.pkl"
-    run torch -max_len=1048576
+    run torch 1048576
 }
 
 config() {
@@ -103,7 +122,7 @@ config() {
     swiftc $SAN -module-name QToolConfig -package-name qtools -I "$OUT" -L "$OUT" -lFormats -lTensors -lSwiftProtobuf \
         -I Sources/CZlib -lz -o "$OUT/config-fuzz" $(find Sources/QToolConfig -name '*.swift') Fuzz/ConfigFuzz.swift
     seed config $(ls fixtures/golden/*/config.txt | head -4) fixtures/golden/pytorch_resnet18_fp/name_map.txt
-    run config -max_len=16384
+    run config 16384
 }
 
 onnx() {
@@ -116,7 +135,7 @@ onnx() {
         -I Sources/COpenBLAS -lEngine -lQToolConfig -lFormats -lTensors -lSwiftProtobuf -lCKernels -lopenblas -lz \
         -o "$OUT/onnx-fuzz" $(find Sources/Models -name '*.swift') Fuzz/ONNXImportFuzz.swift
     seed onnx $(find fixtures -name '*.onnx' | head -8)
-    run onnx -max_len=262144
+    run onnx 262144
 }
 
 case $TARGET in
