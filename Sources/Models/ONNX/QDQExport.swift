@@ -87,11 +87,15 @@ extension ONNXEmitter {
                 y = emitBinary("Add", y, s, channels: channels, name: out + ".shift")
             }
             let dq = u.twoSidedStep == nil ? gammaOut : out + ".dq"
-            y = emitQCDQ(y, scales: u.scales, hi: u.levels - 1, name: dq, base: out)
+            if options.format == .float {
+                y = emitFloatGrid(y, scales: u.scales, hi: u.levels - 1, name: dq, base: out)
+            } else {
+                y = emitQCDQ(y, scales: u.scales, hi: u.levels - 1, name: dq, base: out)
+                usedQuantization = true
+            }
             if let s = u.twoSidedStep {
                 y = emitBinary("Sub", y, s, channels: channels, name: gammaOut)
             }
-            usedQuantization = true
         case .xnor:
             let ge = out + ".nonnegative"
             node("GreaterOrEqual", [x, floats(out + ".zero", [0], [])], ge)
@@ -217,6 +221,20 @@ extension ONNXEmitter {
     /// `name = op(input, constant)` with a scalar or per-channel constant.
     mutating func emitBinary(_ op: String, _ input: String, _ c: [Float], channels: Int, name: String) -> String {
         node(op, [input, constantValue(c, channels: channels, name: name + ".value")], name)
+        return name
+    }
+
+    /// `Div(scale) → Round → Clip(0, hi) → Mul(scale)`: the arithmetic of ``emitQCDQ`` in float
+    /// ops (QuantizeLinear is round-half-to-even of `x / scale`, as `Round` is), for the
+    /// `float` form. Without DequantizeLinear before a conv, onnxruntime's
+    /// WeightBiasQuantization (which rounds the float weights of a conv fed by
+    /// DequantizeLinear to per-tensor int8, lossy) leaves the weights alone.
+    mutating func emitFloatGrid(_ x: String, scales: [Float], hi: Int, name: String, base: String) -> String {
+        let scale = constantValue(scales, channels: scales.count, name: base + ".scale")
+        node("Div", [x, scale], base + ".scaled")
+        node("Round", [base + ".scaled"], base + ".rounded")
+        node("Clip", [base + ".rounded", floats(base + ".min", [0], []), floats(base + ".max", [Float(hi)], [])], base + ".clipped")
+        node("Mul", [base + ".clipped", scale], name)
         return name
     }
 
