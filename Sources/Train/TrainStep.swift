@@ -116,6 +116,13 @@ public struct TrainStep: Sendable {
             guard case .quantize(let q) = n.op, let f = q.function as? any TrainableQuantizeFunction else { continue }
             quantizerState.merge(f.stateAfterTrainingForward(before)) { _, b in b }
         }
+        // State a training forward computed from its input (LQ-Nets `basis`, `auxil`).
+        for (_, pass) in tape.quantizers {
+            for (key, values) in pass.state {
+                guard let old = before[key], old.elementCount == values.count else { continue }
+                quantizerState[key] = Tensor(floats: values, shape: old.shape)
+            }
+        }
         let after = input.map { e -> (name: String, tensor: Tensor) in
             if let t = quantizerState[e.name] { return (e.name, t) }
             if let v = state[e.name], model.graph.variables.contains(e.name) {
