@@ -21,7 +21,7 @@ import QToolConfig
 ///
 /// Backward: activations pass the gradient except where the normalised input is `>=` the
 /// group's largest level; weights pass it unchanged (the basis gets no gradient).
-enum LQNetTraining {
+package enum LQNetTraining {
     /// Sorted levels, thresholds and the codec row of each sorted level, per group.
     struct Table: Sendable {
         var levels: [[Float]]
@@ -209,7 +209,7 @@ enum LQNetTraining {
     /// back substitution multiplying by the reciprocal of each pivot. For the 2 × 2 systems of
     /// 2-bit LQ-Nets this matches torch 2.13 with MKL bit for bit (3,000 random systems and every
     /// weight quantizer of the golden case); larger systems follow the same textbook order.
-    static func inverse(_ a: [Float], n: Int) -> [Float] {
+    package static func inverse(_ a: [Float], n: Int) -> [Float] {
         var m = a
         var perm = Array(0..<n)
         for c in 0..<n {
