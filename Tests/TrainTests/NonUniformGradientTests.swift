@@ -148,6 +148,54 @@ import Testing
         #expect(q.parameterKeys == setup.alphas.indices.map { "q.alpha\($0)" })
     }
 
+    /// `closed_form` (§11.11): the output is the integer levels `q` times the basis that this
+    /// forward refits, `Σ q·x / Σ q²` (or its running mean with `custom-update`); the backward is
+    /// the plain one scaled by that basis (the basis itself gets no gradient, so the plain
+    /// backward's finite-difference check above covers the rest); `iteration` + 2; the
+    /// calibration pass-through is refused only while `iteration + 2 <= --stable`.
+    @Test(arguments: [false, true])
+    func closedFormRefitsTheBasis(customUpdate: Bool) throws {
+        let keyword = "dorefa,non-uniform,closed_form" + (customUpdate ? ",custom-update" : "")
+        let options = try QToolOptions().applying(arguments: ["--keyword", keyword, "--fm_enable", "--fm_bit", "2"])
+        let config = try QuantizerConfig(options: options, tag: .fm, shape: [1, 3, 1, 1])
+        #expect(config.closedForm && config.customUpdate == customUpdate)
+        var state = QuantizerState(iteration: 3, levelNum: 4)
+        state.alphas = [[3.1], [2.7], [3.3]]
+        state.basis = [0.8]
+        let q = Quantizer(name: "q", config: config, state: state)
+        var plainConfig = config
+        plainConfig.closedForm = false
+        let plain = Quantizer(name: "q", config: plainConfig, state: state)
+
+        var rng = SplitMix64(seed: 12)
+        let x = rng.floats(96, -0.4, 1.6)
+        let r = rng.floats(96, -1, 1)
+        let pass = try q.forwardTrain(x, shape: [2, 3, 4, 4], parameters: state.alphas)
+        let levels = try plain(x, shape: [2, 3, 4, 4])
+        #expect(Set(levels).isSubset(of: [0, 1, 2, 3]))
+        let qx = zip(levels, x).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+        let qq = levels.reduce(0.0) { $0 + Double($1) * Double($1) }
+        let auxil = try #require(pass.state["q.auxil"]?.first)
+        let basis = try #require(pass.state["q.basis"]?.first)
+        #expect(abs(Double(auxil) - qx / qq) <= 1e-6 * qx / qq)
+        let want = customUpdate ? (0.8 * 3 + Double(auxil)) / 4 : Double(auxil)
+        #expect(abs(Double(basis) - want) <= 1e-6 * want)
+        #expect(pass.y == levels.map { $0 * basis })
+
+        let (dx, da) = pass.backward(r)
+        let (pdx, pda) = try plain.forwardTrain(x, shape: [2, 3, 4, 4], parameters: state.alphas).backward(r.map { $0 * basis })
+        #expect(dx == pdx && da == pda)
+        #expect(pda.flatMap { $0 }.contains { $0 != 0 })
+
+        let it = q.stateAfterTrainingForward(["q.iteration": Tensor(floats: [3], shape: [1])])
+        #expect(it["q.iteration"]?.floats() == [5])
+        var calibrating = q
+        calibrating.config.stable = 5
+        #expect(throws: QuantizerError.self) { try calibrating.forwardTrain(x, shape: [2, 3, 4, 4], parameters: state.alphas) }
+        calibrating.config.stable = 4
+        _ = try calibrating.forwardTrain(x, shape: [2, 3, 4, 4], parameters: state.alphas)
+    }
+
     /// While `iteration <= --stable` QTool calibrates the (unused) clip instead of quantizing;
     /// the trainer refuses that instead of training something else.
     @Test func calibrationPassThroughIsRefused() throws {

@@ -110,11 +110,38 @@ extension Quantizer {
 
     /// The backward of the non-uniform training forward of `x` (normalised for weights).
     func nonUniformBackward(_ x: [Float], shape: [Int]) throws -> @Sendable ([Float]) -> (dx: [Float], parameters: [[Float]]) {
-        if config.closedForm {
-            throw QuantizerError(.unsupported("training-mode non-uniform closed_form (basis update) is not implemented yet"))
-        }
         return NonUniformTraining.backward(
             x, alphas: state.alphas, group: try nonUniformGroup(x.count, shape: shape), levels: config.levels,
             oneSided: config.tag == .wt ? false : config.halfRange, scaledClamp: config.scaledClamp)
+    }
+}
+
+extension Quantizer {
+    /// Non-uniform activations with `closed_form` (quant group 1) in training mode: the integer
+    /// levels `q` as without it, then `auxil = Σ q·x / Σ q²` (torch float32 sums; `mean(x)`
+    /// when `Σ q² = 0`), `update_bias(auxil)`: `basis ← auxil`, or with `custom-update` the
+    /// running mean `(basis·iteration + auxil)/(iteration + 1)`; the output is `q·basis` with the
+    /// updated basis, which the backward multiplies in too (the basis gets no gradient).
+    ///
+    /// QTool assigns 0-d tensors to `auxil` (and, without `custom-update`, `basis`), so its
+    /// state dict after a training forward stores them as `[]`; here they keep the `[1]` shape
+    /// they were loaded with (same values), which QTool's model loads.
+    func nonUniformClosedFormPass(_ x: [Float], shape: [Int]) throws -> QuantizerTrainPass {
+        let group = try nonUniformGroup(x.count, shape: shape)
+        guard state.basis.count == 1 else {
+            throw QuantizerError(.unsupported("closed_form non-uniform activations need a basis [1]"))
+        }
+        let q = NonUniformQuantizer.apply(
+            x, alphas: state.alphas, group: group, levels: config.levels, oneSided: config.halfRange,
+            scaledClamp: config.scaledClamp)
+        let qx = TorchReduction.sum(zip(q, x).map { $0 * $1 }[...])
+        let qq = TorchReduction.sum(q.map { $0 * $0 }[...])
+        let auxil = qq == 0 ? TorchReduction.mean(x[...]) : qx / qq
+        let it = state.iteration
+        let basis = config.customUpdate ? (state.basis[0] * it + auxil) / (it + 1) : auxil
+        let inner = try nonUniformBackward(x, shape: shape)
+        return QuantizerTrainPass(
+            y: q.map { $0 * basis }, backward: { dy in inner(dy.map { $0 * basis }) },
+            state: [name + ".basis": [basis], name + ".auxil": [auxil]])
     }
 }

@@ -26,7 +26,7 @@ extension Quantizer: TrainableQuantizeFunction {
     }
 
     /// Throws ``QuantizerError`` `.unsupported` for the methods and options whose training
-    /// mode is not implemented yet (XNOR, non-uniform `closed_form`, learned gamma,
+    /// mode is not implemented yet (XNOR, learned gamma,
     /// `adaptive_restore`, `--stable` calibration of a learned clip or alphas).
     package func checkTrainable() throws {
         guard let method = config.method else { return }
@@ -35,13 +35,14 @@ extension Quantizer: TrainableQuantizeFunction {
         }
         switch method {
         case .dorefa, .pact, .lsq, .binaryWeight, .lqNet: break
-        case .nonUniform where config.closedForm: throw refuse("non-uniform closed_form (basis update)")
         case .nonUniform: break
         case .xnor: throw refuse("\(method.rawValue) quantization")
         }
         if config.gamma == .learned { throw refuse("learned gamma") }
         if config.adaptiveRestore { throw refuse("adaptive_restore") }
-        if !parameterKeys.isEmpty, config.passesThrough(iteration: state.iteration) {
+        // Non-uniform closed_form counts twice per training forward before the comparison.
+        let counted = state.iteration + (method == .nonUniform && config.closedForm ? 1 : 0)
+        if !parameterKeys.isEmpty, config.passesThrough(iteration: counted) {
             throw refuse("clip_val calibration (iteration <= --stable)")
         }
     }
@@ -58,6 +59,9 @@ extension Quantizer: TrainableQuantizeFunction {
                 throw QuantizerError(.inputShape("alphas need \(state.alphas.map(\.count)) values"), quantizer: name)
             }
             q.state.alphas = parameters
+            if config.closedForm {
+                do { return try q.nonUniformClosedFormPass(x, shape: shape) } catch let e as QuantizerError { throw e.located(name) }
+            }
         } else if !parameterKeys.isEmpty {
             guard parameters.count == 1, parameters[0].count == state.clipVal.count else {
                 throw QuantizerError(.inputShape("clip_val needs \(state.clipVal.count) values"), quantizer: name)
@@ -73,12 +77,14 @@ extension Quantizer: TrainableQuantizeFunction {
     }
 
     /// The DoReFa family's and LQ-Nets' `iteration` (legacy `times`) + 1 (LQ-Nets in
-    /// `update_bias`); XNOR never counts.
+    /// `update_bias`; non-uniform `closed_form` + 2: `update_bias` and the DoReFa branch);
+    /// XNOR never counts.
     package func stateAfterTrainingForward(_ stateDict: [String: Tensor]) -> [String: Tensor] {
         guard let method = config.method, method.isDoReFaFamily || method == .lqNet else { return [:] }
         for key in [name + ".iteration", name + ".times"] {
             if let t = stateDict[key], t.elementCount == 1 {
-                return [key: Tensor(floats: [t.floats()[0] + 1], shape: t.shape)]
+                let step: Float = method == .nonUniform && config.closedForm ? 2 : 1
+                return [key: Tensor(floats: [t.floats()[0] + step], shape: t.shape)]
             }
         }
         return [:]
