@@ -208,7 +208,8 @@ package enum LQNetTraining {
     /// `a_ij − l·a_cj`, no fused multiply-add), then per column of `I` forward substitution and
     /// back substitution multiplying by the reciprocal of each pivot. For the 2 × 2 systems of
     /// 2-bit LQ-Nets this matches torch 2.13 with MKL bit for bit (3,000 random systems and every
-    /// weight quantizer of the golden case); larger systems follow the same textbook order.
+    /// weight quantizer of the golden case). Larger systems (3-bit and wider LQ-Nets) follow the
+    /// same textbook order but are not bit-identical to MKL's (a rounding-level difference).
     package static func inverse(_ a: [Float], n: Int) -> [Float] {
         var m = a
         var perm = Array(0..<n)
