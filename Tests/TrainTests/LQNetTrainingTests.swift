@@ -170,6 +170,20 @@ import Testing
         #expect(try q.forwardTrain(x, shape: [2, 4, 5, 5], parameters: []).y != x)
     }
 
+    /// A singular system (two-sided activations that all fall on one level: every code row is
+    /// the same) stops with an error naming the quantizer, as QTool's `torch.inverse` does,
+    /// instead of writing a NaN basis.
+    @Test func singularFitIsAnError() throws {
+        let q = try Self.quantizer(tag: .fm, shape: [1, 4, 1, 1], basis: [1.3, 0.6], extra: ["--fm_half_range"])
+        #expect(!q.config.halfRange)
+        do {
+            _ = try q.forwardTrain([Float](repeating: -5, count: 16), shape: [1, 4, 2, 2], parameters: [])
+            Issue.record("no error")
+        } catch {
+            #expect("\(error)".contains("q: ") && "\(error)".contains("singular"), "\(error)")
+        }
+    }
+
     /// The inverse behind the fit is PyTorch's float32 `torch.inverse` bit for bit on 2 × 2
     /// systems (LQ-Nets' systems and random ones, pivoting included); 3 × 3 within rounding.
     @Test func inverseIsTorchs() throws {

@@ -196,6 +196,21 @@ import Testing
         _ = try calibrating.forwardTrain(x, shape: [2, 3, 4, 4], parameters: state.alphas)
     }
 
+    /// The same refusal when a step is built: `resnet20_fatnn_a2w2` with `--stable 5` names
+    /// the first quantizer that would calibrate; the inference build still works.
+    @Test func stepWithCalibratingQuantizersIsRefused() throws {
+        var golden = try TrainGolden("resnet20_fatnn_a2w2")
+        golden.options = try golden.options.applying(arguments: ["--stable", "5"])
+        do {
+            _ = try TrainStep(options: golden.options, stateDict: golden.stateDict)
+            Issue.record("the step was built")
+        } catch {
+            let text = "\(error)"
+            #expect(text.contains("calibration") && text.contains(".quant_activation"), "\(text)")
+        }
+        _ = try ModelBuilder.build(options: golden.options, stateDict: golden.stateDict)
+    }
+
     /// While `iteration <= --stable` QTool calibrates the (unused) clip instead of quantizing;
     /// the trainer refuses that instead of training something else.
     @Test func calibrationPassThroughIsRefused() throws {

@@ -277,6 +277,11 @@ extension Quantizer {
         let p = LQNetTraining.run(
             x, shape: shape, table: table, bit: config.bit, halfRange: config.halfRange, adaptive: config.adaptive,
             isWeight: isWeight, basis: state.basis)
+        if let bad = p.auxil.firstIndex(where: { !$0.isFinite }) {
+            // QTool's torch.inverse raises here ("matrix has no inverse").
+            throw QuantizerError(.unsupported(
+                "the LQ-Nets least-squares system of group \(bad % qg) is singular (every value got codes that do not span the basis; QTool stops with \"matrix has no inverse\")"))
+        }
         let basis = LQNetTraining.updatedBasis(
             state.basis, auxil: p.auxil, iteration: state.iteration, customUpdate: config.customUpdate)
         let newState = [name + ".basis": basis, name + ".auxil": p.auxil]
