@@ -52,6 +52,12 @@ public struct SGD: Sendable {
         return options.weightDecay
     }
 
+    /// Sets every group's learning rate (the schedule's value for the next step); momentum
+    /// buffers are kept.
+    public mutating func setLearningRate(_ lr: Double) {
+        for i in groups.indices { groups[i].lr = lr }
+    }
+
     /// One step: updates `parameters` in place from `gradients` (both by name).
     public mutating func step(_ parameters: inout [String: [Float]], gradients: [String: [Float]]) {
         let m = Float(momentum)

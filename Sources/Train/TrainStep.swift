@@ -51,6 +51,15 @@ public struct TrainStep: Sendable {
         try finish(forward(x: x, labels: labels))
     }
 
+    /// A later step of a loop: the optimizer of the previous step (its momentum buffers) at
+    /// learning rate `learningRate`. Build each step's `TrainStep` from the previous result's
+    /// state dict, so quantizer state (LQ-Nets bases, `iteration`) carries over too.
+    public func run(x: Tensor, labels: [Int], continuing optimizer: SGD, learningRate: Double) throws(TrainError)
+        -> Result
+    {
+        try finish(forward(x: x, labels: labels), continuing: optimizer, learningRate: learningRate)
+    }
+
     /// The forward half of a step: the train-mode pass, its loss and the loss's gradient.
     package struct Forward: Sendable {
         /// Every value of the train-mode pass (a test may nudge one to study a boundary).
@@ -82,7 +91,9 @@ public struct TrainStep: Sendable {
     }
 
     /// The backward half: gradients, running statistics, the optimizer step.
-    package func finish(_ f: Forward) throws(TrainError) -> Result {
+    package func finish(_ f: Forward, continuing previous: SGD? = nil, learningRate: Double? = nil) throws(TrainError)
+        -> Result
+    {
         let tape = f.tape
         var state = f.state
         let grads = try training.backward(tape, outputGradients: [model.output: f.logitsGradient])
@@ -101,8 +112,11 @@ public struct TrainStep: Sendable {
             guard model.graph.variables.contains(e.name), !statistics.contains(e.name) else { return nil }
             return (e.name, e.tensor.shape)
         }
-        let lr = try LearningRate.firstStep(options)
-        var optimizer = try SGD(options: options, parameters: parameters, lr: lr)
+        let lr: Double
+        if let learningRate { lr = learningRate } else { lr = try LearningRate.firstStep(options) }
+        var optimizer: SGD
+        if let previous { optimizer = previous } else { optimizer = try SGD(options: options, parameters: parameters, lr: lr) }
+        optimizer.setLearningRate(lr)
         if !Self.warmingUp(options) { optimizer.step(&state, gradients: grads) }
 
         let trackedModules = Set(model.graph.nodes.compactMap { n -> String? in
@@ -115,6 +129,13 @@ public struct TrainStep: Sendable {
         for n in model.graph.nodes {
             guard case .quantize(let q) = n.op, let f = q.function as? any TrainableQuantizeFunction else { continue }
             quantizerState.merge(f.stateAfterTrainingForward(before)) { _, b in b }
+        }
+        // State a training forward computed from its input (LQ-Nets `basis`, `auxil`).
+        for (_, pass) in tape.quantizers {
+            for (key, values) in pass.state {
+                guard let old = before[key], old.elementCount == values.count else { continue }
+                quantizerState[key] = Tensor(floats: values, shape: old.shape)
+            }
         }
         let after = input.map { e -> (name: String, tensor: Tensor) in
             if let t = quantizerState[e.name] { return (e.name, t) }

@@ -18,7 +18,8 @@ import Testing
 @Suite struct TrainStepGoldenTests {
     static let cases = [
         "resnet20_fp", "pytorch_resnet18_fp", "resnet20_dorefa_a2w2", "resnet20_pact_a2w2", "resnet20_lsq_a2w2",
-        "resnet18_lsq_a2w2", "resnet20_dorefa_a4w4_varmean",
+        "resnet18_lsq_a2w2", "resnet20_dorefa_a4w4_varmean", "resnet20_lq_a2w2", "resnet20_fatnn_a2w2",
+        "resnet20_ternary_fatnn",
     ]
 
     /// ReLU inputs where QTool's float32 forward and ours fall on different sides of the kink,

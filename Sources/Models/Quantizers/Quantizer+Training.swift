@@ -1,46 +1,68 @@
 import Engine
 import Tensors
 
-/// QTool's DoReFa, PACT and LSQ quantizers (and `wt_bin`) in training mode (seed-reference
-/// §11.5-11.8, §11.12): the forward is the eval forward with the trainer's current parameter
-/// values, so inference and training share one definition of every level; the backward is
-/// ``QuantizerGradients``; a training forward increments `iteration` as QTool's does.
+/// QTool's DoReFa, PACT, LSQ and non-uniform quantizers (and `wt_bin`) in training mode
+/// (seed-reference §11.5-11.8, §11.11, §11.12): the forward is the eval forward with the
+/// trainer's current parameter values, so inference and training share one definition of every
+/// level; the backward is ``QuantizerGradients`` / ``NonUniformTraining``; a training forward
+/// increments `iteration` as QTool's does. LQ-Nets runs its own training forward
+/// (``LQNetTraining``: the least-squares basis update).
 extension Quantizer: TrainableQuantizeFunction {
-    /// `clip_val` for PACT activations and LSQ; nothing for DoReFa.
+    /// `clip_val` for PACT activations and LSQ, `alpha0…` for non-uniform; nothing for DoReFa
+    /// and LQ-Nets (whose basis is not trained by the optimizer).
     package var parameterKeys: [String] {
         switch config.method {
         case .pact? where config.tag != .wt: return [name + ".clip_val"]
         case .lsq?: return [name + ".clip_val"]
+        case .nonUniform?: return nonUniformParameterKeys
         default: return []
         }
     }
 
     /// The current values of ``parameterKeys``, in order.
-    package var parameterValues: [[Float]] { parameterKeys.isEmpty ? [] : [state.clipVal] }
+    package var parameterValues: [[Float]] {
+        if parameterKeys.isEmpty { return [] }
+        return config.method == .nonUniform ? state.alphas : [state.clipVal]
+    }
 
     /// Throws ``QuantizerError`` `.unsupported` for the methods and options whose training
-    /// mode is not implemented yet (LQ-Nets, non-uniform, XNOR, learned gamma,
-    /// `adaptive_restore`, `--stable` calibration of a learned clip).
+    /// mode is not implemented yet (XNOR, learned gamma,
+    /// `adaptive_restore`, `--stable` calibration of a learned clip or alphas).
     package func checkTrainable() throws {
         guard let method = config.method else { return }
         func refuse(_ what: String) -> QuantizerError {
             QuantizerError(.unsupported("training-mode \(what) is not implemented yet"), quantizer: name)
         }
         switch method {
-        case .dorefa, .pact, .lsq, .binaryWeight: break
-        case .lqNet, .nonUniform, .xnor: throw refuse("\(method.rawValue) quantization")
+        case .dorefa, .pact, .lsq, .binaryWeight, .lqNet: break
+        case .nonUniform: break
+        case .xnor: throw refuse("\(method.rawValue) quantization")
         }
         if config.gamma == .learned { throw refuse("learned gamma") }
         if config.adaptiveRestore { throw refuse("adaptive_restore") }
-        if !parameterKeys.isEmpty, config.passesThrough(iteration: state.iteration) {
+        // Non-uniform closed_form counts twice per training forward before the comparison.
+        let counted = state.iteration + (method == .nonUniform && config.closedForm ? 1 : 0)
+        if !parameterKeys.isEmpty, config.passesThrough(iteration: counted) {
             throw refuse("clip_val calibration (iteration <= --stable)")
         }
     }
 
     package func forwardTrain(_ x: [Float], shape: [Int], parameters: [[Float]]) throws -> QuantizerTrainPass {
         try checkTrainable()
+        if config.method == .lqNet {
+            do { return try lqNetTrainPass(x, shape: shape) } catch let e as QuantizerError { throw e.located(name) }
+        }
         var q = self
-        if !parameterKeys.isEmpty {
+        if config.method == .nonUniform {
+            guard parameters.count == state.alphas.count, zip(parameters, state.alphas).allSatisfy({ $0.count == $1.count })
+            else {
+                throw QuantizerError(.inputShape("alphas need \(state.alphas.map(\.count)) values"), quantizer: name)
+            }
+            q.state.alphas = parameters
+            if config.closedForm {
+                do { return try q.nonUniformClosedFormPass(x, shape: shape) } catch let e as QuantizerError { throw e.located(name) }
+            }
+        } else if !parameterKeys.isEmpty {
             guard parameters.count == 1, parameters[0].count == state.clipVal.count else {
                 throw QuantizerError(.inputShape("clip_val needs \(state.clipVal.count) values"), quantizer: name)
             }
@@ -54,13 +76,15 @@ extension Quantizer: TrainableQuantizeFunction {
         }
     }
 
-    /// The DoReFa family's `iteration` (legacy `times`) + 1; LQ-Nets and XNOR own no counter
-    /// a DoReFa-style forward changes.
+    /// The DoReFa family's and LQ-Nets' `iteration` (legacy `times`) + 1 (LQ-Nets in
+    /// `update_bias`; non-uniform `closed_form` + 2: `update_bias` and the DoReFa branch);
+    /// XNOR never counts.
     package func stateAfterTrainingForward(_ stateDict: [String: Tensor]) -> [String: Tensor] {
-        guard let method = config.method, method.isDoReFaFamily else { return [:] }
+        guard let method = config.method, method.isDoReFaFamily || method == .lqNet else { return [:] }
         for key in [name + ".iteration", name + ".times"] {
             if let t = stateDict[key], t.elementCount == 1 {
-                return [key: Tensor(floats: [t.floats()[0] + 1], shape: t.shape)]
+                let step: Float = method == .nonUniform && config.closedForm ? 2 : 1
+                return [key: Tensor(floats: [t.floats()[0] + step], shape: t.shape)]
             }
         }
         return [:]
@@ -86,6 +110,8 @@ extension Quantizer: TrainableQuantizeFunction {
         case .lsq:
             let group = try activationGroup(shape)
             return Self.lsq(x, clip: state.clipVal, group: group, halfRange: config.halfRange, config, state)
+        case .nonUniform:
+            return try nonUniformBackward(x, shape: shape)
         default:
             throw QuantizerError(.unsupported("training-mode \(method.rawValue) activations are not implemented yet"))
         }
@@ -112,6 +138,8 @@ extension Quantizer: TrainableQuantizeFunction {
             case .lsq:
                 let size = w.count / config.quantGroup
                 inner = Self.lsq(w, clip: state.clipVal, group: { $0 / size }, halfRange: false, config, state)
+            case .nonUniform:
+                inner = try nonUniformBackward(w, shape: shape)
             default:
                 throw QuantizerError(.unsupported("training-mode \(method.rawValue) weights are not implemented yet"))
             }

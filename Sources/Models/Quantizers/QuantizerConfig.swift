@@ -92,6 +92,9 @@ package struct QuantizerConfig: Equatable, Sendable {
     package var stable: Int
     /// Policy flag `adaptive_restore`: undo `var-mean` after quantization (`y·std + mean`).
     package var adaptiveRestore: Bool = false
+    /// Keyword `custom-update`: LQ-Nets' training basis update is the running mean of the
+    /// least-squares solutions instead of the 0.9/0.1 moving average (§11.9).
+    package var customUpdate: Bool = false
 
     /// Resolves the quantizer of family `tag` for a module of construction shape `shape`.
     ///
@@ -133,6 +136,7 @@ package struct QuantizerConfig: Equatable, Sendable {
         closedForm = false
         scaledClamp = false
         gradFactor = 1
+        customUpdate = has("custom-update")
 
         // §11.1 step 4: quant group against P = shape[0]·shape[1].
         let p = shape[0] * shape[1]

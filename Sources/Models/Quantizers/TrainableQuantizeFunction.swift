@@ -27,9 +27,16 @@ package struct QuantizerTrainPass: Sendable {
     package var y: [Float]
     /// `dy -> (dx, gradient of each parameter)`.
     package var backward: @Sendable ([Float]) -> (dx: [Float], parameters: [[Float]])
+    /// State-dict tensors this forward computed (LQ-Nets `basis` and `auxil`), key -> values
+    /// in the tensor's shape as stored; the trainer writes them into the state after the step.
+    package var state: [String: [Float]]
 
-    package init(y: [Float], backward: @escaping @Sendable ([Float]) -> (dx: [Float], parameters: [[Float]])) {
+    package init(
+        y: [Float], backward: @escaping @Sendable ([Float]) -> (dx: [Float], parameters: [[Float]]),
+        state: [String: [Float]] = [:]
+    ) {
         self.y = y
         self.backward = backward
+        self.state = state
     }
 }
