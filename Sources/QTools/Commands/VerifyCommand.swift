@@ -78,7 +78,11 @@ struct VerifyCommand: ParsableCommand {
             guard got.shape == want.shape else {
                 throw UsageError("--expect has shape \(want.shape); the model returns \(got.shape)")
             }
-            return VerifyReport(got: got.floats(), want: want.floats(), classes: got.shape.last ?? 1, atol: atol, rtol: rtol)
+            var report = VerifyReport(got: got.floats(), want: want.floats(), classes: got.shape.last ?? 1, atol: atol, rtol: rtol)
+            if !report.pass {
+                report.explanation = try VerifyExplanation.explaining(loaded.model, x, want: want, atol: atol, rtol: rtol)
+            }
+            return report
         }
         Terminal.out(out.json ? try JSONOutput.render(report) : report.text)
         if !report.pass { throw ExitCode(ExitCodes.checkFailed) }
@@ -91,9 +95,11 @@ struct VerifyReport: Encodable {
     var top1Agree: Int, samples: Int
     var atol: Float, rtol: Float
     var pass: Bool
+    /// For a failed check of a quantized model: whether near-boundary flips explain it.
+    var explanation: VerifyExplanation? = nil
 
     enum CodingKeys: String, CodingKey {
-        case maxAbs = "max_abs", maxRel = "max_rel", cosine, top1Agree = "top1_agree", samples, atol, rtol, pass
+        case maxAbs = "max_abs", maxRel = "max_rel", cosine, top1Agree = "top1_agree", samples, atol, rtol, pass, explanation
     }
 
     init(got: [Float], want: [Float], classes: Int, atol: Float, rtol: Float) {
@@ -131,6 +137,6 @@ struct VerifyReport: Encodable {
         cosine         \(cosine)
         top-1 agree    \(top1Agree)/\(samples)
         \(pass ? "PASS" : "FAIL") (atol \(atol), rtol \(rtol))
-        """
+        """ + (explanation.map { "\n" + $0.text } ?? "")
     }
 }
