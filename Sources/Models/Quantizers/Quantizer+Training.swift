@@ -6,17 +6,23 @@ import Tensors
 /// values, so inference and training share one definition of every level; the backward is
 /// ``QuantizerGradients``; a training forward increments `iteration` as QTool's does.
 extension Quantizer: TrainableQuantizeFunction {
-    /// `clip_val` for PACT activations and LSQ; nothing for DoReFa.
+    /// `clip_val` for PACT activations and LSQ; nothing for DoReFa; then a weight's learned
+    /// `gamma` (XNOR++, `wt_gamma`).
     package var parameterKeys: [String] {
+        var keys: [String]
         switch config.method {
-        case .pact? where config.tag != .wt: return [name + ".clip_val"]
-        case .lsq?: return [name + ".clip_val"]
-        default: return []
+        case .pact? where config.tag != .wt: keys = [name + ".clip_val"]
+        case .lsq?: keys = [name + ".clip_val"]
+        default: keys = []
         }
+        if config.gamma == .learned && config.tag == .wt { keys.append(name + ".gamma") }
+        return keys
     }
 
     /// The current values of ``parameterKeys``, in order.
-    package var parameterValues: [[Float]] { parameterKeys.isEmpty ? [] : [state.clipVal] }
+    package var parameterValues: [[Float]] {
+        parameterKeys.map { $0.hasSuffix(".gamma") ? state.gamma : state.clipVal }
+    }
 
     /// Throws ``QuantizerError`` `.unsupported` for the methods and options whose training
     /// mode is not implemented yet (LQ-Nets, non-uniform, XNOR, learned gamma,
@@ -27,10 +33,10 @@ extension Quantizer: TrainableQuantizeFunction {
             QuantizerError(.unsupported("training-mode \(what) is not implemented yet"), quantizer: name)
         }
         switch method {
-        case .dorefa, .pact, .lsq, .binaryWeight: break
-        case .lqNet, .nonUniform, .xnor: throw refuse("\(method.rawValue) quantization")
+        case .dorefa, .pact, .lsq, .binaryWeight, .xnor: break
+        case .lqNet, .nonUniform: throw refuse("\(method.rawValue) quantization")
         }
-        if config.gamma == .learned { throw refuse("learned gamma") }
+        if config.gamma == .learned && config.tag != .wt { throw refuse("learned \(config.tag.rawValue) gamma") }
         if config.adaptiveRestore { throw refuse("adaptive_restore") }
         if !parameterKeys.isEmpty, config.passesThrough(iteration: state.iteration) {
             throw refuse("clip_val calibration (iteration <= --stable)")
@@ -40,11 +46,17 @@ extension Quantizer: TrainableQuantizeFunction {
     package func forwardTrain(_ x: [Float], shape: [Int], parameters: [[Float]]) throws -> QuantizerTrainPass {
         try checkTrainable()
         var q = self
-        if !parameterKeys.isEmpty {
-            guard parameters.count == 1, parameters[0].count == state.clipVal.count else {
-                throw QuantizerError(.inputShape("clip_val needs \(state.clipVal.count) values"), quantizer: name)
+        let keys = parameterKeys
+        guard parameters.count == keys.count else {
+            throw QuantizerError(.inputShape("\(keys.count) parameters needed, \(parameters.count) given"), quantizer: name)
+        }
+        for (key, value) in zip(keys, parameters) {
+            let isGamma = key.hasSuffix(".gamma")
+            let count = isGamma ? state.gamma.count : state.clipVal.count
+            guard value.count == count else {
+                throw QuantizerError(.inputShape("\(key) needs \(count) values, got \(value.count)"), quantizer: name)
             }
-            q.state.clipVal = parameters[0]
+            if isGamma { q.state.gamma = value } else { q.state.clipVal = value }
         }
         let y = try q(x, shape: shape)
         do {
@@ -86,6 +98,8 @@ extension Quantizer: TrainableQuantizeFunction {
         case .lsq:
             let group = try activationGroup(shape)
             return Self.lsq(x, clip: state.clipVal, group: group, halfRange: config.halfRange, config, state)
+        case .xnor:
+            return Self.elementwise(XnorGradients.mask(x, type: config.gradType, weight: false))
         default:
             throw QuantizerError(.unsupported("training-mode \(method.rawValue) activations are not implemented yet"))
         }
@@ -99,8 +113,10 @@ extension Quantizer: TrainableQuantizeFunction {
             w = n.normalise(x)
             inverseStd = x.indices.map { 1 / n.std[$0 / n.groupSize] }
         }
-        let inner: Backward
-        if config.passesThrough(iteration: state.iteration) {
+        var inner: Backward
+        let passes = config.passesThrough(iteration: state.iteration)
+        if passes {
+            // The input comes back unquantized: gamma gets no gradient (PyTorch's None).
             inner = { ($0, []) }
         } else {
             switch method {
@@ -112,14 +128,29 @@ extension Quantizer: TrainableQuantizeFunction {
             case .lsq:
                 let size = w.count / config.quantGroup
                 inner = Self.lsq(w, clip: state.clipVal, group: { $0 / size }, halfRange: false, config, state)
+            case .xnor:
+                inner = Self.elementwise(XnorGradients.mask(w, type: config.gradType, weight: true))
             default:
                 throw QuantizerError(.unsupported("training-mode \(method.rawValue) weights are not implemented yet"))
             }
         }
-        guard let inverseStd else { return inner }
+        if config.gamma == .learned, !passes {
+            // `y = Q · gamma`: Q is this quantizer's output without the gamma product.
+            var plain = self
+            plain.config.gamma = .none
+            let q = try plain(x, shape: shape)
+            let (gamma, method) = (state.gamma, inner)
+            inner = { dy in
+                let (dq, dgamma) = XnorGradients.gamma(q, dy: dy, gamma: gamma)
+                let (dx, p) = method(dq)
+                return (dx, p + [dgamma])
+            }
+        }
+        let outer = inner
+        guard let inverseStd else { return outer }
         // `(w − mean) / std` with detached statistics: dw = dw_normalised / std.
         return { dy in
-            let (dx, p) = inner(dy)
+            let (dx, p) = outer(dy)
             return (zip(dx, inverseStd).map { $0 * $1 }, p)
         }
     }
