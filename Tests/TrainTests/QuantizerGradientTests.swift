@@ -207,7 +207,7 @@ print(json.dumps(out))
 /// Quantizers without a training mode yet are refused when the step is built, naming the
 /// quantizer and what is missing; the inference build of the same checkpoint still works.
 @Suite struct UntrainableQuantizerTests {
-    @Test(arguments: [("resnet20_lq_a2w2", "lqnet"), ("resnet20_bireal_xnor", "xnor"), ("resnet20_fatnn_a2w2", "non-uniform")])
+    @Test(arguments: [("resnet20_lq_a2w2", "lqnet"), ("resnet20_fatnn_a2w2", "non-uniform")])
     func refusedWithTheQuantizerNamed(name: String, method: String) throws {
         let golden = try TrainGolden(name)
         #expect(throws: TrainError.self) { try TrainStep(options: golden.options, stateDict: golden.stateDict) }

@@ -38,7 +38,8 @@ extension Quantizer: TrainableQuantizeFunction {
         }
         if config.gamma == .learned && config.tag != .wt { throw refuse("learned \(config.tag.rawValue) gamma") }
         if config.adaptiveRestore { throw refuse("adaptive_restore") }
-        if !parameterKeys.isEmpty, config.passesThrough(iteration: state.iteration) {
+        // Only a clip is calibrated (`init_based_on_warmup`); a gamma just gets no gradient.
+        if parameterKeys.contains(where: { $0.hasSuffix(".clip_val") }), config.passesThrough(iteration: state.iteration) {
             throw refuse("clip_val calibration (iteration <= --stable)")
         }
     }
