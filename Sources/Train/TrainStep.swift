@@ -19,8 +19,8 @@ public struct TrainStep: Sendable {
         /// The state dict right after `optimizer.step()`: every entry of the input state dict,
         /// in its order, updated where the step changed it.
         public var stateDict: [(name: String, tensor: Tensor)]
-        /// The optimizer (with its momentum buffers) after the step.
-        public var optimizer: SGD
+        /// The optimizer (with its momentum buffers or moments) after the step.
+        public var optimizer: Optimizer
     }
 
     /// The options the model was built from.
@@ -102,7 +102,8 @@ public struct TrainStep: Sendable {
             return (e.name, e.tensor.shape)
         }
         let lr = try LearningRate.firstStep(options)
-        var optimizer = try SGD(options: options, parameters: parameters, lr: lr)
+        var optimizer = try Optimizer(
+            options: options, parameters: parameters, allNames: input.map(\.name), lr: try LearningRate.scheduled(options))
         if !Self.warmingUp(options) { optimizer.step(&state, gradients: grads) }
 
         let trackedModules = Set(model.graph.nodes.compactMap { n -> String? in

@@ -104,7 +104,7 @@ import Testing
                 let exact = h.indices.filter { $0 != noisy }
                 #expect(exact.map { h[$0] } == exact.map { w[$0] }, "\(key) is unchanged by the step in QTool")
                 if let i = noisy {
-                    let g = try #require(r.optimizer.buffers[key]?[i], "\(key) has no gradient")
+                    let g = try #require(r.optimizer.sgd?.buffers[key]?[i], "\(key) has no gradient")
                     #expect(abs(g) < 1e-6, "\(key)[\(i)]: gradient \(g) is not rounding noise")
                     #expect(abs(h[i] - w[i]) <= Double(Float(w[i]).ulp), "\(key)[\(i)]: \(h[i]) vs \(w[i])")
                     withKnownIssue("a zero gradient's float32 noise (see zeroGradientNoise)") {
