@@ -14,9 +14,11 @@ import TestSupport
         ] + (name == "pytorch_resnet18_fp" ? ["--width_alpha", "0.125"] : [])
     }
 
-    /// A full-precision case and a quantized one (LSQ: clip values trained, `iteration` + 1).
+    /// A full-precision case and quantized ones (LSQ: clip values trained, `iteration` + 1;
+    /// Bi-Real XNOR; XNOR++ with its learned gamma). (`resnet20_fixup` needs the ReLU boundary
+    /// flip of TrainStepGoldenTests, which the command line cannot take.)
     @Test(.enabled(if: Python.interpreter != nil || Python.isRequired, "no Python with torch"),
-          arguments: ["pytorch_resnet18_fp", "resnet20_lsq_a2w2"])
+          arguments: ["pytorch_resnet18_fp", "resnet20_lsq_a2w2", "resnet20_bireal_xnor", "resnet20_xnorpp"])
     func oneStepWritesWhatQToolWrote(name: String) throws {
         try withTemporaryDirectory { tmp in
             let out = tmp.appendingPathComponent("after.pth").path
