@@ -8,12 +8,7 @@ import QToolConfig
 /// `d = buf`; `p = p - lr d`. A parameter without a gradient is skipped entirely.
 public struct SGD: Sendable {
     /// One parameter group.
-    public struct Group: Sendable, Equatable {
-        /// The parameter's state-dict name.
-        public var name: String
-        /// Its learning rate and weight decay.
-        public var lr: Double, weightDecay: Double
-    }
+    public typealias Group = ParameterGroup
 
     /// The groups, in the order given.
     public private(set) var groups: [Group]
@@ -22,24 +17,27 @@ public struct SGD: Sendable {
     /// Momentum buffers by parameter name (absent before a parameter's first step).
     public var buffers: [String: [Float]] = [:]
 
-    /// The optimizer `main.py` builds for `options` over `parameters` (name, shape) at
-    /// learning rate `lr`.
-    /// - Throws: ``TrainError`` `.unsupported` for Adam and for `--custom_lr_list` entries that
-    ///   name a parameter (not implemented yet).
-    public init(options: QToolOptions, parameters: [(name: String, shape: [Int])], lr: Double) throws(TrainError) {
-        guard options.optimizer == "SGD" else { throw TrainError(.unsupported("--optimizer \(options.optimizer)")) }
-        let customLR = options.customLRList.filter { !$0.isEmpty }
-        if let hit = parameters.first(where: { p in customLR.contains { p.name.contains($0) } }) {
-            throw TrainError(.unsupported("--custom_lr_list (matches \(hit.name))"))
-        }
-        if customLR.contains("quant_weight") {
-            throw TrainError(.unsupported("--custom_lr_list quant_weight"))
-        }
-        momentum = options.momentum
-        nesterov = options.nesterov
-        groups = parameters.map {
-            Group(name: $0.name, lr: lr, weightDecay: Self.weightDecay(name: $0.name, shape: $0.shape, options: options))
-        }
+    /// The optimizer `main.py` builds for `options` over `parameters` (name, shape), its groups
+    /// as the first step of epoch 0 sees them (``ParameterGroup/atFirstStep(_:options:scheduled:)``
+    /// with the schedule's `lr`); `allNames` are all parameter names of the model (for
+    /// `--custom_lr_list quant_weight`).
+    /// - Throws: ``TrainError`` `.unsupported` unless `--optimizer SGD`.
+    public init(
+        options: QToolOptions, parameters: [(name: String, shape: [Int])], allNames: [String] = [], lr: Double
+    ) throws(TrainError) {
+        guard options.optimizer == "SGD" else { throw TrainError(.unsupported("--optimizer \(options.optimizer) in SGD")) }
+        self.init(
+            groups: ParameterGroup.atFirstStep(
+                ParameterGroup.qtool(options: options, parameters: parameters, allNames: allNames), options: options,
+                scheduled: lr),
+            momentum: options.momentum, nesterov: options.nesterov)
+    }
+
+    /// SGD over `groups` (dampening 0).
+    public init(groups: [Group], momentum: Double, nesterov: Bool) {
+        self.groups = groups
+        self.momentum = momentum
+        self.nesterov = nesterov
     }
 
     /// §14.3: `--custom_decay` when a non-empty `--custom_decay_list` item is a substring of
@@ -52,10 +50,10 @@ public struct SGD: Sendable {
         return options.weightDecay
     }
 
-    /// Sets every group's learning rate (the schedule's value for the next step); momentum
-    /// buffers are kept.
+    /// Sets the learning rate of every group without `lr_constant` (the schedule's value for
+    /// the next step; §14.3: schedules never touch constant groups); momentum buffers are kept.
     public mutating func setLearningRate(_ lr: Double) {
-        for i in groups.indices { groups[i].lr = lr }
+        for i in groups.indices where groups[i].lrConstant == nil { groups[i].lr = lr }
     }
 
     /// One step: updates `parameters` in place from `gradients` (both by name).
@@ -90,18 +88,28 @@ public struct SGD: Sendable {
 /// The learning rate of QTool's schedule (§14.5-14.6) for the first step of epoch 0.
 public enum LearningRate {
     /// `--lr` through the policy at epoch 0, iteration 0; 0 under `--wakeup` (which multiplies
-    /// the lr by `it / W = 0` at iteration 0, as the QTool code does).
+    /// the lr by `it / W = 0` at iteration 0, as the QTool code does; groups with `lr_constant`
+    /// keep theirs, see ``ParameterGroup/atFirstStep(_:options:scheduled:)``).
     /// - Throws: ``TrainError`` `.unsupported` for an unknown policy (QTool stops there too).
     public static func firstStep(_ o: QToolOptions) throws(TrainError) -> Double {
+        wakesUp(o) ? 0 : try scheduled(o)
+    }
+
+    /// The schedule's value for epoch 0, before the wake-up ramp.
+    /// - Throws: as ``firstStep(_:)``.
+    public static func scheduled(_ o: QToolOptions) throws(TrainError) -> Double {
         let passed = o.lrCustomStep.filter { $0 <= 0 }.count
-        let lr: Double
         switch o.lrPolicy {
-        case "decay", "fix", "fix_step", "poly", "sgdr", "cos": lr = o.lr
-        case "custom_step", "sgdr_step": lr = o.lr * pow(o.lrDecay, passed)
+        case "decay", "fix", "fix_step", "poly", "sgdr", "cos": return o.lr
+        case "custom_step", "sgdr_step": return o.lr * pow(o.lrDecay, passed)
         default: throw TrainError(.unsupported("--lr_policy \(o.lrPolicy) (QTool logs \"lr is invalid\" and stops)"))
         }
-        if case .int(let wakeup) = o["wakeup"], wakeup > 0 { return 0 }
-        return lr
+    }
+
+    /// `--wakeup W > 0`: iteration 0 multiplies the lr of every group without `lr_constant` by 0.
+    public static func wakesUp(_ o: QToolOptions) -> Bool {
+        if case .int(let wakeup) = o["wakeup"], wakeup > 0 { return true }
+        return false
     }
 
     private static func pow(_ x: Double, _ n: Int) -> Double { (0..<n).reduce(1) { r, _ in r * x } }

@@ -19,8 +19,8 @@ public struct TrainStep: Sendable {
         /// The state dict right after `optimizer.step()`: every entry of the input state dict,
         /// in its order, updated where the step changed it.
         public var stateDict: [(name: String, tensor: Tensor)]
-        /// The optimizer (with its momentum buffers) after the step.
-        public var optimizer: SGD
+        /// The optimizer (with its momentum buffers or moments) after the step.
+        public var optimizer: Optimizer
     }
 
     /// The options the model was built from.
@@ -54,7 +54,7 @@ public struct TrainStep: Sendable {
     /// A later step of a loop: the optimizer of the previous step (its momentum buffers) at
     /// learning rate `learningRate`. Build each step's `TrainStep` from the previous result's
     /// state dict, so quantizer state (LQ-Nets bases, `iteration`) carries over too.
-    public func run(x: Tensor, labels: [Int], continuing optimizer: SGD, learningRate: Double) throws(TrainError)
+    public func run(x: Tensor, labels: [Int], continuing optimizer: Optimizer, learningRate: Double) throws(TrainError)
         -> Result
     {
         try finish(forward(x: x, labels: labels), continuing: optimizer, learningRate: learningRate)
@@ -91,7 +91,7 @@ public struct TrainStep: Sendable {
     }
 
     /// The backward half: gradients, running statistics, the optimizer step.
-    package func finish(_ f: Forward, continuing previous: SGD? = nil, learningRate: Double? = nil) throws(TrainError)
+    package func finish(_ f: Forward, continuing previous: Optimizer? = nil, learningRate: Double? = nil) throws(TrainError)
         -> Result
     {
         let tape = f.tape
@@ -113,10 +113,16 @@ public struct TrainStep: Sendable {
             return (e.name, e.tensor.shape)
         }
         let lr: Double
-        if let learningRate { lr = learningRate } else { lr = try LearningRate.firstStep(options) }
-        var optimizer: SGD
-        if let previous { optimizer = previous } else { optimizer = try SGD(options: options, parameters: parameters, lr: lr) }
-        optimizer.setLearningRate(lr)
+        var optimizer: Optimizer
+        if let previous, let learningRate {
+            lr = learningRate
+            optimizer = previous
+            optimizer.setLearningRate(lr)
+        } else {
+            lr = try LearningRate.firstStep(options)
+            optimizer = try Optimizer(
+                options: options, parameters: parameters, allNames: input.map(\.name), lr: try LearningRate.scheduled(options))
+        }
         if !Self.warmingUp(options) { optimizer.step(&state, gradients: grads) }
 
         let trackedModules = Set(model.graph.nodes.compactMap { n -> String? in

@@ -41,7 +41,7 @@ package struct TrainingGraph: Sendable {
             let n = graph.nodes[i]
             switch n.op {
             case .conv2d, .batchNorm, .relu, .hardtanh, .clamp, .maxPool2d, .avgPool2d, .adaptiveAvgPool2d,
-                .linear, .add, .flatten, .identity, .pad, .concat:
+                .linear, .add, .flatten, .identity, .pad, .concat, .channelAffine, .mul, .prelu:
                 continue
             case .quantize(let q):
                 guard let f = q.function as? any TrainableQuantizeFunction else {
@@ -121,6 +121,10 @@ package struct TrainingGraph: Sendable {
             return LayerGradients.linearForward(
                 x: x[0], w: x[1], b: x.count > 2 ? x[2] : nil, batch: s[0][0], inFeatures: s[0][1], outFeatures: s[1][0])
         case .add: return R.add(x[0], x[1])
+        case .mul: return R.mul(x[0], s[0], x[1], s[1])
+        case .channelAffine:
+            return R.channelAffine(x[0], batch: batch, channels: channels, inner: inner, scale: x[1], bias: x[2])
+        case .prelu: return R.prelu(x[0], batch: batch, channels: channels, inner: inner, slope: x[1])
         case .flatten, .identity: return x[0]
         case .pad(let a):
             return R.pad(x[0], planes: batch * channels, height: s[0][2], width: s[0][3], padding: a.padding, value: a.value)
@@ -197,6 +201,21 @@ package struct TrainingGraph: Sendable {
                 case .add:
                     accumulate(n.inputs[0], dy)
                     accumulate(n.inputs[1], dy)
+                case .mul:
+                    let r = AffineGradients.mulBackward(x[0], s[0], x[1], s[1], dy: dy)
+                    accumulate(n.inputs[0], r.da)
+                    accumulate(n.inputs[1], r.db)
+                case .channelAffine:
+                    let r = AffineGradients.channelAffineBackward(
+                        x[0], dy: dy, batch: batch, channels: channels, inner: inner, scale: x[1])
+                    accumulate(n.inputs[0], r.dx)
+                    accumulate(n.inputs[1], r.dscale)
+                    accumulate(n.inputs[2], r.dbias)
+                case .prelu:
+                    let r = AffineGradients.preluBackward(
+                        x[0], dy: dy, batch: batch, channels: channels, inner: inner, slope: x[1])
+                    accumulate(n.inputs[0], r.dx)
+                    accumulate(n.inputs[1], r.dslope)
                 case .flatten, .identity:
                     accumulate(n.inputs[0], dy)
                 case .pad(let a):

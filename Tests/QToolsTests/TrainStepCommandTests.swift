@@ -15,9 +15,11 @@ import TestSupport
     }
 
     /// A full-precision case and quantized ones (LSQ: clip values trained, `iteration` + 1;
-    /// LQ-Nets: bases and `auxil` refitted, int32 `codec_index` written as it was).
+    /// LQ-Nets: bases and `auxil` refitted, int32 `codec_index` written as it was; Bi-Real
+    /// XNOR; XNOR++ with its learned gamma). (`resnet20_fixup` needs the ReLU boundary flip of
+    /// TrainStepGoldenTests, which the command line cannot take.)
     @Test(.enabled(if: Python.interpreter != nil || Python.isRequired, "no Python with torch"),
-          arguments: ["pytorch_resnet18_fp", "resnet20_lsq_a2w2", "resnet20_lq_a2w2"])
+          arguments: ["pytorch_resnet18_fp", "resnet20_lsq_a2w2", "resnet20_lq_a2w2", "resnet20_bireal_xnor", "resnet20_xnorpp"])
     func oneStepWritesWhatQToolWrote(name: String) throws {
         try withTemporaryDirectory { tmp in
             let out = tmp.appendingPathComponent("after.pth").path

@@ -39,7 +39,7 @@ import Testing
         let labels = try Self.npy("train_y.npy").doubles().map { Int($0) }
         let image = x.shape.dropFirst().reduce(1, *)
         var stateDict = try TrainGolden.entries(Fixtures.path("golden/resnet20_lq_a2w2/checkpoint.pth"))
-        var optimizer: SGD? = nil
+        var optimizer: Optimizer? = nil
 
         for (e, record) in epochs.enumerated() {
             let lr = try #require(record["lr"] as? Double)

@@ -19,7 +19,7 @@ import Testing
     static let cases = [
         "resnet20_fp", "pytorch_resnet18_fp", "resnet20_dorefa_a2w2", "resnet20_pact_a2w2", "resnet20_lsq_a2w2",
         "resnet18_lsq_a2w2", "resnet20_dorefa_a4w4_varmean", "resnet20_lq_a2w2", "resnet20_fatnn_a2w2",
-        "resnet20_ternary_fatnn",
+        "resnet20_ternary_fatnn", "resnet20_fixup", "resnet20_bireal_xnor", "resnet20_xnorpp",
     ]
 
     /// ReLU inputs where QTool's float32 forward and ours fall on different sides of the kink,
@@ -29,8 +29,27 @@ import Testing
     /// them only the tensors upstream of these ReLUs differ (layer1 and the stem of
     /// `resnet20_fp`, by up to 0.3% of their gradients). Our forward accumulates in double
     /// (rounded once), so the value (-2.4e-7) does not depend on OpenBLAS's thread count.
+    ///
+    /// `resnet20_fixup`: the input of `layer3.2.relu1.0` (the output of `+ fixup_bias1b`, value
+    /// `layer3.2.fixup_bias1b#affine`) at -7.5e-8. Without the flip `layer3.2.conv1.0.weight`,
+    /// `layer3.2.fixup_bias1b` and everything upstream differ (the bias's update by 22%, the stem's
+    /// `fixup_bias1` by 0.3%); with it every tensor is within tolerance. No BN follows the convs
+    /// of a Fixup net, so one flipped element reaches every upstream gradient undamped.
     static let reluBoundaries: [String: [(value: String, index: Int)]] = [
-        "resnet20_fp": [("layer1.2.add", 108838)]
+        "resnet20_fp": [("layer1.2.add", 108838)],
+        "resnet20_fixup": [("layer3.2.fixup_bias1b#affine", 15080)],
+    ]
+
+    /// Elements whose gradient is zero in exact arithmetic, so that QTool's value and ours are
+    /// both float32 rounding noise. XNOR++'s `gamma` scales one output channel of a conv, and the
+    /// train-mode batch norm right after the conv normalises that scale away: the gradient of
+    /// every gamma of `resnet20_xnorpp` is below 4e-7 here (the conv weights' reach 2e-2), and
+    /// QTool's step moves 17 of the 368 gamma elements by one ulp and leaves the rest. Ours moves
+    /// this one element by one ulp (gradient -1.8e-7, update 3.4e-8 > half an ulp of 0.937),
+    /// which QTool leaves. The test checks that the gradient is at the noise level and the
+    /// difference one ulp, and records the bit difference as a known issue.
+    static let zeroGradientNoise: [String: [String: Int]] = [
+        "resnet20_xnorpp": ["layer1.2.conv2.0.quant_weight.gamma": 7]
     ]
 
     /// Tensors where QTool's own float32 arithmetic, not ours, explains the difference; each
@@ -81,7 +100,17 @@ import Testing
             #expect(have.shape == want.shape, "\(key) shape")
             let (h, w) = (have.doubles(), want.doubles())
             if w == before[key]?.doubles() {
-                #expect(h == w, "\(key) is unchanged by the step in QTool")
+                let noisy = Self.zeroGradientNoise[name]?[key]
+                let exact = h.indices.filter { $0 != noisy }
+                #expect(exact.map { h[$0] } == exact.map { w[$0] }, "\(key) is unchanged by the step in QTool")
+                if let i = noisy {
+                    let g = try #require(r.optimizer.sgd?.buffers[key]?[i], "\(key) has no gradient")
+                    #expect(abs(g) < 1e-6, "\(key)[\(i)]: gradient \(g) is not rounding noise")
+                    #expect(abs(h[i] - w[i]) <= Double(Float(w[i]).ulp), "\(key)[\(i)]: \(h[i]) vs \(w[i])")
+                    withKnownIssue("a zero gradient's float32 noise (see zeroGradientNoise)") {
+                        #expect(h[i] == w[i], "\(key)[\(i)]: \(h[i]) vs \(w[i])")
+                    }
+                }
                 continue
             }
             changed += 1

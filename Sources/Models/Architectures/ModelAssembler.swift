@@ -218,6 +218,7 @@ package struct ModelAssembler {
     package mutating func scalarAffine(
         _ name: String, _ x: String, channels: Int, scale: String? = nil, shift: String? = nil
     ) throws(InferenceError) -> String {
+        if forTraining { return try trainableScalarAffine(name, x, channels: channels, scale: scale, shift: shift) }
         let s = try scale.map { k throws(InferenceError) in try binder.floats(k, shape: [1])[0] } ?? 1
         let b = try shift.map { k throws(InferenceError) in try binder.floats(k, shape: [1])[0] } ?? 0
         let n = unique(name)

@@ -9,20 +9,27 @@ import Tensors
 /// (``LQNetTraining``: the least-squares basis update).
 extension Quantizer: TrainableQuantizeFunction {
     /// `clip_val` for PACT activations and LSQ, `alpha0…` for non-uniform; nothing for DoReFa
-    /// and LQ-Nets (whose basis is not trained by the optimizer).
+    /// and LQ-Nets (whose basis is not trained by the optimizer); then a weight's learned
+    /// `gamma` (XNOR++, `wt_gamma`).
     package var parameterKeys: [String] {
+        var keys: [String]
         switch config.method {
-        case .pact? where config.tag != .wt: return [name + ".clip_val"]
-        case .lsq?: return [name + ".clip_val"]
-        case .nonUniform?: return nonUniformParameterKeys
-        default: return []
+        case .pact? where config.tag != .wt: keys = [name + ".clip_val"]
+        case .lsq?: keys = [name + ".clip_val"]
+        case .nonUniform?: keys = nonUniformParameterKeys
+        default: keys = []
         }
+        if config.gamma == .learned && config.tag == .wt { keys.append(name + ".gamma") }
+        return keys
     }
 
     /// The current values of ``parameterKeys``, in order.
     package var parameterValues: [[Float]] {
-        if parameterKeys.isEmpty { return [] }
-        return config.method == .nonUniform ? state.alphas : [state.clipVal]
+        let keys = parameterKeys
+        var values: [[Float]] = config.method == .nonUniform ? state.alphas : []
+        if keys.contains(where: { $0.hasSuffix(".clip_val") }) { values.append(state.clipVal) }
+        if keys.last?.hasSuffix(".gamma") == true { values.append(state.gamma) }
+        return values
     }
 
     /// Throws ``QuantizerError`` `.unsupported` for the methods and options whose training
@@ -34,15 +41,14 @@ extension Quantizer: TrainableQuantizeFunction {
             QuantizerError(.unsupported("training-mode \(what) is not implemented yet"), quantizer: name)
         }
         switch method {
-        case .dorefa, .pact, .lsq, .binaryWeight, .lqNet: break
-        case .nonUniform: break
-        case .xnor: throw refuse("\(method.rawValue) quantization")
+        case .dorefa, .pact, .lsq, .binaryWeight, .lqNet, .nonUniform, .xnor: break
         }
-        if config.gamma == .learned { throw refuse("learned gamma") }
+        if config.gamma == .learned && config.tag != .wt { throw refuse("learned \(config.tag.rawValue) gamma") }
         if config.adaptiveRestore { throw refuse("adaptive_restore") }
-        // Non-uniform closed_form counts twice per training forward before the comparison.
+        // Non-uniform closed_form counts twice per training forward before the comparison. A
+        // clip or alphas are calibrated (`init_based_on_warmup`); a gamma just gets no gradient.
         let counted = state.iteration + (method == .nonUniform && config.closedForm ? 1 : 0)
-        if !parameterKeys.isEmpty, config.passesThrough(iteration: counted) {
+        if parameterKeys.contains(where: { !$0.hasSuffix(".gamma") }), config.passesThrough(iteration: counted) {
             throw refuse("clip_val calibration (iteration <= --stable)")
         }
     }
@@ -62,11 +68,19 @@ extension Quantizer: TrainableQuantizeFunction {
             if config.closedForm {
                 do { return try q.nonUniformClosedFormPass(x, shape: shape) } catch let e as QuantizerError { throw e.located(name) }
             }
-        } else if !parameterKeys.isEmpty {
-            guard parameters.count == 1, parameters[0].count == state.clipVal.count else {
-                throw QuantizerError(.inputShape("clip_val needs \(state.clipVal.count) values"), quantizer: name)
+        } else {
+            let keys = parameterKeys
+            guard parameters.count == keys.count else {
+                throw QuantizerError(.inputShape("\(keys.count) parameters needed, \(parameters.count) given"), quantizer: name)
             }
-            q.state.clipVal = parameters[0]
+            for (key, value) in zip(keys, parameters) {
+                let isGamma = key.hasSuffix(".gamma")
+                let count = isGamma ? state.gamma.count : state.clipVal.count
+                guard value.count == count else {
+                    throw QuantizerError(.inputShape("\(key) needs \(count) values, got \(value.count)"), quantizer: name)
+                }
+                if isGamma { q.state.gamma = value } else { q.state.clipVal = value }
+            }
         }
         let y = try q(x, shape: shape)
         do {
@@ -112,6 +126,8 @@ extension Quantizer: TrainableQuantizeFunction {
             return Self.lsq(x, clip: state.clipVal, group: group, halfRange: config.halfRange, config, state)
         case .nonUniform:
             return try nonUniformBackward(x, shape: shape)
+        case .xnor:
+            return Self.elementwise(XnorGradients.mask(x, type: config.gradType, weight: false))
         default:
             throw QuantizerError(.unsupported("training-mode \(method.rawValue) activations are not implemented yet"))
         }
@@ -125,8 +141,10 @@ extension Quantizer: TrainableQuantizeFunction {
             w = n.normalise(x)
             inverseStd = x.indices.map { 1 / n.std[$0 / n.groupSize] }
         }
-        let inner: Backward
-        if config.passesThrough(iteration: state.iteration) {
+        var inner: Backward
+        let passes = config.passesThrough(iteration: state.iteration)
+        if passes {
+            // The input comes back unquantized: gamma gets no gradient (PyTorch's None).
             inner = { ($0, []) }
         } else {
             switch method {
@@ -140,14 +158,29 @@ extension Quantizer: TrainableQuantizeFunction {
                 inner = Self.lsq(w, clip: state.clipVal, group: { $0 / size }, halfRange: false, config, state)
             case .nonUniform:
                 inner = try nonUniformBackward(w, shape: shape)
+            case .xnor:
+                inner = Self.elementwise(XnorGradients.mask(w, type: config.gradType, weight: true))
             default:
                 throw QuantizerError(.unsupported("training-mode \(method.rawValue) weights are not implemented yet"))
             }
         }
-        guard let inverseStd else { return inner }
+        if config.gamma == .learned, !passes {
+            // `y = Q · gamma`: Q is this quantizer's output without the gamma product.
+            var plain = self
+            plain.config.gamma = .none
+            let q = try plain(x, shape: shape)
+            let (gamma, method) = (state.gamma, inner)
+            inner = { dy in
+                let (dq, dgamma) = XnorGradients.gamma(q, dy: dy, gamma: gamma)
+                let (dx, p) = method(dq)
+                return (dx, p + [dgamma])
+            }
+        }
+        let outer = inner
+        guard let inverseStd else { return outer }
         // `(w − mean) / std` with detached statistics: dw = dw_normalised / std.
         return { dy in
-            let (dx, p) = inner(dy)
+            let (dx, p) = outer(dy)
             return (zip(dx, inverseStd).map { $0 * $1 }, p)
         }
     }

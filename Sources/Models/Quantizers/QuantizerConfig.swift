@@ -88,6 +88,8 @@ package struct QuantizerConfig: Equatable, Sendable {
     package var gradFactor: Double
     /// `<tag>_scale`.
     package var scale: Double
+    /// `<tag>_grad_type` as given (XNOR's backward reads it: `STE`, `Triangle`, else pass).
+    package var gradType: QuantizerGradType = .none
     /// `--stable`: forwards with `iteration <= stable` return the input unquantized (§11.12).
     package var stable: Int
     /// Policy flag `adaptive_restore`: undo `var-mean` after quantization (`y·std + mean`).
@@ -131,6 +133,7 @@ package struct QuantizerConfig: Equatable, Sendable {
         adaptive = o.adaptive
         custom = o.custom
         scale = o.scale
+        gradType = o.gradType
         self.stable = stable
         gamma = .none
         closedForm = false
