@@ -86,6 +86,17 @@ enum LQNetQuantizer {
         return y
     }
 
+    /// A weight row's `var-mean` statistics as `adaptive` uses them: (mean, std + 1e-5), with
+    /// 0 and 1 for the parts it does not use (torch's summation order).
+    static func adaptiveMoments(_ row: ArraySlice<Float>, _ adaptive: QuantizerAdaptive) -> (mean: Float, std: Float) {
+        switch adaptive {
+        case .mean: return (TorchReduction.mean(row), 1)
+        case .var: return (0, TorchReduction.meanStd(row).std + 1e-5)
+        case .meanVar: return (TorchReduction.mean(row), TorchReduction.meanStd(row).std + 1e-5)
+        default: return (0, 1)
+        }
+    }
+
     /// Weights cut into `qg` consecutive rows.
     static func weight(
         _ w: [Float], table: (levels: [[Float]], thresholds: [[Float]]),
@@ -96,16 +107,7 @@ enum LQNetQuantizer {
         var y = w
         for g in 0..<groups {
             let row = (g * size)..<((g + 1) * size)
-            var mean: Float = 0
-            var std: Float = 1
-            switch adaptive {
-            case .mean: mean = TorchReduction.mean(w[row])
-            case .var: std = TorchReduction.meanStd(w[row]).std + 1e-5
-            case .meanVar:
-                mean = TorchReduction.mean(w[row])
-                std = TorchReduction.meanStd(w[row]).std + 1e-5
-            default: break
-            }
+            let (mean, std) = adaptiveMoments(w[row], adaptive)
             for i in row {
                 switch adaptive {
                 case .mean: y[i] = assign(w[i] - mean, table.levels[g], table.thresholds[g]) + mean

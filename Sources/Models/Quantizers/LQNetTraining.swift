@@ -89,16 +89,7 @@ package enum LQNetTraining {
             let size = x.count / groups
             for g in 0..<groups {
                 let row = (g * size)..<((g + 1) * size)
-                var mean: Float = 0
-                var std: Float = 1
-                switch adaptive {
-                case .mean: mean = TorchReduction.mean(x[row])
-                case .var: std = TorchReduction.meanStd(x[row]).std + 1e-5
-                case .meanVar:
-                    mean = TorchReduction.mean(x[row])
-                    std = TorchReduction.meanStd(x[row]).std + 1e-5
-                default: break
-                }
+                let (mean, std) = LQNetQuantizer.adaptiveMoments(x[row], adaptive)
                 for i in row {
                     switch adaptive {
                     case .mean: v[i] = x[i] - mean
