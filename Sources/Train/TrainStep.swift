@@ -29,7 +29,7 @@ public struct TrainStep: Sendable {
     package var model: BuiltModel
     private var input: [(name: String, tensor: Tensor)]
     /// The train-mode graph the step differentiates.
-    package let training: TrainingGraph
+    package var training: TrainingGraph
 
     /// Every graph variable of the input state dict (parameters and BN statistics), with its shape, in state-dict order.
     package var variableShapes: [(name: String, shape: [Int])] {

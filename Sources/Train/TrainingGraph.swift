@@ -22,8 +22,9 @@ package struct TrainingGraph: Sendable {
     /// and the graph outputs: every other value is dropped once its last reader has run.
     package var lean = false
     /// The values some node's backward rule reads from the tape: the data input of conv,
-    /// batch norm, activations, max pooling and linear, and their weights. (Quantize nodes
-    /// keep what they need inside their training pass.)
+    /// batch norm, activations, max pooling and linear, and their weights; the input of a
+    /// quantize node, which its training pass may hold for its backward (the multi-threaded
+    /// LSQ pass holds just that; other passes hold arrays of their own, not on the tape).
     package let backwardReads: Set<String>
     /// How many nodes read each value.
     private let readers: [String: Int]
@@ -87,6 +88,7 @@ package struct TrainingGraph: Sendable {
             switch n.op {
             case .conv2d, .batchNorm, .linear: reads.formUnion(n.inputs.prefix(2))
             case .relu, .hardtanh, .clamp, .maxPool2d: reads.insert(n.inputs[0])
+            case .quantize: reads.insert(n.inputs[0])  // counted: a training pass may hold it (ParallelLSQ does)
             default: break
             }
         }
@@ -184,14 +186,21 @@ package struct TrainingGraph: Sendable {
         case .linear:
             return LayerGradients.linearForward(
                 x: x[0], w: x[1], b: x.count > 2 ? x[2] : nil, batch: s[0][0], inFeatures: s[0][1], outFeatures: s[1][0])
-        case .add: return R.add(x[0], x[1])
+        case .add:
+            if precision == .fast { return ParallelCopies.add(x[0], x[1], threads: threads) }
+            return R.add(x[0], x[1])
         case .flatten, .identity: return x[0]
+        case .pad(let a) where precision == .fast:
+            return ParallelCopies.pad(
+                x[0], planes: batch * channels, height: s[0][2], width: s[0][3], padding: a.padding, value: a.value,
+                threads: threads)
         case .pad(let a):
             return R.pad(x[0], planes: batch * channels, height: s[0][2], width: s[0][3], padding: a.padding, value: a.value)
         case .concat: return R.concat(x, batch: batch, channels: s.map { $0[1] }, spatial: s[0][2] * s[0][3])
         case .quantize(let q):
             let f = q.function as! any TrainableQuantizeFunction
-            let pass = try f.forwardTrain(x[0], shape: s[0], parameters: f.parameterKeys.map { tape.values[$0]! })
+            let pass = try f.forwardTrain(
+                x[0], shape: s[0], parameters: f.parameterKeys.map { tape.values[$0]! }, threads: precision == .fast ? threads : 1)
             tape.quantizers[n.name] = pass
             return pass.y
         default: throw TrainError(.unsupported("op \(n.op.typeName)"), node: n.name)
@@ -221,7 +230,10 @@ package struct TrainingGraph: Sendable {
         let inputs = Set(graph.inputs)
         func accumulate(_ value: String, _ g: [Float]) {
             if inputs.contains(value) { return }
-            if let old = grads[value] {
+            if precision == .fast, var old = grads.removeValue(forKey: value) {
+                ParallelCopies.addInPlace(&old, g, threads: threads)  // old + g, as below
+                grads[value] = old
+            } else if let old = grads[value] {
                 grads[value] = zip(old, g).map { $0 + $1 }
             } else {
                 grads[value] = g
@@ -302,6 +314,9 @@ package struct TrainingGraph: Sendable {
                     accumulate(n.inputs[1], dy)
                 case .flatten, .identity:
                     accumulate(n.inputs[0], dy)
+                case .pad(let a) where fast:
+                    accumulate(n.inputs[0], ParallelCopies.padBackward(
+                        dy: dy, planes: batch * channels, height: s[0][2], width: s[0][3], padding: a.padding, threads: threads))
                 case .pad(let a):
                     accumulate(n.inputs[0], LayerGradients.padBackward(
                         dy: dy, planes: batch * channels, height: s[0][2], width: s[0][3], padding: a.padding))

@@ -101,4 +101,27 @@ import Testing
         #expect(same(ParallelLayerGradients.clamp(xb, lo: 0, hi: .infinity, threads: 3), ReferenceKernels.activation(xb, .relu)))
         #expect(same(ParallelLayerGradients.clamp(xb, lo: -1, hi: 1, threads: 3), ReferenceKernels.activation(xb, .clamp(lo: -1, hi: 1))))
     }
+
+    /// Padding (asymmetric, zero-sized sides), its backward, addition and in-place gradient
+    /// accumulation: bit-identical to their twins at odd sizes and 1-3 threads.
+    @Test(arguments: Array(0..<6 as Range<UInt64>))
+    func parallelCopiesMatchTheirTwins(seed: UInt64) {
+        var rng = SplitMix64(seed: 4000 + seed)
+        let (planes, h, w) = (rng.int(1...40), rng.int(1...9), rng.int(1...9))
+        let p = Padding2d(top: rng.int(0...2), left: rng.int(0...2), bottom: rng.int(0...2), right: rng.int(0...2))
+        let x = rng.floats(planes * h * w)
+        let value: Float = seed % 2 == 0 ? 0 : -1.5
+        let ref = ReferenceKernels.pad(x, planes: planes, height: h, width: w, padding: p, value: value)
+        let dy = rng.floats(ref.count)
+        let dref = LayerGradients.padBackward(dy: dy, planes: planes, height: h, width: w, padding: p)
+        let a = rng.floats(40_000), b = rng.floats(40_000)
+        for t in 1...3 {
+            #expect(ParallelCopies.pad(x, planes: planes, height: h, width: w, padding: p, value: value, threads: t) == ref)
+            #expect(ParallelCopies.padBackward(dy: dy, planes: planes, height: h, width: w, padding: p, threads: t) == dref)
+            #expect(ParallelCopies.add(a, b, threads: t) == ReferenceKernels.add(a, b))
+            var acc = a
+            ParallelCopies.addInPlace(&acc, b, threads: t)
+            #expect(acc == ReferenceKernels.add(a, b))
+        }
+    }
 }
