@@ -152,6 +152,16 @@ enum FastConvGradient {
             && g.outHeight == g.inHeight && g.outWidth == g.inWidth
     }
 
+    /// The output columns `[lo, hi)` whose tap `kx` reads inside the input row
+    /// (`0 <= ox * strideW - padLeft + kx * dilationW < inWidth`).
+    @inline(__always)
+    static func validColumns(_ g: ConvGeometry, kx: Int) -> (Int, Int) {
+        let offset = kx * g.dilationW - g.padLeft  // ix = ox * strideW + offset
+        let lo = offset >= 0 ? 0 : (-offset + g.strideW - 1) / g.strideW
+        let hi = g.inWidth - offset <= 0 ? 0 : min(g.outWidth, (g.inWidth - offset + g.strideW - 1) / g.strideW)
+        return (min(lo, g.outWidth), max(hi, min(lo, g.outWidth)))
+    }
+
     /// Writes the `[K, P]` patch matrix of image `n`, group `grp` of `x` to `col` (zeros in the padding).
     static func im2col(
         _ g: ConvGeometry, _ x: UnsafePointer<Float>, image n: Int, group grp: Int, into col: UnsafeMutablePointer<Float>
@@ -169,10 +179,15 @@ enum FastConvGradient {
                             unsafe out.update(repeating: 0, count: g.outWidth)
                             continue
                         }
-                        let src = unsafe plane + iy * g.inWidth
-                        for ox in 0..<g.outWidth {
-                            let ix = ox * g.strideW - g.padLeft + kx * g.dilationW
-                            unsafe out[ox] = ix < 0 || ix >= g.inWidth ? 0 : src[ix]
+                        // Columns [lo, hi) read inside the row; the rest are padding.
+                        let (lo, hi) = validColumns(g, kx: kx)
+                        let src = unsafe plane + iy * g.inWidth + (lo * g.strideW - g.padLeft + kx * g.dilationW)
+                        if lo > 0 { unsafe out.update(repeating: 0, count: lo) }
+                        if hi < g.outWidth { unsafe (out + hi).update(repeating: 0, count: g.outWidth - hi) }
+                        if g.strideW == 1 {
+                            if hi > lo { unsafe (out + lo).update(from: src, count: hi - lo) }
+                        } else {
+                            for j in 0..<max(hi - lo, 0) { unsafe out[lo + j] = src[j * g.strideW] }
                         }
                     }
                 }
@@ -193,11 +208,13 @@ enum FastConvGradient {
                     for oy in 0..<g.outHeight {
                         let iy = oy * g.strideH - g.padTop + ky * g.dilationH
                         if iy < 0 || iy >= g.inHeight { continue }
-                        let dst = unsafe plane + iy * g.inWidth
-                        let src = unsafe row + oy * g.outWidth
-                        for ox in 0..<g.outWidth {
-                            let ix = ox * g.strideW - g.padLeft + kx * g.dilationW
-                            if ix >= 0 && ix < g.inWidth { unsafe dst[ix] += src[ox] }
+                        let (lo, hi) = validColumns(g, kx: kx)
+                        let dst = unsafe plane + iy * g.inWidth + (lo * g.strideW - g.padLeft + kx * g.dilationW)
+                        let src = unsafe row + oy * g.outWidth + lo
+                        if g.strideW == 1 {
+                            for j in 0..<max(hi - lo, 0) { unsafe dst[j] += src[j] }
+                        } else {
+                            for j in 0..<max(hi - lo, 0) { unsafe dst[j * g.strideW] += src[j] }
                         }
                     }
                 }
