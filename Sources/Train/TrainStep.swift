@@ -28,7 +28,13 @@ public struct TrainStep: Sendable {
     /// The model, built from `options` and the state dict.
     package var model: BuiltModel
     private var input: [(name: String, tensor: Tensor)]
-    private let training: TrainingGraph
+    /// The train-mode graph the step differentiates.
+    package var training: TrainingGraph
+
+    /// Every graph variable of the input state dict (parameters and BN statistics), with its shape, in state-dict order.
+    package var variableShapes: [(name: String, shape: [Int])] {
+        input.compactMap { model.graph.variables.contains($0.name) ? ($0.name, $0.tensor.shape) : nil }
+    }
 
     /// Builds the model of `options` on `stateDict` for training.
     /// - Throws: ``TrainError``: `.engine` when the model cannot be built, `.unsupported` for a

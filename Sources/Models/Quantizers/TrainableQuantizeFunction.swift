@@ -16,9 +16,18 @@ package protocol TrainableQuantizeFunction: QuantizeFunction {
     func checkTrainable() throws
     /// The training-mode forward of `x` (`shape`) with `parameters` (one array per key).
     func forwardTrain(_ x: [Float], shape: [Int], parameters: [[Float]]) throws -> QuantizerTrainPass
+    /// ``forwardTrain(_:shape:parameters:)`` over `threads` threads, with the same results
+    /// (the default runs the single-threaded one).
+    func forwardTrain(_ x: [Float], shape: [Int], parameters: [[Float]], threads: Int) throws -> QuantizerTrainPass
     /// The state-dict tensors one training forward changes (e.g. `iteration` + 1), given the
     /// state dict before the step (key -> tensor); keys the function does not own are absent.
     func stateAfterTrainingForward(_ stateDict: [String: Tensor]) -> [String: Tensor]
+}
+
+extension TrainableQuantizeFunction {
+    package func forwardTrain(_ x: [Float], shape: [Int], parameters: [[Float]], threads: Int) throws -> QuantizerTrainPass {
+        try forwardTrain(x, shape: shape, parameters: parameters)
+    }
 }
 
 /// One training forward of a quantizer: its output and its backward.

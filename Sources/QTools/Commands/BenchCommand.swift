@@ -48,6 +48,12 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .long, help: "Untimed warm-up runs.")
     var warmup: Int = 3
 
+    @Flag(name: .long, help: "Time training steps (forward, backward, SGD) instead of inference (see BenchCommand+Train).")
+    var train = false
+
+    @Flag(name: .long, help: "With --train: the exact path (double GEMMs, one thread) instead of the fast float32 one.")
+    var exact = false
+
     @OptionGroup var out: OutputOptions
 
     @Argument(parsing: .allUnrecognized, help: "QTool options applied after the config.")
@@ -60,6 +66,7 @@ struct BenchCommand: ParsableCommand {
     }
 
     func run() throws {
+        if train { return try runTrain() }
         try ExitCodes.reporting {
             // Only the plan is kept: the loaded graph and its weights are gone after this.
             let planned = try PlannedModel(model: model, config: config, overrides: overrides) {

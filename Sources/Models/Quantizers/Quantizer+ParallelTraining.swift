@@ -1,0 +1,102 @@
+import Engine
+
+/// The multi-threaded training pass of the commonest activation quantizer: LSQ with one clip
+/// for the whole tensor (`--fm_quant_group 1`) and a plain clamp (no `STE-scale`). Every
+/// other quantizer runs ``Quantizer/forwardTrain(_:shape:parameters:)`` unchanged.
+///
+/// One pass computes the output, element by element with the float32 operations of
+/// ``LSQQuantizer/apply(_:clip:group:levelNum:halfRange:gradFactor:scaledClamp:)`` (so `y` is
+/// bit-identical); the backward keeps only `x` (shared with the caller, not copied) and
+/// recomputes each element's clamp test and step derivative as
+/// ``QuantizerGradients/lsq(_:clip:group:levelNum:halfRange:gradFactor:scaledClamp:)`` does:
+/// `dx` is bit-identical, and the `clip_val` gradient sums `dy * dStep` in double per fixed
+/// block of ``ParallelLSQ/block`` elements, the block sums added in order (within double
+/// rounding of the sequential sum, at any thread count).
+extension Quantizer {
+    package func forwardTrain(_ x: [Float], shape: [Int], parameters: [[Float]], threads: Int) throws -> QuantizerTrainPass {
+        guard threads > 1, config.method == .lsq, config.tag != .wt, config.quantGroup == 1, !config.scaledClamp,
+            parameters.count == 1, parameters[0].count == 1, !x.isEmpty, shape.reduce(1, *) == x.count
+        else { return try forwardTrain(x, shape: shape, parameters: parameters) }
+        try checkTrainable()
+        if config.passesThrough(iteration: state.iteration) { return try forwardTrain(x, shape: shape, parameters: parameters) }
+        let lsq = ParallelLSQ(
+            clip: parameters[0][0], levelNum: state.levelNum, halfRange: config.halfRange, gradFactor: config.gradFactor)
+        let y = lsq.forward(x, threads: threads)
+        return QuantizerTrainPass(y: y) { dy in lsq.backward(x, dy: dy, threads: threads) }
+    }
+}
+
+/// LSQ over a whole tensor with one step size, split over threads (see the extension above).
+package struct ParallelLSQ: Sendable {
+    /// Elements per partial sum of the `clip_val` gradient.
+    package static let block = 1 << 15
+    package let clip: Float, step: Float, n: Float, halfRange: Bool, gradFactor: Double
+
+    package init(clip: Float, levelNum: Float, halfRange: Bool, gradFactor: Double) {
+        self.clip = clip
+        step = QuantMath.gradientScaled(abs(clip), factor: gradFactor)
+        n = Float(Double(levelNum) - 1)
+        self.halfRange = halfRange
+        self.gradFactor = gradFactor
+    }
+
+    /// `(inside the clamp range, the level value v)` of element `x`, where `v = round(z n) / n`
+    /// (one-sided) or `2 round((z + 1) / 2 n) / n - 1`, `z = clamp(x / step)`.
+    @inline(__always)
+    func level(_ x: Float) -> (z: Float, inside: Bool, v: Float) {
+        let z = x / step
+        let (lo, hi): (Float, Float) = halfRange ? (0, 1) : (-1, 1)
+        let zc = QuantMath.clamp(z, lo, hi)
+        if halfRange { return (z, z >= lo && z <= hi, QuantMath.round(zc * n) / n) }
+        let q = QuantMath.round((zc + 1) / 2 * n) / n
+        return (z, z >= lo && z <= hi, q * 2 - 1)
+    }
+
+    /// `y = v * step` per element.
+    package func forward(_ x: [Float], threads: Int) -> [Float] {
+        var y = [Float](repeating: 0, count: x.count)
+        unsafe x.withUnsafeBufferPointer { px in
+            unsafe y.withUnsafeMutableBufferPointer { py in
+                let (xs, ys) = unsafe (px.baseAddress!, py.baseAddress!)
+                Parallel.forRanges(x.count, threads: threads, grain: 1 << 14) { range in
+                    for i in range { unsafe ys[i] = level(unsafe xs[i]).v * step }
+                }
+            }
+        }
+        return y
+    }
+
+    /// `dx = dy` inside the clamp range (else 0) and the `clip_val` gradient
+    /// `sum dy * (inside ? v - z : v)` times the gradient scale and `sign(clip)`.
+    package func backward(_ x: [Float], dy: [Float], threads: Int) -> (dx: [Float], parameters: [[Float]]) {
+        var dx = [Float](repeating: 0, count: x.count)
+        let blocks = (x.count + Self.block - 1) / Self.block
+        var sums = [Double](repeating: 0, count: blocks)
+        unsafe x.withUnsafeBufferPointer { px in
+            unsafe dy.withUnsafeBufferPointer { pdy in
+                unsafe dx.withUnsafeMutableBufferPointer { pdx in
+                    unsafe sums.withUnsafeMutableBufferPointer { ps in
+                        let (xs, dys, dxs, ss) = unsafe (px.baseAddress!, pdy.baseAddress!, pdx.baseAddress!, ps.baseAddress!)
+                        let count = x.count
+                        Parallel.forRanges(blocks, threads: threads) { range in
+                            for b in range {
+                                var s = 0.0
+                                for i in (b * Self.block)..<min((b + 1) * Self.block, count) {
+                                    let (z, inside, v) = level(unsafe xs[i])
+                                    let d = unsafe dys[i]
+                                    unsafe dxs[i] = d * (inside ? 1 : 0)  // as dy * mask: -0 and NaN kept
+                                    s += Double(d) * Double(inside ? v - z : v)
+                                }
+                                unsafe ss[b] = s
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let total = sums.reduce(0, +)
+        let g = QuantMath.skipsScaling(gradFactor) ? 1 : gradFactor
+        let sign: Double = clip > 0 ? 1 : (clip < 0 ? -1 : 0)
+        return (dx, [[Float(total * g * sign)]])
+    }
+}

@@ -1,0 +1,127 @@
+import Engine
+import Foundation
+import Tensors
+import TestSupport
+import Testing
+
+@testable import Train
+
+/// The fast (float32, multi-threaded) training kernels against their naive twins, at odd
+/// sizes: groups, depthwise, strides, dilation, asymmetric padding, batch > 1 (more images
+/// than one weight-gradient block), 1x1 pointwise convs; and thread-count independence.
+@Suite struct FastKernelTests {
+    /// A random geometry of ``GradientTests/geometry(_:)`` with a batch of 1...19 images
+    /// (across the 8-image blocks of the weight gradient), or a pointwise (1x1, stride 1,
+    /// unpadded) conv.
+    static func geometry(_ rng: inout SplitMix64, pointwise: Bool) -> (ConvGeometry, [Int], [Int]) {
+        while true {
+            let groups = [1, 1, 2, 3][rng.int(0...3)]
+            let cig = rng.int(1...5), cog = rng.int(1...7)
+            let (k, s, d) = pointwise ? (1, 1, 1) : (rng.int(1...3), rng.int(1...2), rng.int(1...2))
+            let pad = pointwise ? Padding2d(top: 0, left: 0, bottom: 0, right: 0)
+                : Padding2d(top: rng.int(0...2), left: rng.int(0...2), bottom: rng.int(0...2), right: rng.int(0...2))
+            let (h, w) = (rng.int(2...11), rng.int(2...11))
+            var attrs = Conv2dAttributes(stride: s, padding: 0, dilation: d, groups: groups)
+            attrs.padding = pad
+            let xs = [rng.int(1...19), cig * groups, h, w], ws = [cog * groups, cig, k, k]
+            guard let g = try? ShapeInference.conv(attrs, input: xs, weight: ws, bias: nil) else { continue }
+            return (g, xs, ws)
+        }
+    }
+
+    @Test(arguments: Array(0..<32 as Range<UInt64>))
+    func fastConvMatchesTheNaiveTwin(seed: UInt64) throws {
+        var rng = SplitMix64(seed: 1000 + seed)
+        let (g, xs, ws) = Self.geometry(&rng, pointwise: seed % 4 == 3)
+        let x = rng.floats(xs.reduce(1, *)), w = rng.floats(ws.reduce(1, *)), b = rng.floats(g.outChannels)
+        let y = FastConvGradient.forward(g, x: x, w: w, b: b, threads: 2)
+        let ref = ReferenceKernels.conv2d(g, input: x, weight: w, bias: b)
+        #expect(y.count == ref.count)
+        #expect(Difference(y, ref).maxAbs <= 1e-5, "forward \(g)")
+        let dy = rng.floats(y.count)
+        let fast = FastConvGradient.backward(g, x: x, w: w, dy: dy, inputGradient: true, threads: 2)
+        let slow = ReferenceConvGradient.backward(g, x: x, w: w, dy: dy)
+        // dw sums batch * oH * oW products of magnitude <= 1: float32 within ~1e-6 of that count.
+        let tolerance = 1e-6 * Float(g.batch * g.outPixels) + 1e-5
+        #expect(Difference(fast.dx!, slow.dx).maxAbs <= 1e-5, "dx \(g)")
+        #expect(Difference(fast.dw, slow.dw).maxAbs <= tolerance, "dw \(g)")
+        #expect(Difference(fast.db, slow.db).maxAbs <= 1e-5, "db \(g)")
+        let noInput = FastConvGradient.backward(g, x: x, w: w, dy: dy, inputGradient: false, threads: 2)
+        #expect(noInput.dx == nil && noInput.dw == fast.dw)
+    }
+
+    /// Every result is bit-identical at 1, 2 and 3 threads.
+    @Test(arguments: Array(0..<6 as Range<UInt64>))
+    func fastConvDoesNotDependOnTheThreadCount(seed: UInt64) {
+        var rng = SplitMix64(seed: 2000 + seed)
+        let (g, xs, ws) = Self.geometry(&rng, pointwise: seed % 3 == 2)
+        let x = rng.floats(xs.reduce(1, *)), w = rng.floats(ws.reduce(1, *))
+        let y1 = FastConvGradient.forward(g, x: x, w: w, b: nil, threads: 1)
+        let dy = rng.floats(y1.count)
+        let r1 = FastConvGradient.backward(g, x: x, w: w, dy: dy, inputGradient: true, threads: 1)
+        for t in [2, 3] {
+            #expect(FastConvGradient.forward(g, x: x, w: w, b: nil, threads: t) == y1)
+            let r = FastConvGradient.backward(g, x: x, w: w, dy: dy, inputGradient: true, threads: t)
+            #expect(r.dx == r1.dx && r.dw == r1.dw && r.db == r1.db, "\(t) threads \(g)")
+        }
+    }
+
+    /// Batch norm and activations split over threads: bit-identical to the single-threaded
+    /// ``LayerGradients`` twins (odd channel counts and planes, batch > 1).
+    @Test(arguments: Array(0..<8 as Range<UInt64>))
+    func parallelLayersMatchTheirTwins(seed: UInt64) {
+        var rng = SplitMix64(seed: 3000 + seed)
+        let (batch, channels, inner) = (rng.int(1...5), rng.int(1...9), rng.int(1...37))
+        let n = batch * channels * inner
+        let x = rng.floats(n, -2, 2), dy = rng.floats(n)
+        let gamma = rng.floats(channels, 0.5, 1.5), beta = rng.floats(channels)
+        let a = LayerGradients.batchNormForward(x, batch: batch, channels: channels, inner: inner, gamma: gamma, beta: beta, epsilon: 1e-5)
+        let b = ParallelLayerGradients.batchNormForward(
+            x, batch: batch, channels: channels, inner: inner, gamma: gamma, beta: beta, epsilon: 1e-5, threads: 3)
+        #expect(a.y == b.y && a.statistics.mean == b.statistics.mean && a.statistics.variance == b.statistics.variance)
+        let ga = LayerGradients.batchNormBackward(
+            x, dy: dy, batch: batch, channels: channels, inner: inner, gamma: gamma, statistics: a.statistics, epsilon: 1e-5)
+        let gb = ParallelLayerGradients.batchNormBackward(
+            x, dy: dy, batch: batch, channels: channels, inner: inner, gamma: gamma, statistics: a.statistics, epsilon: 1e-5,
+            threads: 3)
+        #expect(ga.dx == gb.dx && ga.dgamma == gb.dgamma && ga.dbeta == gb.dbeta)
+
+        // Boundary values included: exact zeros, the clamp bounds, NaN.
+        var xb = x
+        for i in stride(from: 0, to: n, by: 5) { xb[i] = [0, -0.0, 1, -1, .nan][i / 5 % 5] }
+        let relu = LayerGradients.activationBackward(xb, dy: dy) { $0 > 0 }
+        #expect(ParallelLayerGradients.activationBackward(xb, dy: dy, lo: 0, hi: .infinity, strict: true, threads: 3) == relu)
+        let hard = LayerGradients.activationBackward(xb, dy: dy) { $0 > -1 && $0 < 1 }
+        #expect(ParallelLayerGradients.activationBackward(xb, dy: dy, lo: -1, hi: 1, strict: true, threads: 3) == hard)
+        let clamp = LayerGradients.activationBackward(xb, dy: dy) { $0 >= -1 && $0 <= 1 }
+        #expect(ParallelLayerGradients.activationBackward(xb, dy: dy, lo: -1, hi: 1, strict: false, threads: 3) == clamp)
+        let same: ([Float], [Float]) -> Bool = { a, b in
+            a.count == b.count && zip(a, b).allSatisfy { $0.bitPattern == $1.bitPattern }
+        }
+        #expect(same(ParallelLayerGradients.clamp(xb, lo: 0, hi: .infinity, threads: 3), ReferenceKernels.activation(xb, .relu)))
+        #expect(same(ParallelLayerGradients.clamp(xb, lo: -1, hi: 1, threads: 3), ReferenceKernels.activation(xb, .clamp(lo: -1, hi: 1))))
+    }
+
+    /// Padding (asymmetric, zero-sized sides), its backward, addition and in-place gradient
+    /// accumulation: bit-identical to their twins at odd sizes and 1-3 threads.
+    @Test(arguments: Array(0..<6 as Range<UInt64>))
+    func parallelCopiesMatchTheirTwins(seed: UInt64) {
+        var rng = SplitMix64(seed: 4000 + seed)
+        let (planes, h, w) = (rng.int(1...40), rng.int(1...9), rng.int(1...9))
+        let p = Padding2d(top: rng.int(0...2), left: rng.int(0...2), bottom: rng.int(0...2), right: rng.int(0...2))
+        let x = rng.floats(planes * h * w)
+        let value: Float = seed % 2 == 0 ? 0 : -1.5
+        let ref = ReferenceKernels.pad(x, planes: planes, height: h, width: w, padding: p, value: value)
+        let dy = rng.floats(ref.count)
+        let dref = LayerGradients.padBackward(dy: dy, planes: planes, height: h, width: w, padding: p)
+        let a = rng.floats(40_000), b = rng.floats(40_000)
+        for t in 1...3 {
+            #expect(ParallelCopies.pad(x, planes: planes, height: h, width: w, padding: p, value: value, threads: t) == ref)
+            #expect(ParallelCopies.padBackward(dy: dy, planes: planes, height: h, width: w, padding: p, threads: t) == dref)
+            #expect(ParallelCopies.add(a, b, threads: t) == ReferenceKernels.add(a, b))
+            var acc = a
+            ParallelCopies.addInPlace(&acc, b, threads: t)
+            #expect(acc == ReferenceKernels.add(a, b))
+        }
+    }
+}
