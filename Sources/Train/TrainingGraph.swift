@@ -121,7 +121,7 @@ package struct TrainingGraph: Sendable {
             return LayerGradients.linearForward(
                 x: x[0], w: x[1], b: x.count > 2 ? x[2] : nil, batch: s[0][0], inFeatures: s[0][1], outFeatures: s[1][0])
         case .add: return R.add(x[0], x[1])
-        case .flatten, .identity: return x[0]
+        case .flatten, .reshape, .identity: return x[0]
         case .pad(let a):
             return R.pad(x[0], planes: batch * channels, height: s[0][2], width: s[0][3], padding: a.padding, value: a.value)
         case .concat: return R.concat(x, batch: batch, channels: s.map { $0[1] }, spatial: s[0][2] * s[0][3])
@@ -197,7 +197,7 @@ package struct TrainingGraph: Sendable {
                 case .add:
                     accumulate(n.inputs[0], dy)
                     accumulate(n.inputs[1], dy)
-                case .flatten, .identity:
+                case .flatten, .reshape, .identity:
                     accumulate(n.inputs[0], dy)
                 case .pad(let a):
                     accumulate(n.inputs[0], LayerGradients.padBackward(

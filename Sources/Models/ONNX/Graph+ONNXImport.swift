@@ -18,7 +18,7 @@ package enum ONNXImport {
     /// Ops the importer maps to engine ops.
     static let structural: Set<String> = [
         "Conv", "Gemm", "BatchNormalization", "Relu", "PRelu", "MaxPool", "AveragePool", "GlobalAveragePool",
-        "Flatten", "Softmax", "Pad", "Concat", "Identity", "Dropout", "ReduceMean",
+        "Flatten", "Softmax", "Pad", "Concat", "Identity", "Dropout", "ReduceMean", "Reshape",
     ]
     /// Ops that may join an element-wise program.
     static let elementwise: Set<String> = [
@@ -39,6 +39,9 @@ package enum ONNXImport {
         "Greater": (2, 2, "A, B"), "GreaterOrEqual": (2, 2, "A, B"), "Less": (2, 2, "A, B"),
         "LessOrEqual": (2, 2, "A, B"), "Equal": (2, 2, "A, B"), "Max": (2, 2, "data_0, data_1"),
         "Min": (2, 2, "data_0, data_1"), "Where": (3, 3, "condition, X, Y"), "Sum": (1, nil, "data_0"),
+        "Constant": (0, 0, "none"), "Shape": (1, 1, "data"), "Gather": (2, 2, "data, indices"),
+        "Unsqueeze": (1, 2, "data"), "Squeeze": (1, 2, "data"), "Reshape": (2, 2, "data, shape"),
+        "Sqrt": (1, 1, "X"), "Reciprocal": (1, 1, "X"), "Floor": (1, 1, "X"), "Ceil": (1, 1, "X"),
     ]
 
     /// The largest kernel, stride, dilation or padding accepted (beyond any real network; a
@@ -68,6 +71,7 @@ package enum ONNXImport {
             graph: g, model: name, input: input.name, output: output.name, inputSize: size, numClasses: classes,
             layers: [], nodeParameters: [:], boundKeys: [])
         if dims.count == 4 && dims[1].dimValue > 0 { built.inputChannels = Int(dims[1].dimValue) }
+        if input.type.tensorType.hasShape { built.declaredInputShape = dims.map { $0.dimValue > 0 ? Int($0.dimValue) : 0 } }
         return built
     }
 
@@ -78,10 +82,18 @@ package enum ONNXImport {
             let m = t.materialize()
             b.constants[n] = (m.floats(), m.shape)
             if m.dtype == .int8 { b.int8ZeroPoints.insert(n) }
+            if !m.dtype.isFloatingPoint { b.integerConstants.insert(n) }
         }
         let proto = model.proto.graph
         var g = Graph()
         for i in proto.input where b.constants[i.name] == nil { g.addInput(i.name) }
+        for v in proto.input + proto.output + proto.valueInfo where v.type.tensorType.hasShape {
+            let dims = v.type.tensorType.shape.dim
+            b.ranks[v.name] = dims.count
+            if proto.input.contains(where: { $0.name == v.name }) {
+                b.probeInputs[v.name] = dims.map { $0.dimValue > 0 ? Int($0.dimValue) : 1 }
+            }
+        }
         for n in proto.node { try b.visit(n) }
         let outputs = Set(proto.output.map(\.name))
         try b.finishPrograms(outputs: outputs)
@@ -98,7 +110,7 @@ package enum ONNXImport {
 }
 
 /// The importer's state.
-private struct Importer {
+struct Importer {
     var constants: [String: (values: [Float], shape: [Int])] = [:]
     var used: [String: Bool] = [:]
     var nodes: [Graph.Node] = []
@@ -109,6 +121,16 @@ private struct Importer {
     var programOf: [String: Int] = [:]
     /// Values read by engine nodes (so program outputs are known).
     var readByEngine: [String] = []
+    /// Constants of an integer type (integer `Div` truncates).
+    var integerConstants = Set<String>()
+    /// Shape vectors with entries known only at run time (see `ONNXImport+Folding.swift`).
+    var symbolic: [String: SymbolicShape] = [:]
+    /// `Shape` outputs of run-time values: dimensions `start..<end` of `of` (nil end: all).
+    var lazyShapes: [String: (of: String, start: Int, end: Int?)] = [:]
+    /// Declared ranks (graph inputs and outputs, `value_info`).
+    var ranks: [String: Int] = [:]
+    /// The graph inputs' declared shapes (unknown dimensions 1), for finding ranks.
+    var probeInputs: [String: [Int]] = [:]
 
     func isConstant(_ v: String) -> Bool { constants[v] != nil }
 
@@ -240,6 +262,7 @@ private struct Importer {
     mutating func visit(_ n: Onnx_NodeProto) throws(InferenceError) {
         try checkArity(n)
         try checkAttributes(n)
+        if try fold(n) { return }
         let inputs = n.input
         let out = n.output.first ?? ""
         // Constant folding of weight DequantizeLinear.
@@ -359,6 +382,8 @@ private struct Importer {
             add(.mul, n, runtime)
         case "ReduceMean":
             try reduceMean(n)
+        case "Reshape":
+            try reshape(n)
         default:
             throw InferenceError(.unsupported("op type \(n.opType) (domain '\(n.domain.isEmpty ? "ai.onnx" : n.domain)') is not supported by the qtools engine"), node: nodeName(n))
         }

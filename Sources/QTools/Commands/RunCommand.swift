@@ -79,10 +79,11 @@ struct RunCommand: ParsableCommand {
             // The output is checked (and its temporary file created) before any work.
             let modelFile = FileManager.default.fileExists(atPath: model) ? model : nil
             let sink = try output.map { try OutputFile(path: $0, overwrite: force, reading: [modelFile, config, input]) }
-            let given = try input.map { try ModelIO.imageBatch(ModelIO.read($0)) }
+            let given = try input.map { try ModelIO.float32(ModelIO.read($0)) }
             // Planned for the input's shape; the loaded graph and its weights are gone after this.
             let planned = try PlannedModel(model: model, config: config, overrides: overrides) {
-                given?.shape ?? $0.inputShape()
+                if let given { return try ModelIO.batch(given, for: $0).shape }
+                return $0.inputShape()
             }
             if planned.randomWeights { Terminal.warning("\(model): random weights (no checkpoint)", quiet: out.quiet) }
             let x = given ?? SplitMix64.normalTensor(shape: planned.inputShape, seed: seed)

@@ -42,12 +42,12 @@ struct VerifyTwoOptions: ParsableArguments {
     /// size both models take; with a description for the report.
     func sharedInput(_ ma: RunnableModel, _ mb: RunnableModel, input: String?) throws -> (Tensor, String) {
         if let input { return (try ModelIO.read(input), input) }
-        guard ma.inputSize == mb.inputSize, ma.inputChannels == mb.inputChannels else {
+        let shape = ma.inputShape(samples)
+        guard shape == mb.inputShape(samples) else {
             throw UsageError(
-                "the models take inputs of \(ma.inputChannels) x \(ma.inputSize) x \(ma.inputSize) and "
-                    + "\(mb.inputChannels) x \(mb.inputSize) x \(mb.inputSize); give --input")
+                "the models take inputs of \(shape.dropFirst().map(String.init).joined(separator: " x ")) and "
+                    + "\(mb.inputShape(samples).dropFirst().map(String.init).joined(separator: " x ")); give --input")
         }
-        let shape = [samples, ma.inputChannels, ma.inputSize, ma.inputSize]
         return (SplitMix64.normalTensor(shape: shape, seed: seed), "\(samples) seeded random inputs (seed \(seed)) \(shape)")
     }
 

@@ -117,11 +117,24 @@ enum ModelIO {
 
     /// Runs `model` on `x` (`[N, C, H, W]`, C the model's input channels); returns the logits.
     static func logits(_ model: BuiltModel, _ x: Tensor, threads: Int = 2) throws -> Tensor {
-        let batch = try imageBatch(x, channels: model.inputChannels)
+        let batch = try Self.batch(x, for: model)
         let plan = try Plan(graph: model.graph, inputShapes: [model.input: batch.shape])
         try MemoryLimits.check(plan, model: model.model)
         let out = try Executor(plan: plan, threads: threads).run([model.input: batch])
         return out[model.output]!
+    }
+
+    /// `x` as float32, checked to be an input `model` takes (see ``BuiltModel/accepts(_:)``).
+    static func batch(_ x: Tensor, for model: BuiltModel) throws -> Tensor {
+        guard model.accepts(x.shape) else {
+            throw UsageError("the input must be \(model.inputDescription); got \(x.shape)")
+        }
+        return float32(x)
+    }
+
+    /// `x` as float32.
+    static func float32(_ x: Tensor) -> Tensor {
+        x.dtype == .float32 ? x : Tensor(floats: x.floats(), shape: x.shape)
     }
 
     /// `x` as float32, checked to be `[N, C, H, W]` (C = `channels` when given; the QTool
