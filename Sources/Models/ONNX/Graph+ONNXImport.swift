@@ -5,8 +5,11 @@ import Tensors
 /// Turns an ONNX model into an engine ``Graph``: the ops qtools exports and what
 /// `torch.onnx.export` writes for ResNets (Conv, Gemm, BatchNormalization, Relu, PRelu, Clip,
 /// MaxPool, AveragePool, GlobalAveragePool, Add, Mul of two computed values, ReduceMean,
-/// Flatten, Softmax, Pad, Concat, Identity, Dropout). DequantizeLinear and QONNX Quant/BipolarQuant of initializers are folded into
-/// float constants (`QONNXImport.swift`); runs of
+/// Flatten, Reshape, Softmax, Pad, Concat, Identity, Dropout). DequantizeLinear and QONNX Quant/BipolarQuant of initializers are folded into
+/// float constants (`QONNXImport.swift`); `Constant` nodes, nodes of constants only (torch's
+/// `Identity` of a shared initializer, arithmetic on scalars) and shape arithmetic
+/// (`Shape`/`Gather`/`Unsqueeze`/`Concat`, the dynamic-batch `x.view(x.size(0), -1)`) fold at
+/// import (`ONNXImport+Folding.swift`); runs of
 /// element-wise nodes on one value (QuantizeLinear → Clip → DequantizeLinear, Where,
 /// GreaterOrEqual, Round, Mul/Add/Sub/Div by constants, Sum, Cast, QONNX Quant ...) become one
 /// ``Op/quantize(_:)`` node running an ``ElementwiseProgram``.
@@ -50,9 +53,10 @@ package enum ONNXImport {
     /// The largest `group` accepted.
     static let maxGroups = 1 << 16
 
-    /// The graph of `model` as a ``BuiltModel`` (input `[N, C, S, S]`, one output; `C` from the
-    /// input's fixed channel dimension, else 3; `S` from its fixed height or the
-    /// `qtools.input_size` metadata, else 32).
+    /// The graph of `model` as a ``BuiltModel`` (one output; a rank-4 input `[N, C, S, S]`,
+    /// `C` from the input's fixed channel dimension, else 3; `S` from its fixed height or the
+    /// `qtools.input_size` metadata, else 32; another rank as declared, see
+    /// ``BuiltModel/declaredInputShape``).
     /// - Throws: ``InferenceError`` `.unsupported` naming the node and op type the engine cannot run.
     package static func builtModel(_ model: ONNXModel, name: String) throws(InferenceError) -> BuiltModel {
         let g = try graph(model)
