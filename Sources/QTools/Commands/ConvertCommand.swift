@@ -128,7 +128,7 @@ struct ConvertCommand: ParsableCommand {
     var target: String?
 
     @Option(name: .customLong("onnx-format"), help: "ONNX form of quantized layers: qcdq (default, opset 13), qdq-native (INT4/INT2 weights, opset 21/25), float, or qonnx (QONNX Quant/BipolarQuant nodes; not runnable by onnxruntime).")
-    var onnxFormat: String = "qcdq"
+    var onnxFormat: String?
 
     @Option(help: "ONNX ai.onnx opset, 13...25 (default 13; qdq-native raises it to 21/25 when needed).")
     var opset: Int?
@@ -145,7 +145,8 @@ struct ConvertCommand: ParsableCommand {
     var overrides: [String] = []
 
     func run() throws {
-        if target == "onnx" || (target == nil && output.hasSuffix(".onnx")) { return try runONNXExport() }
+        try ExitCodes.reporting { try refuseInapplicableOptions() }
+        if writesONNX { return try runONNXExport() }
         try ExitCodes.reporting {
             let conversion = try makeConversion()
             let big = ((try? FileManager.default.attributesOfItem(atPath: input)[.size] as? Int) ?? 0) > 64 << 20
