@@ -61,3 +61,24 @@ import Testing
         }
     }
 }
+
+/// Advice that names the option that helps (issue 16: a safetensors file with metadata
+/// written as a bare pt state dict was told "or use --format pt" although --format pt was
+/// given; the option that keeps the metadata is --wrap state_dict).
+@Suite struct ConvertAdviceTests {
+    @Test func metadataLostToABareStateDictNamesWrap() throws {
+        try withTemporaryDirectory { dir in
+            let st = dir.appendingPathComponent("a.safetensors").path
+            let pth = dir.appendingPathComponent("y.pth").path
+            let first = try RunQTools.run(["convert", ConvertApplicableOptionTests.ckpt, "-o", st, "--drop-extra"])
+            try #require(first.status == 0, "\(first.stderr)")
+            let r = try RunQTools.run(["convert", st, "-o", pth, "--format", "pt"])
+            #expect(r.status == 64 && r.stderr.contains("--wrap state_dict") && !r.stderr.contains("use --format pt"), "\(r.stderr)")
+            let advised = try RunQTools.run(["convert", st, "-o", pth, "--format", "pt", "--wrap", "state_dict"])
+            #expect(advised.status == 0, "\(advised.stderr)")
+            // A flat output losing non-tensors is told to write pt.
+            let flat = try RunQTools.run(["convert", ConvertApplicableOptionTests.ckpt, "-o", dir.appendingPathComponent("b.safetensors").path])
+            #expect(flat.status == 64 && flat.stderr.contains("--format pt, or a .pth output"), "\(flat.stderr)")
+        }
+    }
+}

@@ -209,9 +209,14 @@ public struct Conversion: Sendable {
         if !dropped.isEmpty && !dropExtra {
             let list = dropped.prefix(12).map { "\($0.path) (\($0.type))" }.joined(separator: ", ")
             let more = dropped.count > 12 ? ", and \(dropped.count - 12) more" : ""
+            // The way to keep them: a bare torch state dict keeps metadata only under a wrapping
+            // key; the flat formats keep everything only as pt.
+            let keep = format == .pt || format == .ptLegacy
+                ? "--wrap state_dict to keep them as string entries beside the state dict"
+                : "write pt (--format pt, or a .pth output) to keep them"
             throw ConversionError(
                 .usage,
-                "\(format.rawValue) cannot hold \(list)\(more); pass --drop-extra to write the file without them, or use --format pt")
+                "\(format.rawValue) cannot hold \(list)\(more); pass --drop-extra to write the file without them, or \(keep)")
         }
         report.dropped += dropped
         return payload

@@ -112,7 +112,7 @@ struct ConvertCommand: ParsableCommand {
     @Flag(name: .customLong("drop-extra"), help: "Allow dropping entries the output format cannot hold (listed in the report).")
     var dropExtra = false
 
-    @Option(help: "Record this QTool config (validated) in the output as 'qtools_config'; main.py overrides go after --.")
+    @Option(help: "Record this QTool config (validated) in the output as 'qtools_config'; main.py overrides follow (after `--` or not).")
     var config: String?
 
     @Flag(help: "Replace an existing output file.")
@@ -141,8 +141,11 @@ struct ConvertCommand: ParsableCommand {
 
     @OptionGroup var outputOptions: OutputOptions
 
-    @Argument(parsing: .postTerminator, help: "main.py options applied after --config's (after `--`).")
-    var overrides: [String] = []
+    @Argument(parsing: .allUnrecognized, help: "main.py options applied after --config's (after `--` or not).")
+    var givenOverrides: [String] = []
+
+    /// The QTool overrides (see ``QToolOverrides``).
+    var overrides: [String] { QToolOverrides.normalized(givenOverrides) }
 
     func run() throws {
         try ExitCodes.reporting { try refuseInapplicableOptions() }
@@ -178,7 +181,11 @@ struct ConvertCommand: ParsableCommand {
             throw UsageError("--map-from and --map-to go together")
         }
         if unwrap && wrap != nil { throw UsageError("--wrap and --unwrap exclude each other") }
-        if !overrides.isEmpty && config == nil { throw UsageError("options after -- need --config") }
+        if !overrides.isEmpty && config == nil {
+            throw UsageError(
+                "'\(overrides.joined(separator: " "))' \(overrides.count == 1 ? "is" : "are") not convert options; "
+                    + "as QTool options they need --config (see qtools convert --help)")
+        }
         var renamer = KeyRenamer(stripPrefixes: stripPrefix, regexRules: [], addPrefix: addPrefix)
         if let mapFrom, let mapTo { renamer.mapping = try MappingFile.load(fromPath: mapFrom, toPath: mapTo) }
         renamer.regexRules = try rename.map { try RegexRename(parsing: $0) }

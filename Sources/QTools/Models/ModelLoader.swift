@@ -28,7 +28,8 @@ struct ModelLoader {
 
     /// Loads and builds; see the type's summary. `shapesOnly` makes random weights zeros
     /// (fast; for `trace`).
-    init(model name: String?, config: String?, overrides: [String], shapesOnly: Bool = false) throws {
+    init(model name: String?, config: String?, overrides given: [String], shapesOnly: Bool = false) throws {
+        let overrides = QToolOverrides.normalized(given)
         let fileExists = name.map { FileManager.default.fileExists(atPath: $0) } ?? false
         let env = ProcessInfo.processInfo.environment
         var options: QToolOptions
@@ -38,7 +39,7 @@ struct ModelLoader {
             randomWeights = false
         } else if let name, fileExists {
             let entries: [(name: String, tensor: Tensor)]
-            (options, entries) = try Self.checkpoint(name, config: config, overrides: overrides)
+            (options, entries) = try Self.checkpoint(name, config: config, overrides: given)
             do {
                 self.model = try ModelBuilder.build(options: options, stateDict: entries)
             } catch { throw ModelLoadError(file: name, error: error) }
@@ -65,9 +66,10 @@ struct ModelLoader {
 extension ModelLoader {
     /// The options and the state dict (materialised, in file order) of checkpoint `path`:
     /// options from `config`, else the config recorded in the checkpoint, then `overrides`.
-    static func checkpoint(_ path: String, config: String?, overrides: [String]) throws
+    static func checkpoint(_ path: String, config: String?, overrides given: [String]) throws
         -> (options: QToolOptions, stateDict: [(name: String, tensor: Tensor)])
     {
+        let overrides = QToolOverrides.normalized(given)
         let env = ProcessInfo.processInfo.environment
         let opened = try ModelFile.open(path: path, verifyCRC: true)  // the weights are read whole
         var options: QToolOptions
