@@ -41,6 +41,9 @@ package struct BuiltModel: Sendable {
     /// An imported graph's declared input shape (0 for a dimension it leaves open); nil for
     /// the QTool networks, which take `[N, 3, S, S]`. See `BuiltModel+Input.swift`.
     package var declaredInputShape: [Int]? = nil
+    /// Quantizers whose config bit width has no effect: LSQ computes with the checkpoint's
+    /// `level_num` (as QTool does), one line per quantizer (`layer1.0.conv1.0 activation: ...`).
+    package var ignoredLevels: [String] = []
     /// Classes.
     package var numClasses: Int
     /// Conv and linear layers in build order.

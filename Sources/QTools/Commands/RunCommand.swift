@@ -14,11 +14,13 @@ struct RunCommand: ParsableCommand {
             The model is built from the QTool config (--config, or the one recorded in the \
             checkpoint) and the checkpoint's state dict, bound by name: a missing, extra or \
             mis-shaped tensor is an error naming it. QTool options after the arguments \
-            override the config (e.g. --width_alpha 0.125 --fm_bit 4). MODEL may also be a \
-            model-zoo name (pytorch-resnet18, resnet18 --keyword ...) for random weights.
+            (after `--` or not) override the config (e.g. --width_alpha 0.125 for a model-zoo \
+            name). A bit width an LSQ checkpoint's level_num fixes has no effect, as in QTool, \
+            and is reported. MODEL may also be a model-zoo name (pytorch-resnet18, resnet18 \
+            --keyword ...) for random weights, or an ONNX graph (QTool options do not apply).
 
             Without --input the input is seeded N(0,1) noise of the model's size \
-            ([1, 3, input_size, input_size]).
+            ([1, 3, input_size, input_size]; an ONNX graph's declared input shape).
 
             --output is checked before any work: it must not be the checkpoint, the config or \
             the input (same file through any path or link; exit 64), and an existing regular \

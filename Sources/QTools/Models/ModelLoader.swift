@@ -35,6 +35,9 @@ struct ModelLoader {
         var options: QToolOptions
         if let name, fileExists, name.hasSuffix(".onnx") {
             // An ONNX graph (ModelLoader+ONNX.swift); QTool options do not apply.
+            guard overrides.isEmpty else {
+                throw UsageError("QTool options (\(overrides.joined(separator: " "))) do not apply to the ONNX graph \(name)")
+            }
             (self.model, options, externalFiles) = try Self.onnx(name)
             randomWeights = false
         } else if let name, fileExists {
@@ -44,8 +47,15 @@ struct ModelLoader {
                 self.model = try ModelBuilder.build(options: options, stateDict: entries)
             } catch { throw ModelLoadError(file: name, error: error) }
             randomWeights = false
+            if let first = model.ignoredLevels.first {
+                let n = model.ignoredLevels.count
+                Terminal.warning(
+                    "the config's bit width has no effect on \(n) LSQ quantizer\(n == 1 ? "" : "s"): as in QTool, "
+                        + "they compute with the checkpoint's level_num (\(first)\(n > 1 ? "; ..." : ""))")
+            }
         } else {
-            if let name, name.contains("/") || name.hasSuffix(".pth") || name.hasSuffix(".pt") {
+            let fileSuffixes = [".pth", ".pt", ".tar", ".ckpt", ".bin", ".onnx", ".safetensors", ".npz"]
+            if let name, name.contains("/") || fileSuffixes.contains(where: { name.lowercased().hasSuffix($0) }) {
                 _ = try ModelFile.open(path: name)  // reports the missing file (exit 66)
             }
             if let config {
