@@ -130,7 +130,7 @@ struct ConvertCommand: ParsableCommand {
     @Option(name: .customLong("onnx-format"), help: "ONNX form of quantized layers: qcdq (default, opset 13), qdq-native (INT4/INT2 weights, opset 21/25), float, or qonnx (QONNX Quant/BipolarQuant nodes; not runnable by onnxruntime).")
     var onnxFormat: String?
 
-    @Option(help: "ONNX ai.onnx opset, 13...25 (default 13; qdq-native raises it to 21/25 when needed).")
+    @Option(parsing: .unconditional, help: "ONNX ai.onnx opset, 13...25 (default 13; qdq-native raises it to 21/25 when needed).")
     var opset: Int?
 
     @Flag(name: .customLong("keep-bn"), help: "ONNX: keep BatchNormalization nodes (default: fold them into float convs).")

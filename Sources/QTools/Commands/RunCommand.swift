@@ -58,11 +58,15 @@ struct RunCommand: ParsableCommand {
     @Flag(help: "Replace an existing --output file; with --dump, write into a directory that is not empty (files of the same names are replaced).")
     var force = false
 
-    @Option(name: .long, help: "Seed of the random input (without --input).")
+    @Option(name: .long, parsing: .unconditional, help: "Seed of the random input (without --input).")
     var seed: UInt64 = 0
 
-    @Option(name: .long, help: "Threads.")
+    @Option(name: .long, parsing: .unconditional, help: "Threads.")
     var threads: Int = 2
+
+    func validate() throws {
+        try OptionChecks.atLeast("--threads", threads, 1)
+    }
 
     @Option(name: .long, help: "Write every layer value as DIR/<module path>.npy plus DIR/index.json.")
     var dump: String?

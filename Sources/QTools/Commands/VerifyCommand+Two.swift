@@ -11,14 +11,19 @@ struct VerifyTwoOptions: ParsableArguments {
     @Option(name: .customLong("config-b"), help: "The QTool config of the second model (default: its recorded config, else --config).")
     var configB: String?
 
-    @Option(name: .long, help: "With two models and no --input: seeded random inputs (N(0,1)) of the config's input size.")
+    @Option(name: .long, parsing: .unconditional, help: "With two models and no --input: seeded random inputs (N(0,1)) of the config's input size.")
     var samples: Int = 4
 
-    @Option(name: .long, help: "Seed of the random inputs.")
+    @Option(name: .long, parsing: .unconditional, help: "Seed of the random inputs.")
     var seed: UInt64 = 0
 
-    @Option(name: .long, help: "With two models: largest accepted max |A−B| / max |B| (relative to B's peak logit).")
+    @Option(name: .long, parsing: .unconditional, help: "With two models: largest accepted max |A−B| / max |B| (relative to B's peak logit).")
     var tolerance: Double = 1e-4
+
+    func validate() throws {
+        try OptionChecks.atLeast("--samples", samples, 1)
+        try OptionChecks.nonNegative("--tolerance", tolerance)
+    }
 
     /// Runs both models on the same input and reports their difference; exit 1 above tolerance.
     func run(a: String, b: String, config: String?, input: String?, overrides: [String], out: OutputOptions) throws {
