@@ -97,7 +97,17 @@ extension ModelLoader {
         guard let sd = opened.checkpoint.stateDict() else {
             throw FormatError(.notACheckpoint("no state dict (no 'state_dict' or 'model' entry and no tensors at the root)"), file: path)
         }
-        return (options, sd.entries.map { ($0.name, $0.tensor.materialize()) })
+        var entries = sd.entries.map { (name: $0.name, tensor: $0.tensor.materialize()) }
+        // A DataParallel checkpoint: every key under `module.`. QTool's load_state_dict drops
+        // the first key component in that case; so do we, and say so.
+        let prefix = "module."
+        if !entries.isEmpty, entries.allSatisfy({ $0.name.hasPrefix(prefix) }) {
+            entries = entries.map { (String($0.name.dropFirst(prefix.count)), $0.tensor) }
+            Terminal.warning(
+                "\(path): every key starts with '\(prefix)' (a DataParallel checkpoint); read without it, as QTool's "
+                    + "load_state_dict does (qtools convert --strip-prefix \(prefix) writes it so)")
+        }
+        return (options, entries)
     }
 }
 
