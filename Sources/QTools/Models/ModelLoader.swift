@@ -97,7 +97,11 @@ extension ModelLoader {
         guard let sd = opened.checkpoint.stateDict() else {
             throw FormatError(.notACheckpoint("no state dict (no 'state_dict' or 'model' entry and no tensors at the root)"), file: path)
         }
-        var entries = sd.entries.map { (name: $0.name, tensor: $0.tensor.materialize()) }
+        // Scalars beside the weights (`epoch`, `best_acc`, `learning_rate` of a flat npz or
+        // safetensors file qtools wrote from a training checkpoint) are no parameters: every
+        // parameter of a QTool model has a module path, so a 0-d tensor without one is skipped.
+        var entries = sd.entries.filter { $0.name.contains(".") || !$0.tensor.shape.isEmpty }
+            .map { (name: $0.name, tensor: $0.tensor.materialize()) }
         // A DataParallel checkpoint: every key under `module.`. QTool's load_state_dict drops
         // the first key component in that case; so do we, and say so.
         let prefix = "module."

@@ -1,0 +1,25 @@
+import Foundation
+import TestSupport
+import Testing
+
+/// qtools runs the files it writes (issue 16: `convert CKPT -o a.npz --drop-extra` kept
+/// `epoch`, `best_acc` and `learning_rate` as 0-d arrays beside the weights, and `verify a.npz`
+/// then failed on 3 unexpected tensors).
+@Suite struct WrittenFilesRunTests {
+    @Test func flatFilesWithTrainingScalarsVerify() throws {
+        let ckpt = Fixtures.path("golden/resnet20_fp/checkpoint.pth")
+        let config = Fixtures.path("golden/resnet20_fp/config.txt")
+        try withTemporaryDirectory { dir in
+            for name in ["a.npz", "a.safetensors"] {
+                let out = dir.appendingPathComponent(name).path
+                let c = try RunQTools.run(["convert", ckpt, "-o", out, "--drop-extra"])
+                try #require(c.status == 0, "\(c.stderr)")
+                let v = try RunQTools.run([
+                    "verify", out, "--config", config, "--input", Fixtures.path("golden/resnet20_fp/input.npy"),
+                    "--expect", Fixtures.path("golden/resnet20_fp/output.npy"),
+                ])
+                #expect(v.status == 0, "\(name): \(v.stdout) \(v.stderr)")
+            }
+        }
+    }
+}
