@@ -23,3 +23,19 @@ import Testing
         }
     }
 }
+
+/// `-o DIR` names the problem at once (issue 16: "file exists (use --force)", then with
+/// --force "Is a directory"), and the advice (a file path inside it) works.
+@Suite struct OutputDirectoryTests {
+    @Test func aDirectoryOutputIsRefusedWithAFilePathHint() throws {
+        let ckpt = Fixtures.path("golden/resnet20_fp/checkpoint.pth")
+        try withTemporaryDirectory { dir in
+            for force in [[], ["--force"]] {
+                let r = try RunQTools.run(["convert", ckpt, "-o", dir.path, "--format", "pt"] + force)
+                #expect(r.status == 73 && r.stderr.contains("is a directory; give a file path") && !r.stderr.contains("use --force"), "\(r.stderr)")
+            }
+            let ok = try RunQTools.run(["convert", ckpt, "-o", dir.appendingPathComponent("FILE.pth").path])
+            #expect(ok.status == 0, "\(ok.stderr)")
+        }
+    }
+}
