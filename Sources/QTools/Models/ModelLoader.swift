@@ -94,6 +94,10 @@ extension ModelLoader {
             throw UsageError("\(path) records no config; pass --config CFG (the QTool config the checkpoint was trained with)")
         }
         options = try options.applying(arguments: overrides)
+        if let config, options.model == "unknow" {
+            // QTool's default model: the config set none (an empty file?); not the checkpoint's fault.
+            throw UsageError("the config \(config) sets no model (no model=... line; is it empty or not a QTool config?)")
+        }
         guard let sd = opened.checkpoint.stateDict() else {
             throw FormatError(.notACheckpoint("no state dict (no 'state_dict' or 'model' entry and no tensors at the root)"), file: path)
         }
