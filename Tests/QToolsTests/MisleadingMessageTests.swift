@@ -34,4 +34,42 @@ import Testing
             #expect(try RunQTools.run(["config", "show", bom]).status == 0)
         }
     }
+
+    /// A float32 `.npy` of zeros of `shape` (format 1.0).
+    static func npy(_ shape: [Int]) -> Data {
+        let dims = shape.map(String.init).joined(separator: ", ") + (shape.count == 1 ? "," : "")
+        var header = "{'descr': '<f4', 'fortran_order': False, 'shape': (\(dims)), }"
+        while (10 + header.utf8.count + 1) % 64 != 0 { header += " " }
+        header += "\n"
+        var d = Data([0x93]) + Data("NUMPY".utf8) + Data([1, 0, UInt8(header.utf8.count & 0xFF), UInt8(header.utf8.count >> 8)])
+        d += Data(header.utf8)
+        d += Data(count: 4 * shape.reduce(1, *))
+        return d
+    }
+
+    /// An NHWC input was only "must be [N, 3, H, W]"; a truncated safetensors file showed its
+    /// `{"__meta` bytes as an unrecognised format; counts read "1 tensors".
+    @Test func layoutTruncationAndCounts() throws {
+        try withTemporaryDirectory { dir in
+            let nhwc = dir.appendingPathComponent("nhwc.npy").path
+            FileManager.default.createFile(atPath: nhwc, contents: Self.npy([2, 32, 32, 3]))
+            let r = try RunQTools.run(["run", Self.ckpt, "--config", Self.config, "--input", nhwc])
+            #expect(r.status == 64 && r.stderr.contains("NHWC") && r.stderr.contains("transpose"), "\(r.stderr)")
+            let nchw = dir.appendingPathComponent("nchw.npy").path
+            FileManager.default.createFile(atPath: nchw, contents: Self.npy([2, 3, 32, 32]))
+            #expect(try RunQTools.run(["run", Self.ckpt, "--config", Self.config, "--input", nchw]).status == 0)
+
+            let st = dir.appendingPathComponent("a.safetensors").path
+            try #require(try RunQTools.run(["convert", Self.ckpt, "-o", st, "--drop-extra"]).status == 0)
+            let cut = dir.appendingPathComponent("cut.safetensors").path
+            FileManager.default.createFile(atPath: cut, contents: try Data(contentsOf: URL(fileURLWithPath: st)).prefix(300))
+            let t = try RunQTools.run(["inspect", cut])
+            #expect(t.status == 65 && t.stderr.contains("truncated safetensors") && !t.stderr.contains("unrecognised"), "\(t.stderr)")
+
+            let one = dir.appendingPathComponent("one.npy").path
+            FileManager.default.createFile(atPath: one, contents: Self.npy([3]))
+            let i = try RunQTools.run(["inspect", one])
+            #expect(i.status == 0 && i.stdout.contains("1 tensor ") && !i.stdout.contains("1 tensors"), "\(i.stdout)")
+        }
+    }
 }

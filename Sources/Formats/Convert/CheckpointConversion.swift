@@ -88,7 +88,7 @@ public struct WrittenTensorsVerifier: ConversionVerifier {
         }
         return VerificationResult(
             verifier: name, passed: true,
-            detail: "\(expected.count) tensors read back bit-identical")
+            detail: "\(expected.count) \(expected.count == 1 ? "tensor" : "tensors") read back bit-identical")
     }
 }
 

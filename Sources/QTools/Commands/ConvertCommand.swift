@@ -76,7 +76,7 @@ struct ConvertCommand: ParsableCommand {
               qtools convert model.pth --config config.txt -o model.onnx --onnx-format qonnx
             """)
 
-    @Argument(help: "The input checkpoint (PyTorch zip/legacy, safetensors, npz).")
+    @Argument(help: "The input: a PyTorch checkpoint (zip, legacy, tar), safetensors, .npy, .npz or ONNX file.")
     var input: String
 
     @Option(name: [.short, .customLong("output")], help: "The output file.")

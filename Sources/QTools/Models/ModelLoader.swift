@@ -157,7 +157,11 @@ enum ModelIO {
     /// `x` as float32, checked to be an input `model` takes (see ``BuiltModel/accepts(_:)``).
     static func batch(_ x: Tensor, for model: BuiltModel) throws -> Tensor {
         guard model.accepts(x.shape) else {
-            throw UsageError("the input must be \(model.inputDescription); got \(x.shape)")
+            let s = x.shape
+            let nhwc = s.count == 4 && model.accepts([s[0], s[3], s[1], s[2]])
+            throw UsageError(
+                "the input must be \(model.inputDescription); got \(s)"
+                    + (nhwc ? " (channels last: NHWC? transpose it to NCHW, e.g. numpy x.transpose(0, 3, 1, 2))" : ""))
         }
         return float32(x)
     }
