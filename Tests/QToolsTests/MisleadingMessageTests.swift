@@ -69,7 +69,21 @@ import Testing
             let one = dir.appendingPathComponent("one.npy").path
             FileManager.default.createFile(atPath: one, contents: Self.npy([3]))
             let i = try RunQTools.run(["inspect", one])
-            #expect(i.status == 0 && i.stdout.contains("1 tensor ") && !i.stdout.contains("1 tensors"), "\(i.stdout)")
+            #expect(i.status == 0 && i.stdout.contains("1 tensor ") && !i.stdout.contains("1 tensors") && !i.stdout.contains("1 storages"), "\(i.stdout)")
+        }
+    }
+
+    /// bfloat16 -> npz was refused with exit 65 (malformed input) though the input is fine and
+    /// the choice is the user's: 64, naming the way out, which works.
+    @Test func bfloat16ToNpzIsAUsageErrorWithItsWayOut() throws {
+        try withTemporaryDirectory { dir in
+            let bf = dir.appendingPathComponent("bf.pth").path, npz = dir.appendingPathComponent("bf.npz").path
+            try #require(try RunQTools.run(["convert", Self.ckpt, "-o", bf, "--dtype", "bfloat16"]).status == 0)
+            let r = try RunQTools.run(["convert", bf, "-o", npz, "--drop-extra"])
+            #expect(r.status == 64 && r.stderr.contains("bfloat16") && r.stderr.contains("--dtype float32"), "\(r.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: npz))
+            let ok = try RunQTools.run(["convert", bf, "-o", npz, "--drop-extra", "--dtype", "float32"])
+            #expect(ok.status == 0, "\(ok.stderr)")
         }
     }
 }

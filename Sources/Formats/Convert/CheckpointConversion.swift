@@ -192,6 +192,13 @@ public struct Conversion: Sendable {
                     throw ConversionError(
                         .usage, "npz has no place for the config record (--config); write pt or safetensors")
                 }
+                // Dtypes NumPy lacks are the user's choice to change: a usage error with the way out.
+                if let bad = tensors.first(where: { NpyHeader.descr(for: $0.tensor.dtype) == nil }) {
+                    throw ConversionError(
+                        .usage,
+                        "npz cannot hold \(bad.tensor.dtype) tensors ('\(bad.name)'; NumPy has no such dtype); "
+                            + "add --dtype float32, or write pt or safetensors")
+                }
                 var arrays = tensors
                 for (name, value) in scalars {
                     if let a = Self.scalarArray(value) {

@@ -63,7 +63,7 @@ enum InspectRenderer {
         out.append(
             "total  \(Numbers.counted(t.tensors, "tensor")) · \(Numbers.counted(t.elements, "element")) · "
                 + "\(Numbers.bytes(t.bytes))" + (dtypes.isEmpty ? "" : " (" + dtypes.joined(separator: ", ") + ")")
-                + " · \(Numbers.grouped(t.storages)) storages")
+                + " · \(Numbers.counted(t.storages, "storage"))")
         return out.joined(separator: "\n")
     }
 
