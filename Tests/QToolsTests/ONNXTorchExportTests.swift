@@ -13,7 +13,7 @@ import Testing
 struct ONNXTorchExportTests {
     /// argv: directory. Prints `{"cases": [[model, input, expected], ...], "dynamo": status}`.
     static let script = """
-        import sys, os, json, warnings
+        import sys, os, json, warnings, contextlib
         import numpy as np, torch, torch.nn as nn, onnxruntime as ort
         warnings.filterwarnings('ignore')
         d = sys.argv[1]
@@ -88,8 +88,9 @@ struct ONNXTorchExportTests {
         try:
             for mname, (m, shape) in models.items():
                 path = f'{d}/{mname}_dynamo.onnx'
-                torch.onnx.export(m, (torch.randn(*shape),), path, dynamo=True, opset_version=18,
-                                  dynamic_shapes=({0: torch.export.Dim('n')},))
+                with contextlib.redirect_stdout(sys.stderr):  # the exporter prints progress
+                    torch.onnx.export(m, (torch.randn(*shape),), path, dynamo=True, opset_version=18,
+                                      dynamic_shapes=({0: torch.export.Dim('n')},))
                 check(mname + '_dynamo', path, shape)
         except ModuleNotFoundError as e:
             dynamo = 'unavailable: ' + str(e)

@@ -86,8 +86,9 @@ extension Importer {
             guard norm.allSatisfy({ (0..<r).contains($0) && v[0].shape[$0] == 1 }) else { throw unsupported(n, "axes \(axes) of \(v[0].shape)") }
             result = (v[0].values, v[0].shape.enumerated().filter { axes.isEmpty ? $0.element != 1 : !norm.contains($0.offset) }.map(\.element))
         case "Reshape":
-            guard (int(n, "allowzero") ?? 0) == 0 else { throw unsupported(n, "allowzero 1") }
             let shape = try integers(v[1].values, n, "shape")
+            // allowzero 1 differs only for a 0 entry (an empty dimension instead of a copy).
+            guard (int(n, "allowzero") ?? 0) == 0 || !shape.contains(0) else { throw unsupported(n, "allowzero 1 with a 0 entry") }
             do throws(InferenceError) {
                 result = (v[0].values, try ShapeInference.reshaped(v[0].shape, shape))
             } catch { throw InferenceError(error.reason, node: nodeName(n)) }
@@ -344,9 +345,10 @@ extension Importer {
     /// `Reshape` of a run-time value to a constant or symbolic shape: an engine reshape whose
     /// entries are sizes, `-1`, or `0` for a dimension copied in place (`x.size(0)`).
     mutating func reshape(_ n: Onnx_NodeProto) throws(InferenceError) {
-        guard (int(n, "allowzero") ?? 0) == 0 else { throw unsupported(n, "allowzero 1") }
         let data = n.input[0]
         let s = try symbolicDims(n.input[1], n)
+        // allowzero 1 differs only for a literal 0 entry (an empty dimension instead of a copy).
+        if (int(n, "allowzero") ?? 0) != 0, s.dims.contains(.known(0)) { throw unsupported(n, "allowzero 1 with a 0 entry") }
         var shape: [Int] = []
         for (i, d) in s.dims.enumerated() {
             switch d {
