@@ -39,3 +39,28 @@ import Testing
         }
     }
 }
+
+/// pt -> safetensors -> pt keeps the Python types of the scalars beside the weights (issue 16:
+/// `epoch` came back as the string '0'); checked by torch.load.
+@Suite(.enabled(if: Python.interpreter != nil || Python.isRequired, "needs the reference Python (torch)"))
+struct ScalarRoundTripTests {
+    @Test func scalarsKeepTheirTypesThroughSafetensors() throws {
+        let ckpt = Fixtures.path("golden/resnet20_fp/checkpoint.pth")
+        try withTemporaryDirectory { dir in
+            let st = dir.appendingPathComponent("s.safetensors").path, back = dir.appendingPathComponent("back.pth").path
+            #expect(try RunQTools.run(["convert", ckpt, "-o", st, "--drop-extra"]).status == 0)
+            let r = try RunQTools.run(["convert", st, "-o", back, "--wrap", "state_dict"])
+            #expect(r.status == 0, "\(r.stderr)")
+            let doc = try #require(try Python.json("""
+                import sys, json, torch
+                a = torch.load(sys.argv[1], weights_only=False); b = torch.load(sys.argv[2], weights_only=False)
+                keys = [k for k in a if k != 'state_dict' and (a[k] is None or isinstance(a[k], (int, float, bool, str)))]
+                print(json.dumps({k: [type(a[k]).__name__, type(b.get(k)).__name__, a[k] == b.get(k)] for k in keys}))
+                """, [ckpt, back]) as? [String: [Any]])
+            #expect(doc["epoch"] != nil && doc["best_acc"] != nil)
+            for (k, v) in doc {
+                #expect(v[0] as? String == v[1] as? String && v[2] as? Bool == true, "\(k): \(v)")
+            }
+        }
+    }
+}

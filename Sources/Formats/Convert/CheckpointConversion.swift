@@ -185,6 +185,7 @@ public struct Conversion: Sendable {
                     guard meta[name] == nil else { throw FormatError(.duplicateName(name), tensor: name) }
                     meta[name] = text
                 }
+                if let types = ScalarTypes.record(scalars), meta[ScalarTypes.key] == nil { meta[ScalarTypes.key] = types }
                 report.metadata = meta
                 payload = .flat(tensors: tensors, metadata: meta)
             } else {

@@ -33,12 +33,13 @@ struct ConvertCommand: ParsableCommand {
             Formats (--format, else from the extension: .pth .pt .tar .ckpt .bin -> pt, \
             .safetensors, .npz): pt and pt-legacy keep the whole tree (epoch, best_acc, \
             optimizer, ...). safetensors keeps the state dict's tensors by name and scalars \
-            (epoch, best_acc, None) as metadata strings; npz keeps tensors and int/float/bool \
+            (epoch, best_acc, None) as metadata strings, their types recorded in \
+            'qtools.scalar_types'; npz keeps tensors and int/float/bool \
             scalars as 0-d arrays. Anything else (optimizer state, lists; for npz also str/None; \
             for a bare torch file, safetensors metadata) is refused (exit 64) unless \
             --drop-extra is given, and then listed as dropped. --wrap state_dict turns a bare \
             state dict (or safetensors file) into {'state_dict': ...} with its metadata as \
-            string entries; --unwrap writes the state dict alone and drops the rest.
+            entries (typed again as recorded: epoch an int, not '0'); --unwrap writes the state dict alone and drops the rest.
 
             --config CFG [-- OVERRIDES] validates the QTool config (as `qtools config show`) and \
             records it in the output as the string entry 'qtools_config' (JSON: the config's \
