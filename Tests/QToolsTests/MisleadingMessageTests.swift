@@ -86,4 +86,22 @@ import Testing
             #expect(ok.status == 0, "\(ok.stderr)")
         }
     }
+
+    /// A width mismatch in --to-config was a 9.7 KB one-line list; now a summary naming the
+    /// cause, and the advice (the source's width) converts.
+    @Test func widthMismatchIsSummarisedWithTheCause() throws {
+        try withTemporaryDirectory { dir in
+            let text = try String(contentsOfFile: Self.config, encoding: .utf8)
+            try #require(text.contains("--width_alpha 0.25"))
+            let wide = dir.appendingPathComponent("wide.txt").path
+            try text.replacingOccurrences(of: "--width_alpha 0.25", with: "--width_alpha 0.5").write(toFile: wide, atomically: true, encoding: .utf8)
+            let out = dir.appendingPathComponent("w.pth").path
+            let r = try RunQTools.run(["convert", Self.ckpt, "--config", Self.config, "-o", out, "--to-config", wide])
+            #expect(r.status == 65 && r.stderr.utf8.count < 1500, "\(r.stderr.utf8.count) bytes")
+            #expect(r.stderr.contains("and 102 more") && r.stderr.contains("--width_alpha (source 0.25, target 0.5)"), "\(r.stderr)")
+            let same = dir.appendingPathComponent("same.txt").path
+            try text.write(toFile: same, atomically: true, encoding: .utf8)
+            #expect(try RunQTools.run(["convert", Self.ckpt, "--config", Self.config, "-o", out, "--to-config", same]).status == 0)
+        }
+    }
 }
