@@ -30,7 +30,8 @@ struct VerifyTwoOptions: ParsableArguments {
         let report: VerifyTwoReport = try ExitCodes.reporting {
             guard samples >= 1 else { throw UsageError("--samples must be at least 1") }
             let ma = try ModelSource.open(a, config: config, overrides: overrides)
-            let mb = try ModelSource.open(b, config: configB ?? Self.recordedOr(b, config), overrides: overrides)
+            let mb = try ModelSource.open(
+                b, config: configB ?? Self.recordedOr(b, config), overrides: ModelSource.overrides(overrides, forSecond: b))
             let (x, what) = try sharedInput(ma, mb, input: input)
             let la = try ma.run(x), lb = try mb.run(x)
             guard la.shape == lb.shape else {

@@ -23,6 +23,12 @@ struct RunnableModel {
 }
 
 enum ModelSource {
+    /// The overrides for the second model of `verify A B`: none for an ONNX graph (they are
+    /// meant for the checkpoint; an ONNX graph takes no QTool options).
+    static func overrides(_ overrides: [String], forSecond path: String) -> [String] {
+        path.lowercased().hasSuffix(".onnx") ? [] : overrides
+    }
+
     /// Loads `path` (see ``RunnableModel``); `config` and `overrides` as for `run`.
     static func open(_ path: String, config: String?, overrides: [String]) throws -> RunnableModel {
         let loaded = try ModelLoader(model: path, config: config, overrides: overrides)
