@@ -26,5 +26,10 @@ if [ "${1:-}" = "--python" ]; then
     wheel=$(ls /opt/wheels/torch-*+cpu-*.whl 2>/dev/null | head -n 1 || true)
     "$venv/bin/pip" install -q "${wheel:-torch}" numpy safetensors onnx onnxruntime
   fi
+  # torch's dynamo ONNX exporter needs onnxscript (ONNXTorchExportTests runs it when present);
+  # optional: without it only the TorchScript exporter's graphs are tested.
+  if ! "$venv/bin/python" -c "import onnxscript" 2>/dev/null; then
+    "$venv/bin/pip" install -q onnxscript >&2 || echo "setup: onnxscript not installed (dynamo exporter untested)" >&2
+  fi
   echo "$venv/bin/python"
 fi

@@ -62,6 +62,16 @@ public enum ModelFile {
             throw FormatError(
                 .unsupported("the PYTORCH1 container of torch's 2018 preview release (torch refuses it too)"))
         case .unknown:
+            if bytes.count >= 9, bytes[8] == UInt8(ascii: "{") {
+                // A safetensors start (u64 header length, '{') whose header runs past the end.
+                let len = Elements.loadLE(bytes, 0, 8)
+                if len > UInt64(bytes.count - 8), len < 1 << 40 {
+                    throw FormatError(
+                        .notACheckpoint(
+                            "a truncated safetensors file: its JSON header alone needs \(len) bytes after the 8-byte length, "
+                                + "the file has \(bytes.count - 8) (an interrupted download or copy?)"))
+                }
+            }
             let head = bytes.slice(0..<min(bytes.count, 16)).toArray()
             throw FormatError(
                 .notACheckpoint(

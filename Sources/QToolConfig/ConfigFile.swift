@@ -64,6 +64,12 @@ public struct ConfigFile: Sendable {
 
     /// Evaluates config text; `path` only names it in messages and origins.
     public init(text: String, path: String, environment: [String: String] = [:]) throws {
+        if text.unicodeScalars.first == "\u{FEFF}" {
+            // Invisible in messages, and a shell reads it as part of the first command.
+            throw ConfigError(
+                .syntax, "the file starts with a UTF-8 byte-order mark (U+FEFF), which a shell reads as part of the first line",
+                file: path, line: 1, hint: "save it without the mark (e.g. sed -i '1s/^\\xEF\\xBB\\xBF//' \(path))")
+        }
         var shellVariables: [String: ShellText] = [:]
         for (name, value) in environment { shellVariables[name] = ShellText(value, line: 0) }
         if shellVariables["FASTDIR"]?.isEmpty ?? true {

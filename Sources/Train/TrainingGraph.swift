@@ -194,7 +194,7 @@ package struct TrainingGraph: Sendable {
         case .channelAffine:
             return R.channelAffine(x[0], batch: batch, channels: channels, inner: inner, scale: x[1], bias: x[2])
         case .prelu: return R.prelu(x[0], batch: batch, channels: channels, inner: inner, slope: x[1])
-        case .flatten, .identity: return x[0]
+        case .flatten, .reshape, .identity: return x[0]
         case .pad(let a) where precision == .fast:
             return ParallelCopies.pad(
                 x[0], planes: batch * channels, height: s[0][2], width: s[0][3], padding: a.padding, value: a.value,
@@ -332,7 +332,7 @@ package struct TrainingGraph: Sendable {
                         x[0], dy: dy, batch: batch, channels: channels, inner: inner, slope: x[1])
                     accumulate(n.inputs[0], r.dx)
                     accumulate(n.inputs[1], r.dslope)
-                case .flatten, .identity:
+                case .flatten, .reshape, .identity:
                     accumulate(n.inputs[0], dy)
                 case .pad(let a) where fast:
                     accumulate(n.inputs[0], ParallelCopies.padBackward(

@@ -106,7 +106,7 @@ import TestSupport
             #expect(report.dropped == [DroppedEntry(path: "optimizer", type: "dict", reason: "safetensors holds only tensors")])
             let back = try ModelFile.open(path: out).checkpoint
             let meta = Dictionary(uniqueKeysWithValues: back.safeTensorsMetadata.map { ($0.key, $0.value) })
-            #expect(meta == ["epoch": "3", "arch": "r", "format": "pt"])
+            #expect(meta == ["epoch": "3", "arch": "r", "format": "pt", "qtools.scalar_types": "int epoch"])
             #expect(back.allTensors().map(\.path).sorted() == ["module.a", "module.b"])  // file order: by dtype width
         }
     }
@@ -119,14 +119,15 @@ import TestSupport
             // A bare torch file cannot keep the metadata: consent needed ...
             let bare = dir.appendingPathComponent("bare.pt").path
             #expect(throws: ConversionError.self) { try Conversion(format: .pt).run(inputPath: st, outputPath: bare) }
-            // ... or --wrap, which keeps it as string entries.
+            // ... or --wrap, which keeps it as entries (typed as recorded: epoch is an int again).
             let wrapped = dir.appendingPathComponent("wrapped.pt").path
             let r = try Conversion(format: .pt, steps: [Rewrap(.wrap("state_dict"))]).run(inputPath: st, outputPath: wrapped)
             #expect(r.outputStateDictPath == "state_dict")
             let back = try ModelFile.open(path: wrapped).checkpoint
             let keys = back.root.dict?.entries.compactMap { $0.key.string }
             #expect(keys == ["state_dict", "arch", "epoch"])
-            #expect(back.root.dict?["epoch"]?.string == "3")
+            #expect(back.root.dict?["arch"]?.string == "r")
+            if case .int(3)? = back.root.dict?["epoch"] {} else { Issue.record("epoch is not the int 3: \(String(describing: back.root.dict?["epoch"]))") }
             let unwrapped = dir.appendingPathComponent("unwrapped.pt").path
             let u = try Conversion(format: .pt, steps: [Rewrap(.unwrap)]).run(inputPath: input, outputPath: unwrapped)
             #expect(u.dropped.map(\.path) == ["epoch", "arch", "optimizer"])

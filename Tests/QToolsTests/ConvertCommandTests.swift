@@ -107,10 +107,10 @@ import TestSupport
                     "safetensors": same(a.get) and len(a) == len(src),
                     "meta": meta,
                     "pt": same(b['state_dict'].get) and len(b['state_dict']) == len(src),
-                    "pt_entries": {k: v for k, v in b.items() if k != 'state_dict'},
+                    "pt_entries": {k: [type(v).__name__, repr(v)] for k, v in b.items() if k != 'state_dict'},
                     "legacy": legacy and same(c['state_dict'].get),
                     "npz": same(lambda k: torch.from_numpy(d[k]) if k in d.files else None),
-                    "npz_names": sorted(d.files) == sorted(list(src.keys()))}))
+                    "npz_extra": sorted(set(d.files) - set(src.keys()))}))
                 """#
             let doc = try #require(
                 try Python.json(script, [Self.golden, path("a.safetensors"), path("b.pth"), path("c.pth"), path("d.npz")])
@@ -119,13 +119,14 @@ import TestSupport
             #expect(doc["pt"] as? Bool == true)
             #expect(doc["legacy"] as? Bool == true)
             #expect(doc["npz"] as? Bool == true)
-            // epoch/best_acc/... went to safetensors metadata, came back as strings with --wrap,
-            // and (strings) were dropped with consent for npz.
-            #expect(doc["npz_names"] as? Bool == true)
+            // epoch/best_acc/... went to safetensors metadata (with their types recorded), came
+            // back typed with --wrap, and the numbers went to npz as 0-d arrays (None dropped).
+            #expect(doc["npz_extra"] as? [String] == ["best_acc", "epoch", "learning_rate"])
             let meta = try #require(doc["meta"] as? [String: String])
             #expect(meta["epoch"] == "0" && meta["best_acc"] == "0.0" && meta["scheduler"] == "None" && meta["format"] == "pt")
-            let entries = try #require(doc["pt_entries"] as? [String: String])
-            #expect(entries == ["epoch": "0", "best_acc": "0.0", "learning_rate": "0.1", "scheduler": "None", "amp": "None"])
+            let entries = try #require(doc["pt_entries"] as? [String: [String]])
+            #expect(entries == ["epoch": ["int", "0"], "best_acc": ["float", "0.0"], "learning_rate": ["float", "0.1"],
+                                "scheduler": ["NoneType", "None"], "amp": ["NoneType", "None"]])
         }
     }
 

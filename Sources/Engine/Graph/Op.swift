@@ -45,6 +45,10 @@ public enum Op: Sendable, Equatable {
     case channelAffine
     /// torch.flatten(x, startDim): dims `startDim...` merged into one. A view: no copy.
     case flatten(startDim: Int)
+    /// ONNX Reshape (`allowzero` 0): each entry of `shape` is a size, `0` (copy the input's
+    /// dimension at that position) or `-1` (the one size inferred from the element count). A
+    /// view: no copy. `x.view(x.size(0), -1)` with a dynamic batch imports as `[0, -1]`.
+    case reshape(shape: [Int])
     /// Softmax along `axis` (negative counts from the end).
     case softmax(axis: Int)
     /// Constant padding of the last two dims of `[N, C, H, W]` (zero by default).
@@ -83,6 +87,7 @@ public enum Op: Sendable, Equatable {
         case .reduceMean: return "reduceMean"
         case .channelAffine: return "channelAffine"
         case .flatten: return "flatten"
+        case .reshape: return "reshape"
         case .softmax: return "softmax"
         case .pad: return "pad"
         case .concat: return "concat"
@@ -101,7 +106,7 @@ public enum Op: Sendable, Equatable {
         case .prelu, .add, .mul: return 2...2
         case .channelAffine: return 3...3
         case .concat: return 1...Int.max
-        case .relu, .hardtanh, .clamp, .maxPool2d, .avgPool2d, .adaptiveAvgPool2d, .flatten,
+        case .relu, .hardtanh, .clamp, .maxPool2d, .avgPool2d, .adaptiveAvgPool2d, .flatten, .reshape,
             .softmax, .pad, .identity, .quantize, .spaceToDepth, .depthToSpace, .reduceMean:
             return 1...1
         }

@@ -353,7 +353,7 @@ struct Lowering {
         case .depthToSpace(let s):
             return step(.spaceDepth(batch: batch, channels: channels / (s * s), height: xShape[2] * s, width: xShape[3] * s, block: s, toDepth: false, input: operand(ins[0]), output: .value(out)))
 
-        case .flatten, .identity:
+        case .flatten, .reshape, .identity:
             if graph.constants[ins[0]] != nil {
                 // A view of a constant: materialise it as a copy into the arena.
                 return step(.copy(input: operand(ins[0]), output: .value(out)))

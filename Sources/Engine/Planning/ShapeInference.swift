@@ -60,6 +60,8 @@ package enum ShapeInference {
             let start = d < 0 ? d + r : d
             guard start >= 0, start < max(r, 1) else { throw InferenceError(.invalidAttribute("flatten start \(d) for rank \(r)")) }
             return Array(s[0][..<start]) + [s[0][start...].reduce(1, *)]
+        case .reshape(let shape):
+            return try reshaped(s[0], shape)
         case .softmax(let axis):
             let r = s[0].count
             guard (axis < 0 ? axis + r : axis) >= 0, (axis < 0 ? axis + r : axis) < r else {
@@ -209,4 +211,40 @@ package enum ShapeInference {
 
 extension PoolGeometry {
     var outputShape: [Int] { [batch, channels, outHeight, outWidth] }
+}
+
+extension ShapeInference {
+    /// The shape ONNX Reshape (`allowzero` 0) gives `input` for `shape` (see ``Op/reshape(shape:)``).
+    package static func reshaped(_ input: [Int], _ shape: [Int]) throws(InferenceError) -> [Int] {
+        var out: [Int] = []
+        var inferred: Int?
+        for (i, d) in shape.enumerated() {
+            switch d {
+            case 0:
+                guard i < input.count else {
+                    throw InferenceError(.shapeMismatch("reshape \(shape): entry \(i) copies a dimension \(input) does not have"))
+                }
+                out.append(input[i])
+            case -1:
+                guard inferred == nil else { throw InferenceError(.invalidAttribute("reshape \(shape): more than one -1")) }
+                inferred = i
+                out.append(1)
+            case 1...:
+                out.append(d)
+            default:
+                throw InferenceError(.invalidAttribute("reshape \(shape): size \(d)"))
+            }
+        }
+        let total = input.reduce(1, *)
+        let known = out.reduce(1, *)
+        if let i = inferred {
+            guard known > 0, total % known == 0 else {
+                throw InferenceError(.shapeMismatch("reshape \(input) to \(shape): \(total) elements do not divide by \(known)"))
+            }
+            out[i] = total / known
+        } else if known != total {
+            throw InferenceError(.shapeMismatch("reshape \(input) (\(total) elements) to \(out) (\(known))"))
+        }
+        return out
+    }
 }

@@ -73,7 +73,7 @@ package enum ReferenceExecutor {
             return R.reduceMean(x[0], shape: s[0], axes: Array(lo...hi))
         case .channelAffine:
             return R.channelAffine(x[0], batch: batch, channels: channels, inner: inner, scale: x[1], bias: x[2])
-        case .flatten, .identity:
+        case .flatten, .reshape, .identity:
             return x[0]
         case .softmax(let axis):
             let ax = axis < 0 ? axis + s[0].count : axis

@@ -110,6 +110,10 @@ public final class OutputFile: ByteSink {
             return
         }
         inPlace = false
+        var info = stat()
+        if unsafe stat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR {
+            throw WriteError(path: path, reason: "is a directory; give a file path (e.g. \(path.hasSuffix("/") ? path : path + "/")FILE)")
+        }
         if !overwrite, unsafe access(path, F_OK) == 0 {
             throw WriteError(path: path, reason: "file exists (use --force to replace it)")
         }
@@ -190,7 +194,7 @@ public final class OutputFile: ByteSink {
         guard unsafe stat(path, &s) == 0 else { return nil }  // missing: created atomically
         let type = s.st_mode & S_IFMT
         if type == S_IFREG { return nil }
-        if type == S_IFDIR { throw WriteError(path: path, reason: "is a directory") }
+        if type == S_IFDIR { throw WriteError(path: path, reason: "is a directory; give a file path (e.g. \(path.hasSuffix("/") ? path : path + "/")FILE)") }
         let f = unsafe open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY)
         guard f >= 0 else { throw WriteError(path: path, reason: errorText(errno)) }
         return f

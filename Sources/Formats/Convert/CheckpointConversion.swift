@@ -88,7 +88,7 @@ public struct WrittenTensorsVerifier: ConversionVerifier {
         }
         return VerificationResult(
             verifier: name, passed: true,
-            detail: "\(expected.count) tensors read back bit-identical")
+            detail: "\(expected.count) \(expected.count == 1 ? "tensor" : "tensors") read back bit-identical")
     }
 }
 
@@ -185,12 +185,20 @@ public struct Conversion: Sendable {
                     guard meta[name] == nil else { throw FormatError(.duplicateName(name), tensor: name) }
                     meta[name] = text
                 }
+                if let types = ScalarTypes.record(scalars), meta[ScalarTypes.key] == nil { meta[ScalarTypes.key] = types }
                 report.metadata = meta
                 payload = .flat(tensors: tensors, metadata: meta)
             } else {
                 if state.recordsConfig {
                     throw ConversionError(
                         .usage, "npz has no place for the config record (--config); write pt or safetensors")
+                }
+                // Dtypes NumPy lacks are the user's choice to change: a usage error with the way out.
+                if let bad = tensors.first(where: { NpyHeader.descr(for: $0.tensor.dtype) == nil }) {
+                    throw ConversionError(
+                        .usage,
+                        "npz cannot hold \(bad.tensor.dtype) tensors ('\(bad.name)'; NumPy has no such dtype); "
+                            + "add --dtype float32, or write pt or safetensors")
                 }
                 var arrays = tensors
                 for (name, value) in scalars {
@@ -209,9 +217,14 @@ public struct Conversion: Sendable {
         if !dropped.isEmpty && !dropExtra {
             let list = dropped.prefix(12).map { "\($0.path) (\($0.type))" }.joined(separator: ", ")
             let more = dropped.count > 12 ? ", and \(dropped.count - 12) more" : ""
+            // The way to keep them: a bare torch state dict keeps metadata only under a wrapping
+            // key; the flat formats keep everything only as pt.
+            let keep = format == .pt || format == .ptLegacy
+                ? "--wrap state_dict to keep them as string entries beside the state dict"
+                : "write pt (--format pt, or a .pth output) to keep them"
             throw ConversionError(
                 .usage,
-                "\(format.rawValue) cannot hold \(list)\(more); pass --drop-extra to write the file without them, or use --format pt")
+                "\(format.rawValue) cannot hold \(list)\(more); pass --drop-extra to write the file without them, or \(keep)")
         }
         report.dropped += dropped
         return payload

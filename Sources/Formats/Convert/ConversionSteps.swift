@@ -101,7 +101,7 @@ public struct Rewrap: ConversionStep {
             switch state.location {
             case .root:
                 var d = CheckpointDict([(.string(key), .dict(sd))])
-                for (k, v) in state.metadata where k != "format" { d.set(.string(k), .string(v)) }
+                for (k, v) in ScalarTypes.restore(state.metadata) where k != "format" { d.set(.string(k), v) }
                 state.metadata = []
                 state.root = .dict(d)
             case .entry(let old):

@@ -83,6 +83,8 @@ public struct KeyRenamer: Sendable {
                     names[i] = new
                     rules[i].append("rename \(rule.text)")
                     used = true
+                } else if !used, (try? regex.firstMatch(in: names[i])) != nil {
+                    used = true  // matched, replaced by the same text (`weight$=weight`): not unused
                 }
             }
             if !used { unused.append("rename \(rule.text)") }

@@ -38,6 +38,12 @@ package struct BuiltModel: Sendable {
     package var inputSize: Int
     /// Input channels C (3 for every QTool network; an imported ONNX graph may declare others).
     package var inputChannels: Int = 3
+    /// An imported graph's declared input shape (0 for a dimension it leaves open); nil for
+    /// the QTool networks, which take `[N, 3, S, S]`. See `BuiltModel+Input.swift`.
+    package var declaredInputShape: [Int]? = nil
+    /// Quantizers whose config bit width has no effect: LSQ computes with the checkpoint's
+    /// `level_num` (as QTool does), one line per quantizer (`layer1.0.conv1.0 activation: ...`).
+    package var ignoredLevels: [String] = []
     /// Classes.
     package var numClasses: Int
     /// Conv and linear layers in build order.
@@ -52,7 +58,8 @@ package struct BuiltModel: Sendable {
 
     /// The input shape for a batch: `[batch, inputChannels, inputSize, inputSize]`.
     package func inputShape(batch: Int = 1, size: Int? = nil) -> [Int] {
-        [batch, inputChannels, size ?? inputSize, size ?? inputSize]
+        if let d = declaredInputShape, d.count != 4 { return declaredShape(d, batch: batch) }
+        return [batch, inputChannels, size ?? inputSize, size ?? inputSize]
     }
 
     /// The layer with module path `name`.

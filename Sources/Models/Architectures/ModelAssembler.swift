@@ -21,6 +21,8 @@ package struct ModelAssembler {
     package let options: QToolOptions
     /// Conv / linear layers so far.
     package var layers: [BuiltModel.Layer] = []
+    /// Quantizers whose config levels the forward does not use (see ``Quantizer/ignoredLevels``).
+    package var ignoredLevels: [String] = []
     /// Learnable elements per node.
     package var nodeParameters: [String: Int] = [:]
     private var used = Set<String>()
@@ -150,9 +152,10 @@ package struct ModelAssembler {
         layers.append(
             .init(
                 name: path, kind: "conv", node: convNode, input: x, output: y,
-                activationBits: q.flatMap { $0.activation.isEnabled ? QuantizeAttributes($0.activation).bits : nil },
+                activationBits: q.flatMap { $0.activation.isEnabled ? $0.activation.computedBits : nil },
                 weightBits: q.flatMap { $0.weight.isEnabled ? Self.weightBits($0.weight) : nil },
                 parameters: params, weightQuantizer: q?.weight))
+        if let q { noteIgnoredLevels(path, q.activation, q.weight) }
         if foldedBN, binder.has(path + ".fold_scale") {
             y = try foldedAffine(path, y, channels: cout)
         } else if foldedBias {
@@ -162,7 +165,21 @@ package struct ModelAssembler {
     }
 
     private static func weightBits(_ q: Quantizer) -> Double {
-        QuantizeAttributes(q).bits
+        q.computedBits
+    }
+
+    /// Records the quantizers of `path` whose config levels the forward does not use.
+    mutating func noteIgnoredLevels(_ path: String, _ activation: Quantizer, _ weight: Quantizer) {
+        for (what, q) in [("activation", activation), ("weight", weight)] {
+            guard let (c, l) = q.ignoredLevels else { continue }
+            let shown = l == l.rounded() && abs(l) < 1e9 ? String(Int(l)) : String(l)
+            ignoredLevels.append("\(path) \(what): level_num \(shown) (\(Self.bitsText(Double(l)))) computed, config \(c) levels (\(Self.bitsText(Double(c))))")
+        }
+    }
+
+    static func bitsText(_ levels: Double) -> String {
+        let b = Quantizer.log2(max(levels, 1))
+        return b == b.rounded() ? "\(Int(b)) bits" : "\(b) bits"
     }
 
     /// A full-precision `nn.Linear` at `path` (`fc`): `[N, in] -> [N, out]`.
@@ -251,6 +268,7 @@ package struct ModelAssembler {
             graph: g, model: model, output: output, inputSize: inputSize, numClasses: numClasses,
             layers: layers, nodeParameters: nodeParameters, boundKeys: binder.claimedOrder)
         built.declaredTensors = binder.declared
+        built.ignoredLevels = ignoredLevels
         return built
     }
 }
@@ -333,9 +351,10 @@ extension ModelAssembler {
         nodeParameters[name] = cout * cin + cout
         layers.append(.init(
             name: path, kind: "linear", node: name, input: x, output: name,
-            activationBits: q.activation.isEnabled ? QuantizeAttributes(q.activation).bits : nil,
-            weightBits: q.weight.isEnabled ? QuantizeAttributes(q.weight).bits : nil,
+            activationBits: q.activation.isEnabled ? q.activation.computedBits : nil,
+            weightBits: q.weight.isEnabled ? q.weight.computedBits : nil,
             parameters: cout * cin + cout, weightQuantizer: q.weight))
+        noteIgnoredLevels(path, q.activation, q.weight)
         return name
     }
 }

@@ -100,7 +100,7 @@ package struct ModelTrace: Sendable, Encodable {
                 flops = count
             case .reduceMean:
                 flops = try product(ins[0])
-            case .flatten, .identity, .pad, .concat, .spaceToDepth, .depthToSpace:
+            case .flatten, .reshape, .identity, .pad, .concat, .spaceToDepth, .depthToSpace:
                 break
             }
             if macs > 0 {

@@ -297,6 +297,8 @@ struct ONNXEmitter {
             node("Add", [scaled, constantValue(b.floats(), channels: c, name: n.inputs[2])], out)
         case .flatten(let d):
             node("Flatten", [x], out, [.int("axis", Int64(d))])
+        case .reshape(let shape):
+            node("Reshape", [x, integers(out + ".shape", shape, [shape.count], .int64)], out)
         case .softmax(let axis):
             node("Softmax", [x], out, [.int("axis", Int64(axis))])
         case .pad(let p):

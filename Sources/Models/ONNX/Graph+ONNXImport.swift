@@ -5,8 +5,11 @@ import Tensors
 /// Turns an ONNX model into an engine ``Graph``: the ops qtools exports and what
 /// `torch.onnx.export` writes for ResNets (Conv, Gemm, BatchNormalization, Relu, PRelu, Clip,
 /// MaxPool, AveragePool, GlobalAveragePool, Add, Mul of two computed values, ReduceMean,
-/// Flatten, Softmax, Pad, Concat, Identity, Dropout). DequantizeLinear and QONNX Quant/BipolarQuant of initializers are folded into
-/// float constants (`QONNXImport.swift`); runs of
+/// Flatten, Reshape, Softmax, Pad, Concat, Identity, Dropout). DequantizeLinear and QONNX Quant/BipolarQuant of initializers are folded into
+/// float constants (`QONNXImport.swift`); `Constant` nodes, nodes of constants only (torch's
+/// `Identity` of a shared initializer, arithmetic on scalars) and shape arithmetic
+/// (`Shape`/`Gather`/`Unsqueeze`/`Concat`, the dynamic-batch `x.view(x.size(0), -1)`) fold at
+/// import (`ONNXImport+Folding.swift`); runs of
 /// element-wise nodes on one value (QuantizeLinear → Clip → DequantizeLinear, Where,
 /// GreaterOrEqual, Round, Mul/Add/Sub/Div by constants, Sum, Cast, QONNX Quant ...) become one
 /// ``Op/quantize(_:)`` node running an ``ElementwiseProgram``.
@@ -18,7 +21,7 @@ package enum ONNXImport {
     /// Ops the importer maps to engine ops.
     static let structural: Set<String> = [
         "Conv", "Gemm", "BatchNormalization", "Relu", "PRelu", "MaxPool", "AveragePool", "GlobalAveragePool",
-        "Flatten", "Softmax", "Pad", "Concat", "Identity", "Dropout", "ReduceMean",
+        "Flatten", "Softmax", "Pad", "Concat", "Identity", "Dropout", "ReduceMean", "Reshape",
     ]
     /// Ops that may join an element-wise program.
     static let elementwise: Set<String> = [
@@ -39,6 +42,9 @@ package enum ONNXImport {
         "Greater": (2, 2, "A, B"), "GreaterOrEqual": (2, 2, "A, B"), "Less": (2, 2, "A, B"),
         "LessOrEqual": (2, 2, "A, B"), "Equal": (2, 2, "A, B"), "Max": (2, 2, "data_0, data_1"),
         "Min": (2, 2, "data_0, data_1"), "Where": (3, 3, "condition, X, Y"), "Sum": (1, nil, "data_0"),
+        "Constant": (0, 0, "none"), "Shape": (1, 1, "data"), "Gather": (2, 2, "data, indices"),
+        "Unsqueeze": (1, 2, "data"), "Squeeze": (1, 2, "data"), "Reshape": (2, 2, "data, shape"),
+        "Sqrt": (1, 1, "X"), "Reciprocal": (1, 1, "X"), "Floor": (1, 1, "X"), "Ceil": (1, 1, "X"),
     ]
 
     /// The largest kernel, stride, dilation or padding accepted (beyond any real network; a
@@ -47,9 +53,10 @@ package enum ONNXImport {
     /// The largest `group` accepted.
     static let maxGroups = 1 << 16
 
-    /// The graph of `model` as a ``BuiltModel`` (input `[N, C, S, S]`, one output; `C` from the
-    /// input's fixed channel dimension, else 3; `S` from its fixed height or the
-    /// `qtools.input_size` metadata, else 32).
+    /// The graph of `model` as a ``BuiltModel`` (one output; a rank-4 input `[N, C, S, S]`,
+    /// `C` from the input's fixed channel dimension, else 3; `S` from its fixed height or the
+    /// `qtools.input_size` metadata, else 32; another rank as declared, see
+    /// ``BuiltModel/declaredInputShape``).
     /// - Throws: ``InferenceError`` `.unsupported` naming the node and op type the engine cannot run.
     package static func builtModel(_ model: ONNXModel, name: String) throws(InferenceError) -> BuiltModel {
         let g = try graph(model)
@@ -68,6 +75,7 @@ package enum ONNXImport {
             graph: g, model: name, input: input.name, output: output.name, inputSize: size, numClasses: classes,
             layers: [], nodeParameters: [:], boundKeys: [])
         if dims.count == 4 && dims[1].dimValue > 0 { built.inputChannels = Int(dims[1].dimValue) }
+        if input.type.tensorType.hasShape { built.declaredInputShape = dims.map { $0.dimValue > 0 ? Int($0.dimValue) : 0 } }
         return built
     }
 
@@ -78,10 +86,18 @@ package enum ONNXImport {
             let m = t.materialize()
             b.constants[n] = (m.floats(), m.shape)
             if m.dtype == .int8 { b.int8ZeroPoints.insert(n) }
+            if !m.dtype.isFloatingPoint { b.integerConstants.insert(n) }
         }
         let proto = model.proto.graph
         var g = Graph()
         for i in proto.input where b.constants[i.name] == nil { g.addInput(i.name) }
+        for v in proto.input + proto.output + proto.valueInfo where v.type.tensorType.hasShape {
+            let dims = v.type.tensorType.shape.dim
+            b.ranks[v.name] = dims.count
+            if proto.input.contains(where: { $0.name == v.name }) {
+                b.probeInputs[v.name] = dims.map { $0.dimValue > 0 ? Int($0.dimValue) : 1 }
+            }
+        }
         for n in proto.node { try b.visit(n) }
         let outputs = Set(proto.output.map(\.name))
         try b.finishPrograms(outputs: outputs)
@@ -98,7 +114,7 @@ package enum ONNXImport {
 }
 
 /// The importer's state.
-private struct Importer {
+struct Importer {
     var constants: [String: (values: [Float], shape: [Int])] = [:]
     var used: [String: Bool] = [:]
     var nodes: [Graph.Node] = []
@@ -109,6 +125,16 @@ private struct Importer {
     var programOf: [String: Int] = [:]
     /// Values read by engine nodes (so program outputs are known).
     var readByEngine: [String] = []
+    /// Constants of an integer type (integer `Div` truncates).
+    var integerConstants = Set<String>()
+    /// Shape vectors with entries known only at run time (see `ONNXImport+Folding.swift`).
+    var symbolic: [String: SymbolicShape] = [:]
+    /// `Shape` outputs of run-time values: dimensions `start..<end` of `of` (nil end: all).
+    var lazyShapes: [String: (of: String, start: Int, end: Int?)] = [:]
+    /// Declared ranks (graph inputs and outputs, `value_info`).
+    var ranks: [String: Int] = [:]
+    /// The graph inputs' declared shapes (unknown dimensions 1), for finding ranks.
+    var probeInputs: [String: [Int]] = [:]
 
     func isConstant(_ v: String) -> Bool { constants[v] != nil }
 
@@ -240,6 +266,7 @@ private struct Importer {
     mutating func visit(_ n: Onnx_NodeProto) throws(InferenceError) {
         try checkArity(n)
         try checkAttributes(n)
+        if try fold(n) { return }
         let inputs = n.input
         let out = n.output.first ?? ""
         // Constant folding of weight DequantizeLinear.
@@ -359,6 +386,8 @@ private struct Importer {
             add(.mul, n, runtime)
         case "ReduceMean":
             try reduceMean(n)
+        case "Reshape":
+            try reshape(n)
         default:
             throw InferenceError(.unsupported("op type \(n.opType) (domain '\(n.domain.isEmpty ? "ai.onnx" : n.domain)') is not supported by the qtools engine"), node: nodeName(n))
         }

@@ -132,6 +132,7 @@ package enum VariantConversion {
             }
             guard t.shape == d.shape else {
                 misShaped.append("\(s) \(t.shape) -> \(d.key) \(d.shape)")
+                used.insert(s)  // reported as a mismatch, not again as having no place
                 continue
             }
             used.insert(s)
@@ -144,10 +145,19 @@ package enum VariantConversion {
             if quantizerPrefix(k) != nil { dropped.append(k) } else { extra.append(k) }
         }
         if !missing.isEmpty || !misShaped.isEmpty || !extra.isEmpty {
+            // A summary (a width mismatch lists every conv), with the likely cause.
+            func summary(_ items: [String]) -> String {
+                items.prefix(4).joined(separator: ", ") + (items.count > 4 ? ", and \(items.count - 4) more" : "")
+            }
             var lines: [String] = ["the checkpoint does not correspond to model \(target.model) [\(target.keywords.joined(separator: ","))]:"]
-            if !missing.isEmpty { lines.append("target tensors with no source: " + missing.joined(separator: ", ")) }
-            if !misShaped.isEmpty { lines.append("shape mismatch: " + misShaped.joined(separator: ", ")) }
-            if !extra.isEmpty { lines.append("source tensors with no place in the target: " + extra.joined(separator: ", ")) }
+            if !missing.isEmpty { lines.append("\(missing.count) target tensor(s) with no source: " + summary(missing)) }
+            if !misShaped.isEmpty { lines.append("\(misShaped.count) shape mismatch(es): " + summary(misShaped)) }
+            if !extra.isEmpty { lines.append("\(extra.count) source tensor(s) with no place in the target: " + summary(extra)) }
+            if !misShaped.isEmpty, source.widthAlpha != target.widthAlpha {
+                lines.append("the configs differ in --width_alpha (source \(source.widthAlpha), target \(target.widthAlpha)); give the target the source's")
+            } else if !misShaped.isEmpty {
+                lines.append("the layer widths differ: is the checkpoint trained with another --width_alpha than its config says?")
+            }
             throw ConversionError(.unsupported, lines.joined(separator: "\n  "))
         }
         return Result(entries: entries, renamed: renamed, created: created, dropped: dropped)

@@ -33,19 +33,19 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .long, help: "The QTool config file.")
     var config: String?
 
-    @Option(name: .long, help: "Input resolution (default: the model's input_size).")
+    @Option(name: .long, parsing: .unconditional, help: "Input resolution (default: the model's input_size).")
     var size: Int?
 
-    @Option(name: .long, help: "Batch size.")
+    @Option(name: .long, parsing: .unconditional, help: "Batch size.")
     var batch: Int = 1
 
-    @Option(name: .long, help: "Threads.")
+    @Option(name: .long, parsing: .unconditional, help: "Threads.")
     var threads: Int = 2
 
-    @Option(name: .long, help: "Timed runs.")
+    @Option(name: .long, parsing: .unconditional, help: "Timed runs.")
     var runs: Int = 20
 
-    @Option(name: .long, help: "Untimed warm-up runs.")
+    @Option(name: .long, parsing: .unconditional, help: "Untimed warm-up runs.")
     var warmup: Int = 3
 
     @Flag(name: .long, help: "Time training steps (forward, backward, SGD) instead of inference (see BenchCommand+Train).")
@@ -60,9 +60,11 @@ struct BenchCommand: ParsableCommand {
     var overrides: [String] = []
 
     func validate() throws {
-        guard batch >= 1, threads >= 1, runs >= 1, warmup >= 0, (size ?? 1) >= 1 else {
-            throw ValidationError("--batch, --threads, --runs and --size must be positive")
-        }
+        try OptionChecks.atLeast("--batch", batch, 1)
+        try OptionChecks.atLeast("--threads", threads, 1)
+        try OptionChecks.atLeast("--runs", runs, 1)
+        try OptionChecks.atLeast("--warmup", warmup, 0)
+        try OptionChecks.atLeast("--size", size, 1)
     }
 
     func run() throws {

@@ -54,9 +54,12 @@ struct ConfigShowCommand: ParsableCommand {
     var all = false
 
     @Argument(
-        parsing: .postTerminator,
-        help: "Options applied after the config, as main.py options (after `--`).")
-    var overrides: [String] = []
+        parsing: .allUnrecognized,
+        help: "Options applied after the config, as main.py options (after `--` or not).")
+    var givenOverrides: [String] = []
+
+    /// The QTool overrides (see ``QToolOverrides``).
+    var overrides: [String] { QToolOverrides.normalized(givenOverrides) }
 
     func run() throws {
         let report: ConfigReport

@@ -20,8 +20,12 @@ struct EngineConvertOptions: ParsableArguments {
     @Option(name: .customLong("to-keyword"), help: "Target --keyword list (with the source config's other options).")
     var toKeyword: String?
 
-    @Option(name: .customLong("tolerance"), help: "Engine check: largest relative logit difference (of the peak logit) accepted (default 1e-4 for --fold-bn, 1e-5 for full-precision targets).")
+    @Option(name: .customLong("tolerance"), parsing: .unconditional, help: "Engine check: largest relative logit difference (of the peak logit) accepted (default 1e-4 for --fold-bn, 1e-5 for full-precision targets).")
     var tolerance: Double?
+
+    func validate() throws {
+        try OptionChecks.nonNegative("--tolerance", tolerance)
+    }
 
     var active: Bool { foldBN || toConfig != nil || toModel != nil || toKeyword != nil }
 

@@ -7,7 +7,7 @@ import Foundation
 extension ConvertCommand {
     func runONNXExport() throws {
         try ExitCodes.reporting {
-            if let target, target != "onnx" { throw UsageError("--to must be onnx (got '\(target)')") }
+            let onnxFormat = self.onnxFormat ?? "qcdq"
             guard let format = ONNXExportOptions.Format(rawValue: onnxFormat) else {
                 throw UsageError("--onnx-format must be qcdq, qdq-native, float or qonnx (got '\(onnxFormat)')")
             }

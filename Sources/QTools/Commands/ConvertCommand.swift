@@ -33,12 +33,13 @@ struct ConvertCommand: ParsableCommand {
             Formats (--format, else from the extension: .pth .pt .tar .ckpt .bin -> pt, \
             .safetensors, .npz): pt and pt-legacy keep the whole tree (epoch, best_acc, \
             optimizer, ...). safetensors keeps the state dict's tensors by name and scalars \
-            (epoch, best_acc, None) as metadata strings; npz keeps tensors and int/float/bool \
+            (epoch, best_acc, None) as metadata strings, their types recorded in \
+            'qtools.scalar_types'; npz keeps tensors and int/float/bool \
             scalars as 0-d arrays. Anything else (optimizer state, lists; for npz also str/None; \
             for a bare torch file, safetensors metadata) is refused (exit 64) unless \
             --drop-extra is given, and then listed as dropped. --wrap state_dict turns a bare \
             state dict (or safetensors file) into {'state_dict': ...} with its metadata as \
-            string entries; --unwrap writes the state dict alone and drops the rest.
+            entries (typed again as recorded: epoch an int, not '0'); --unwrap writes the state dict alone and drops the rest.
 
             --config CFG [-- OVERRIDES] validates the QTool config (as `qtools config show`) and \
             records it in the output as the string entry 'qtools_config' (JSON: the config's \
@@ -76,7 +77,7 @@ struct ConvertCommand: ParsableCommand {
               qtools convert model.pth --config config.txt -o model.onnx --onnx-format qonnx
             """)
 
-    @Argument(help: "The input checkpoint (PyTorch zip/legacy, safetensors, npz).")
+    @Argument(help: "The input: a PyTorch checkpoint (zip, legacy, tar), safetensors, .npy, .npz or ONNX file.")
     var input: String
 
     @Option(name: [.short, .customLong("output")], help: "The output file.")
@@ -112,7 +113,7 @@ struct ConvertCommand: ParsableCommand {
     @Flag(name: .customLong("drop-extra"), help: "Allow dropping entries the output format cannot hold (listed in the report).")
     var dropExtra = false
 
-    @Option(help: "Record this QTool config (validated) in the output as 'qtools_config'; main.py overrides go after --.")
+    @Option(help: "Record this QTool config (validated) in the output as 'qtools_config'; main.py overrides follow (after `--` or not).")
     var config: String?
 
     @Flag(help: "Replace an existing output file.")
@@ -128,9 +129,9 @@ struct ConvertCommand: ParsableCommand {
     var target: String?
 
     @Option(name: .customLong("onnx-format"), help: "ONNX form of quantized layers: qcdq (default, opset 13), qdq-native (INT4/INT2 weights, opset 21/25), float, or qonnx (QONNX Quant/BipolarQuant nodes; not runnable by onnxruntime).")
-    var onnxFormat: String = "qcdq"
+    var onnxFormat: String?
 
-    @Option(help: "ONNX ai.onnx opset, 13...25 (default 13; qdq-native raises it to 21/25 when needed).")
+    @Option(parsing: .unconditional, help: "ONNX ai.onnx opset, 13...25 (default 13; qdq-native raises it to 21/25 when needed).")
     var opset: Int?
 
     @Flag(name: .customLong("keep-bn"), help: "ONNX: keep BatchNormalization nodes (default: fold them into float convs).")
@@ -141,11 +142,15 @@ struct ConvertCommand: ParsableCommand {
 
     @OptionGroup var outputOptions: OutputOptions
 
-    @Argument(parsing: .postTerminator, help: "main.py options applied after --config's (after `--`).")
-    var overrides: [String] = []
+    @Argument(parsing: .allUnrecognized, help: "main.py options applied after --config's (after `--` or not).")
+    var givenOverrides: [String] = []
+
+    /// The QTool overrides (see ``QToolOverrides``).
+    var overrides: [String] { QToolOverrides.normalized(givenOverrides) }
 
     func run() throws {
-        if target == "onnx" || (target == nil && output.hasSuffix(".onnx")) { return try runONNXExport() }
+        try ExitCodes.reporting { try refuseInapplicableOptions() }
+        if writesONNX { return try runONNXExport() }
         try ExitCodes.reporting {
             let conversion = try makeConversion()
             let big = ((try? FileManager.default.attributesOfItem(atPath: input)[.size] as? Int) ?? 0) > 64 << 20
@@ -177,7 +182,11 @@ struct ConvertCommand: ParsableCommand {
             throw UsageError("--map-from and --map-to go together")
         }
         if unwrap && wrap != nil { throw UsageError("--wrap and --unwrap exclude each other") }
-        if !overrides.isEmpty && config == nil { throw UsageError("options after -- need --config") }
+        if !overrides.isEmpty && config == nil {
+            throw UsageError(
+                "'\(overrides.joined(separator: " "))' \(overrides.count == 1 ? "is" : "are") not convert options; "
+                    + "as QTool options they need --config (see qtools convert --help)")
+        }
         var renamer = KeyRenamer(stripPrefixes: stripPrefix, regexRules: [], addPrefix: addPrefix)
         if let mapFrom, let mapTo { renamer.mapping = try MappingFile.load(fromPath: mapFrom, toPath: mapTo) }
         renamer.regexRules = try rename.map { try RegexRename(parsing: $0) }

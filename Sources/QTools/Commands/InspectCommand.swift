@@ -6,7 +6,7 @@ import Tensors
 struct InspectCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "inspect",
-        abstract: "List the tensors, quantizer parameters and entries of a checkpoint.",
+        abstract: "List the tensors, quantizer parameters and entries of a checkpoint or ONNX model.",
         discussion: """
             Reads PyTorch checkpoints (zip format, legacy pre-1.6 format, old tar format),
             safetensors, NumPy .npy/.npz, without Python and without running any pickled code.
@@ -22,7 +22,7 @@ struct InspectCommand: ParsableCommand {
               qtools inspect old.pth --strict     # fail if weights_only would refuse it
             """)
 
-    @Argument(help: "The checkpoint file.")
+    @Argument(help: "The file: a PyTorch checkpoint (zip, legacy, tar), safetensors, .npy, .npz or ONNX model.")
     var file: String
 
     @Flag(name: .long, help: "Compute min, max, mean, std, zero fraction and the levels of each tensor (reads every byte).")

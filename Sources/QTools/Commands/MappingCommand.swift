@@ -74,7 +74,7 @@ struct MappingSwapCommand: ParsableCommand {
     @Argument(help: "The mapping file.")
     var file: String
 
-    @Option(help: "Block length N.")
+    @Option(parsing: .unconditional, help: "Block length N.")
     var interval: Int
 
     @Option(help: "New order of the first positions of each block, e.g. 1-0-2.")

@@ -14,11 +14,13 @@ struct RunCommand: ParsableCommand {
             The model is built from the QTool config (--config, or the one recorded in the \
             checkpoint) and the checkpoint's state dict, bound by name: a missing, extra or \
             mis-shaped tensor is an error naming it. QTool options after the arguments \
-            override the config (e.g. --width_alpha 0.125 --fm_bit 4). MODEL may also be a \
-            model-zoo name (pytorch-resnet18, resnet18 --keyword ...) for random weights.
+            (after `--` or not) override the config (e.g. --width_alpha 0.125 for a model-zoo \
+            name). A bit width an LSQ checkpoint's level_num fixes has no effect, as in QTool, \
+            and is reported. MODEL may also be a model-zoo name (pytorch-resnet18, resnet18 \
+            --keyword ...) for random weights, or an ONNX graph (QTool options do not apply).
 
             Without --input the input is seeded N(0,1) noise of the model's size \
-            ([1, 3, input_size, input_size]).
+            ([1, 3, input_size, input_size]; an ONNX graph's declared input shape).
 
             --output is checked before any work: it must not be the checkpoint, the config or \
             the input (same file through any path or link; exit 64), and an existing regular \
@@ -58,11 +60,15 @@ struct RunCommand: ParsableCommand {
     @Flag(help: "Replace an existing --output file; with --dump, write into a directory that is not empty (files of the same names are replaced).")
     var force = false
 
-    @Option(name: .long, help: "Seed of the random input (without --input).")
+    @Option(name: .long, parsing: .unconditional, help: "Seed of the random input (without --input).")
     var seed: UInt64 = 0
 
-    @Option(name: .long, help: "Threads.")
+    @Option(name: .long, parsing: .unconditional, help: "Threads.")
     var threads: Int = 2
+
+    func validate() throws {
+        try OptionChecks.atLeast("--threads", threads, 1)
+    }
 
     @Option(name: .long, help: "Write every layer value as DIR/<module path>.npy plus DIR/index.json.")
     var dump: String?
@@ -95,10 +101,11 @@ struct RunCommand: ParsableCommand {
             // The output is checked (and its temporary file created) before any work.
             let modelFile = FileManager.default.fileExists(atPath: model) ? model : nil
             let sink = try output.map { try OutputFile(path: $0, overwrite: force, reading: [modelFile, config, input]) }
-            let given = try input.map { try ModelIO.imageBatch(ModelIO.read($0)) }
+            let given = try input.map { try ModelIO.float32(ModelIO.read($0)) }
             // Planned for the input's shape; the loaded graph and its weights are gone after this.
             let planned = try PlannedModel(model: model, config: config, overrides: overrides) {
-                given?.shape ?? $0.inputShape()
+                if let given { return try ModelIO.batch(given, for: $0).shape }
+                return $0.inputShape()
             }
             if planned.randomWeights { Terminal.warning("\(model): random weights (no checkpoint)", quiet: out.quiet) }
             let x = given ?? SplitMix64.normalTensor(shape: planned.inputShape, seed: seed)

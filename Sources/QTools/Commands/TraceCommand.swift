@@ -32,11 +32,16 @@ struct TraceCommand: ParsableCommand {
     @Option(name: .long, help: "The QTool config file.")
     var config: String?
 
-    @Option(name: .long, help: "Input resolution (default: the model's input_size).")
+    @Option(name: .long, parsing: .unconditional, help: "Input resolution (default: the model's input_size).")
     var size: Int?
 
-    @Option(name: .long, help: "Batch size.")
+    @Option(name: .long, parsing: .unconditional, help: "Batch size.")
     var batch: Int = 1
+
+    func validate() throws {
+        try OptionChecks.atLeast("--batch", batch, 1)
+        try OptionChecks.atLeast("--size", size, 1)
+    }
 
     @OptionGroup var out: OutputOptions
 

@@ -39,7 +39,8 @@ struct VerifyLayerOptions: ParsableArguments {
                 throw UsageError("\(path) is a directory: compare dumps with verify --layers DIR_A DIR_B")
             }
             let ma = try ModelSource.open(a, config: config, overrides: overrides)
-            let mb = try ModelSource.open(b, config: two.configB ?? VerifyTwoOptions.recordedOr(b, config), overrides: overrides)
+            let mb = try ModelSource.open(
+                b, config: two.configB ?? VerifyTwoOptions.recordedOr(b, config), overrides: ModelSource.overrides(overrides, forSecond: b))
             let (x, what) = try two.sharedInput(ma, mb, input: input)
             let comparison = try LayerComparison(
                 ma.layers(x, engineA), mb.layers(x, engineB), tolerance: two.tolerance)

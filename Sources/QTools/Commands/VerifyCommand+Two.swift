@@ -11,21 +11,27 @@ struct VerifyTwoOptions: ParsableArguments {
     @Option(name: .customLong("config-b"), help: "The QTool config of the second model (default: its recorded config, else --config).")
     var configB: String?
 
-    @Option(name: .long, help: "With two models and no --input: seeded random inputs (N(0,1)) of the config's input size.")
+    @Option(name: .long, parsing: .unconditional, help: "With two models and no --input: seeded random inputs (N(0,1)) of the config's input size.")
     var samples: Int = 4
 
-    @Option(name: .long, help: "Seed of the random inputs.")
+    @Option(name: .long, parsing: .unconditional, help: "Seed of the random inputs.")
     var seed: UInt64 = 0
 
-    @Option(name: .long, help: "With two models: largest accepted max |A−B| / max |B| (relative to B's peak logit).")
+    @Option(name: .long, parsing: .unconditional, help: "With two models: largest accepted max |A−B| / max |B| (relative to B's peak logit).")
     var tolerance: Double = 1e-4
+
+    func validate() throws {
+        try OptionChecks.atLeast("--samples", samples, 1)
+        try OptionChecks.nonNegative("--tolerance", tolerance)
+    }
 
     /// Runs both models on the same input and reports their difference; exit 1 above tolerance.
     func run(a: String, b: String, config: String?, input: String?, overrides: [String], out: OutputOptions) throws {
         let report: VerifyTwoReport = try ExitCodes.reporting {
             guard samples >= 1 else { throw UsageError("--samples must be at least 1") }
             let ma = try ModelSource.open(a, config: config, overrides: overrides)
-            let mb = try ModelSource.open(b, config: configB ?? Self.recordedOr(b, config), overrides: overrides)
+            let mb = try ModelSource.open(
+                b, config: configB ?? Self.recordedOr(b, config), overrides: ModelSource.overrides(overrides, forSecond: b))
             let (x, what) = try sharedInput(ma, mb, input: input)
             let la = try ma.run(x), lb = try mb.run(x)
             guard la.shape == lb.shape else {
@@ -42,12 +48,12 @@ struct VerifyTwoOptions: ParsableArguments {
     /// size both models take; with a description for the report.
     func sharedInput(_ ma: RunnableModel, _ mb: RunnableModel, input: String?) throws -> (Tensor, String) {
         if let input { return (try ModelIO.read(input), input) }
-        guard ma.inputSize == mb.inputSize, ma.inputChannels == mb.inputChannels else {
+        let shape = ma.inputShape(samples)
+        guard shape == mb.inputShape(samples) else {
             throw UsageError(
-                "the models take inputs of \(ma.inputChannels) x \(ma.inputSize) x \(ma.inputSize) and "
-                    + "\(mb.inputChannels) x \(mb.inputSize) x \(mb.inputSize); give --input")
+                "the models take inputs of \(shape.dropFirst().map(String.init).joined(separator: " x ")) and "
+                    + "\(mb.inputShape(samples).dropFirst().map(String.init).joined(separator: " x ")); give --input")
         }
-        let shape = [samples, ma.inputChannels, ma.inputSize, ma.inputSize]
         return (SplitMix64.normalTensor(shape: shape, seed: seed), "\(samples) seeded random inputs (seed \(seed)) \(shape)")
     }
 

@@ -42,11 +42,16 @@ struct VerifyCommand: ParsableCommand {
     @Option(name: .long, help: "Expected logits [N, classes] (.npy).")
     var expect: String?
 
-    @Option(name: .long, help: "Absolute tolerance.")
+    @Option(name: .long, parsing: .unconditional, help: "Absolute tolerance.")
     var atol: Float = 1e-4
 
-    @Option(name: .long, help: "Relative tolerance.")
+    @Option(name: .long, parsing: .unconditional, help: "Relative tolerance.")
     var rtol: Float = 0
+
+    func validate() throws {
+        try OptionChecks.nonNegative("--atol", atol)
+        try OptionChecks.nonNegative("--rtol", rtol)
+    }
 
     @OptionGroup var out: OutputOptions
 

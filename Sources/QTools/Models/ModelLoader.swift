@@ -28,23 +28,34 @@ struct ModelLoader {
 
     /// Loads and builds; see the type's summary. `shapesOnly` makes random weights zeros
     /// (fast; for `trace`).
-    init(model name: String?, config: String?, overrides: [String], shapesOnly: Bool = false) throws {
+    init(model name: String?, config: String?, overrides given: [String], shapesOnly: Bool = false) throws {
+        let overrides = QToolOverrides.normalized(given)
         let fileExists = name.map { FileManager.default.fileExists(atPath: $0) } ?? false
         let env = ProcessInfo.processInfo.environment
         var options: QToolOptions
         if let name, fileExists, name.hasSuffix(".onnx") {
             // An ONNX graph (ModelLoader+ONNX.swift); QTool options do not apply.
+            guard overrides.isEmpty else {
+                throw UsageError("QTool options (\(overrides.joined(separator: " "))) do not apply to the ONNX graph \(name)")
+            }
             (self.model, options, externalFiles) = try Self.onnx(name)
             randomWeights = false
         } else if let name, fileExists {
             let entries: [(name: String, tensor: Tensor)]
-            (options, entries) = try Self.checkpoint(name, config: config, overrides: overrides)
+            (options, entries) = try Self.checkpoint(name, config: config, overrides: given)
             do {
                 self.model = try ModelBuilder.build(options: options, stateDict: entries)
             } catch { throw ModelLoadError(file: name, error: error) }
             randomWeights = false
+            if let first = model.ignoredLevels.first {
+                let n = model.ignoredLevels.count
+                Terminal.warning(
+                    "the config's bit width has no effect on \(n) LSQ quantizer\(n == 1 ? "" : "s"): as in QTool, "
+                        + "they compute with the checkpoint's level_num (\(first)\(n > 1 ? "; ..." : ""))")
+            }
         } else {
-            if let name, name.contains("/") || name.hasSuffix(".pth") || name.hasSuffix(".pt") {
+            let fileSuffixes = [".pth", ".pt", ".tar", ".ckpt", ".bin", ".onnx", ".safetensors", ".npz"]
+            if let name, name.contains("/") || fileSuffixes.contains(where: { name.lowercased().hasSuffix($0) }) {
                 _ = try ModelFile.open(path: name)  // reports the missing file (exit 66)
             }
             if let config {
@@ -65,9 +76,10 @@ struct ModelLoader {
 extension ModelLoader {
     /// The options and the state dict (materialised, in file order) of checkpoint `path`:
     /// options from `config`, else the config recorded in the checkpoint, then `overrides`.
-    static func checkpoint(_ path: String, config: String?, overrides: [String]) throws
+    static func checkpoint(_ path: String, config: String?, overrides given: [String]) throws
         -> (options: QToolOptions, stateDict: [(name: String, tensor: Tensor)])
     {
+        let overrides = QToolOverrides.normalized(given)
         let env = ProcessInfo.processInfo.environment
         let opened = try ModelFile.open(path: path, verifyCRC: true)  // the weights are read whole
         var options: QToolOptions
@@ -82,10 +94,28 @@ extension ModelLoader {
             throw UsageError("\(path) records no config; pass --config CFG (the QTool config the checkpoint was trained with)")
         }
         options = try options.applying(arguments: overrides)
+        if let config, options.model == "unknow" {
+            // QTool's default model: the config set none (an empty file?); not the checkpoint's fault.
+            throw UsageError("the config \(config) sets no model (no model=... line; is it empty or not a QTool config?)")
+        }
         guard let sd = opened.checkpoint.stateDict() else {
             throw FormatError(.notACheckpoint("no state dict (no 'state_dict' or 'model' entry and no tensors at the root)"), file: path)
         }
-        return (options, sd.entries.map { ($0.name, $0.tensor.materialize()) })
+        // Scalars beside the weights (`epoch`, `best_acc`, `learning_rate` of a flat npz or
+        // safetensors file qtools wrote from a training checkpoint) are no parameters: every
+        // parameter of a QTool model has a module path, so a 0-d tensor without one is skipped.
+        var entries = sd.entries.filter { $0.name.contains(".") || !$0.tensor.shape.isEmpty }
+            .map { (name: $0.name, tensor: $0.tensor.materialize()) }
+        // A DataParallel checkpoint: every key under `module.`. QTool's load_state_dict drops
+        // the first key component in that case; so do we, and say so.
+        let prefix = "module."
+        if !entries.isEmpty, entries.allSatisfy({ $0.name.hasPrefix(prefix) }) {
+            entries = entries.map { (String($0.name.dropFirst(prefix.count)), $0.tensor) }
+            Terminal.warning(
+                "\(path): every key starts with '\(prefix)' (a DataParallel checkpoint); read without it, as QTool's "
+                    + "load_state_dict does (qtools convert --strip-prefix \(prefix) writes it so)")
+        }
+        return (options, entries)
     }
 }
 
@@ -117,11 +147,28 @@ enum ModelIO {
 
     /// Runs `model` on `x` (`[N, C, H, W]`, C the model's input channels); returns the logits.
     static func logits(_ model: BuiltModel, _ x: Tensor, threads: Int = 2) throws -> Tensor {
-        let batch = try imageBatch(x, channels: model.inputChannels)
+        let batch = try Self.batch(x, for: model)
         let plan = try Plan(graph: model.graph, inputShapes: [model.input: batch.shape])
         try MemoryLimits.check(plan, model: model.model)
         let out = try Executor(plan: plan, threads: threads).run([model.input: batch])
         return out[model.output]!
+    }
+
+    /// `x` as float32, checked to be an input `model` takes (see ``BuiltModel/accepts(_:)``).
+    static func batch(_ x: Tensor, for model: BuiltModel) throws -> Tensor {
+        guard model.accepts(x.shape) else {
+            let s = x.shape
+            let nhwc = s.count == 4 && model.accepts([s[0], s[3], s[1], s[2]])
+            throw UsageError(
+                "the input must be \(model.inputDescription); got \(s)"
+                    + (nhwc ? " (channels last: NHWC? transpose it to NCHW, e.g. numpy x.transpose(0, 3, 1, 2))" : ""))
+        }
+        return float32(x)
+    }
+
+    /// `x` as float32.
+    static func float32(_ x: Tensor) -> Tensor {
+        x.dtype == .float32 ? x : Tensor(floats: x.floats(), shape: x.shape)
     }
 
     /// `x` as float32, checked to be `[N, C, H, W]` (C = `channels` when given; the QTool

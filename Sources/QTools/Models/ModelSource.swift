@@ -14,6 +14,8 @@ struct RunnableModel {
     var inputSize: Int
     /// Input channels C (3 for the QTool networks; what an ONNX graph declares).
     var inputChannels: Int
+    /// The default input shape for a batch (`[N, C, S, S]`, or what an ONNX graph declares).
+    var inputShape: (Int) -> [Int]
     /// The logits `[N, classes]` for an input `[N, C, S, S]`.
     var run: (Tensor) throws -> Tensor
     /// Every layer value for an input, computed by the given executor (per-layer `verify`).
@@ -21,6 +23,12 @@ struct RunnableModel {
 }
 
 enum ModelSource {
+    /// The overrides for the second model of `verify A B`: none for an ONNX graph (they are
+    /// meant for the checkpoint; an ONNX graph takes no QTool options).
+    static func overrides(_ overrides: [String], forSecond path: String) -> [String] {
+        path.lowercased().hasSuffix(".onnx") ? [] : overrides
+    }
+
     /// Loads `path` (see ``RunnableModel``); `config` and `overrides` as for `run`.
     static func open(_ path: String, config: String?, overrides: [String]) throws -> RunnableModel {
         let loaded = try ModelLoader(model: path, config: config, overrides: overrides)
@@ -31,6 +39,7 @@ enum ModelSource {
             ? "ONNX graph" : "\(loaded.options.model) [\(words)]"
         return RunnableModel(
             description: "\(path) (\(what))", inputSize: model.inputSize, inputChannels: model.inputChannels,
+            inputShape: { model.inputShape(batch: $0) },
             run: { x in try ModelIO.logits(model, x) },
             layers: { x, engine in try engine.layers(model, x, source: path) })
     }

@@ -27,14 +27,14 @@ struct PlannedModel {
     var inputShape: [Int] { plan.inputShapes[input] ?? [] }
 
     /// Loads `model` (see ``ModelLoader``) and plans it for the shape `shape` picks.
-    init(model: String, config: String?, overrides: [String], shape: (BuiltModel) -> [Int]) throws {
+    init(model: String, config: String?, overrides: [String], shape: (BuiltModel) throws -> [Int]) throws {
         var loaded = try ModelLoader(model: model, config: config, overrides: overrides)
         name = loaded.model.model
         input = loaded.model.input
         output = loaded.model.output
         randomWeights = loaded.randomWeights
         externalFiles = loaded.externalFiles
-        let inputShapes = [input: shape(loaded.model)]
+        let inputShapes = [input: try shape(loaded.model)]
         try MemoryLimits.checkInput(inputShapes[input]!)
         let graph = loaded.model.graph
         loaded.model.graph = Graph()  // the plan gets the only reference: weights freed as packed

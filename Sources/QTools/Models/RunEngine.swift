@@ -16,7 +16,7 @@ enum RunEngine: String, ExpressibleByArgument, CaseIterable {
 
     /// Every node value of `model` on `x` (an image batch), in execution order.
     func capture(_ model: BuiltModel, _ x: Tensor, threads: Int = 2) throws -> [CapturedValue] {
-        let inputs = [model.input: try ModelIO.imageBatch(x, channels: model.inputChannels)]
+        let inputs = [model.input: try ModelIO.batch(x, for: model)]
         switch self {
         case .fast: return try ValueCapture.fast(model.graph, inputs: inputs, threads: threads)
         case .unfused: return try ValueCapture.fast(model.graph, inputs: inputs, threads: threads, options: PlanOptions(fuse: false))
@@ -27,7 +27,7 @@ enum RunEngine: String, ExpressibleByArgument, CaseIterable {
     /// The layer values of `model` on `x` for a per-layer comparison: the input, then
     /// ``capture(_:_:threads:)``; `source` names the side in errors.
     func layers(_ model: BuiltModel, _ x: Tensor, source: String) throws -> [LayerValue] {
-        let batch = try ModelIO.imageBatch(x, channels: model.inputChannels)
+        let batch = try ModelIO.batch(x, for: model)
         let input = LayerValue(name: model.input, op: "input", shape: batch.shape, source: source) {
             (batch.shape, batch.floats())
         }

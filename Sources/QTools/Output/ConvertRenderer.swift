@@ -6,7 +6,7 @@ enum ConvertRenderer {
         func place(_ p: String) -> String { p.isEmpty ? "(root)" : "'\(p)'" }
         var out = ["\(r.input) (\(r.inputFormat)) -> \(r.output) (\(r.outputFormat))"]
         out.append("  state dict  \(place(r.stateDictPath)) -> \(place(r.outputStateDictPath))")
-        out.append("  written     \(Numbers.grouped(r.tensorsWritten)) tensors, \(Numbers.grouped(r.bytesWritten)) bytes")
+        out.append("  written     \(Numbers.counted(r.tensorsWritten, "tensor")), \(Numbers.counted(r.bytesWritten, "byte"))")
         if !r.steps.isEmpty { out.append("  steps       " + r.steps.joined(separator: ", ")) }
         if !r.renamed.isEmpty || !r.unusedRules.isEmpty {
             out.append("")
@@ -22,7 +22,7 @@ enum ConvertRenderer {
         if let c = r.cast {
             out.append("")
             out.append(
-                "cast to \(c.dtype): \(c.tensors.count) tensors, max abs error \(c.maxAbsError)"
+                "cast to \(c.dtype): \(Numbers.counted(c.tensors.count, "tensor")), max abs error \(c.maxAbsError)"
                     + (c.overflows > 0 ? ", \(c.overflows) values overflowed to inf" : ""))
             var t = TextTable(["TENSOR", "FROM", "MAX ABS ERROR", "OVERFLOWS"], rightAligned: [2, 3])
             for x in c.tensors { t.add([x.name, x.from, "\(x.maxAbsError)", "\(x.overflows)"]) }
@@ -36,7 +36,7 @@ enum ConvertRenderer {
         }
         if !r.dropped.isEmpty {
             out.append("")
-            out.append("dropped \(r.dropped.count) entries")
+            out.append("dropped \(Numbers.counted(r.dropped.count, "entry", plural: "entries"))")
             var t = TextTable(["PATH", "TYPE", "WHY"])
             for d in r.dropped { t.add([d.path, d.type, d.reason]) }
             out.append(t.render())

@@ -29,7 +29,7 @@ enum InspectRenderer {
         if let sd = r.stateDict {
             out.append("")
             let place = sd.path.isEmpty ? "the root object" : "'\(sd.path)'"
-            var line = "state dict  (\(sd.kind) at \(place), \(Numbers.grouped(r.tensors.count)) tensors"
+            var line = "state dict  (\(sd.kind) at \(place), \(Numbers.counted(r.tensors.count, "tensor"))"
             if let p = sd.commonPrefix { line += "; every key starts with '\(p)'" }
             out.append(line + ")")
             out.append(table(r.tensors, stats: stats))
@@ -61,9 +61,9 @@ enum InspectRenderer {
         let t = r.totals
         let dtypes = t.bytesByDType.sorted { $0.value > $1.value }.map { "\($0.key) \(Numbers.bytes($0.value))" }
         out.append(
-            "total  \(Numbers.grouped(t.tensors)) tensors · \(Numbers.grouped(t.elements)) elements · "
+            "total  \(Numbers.counted(t.tensors, "tensor")) · \(Numbers.counted(t.elements, "element")) · "
                 + "\(Numbers.bytes(t.bytes))" + (dtypes.isEmpty ? "" : " (" + dtypes.joined(separator: ", ") + ")")
-                + " · \(Numbers.grouped(t.storages)) storages")
+                + " · \(Numbers.counted(t.storages, "storage"))")
         return out.joined(separator: "\n")
     }
 
