@@ -89,20 +89,10 @@ public struct SGD: Sendable {
 
 /// The learning rate of QTool's schedule (§14.5-14.6) for the first step of epoch 0.
 public enum LearningRate {
-    /// `--lr` through the policy at epoch 0, iteration 0; 0 under `--wakeup` (which multiplies
-    /// the lr by `it / W = 0` at iteration 0, as the QTool code does).
+    /// ``Schedule/rate(epoch:iteration:kind:)`` at epoch 0, iteration 0: `--lr` through the
+    /// policy; 0 under `--wakeup` (the ramp `base · it / W` at `it = 0`).
     /// - Throws: ``TrainError`` `.unsupported` for an unknown policy (QTool stops there too).
     public static func firstStep(_ o: QToolOptions) throws(TrainError) -> Double {
-        let passed = o.lrCustomStep.filter { $0 <= 0 }.count
-        let lr: Double
-        switch o.lrPolicy {
-        case "decay", "fix", "fix_step", "poly", "sgdr", "cos": lr = o.lr
-        case "custom_step", "sgdr_step": lr = o.lr * pow(o.lrDecay, passed)
-        default: throw TrainError(.unsupported("--lr_policy \(o.lrPolicy) (QTool logs \"lr is invalid\" and stops)"))
-        }
-        if case .int(let wakeup) = o["wakeup"], wakeup > 0 { return 0 }
-        return lr
+        try Schedule(options: o, trainLength: 1).rate(epoch: 0, iteration: 0)
     }
-
-    private static func pow(_ x: Double, _ n: Int) -> Double { (0..<n).reduce(1) { r, _ in r * x } }
 }
