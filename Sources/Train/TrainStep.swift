@@ -60,6 +60,15 @@ public struct TrainStep: Sendable {
         try finish(forward(x: x, labels: labels), continuing: optimizer, learningRate: learningRate)
     }
 
+    /// A step of the training loop (``TrainLoop``): `optimizer` nil on the first step (built
+    /// from the options), the schedule's `learningRate` for every group, and `stepOptimizer`
+    /// false while `--warmup` holds the optimizer.
+    public func run(x: Tensor, labels: [Int], optimizer: SGD?, learningRate: Double, stepOptimizer: Bool)
+        throws(TrainError) -> Result
+    {
+        try finish(forward(x: x, labels: labels), continuing: optimizer, learningRate: learningRate, stepOptimizer: stepOptimizer)
+    }
+
     /// The forward half of a step: the train-mode pass, its loss and the loss's gradient.
     package struct Forward: Sendable {
         /// Every value of the train-mode pass (a test may nudge one to study a boundary).
@@ -91,7 +100,8 @@ public struct TrainStep: Sendable {
     }
 
     /// The backward half: gradients, running statistics, the optimizer step.
-    package func finish(_ f: Forward, continuing previous: SGD? = nil, learningRate: Double? = nil) throws(TrainError)
+    package func finish(_ f: Forward, continuing previous: SGD? = nil, learningRate: Double? = nil, stepOptimizer: Bool? = nil)
+        throws(TrainError)
         -> Result
     {
         let tape = f.tape
@@ -117,7 +127,7 @@ public struct TrainStep: Sendable {
         var optimizer: SGD
         if let previous { optimizer = previous } else { optimizer = try SGD(options: options, parameters: parameters, lr: lr) }
         optimizer.setLearningRate(lr)
-        if !Self.warmingUp(options) { optimizer.step(&state, gradients: grads) }
+        if stepOptimizer ?? !Self.warmingUp(options) { optimizer.step(&state, gradients: grads) }
 
         let trackedModules = Set(model.graph.nodes.compactMap { n -> String? in
             if case .batchNorm = n.op, tape.batchStatistics[n.name] != nil { return Self.module(of: n.inputs[3]) }
