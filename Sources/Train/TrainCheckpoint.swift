@@ -17,7 +17,11 @@ public enum TrainCheckpoint {
             (.string("epoch"), .int(Int64(epoch))),
             (.string("state_dict"), .dict(state)),
         ]
-        top.append((.string("optimizer"), optimizerValue(loop, tensorOffset: loop.stateDict.count)))
+        // Under sgdr torch's scheduler has stepped after the epoch's last iteration: the groups
+        // hold the next iteration's rate.
+        let groupLR: Double? =
+            loop.schedule.policy.hasPrefix("sgdr") ? loop.schedule.rate(epoch: epoch, iteration: loop.trainLength) : nil
+        top.append((.string("optimizer"), optimizerValue(loop, tensorOffset: loop.stateDict.count, groupLR: groupLR)))
         top.append((.string("scheduler"), schedulerValue(loop)))
         top.append((.string("best_acc"), .float(loop.bestAcc)))
         top.append((.string("learning_rate"), .float(learningRate)))
@@ -27,7 +31,7 @@ public enum TrainCheckpoint {
 
     static func cosine(_ s: Schedule) -> Bool { ["sgdr", "sgdr_step", "cos"].contains(s.policy) }
 
-    static func optimizerValue(_ loop: TrainLoop, tensorOffset: Int) -> CheckpointValue {
+    static func optimizerValue(_ loop: TrainLoop, tensorOffset: Int, groupLR: Double?) -> CheckpointValue {
         let groups = loop.optimizer?.groups ?? []
         var states: [(key: CheckpointValue, value: CheckpointValue)] = []
         var params: [CheckpointValue] = []
@@ -38,7 +42,7 @@ public enum TrainCheckpoint {
                 states.append((.int(Int64(i)), .dict(CheckpointDict([(.string("momentum_buffer"), .tensor(t))], kind: .dict))))
             }
             var entries: [(key: CheckpointValue, value: CheckpointValue)] = [
-                (.string("lr"), .float(g.lr)),
+                (.string("lr"), .float(groupLR ?? g.lr)),
                 (.string("momentum"), .float(loop.optimizer?.momentum ?? loop.options.momentum)),
                 (.string("dampening"), .int(0)),
                 (.string("weight_decay"), .float(g.weightDecay)),
@@ -67,7 +71,7 @@ public enum TrainCheckpoint {
         let perEpoch = s.policy == "cos" ? 1 : s.trainLength
         let last = s.policy == "cos" ? e - start + (start > 0 ? 1 : 0) : (e - start + 1) * s.trainLength
         let n = loop.optimizer?.groups.count ?? 0
-        let lastLR = loop.optimizer?.groups.first?.lr ?? s.lr0
+        let lastLR = s.policy == "cos" ? (loop.optimizer?.groups.first?.lr ?? s.lr0) : s.rate(epoch: e, iteration: s.trainLength)
         return .dict(CheckpointDict([
             (.string("T_max"), .int(Int64(length * perEpoch))),
             (.string("eta_min"), .float(s.etaMin)),
