@@ -92,7 +92,7 @@ public enum LearningRate {
     /// keep theirs, see ``ParameterGroup/atFirstStep(_:options:scheduled:)``).
     /// - Throws: ``TrainError`` `.unsupported` for an unknown policy (QTool stops there too).
     public static func firstStep(_ o: QToolOptions) throws(TrainError) -> Double {
-        wakesUp(o) ? 0 : try scheduled(o)
+        try Schedule(options: o, trainLength: 1).rate(epoch: 0, iteration: 0)
     }
 
     /// The schedule's value for epoch 0, before the wake-up ramp.

@@ -66,6 +66,15 @@ public struct TrainStep: Sendable {
         try finish(forward(x: x, labels: labels), continuing: optimizer, learningRate: learningRate)
     }
 
+    /// A step of the training loop (``TrainLoop``): `optimizer` nil on the first step (built
+    /// from the options), the schedule's `learningRate` for every group, and `stepOptimizer`
+    /// false while `--warmup` holds the optimizer.
+    public func run(x: Tensor, labels: [Int], optimizer: Optimizer?, learningRate: Double, stepOptimizer: Bool)
+        throws(TrainError) -> Result
+    {
+        try finish(forward(x: x, labels: labels), continuing: optimizer, learningRate: learningRate, stepOptimizer: stepOptimizer)
+    }
+
     /// The forward half of a step: the train-mode pass, its loss and the loss's gradient.
     package struct Forward: Sendable {
         /// Every value of the train-mode pass (a test may nudge one to study a boundary).
@@ -97,7 +106,8 @@ public struct TrainStep: Sendable {
     }
 
     /// The backward half: gradients, running statistics, the optimizer step.
-    package func finish(_ f: Forward, continuing previous: Optimizer? = nil, learningRate: Double? = nil) throws(TrainError)
+    package func finish(_ f: Forward, continuing previous: Optimizer? = nil, learningRate: Double? = nil, stepOptimizer: Bool? = nil)
+        throws(TrainError)
         -> Result
     {
         let tape = f.tape
@@ -119,17 +129,19 @@ public struct TrainStep: Sendable {
             return (e.name, e.tensor.shape)
         }
         let lr: Double
+        lr = try learningRate ?? LearningRate.firstStep(options)
         var optimizer: Optimizer
-        if let previous, let learningRate {
-            lr = learningRate
+        if let previous {
             optimizer = previous
             optimizer.setLearningRate(lr)
         } else {
-            lr = try LearningRate.firstStep(options)
+            // The groups as epoch 0 builds them (lr_constant groups keep theirs), then the
+            // loop's rate for this step when one is given.
             optimizer = try Optimizer(
                 options: options, parameters: parameters, allNames: input.map(\.name), lr: try LearningRate.scheduled(options))
+            if learningRate != nil { optimizer.setLearningRate(lr) }
         }
-        if !Self.warmingUp(options) { optimizer.step(&state, gradients: grads) }
+        if stepOptimizer ?? !Self.warmingUp(options) { optimizer.step(&state, gradients: grads) }
 
         let trackedModules = Set(model.graph.nodes.compactMap { n -> String? in
             if case .batchNorm = n.op, tape.batchStatistics[n.name] != nil { return Self.module(of: n.inputs[3]) }

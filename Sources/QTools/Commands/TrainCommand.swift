@@ -8,8 +8,9 @@ import Train
 struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
-        abstract: "Train QTool models natively (today: one training step, `qtools train step`).",
-        subcommands: [TrainStepCommand.self])
+        abstract: "Train QTool models natively: `qtools train CONFIG` (the training program) or `qtools train step` (one step).",
+        subcommands: [TrainRunCommand.self, TrainStepCommand.self],
+        defaultSubcommand: TrainRunCommand.self)
 }
 
 /// `qtools train step CKPT --config CFG --x X.npy --y Y.npy -o OUT.pth`.

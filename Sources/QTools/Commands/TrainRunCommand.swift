@@ -1,0 +1,187 @@
+import ArgumentParser
+import Formats
+import Foundation
+import QToolConfig
+import Tensors
+import Train
+
+/// `qtools train CONFIG [QTool options]`: QTool's training program (`train.sh` + `main.py`).
+struct TrainRunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Train (or with -e evaluate) the model of a QTool config, as train.sh CONFIG does.",
+        discussion: """
+            Reads the config as train.sh does, loads --pretrained from <weights_dir>/<model>/ \
+            (or resumes <weights_dir>/<model>/<case>-checkpoint.pth.tar with -r), trains \
+            --epochs (+ --extra_epoch) epochs with QTool's SGD and lr schedule, evaluates after \
+            each epoch (top-1, top-5, loss) and writes main.py's checkpoints atomically: \
+            <case>-checkpoint.pth.tar every epoch, <case>-model_best.pth.tar on a new best in \
+            the second half, <case>-epoch<E>-checkpoint.pth.tar at the reference's milestones. \
+            They load in torch.load(weights_only=True); a PyTorch checkpoint resumes here.
+
+            Datasets: --dataset npy (--root holds train_x.npy, train_y.npy, val_x.npy, \
+            val_y.npy, read in order) and --dataset synthetic (built in, seeded by --seed). \
+            QTool options after CONFIG override it (-e evaluates only, -r resumes).
+
+            Examples:
+              qtools train config.txt --dataset synthetic --epochs 2
+              qtools train run config.txt --dataset npy --root data/ --json | jq .top1
+            """)
+
+    @Argument(help: "The QTool config file (train.sh format).")
+    var config: String
+
+    @OptionGroup var out: OutputOptions
+
+    @Option(name: .customLong("stop-after"), help: "Stop after this many epochs of this run (as an interrupted run; -r continues).")
+    var stopAfter: Int?
+
+    @Argument(parsing: .allUnrecognized, help: "QTool options applied after the config.")
+    var overrides: [String] = []
+
+    func run() throws {
+        try ExitCodes.reporting {
+            let env = ProcessInfo.processInfo.environment
+            let options = try QToolOptions(config: ConfigFile(contentsOf: config, environment: env))
+                .applying(arguments: overrides)
+            try TrainProgram(options: options, quiet: out.quiet, json: out.json, stopAfter: stopAfter).run()
+        }
+    }
+}
+
+/// The program behind `qtools train CONFIG`.
+struct TrainProgram {
+    var options: QToolOptions
+    var quiet: Bool
+    var json: Bool
+    var stopAfter: Int? = nil
+
+    var weightsDir: String { (options.weightsDir as NSString).appendingPathComponent(options.model) }
+    func file(_ name: String) -> String { (weightsDir as NSString).appendingPathComponent(name) }
+
+    func data() throws -> (train: ImageSet, val: ImageSet) {
+        switch options.dataset {
+        case "npy": return try NpyDataset.load(root: options.root)
+        case "synthetic": return SyntheticDataset.make(seed: UInt64(max(options.seed, 0)))
+        default:
+            throw UsageError("--dataset \(options.dataset): not available yet in qtools train (use npy or synthetic)")
+        }
+    }
+
+    func run() throws {
+        let (train, val) = try data()
+        let batch = options.batchSize
+        guard batch > 0 else { throw UsageError("--batch_size must be positive") }
+        let trainLength = train.batchCount(batch)
+        guard trainLength > 0 else { throw UsageError("the training set is empty") }
+        let resumeFile = file("\(options.caseName)-checkpoint.pth.tar")
+
+        var loop: TrainLoop
+        if options.resume && FileManager.default.fileExists(atPath: resumeFile) {
+            let opened = try ModelFile.open(path: resumeFile, verifyCRC: true)
+            let r = try TrainCheckpoint.restore(opened.checkpoint.root, path: resumeFile)
+            loop = try TrainLoop.resuming(options: options, from: r, trainLength: trainLength, path: resumeFile)
+            note("resumed \(resumeFile) at epoch \(loop.epoch), best_acc \(r.bestAcc)")
+        } else {
+            if options.resume { Terminal.warning("no checkpoint to resume at \(resumeFile); starting anew", quiet: quiet) }
+            loop = try TrainLoop(options: options, stateDict: try pretrained(), trainLength: trainLength)
+        }
+
+        if options.evaluate {
+            var vb = options.valBatchSize
+            if batch / 100 * 100 > 0 { vb = batch / 100 * 100 }
+            let ev = try loop.evaluate(val, batchSize: max(vb, 1))
+            if json {
+                Terminal.out(try JSONOutput.render(TrainEvaluationReport(top1: ev.top1, top5: ev.top5, loss: ev.loss)))
+            } else {
+                Terminal.out(String(format: "evaluate accuracy on dataset: top1(%f) top5(%f) loss(%f)", ev.top1, ev.top5, ev.loss))
+            }
+            return
+        }
+        try FileManager.default.createDirectory(atPath: weightsDir, withIntermediateDirectories: true)
+        let valBatch = max(options.valBatchSize, 1)
+        var trained = 0
+        while loop.epoch < loop.totalEpochs {
+            if let stopAfter, trained >= stopAfter { break }
+            trained += 1
+            let e = loop.epoch
+            let start = Date()
+            note(String(format: "[epoch %d]: lr %e", e, loop.schedule.epochRate(e)))
+            let q = quiet
+            let record = try loop.runEpoch(train: train, val: val, batchSize: batch, valBatchSize: valBatch) { i, n, loss, lr in
+                let elapsed = Date().timeIntervalSince(start)
+                let rate = Double(i * batch) / max(elapsed, 1e-9)
+                let eta = elapsed / Double(i) * Double(n - i)
+                Terminal.progress(
+                    String(format: "epoch %d  %d/%d  %.1f img/s  ETA %.0fs  loss %.3f  lr %.3e", e, i, n, rate, eta, loss, lr), quiet: q)
+            }
+            Terminal.endProgress(quiet: quiet)
+            note(String(format: "[epoch %d]: train_loss %.3f", e, record.trainLoss))
+            note(String(format: "[epoch %d]: test_acc %f %f, best top1: %f, loss: %f", e, record.top1, record.top5, record.bestAcc, record.evalLoss))
+            try save(loop, record: record)
+            if json { Terminal.out(try Self.jsonLine(record)) }
+        }
+    }
+
+    /// `--pretrained`: `<weights_dir>/<model>/<pretrained>` (or an absolute path), its
+    /// `state_dict` (else `model`, else the root), a `module.` prefix dropped.
+    func pretrained() throws -> [(name: String, tensor: Tensor)] {
+        let name = options.pretrained
+        guard !name.isEmpty else {
+            throw UsageError("no --pretrained checkpoint: training from QTool's default initialiser is not available yet")
+        }
+        let path = name.hasPrefix("/") ? name : file(name)
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw UsageError("no pretrained file exists (\(path)); training from QTool's default initialiser is not available yet")
+        }
+        let opened = try ModelFile.open(path: path, verifyCRC: true)
+        guard let sd = opened.checkpoint.stateDict() else {
+            throw FormatError(.notACheckpoint("no state dict (no 'state_dict' or 'model' entry and no tensors at the root)"), file: path)
+        }
+        var entries = sd.entries.map { ($0.name, $0.tensor.materialize()) }
+        if let first = entries.first?.0, first.contains("module.") {
+            entries = entries.map { (String($0.0.split(separator: ".", maxSplits: 1).last ?? ""), $0.1) }
+        }
+        return entries
+    }
+
+    /// main.py's files (§12.2), each written atomically.
+    func save(_ loop: TrainLoop, record: TrainLoop.EpochRecord) throws {
+        let e = record.epoch
+        let value = TrainCheckpoint.value(loop, epoch: e, learningRate: record.lr)
+        let latest = file("\(options.caseName)-checkpoint.pth.tar")
+        try write(value, to: latest)
+        if record.newBest && Double(e) > Double(options.epochs) / 2 {
+            try write(value, to: file("\(options.caseName)-model_best.pth.tar"))
+        }
+        let n = e + 1
+        var milestone = n == options.epochs
+        let policy = options.lrPolicy
+        if (policy == "sgdr" || policy == "custom_step") && options.lrCustomStep.contains(n) { milestone = true }
+        if policy == "fix_step", case .int(let s) = options["lr_fix_step"], s > 0, n % s == 0 { milestone = true }
+        if case .int(let f) = options["save_freq"], f >= 1, n % f == f - 1 { milestone = true }
+        if milestone { try write(value, to: file("\(options.caseName)-epoch\(e)-checkpoint.pth.tar")) }
+    }
+
+    func write(_ value: CheckpointValue, to path: String) throws {
+        let sink = try OutputFile(path: path, overwrite: true, reading: [])
+        try TorchZipWriter.write(value, to: sink, archiveName: TorchZipWriter.archiveName(forOutputPath: path))
+        try sink.commit()
+    }
+
+    /// One compact JSON record (sorted keys) per line.
+    static func jsonLine(_ value: some Encodable) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+
+    func note(_ s: String) {
+        if !quiet { Terminal.writeErr(s + "\n") }
+    }
+}
+
+/// `qtools train CONFIG -e --json`.
+struct TrainEvaluationReport: Encodable {
+    var top1: Double, top5: Double, loss: Double
+}

@@ -1,0 +1,94 @@
+import Foundation
+import Formats
+import QToolConfig
+import Tensors
+import TestSupport
+import Testing
+
+@testable import Train
+
+/// ``TrainLoop`` (with ``Schedule``, ``NpyDataset`` and evaluation) against QTool's own
+/// multi-epoch runs (`fixtures/golden-loop/`, from the project's golden-loop set): per epoch
+/// the lr main.py logged, the weighted mean train loss, the state dict after the epoch's
+/// training (`epoch<e>.pth`), evaluation top-1/top-5/loss (which also increments the DoReFa
+/// family's `iteration`), the lr after the epoch, and for the LSQ case `final_checkpoint.pth`
+/// (state dict after the last evaluation, SGD momentum buffers).
+///
+/// Tolerances are the golden-loop README's: tensors within 1e-4 relative or 1e-6 absolute,
+/// losses within 1e-4 relative, lr to float rounding, counters and accuracies exactly.
+@Suite struct TrainProgramGoldenTests {
+    static let cases = ["loop_lsq_a2w2_sgdr": "resnet20_lsq_a2w2", "loop_lq_a2w2_step": "resnet20_lq_a2w2"]
+
+    /// The first entry of `want` that `got` misses or differs in, described.
+    static func firstDifference(
+        _ got: [(name: String, tensor: Tensor)], _ want: [(name: String, tensor: Tensor)]
+    ) -> String? {
+        let have = Dictionary(got.map { ($0.name, $0.tensor) }, uniquingKeysWith: { a, _ in a })
+        if Set(have.keys) != Set(want.map(\.name)) { return "keys differ" }
+        for (key, w) in want {
+            let (h, x) = (have[key]!.doubles(), w.doubles())
+            guard h.count == x.count else { return "\(key): \(h.count) vs \(x.count) values" }
+            let exact = key.hasSuffix(".iteration") || key.hasSuffix(".num_batches_tracked")
+            if let i = h.indices.first(where: { i in exact ? h[i] != x[i] : abs(h[i] - x[i]) > max(1e-6, 1e-4 * abs(x[i])) }) {
+                return "\(key)[\(i)]: \(h[i]) vs \(x[i])"
+            }
+        }
+        return nil
+    }
+
+    @Test(arguments: ["loop_lsq_a2w2_sgdr", "loop_lq_a2w2_step"])
+    func everyEpochMatchesQTool(name: String) throws {
+        let folder = "golden-loop/\(name)"
+        let options = try QToolOptions(config: ConfigFile(contentsOf: Fixtures.path("\(folder)/config.txt")))
+        let loopJSON = try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: Fixtures.url("\(folder)/loop.json"))) as? [String: Any])
+        let epochs = try #require(loopJSON["epochs"] as? [[String: Any]])
+        let batch = try #require(loopJSON["batch"] as? Int)
+        let (train, val) = try NpyDataset.load(root: Fixtures.path(folder))
+        #expect(train.batchCount(batch) == 3 && val.batchCount(batch) == 1)
+        let start = try TrainGolden.entries(Fixtures.path("golden/\(Self.cases[name]!)/checkpoint.pth"))
+        var loop = try TrainLoop(options: options, stateDict: start, trainLength: train.batchCount(batch))
+        #expect(loop.totalEpochs == epochs.count)
+
+        for (e, record) in epochs.enumerated() {
+            let lr = try #require(record["lr"] as? Double)
+            #expect(abs(loop.schedule.epochRate(e) - lr) <= 1e-15, "epoch \(e): lr")
+            let loss = try loop.trainEpoch(train, batchSize: batch)
+            let wantLoss = try #require(record["train_loss"] as? Double)
+            #expect(abs(loss - wantLoss) <= 1e-4 * abs(wantLoss), "epoch \(e): train loss \(loss) vs \(wantLoss)")
+            let after = try TrainGolden.entries(Fixtures.path("\(folder)/epoch\(e).pth"))
+            let diff = Self.firstDifference(loop.stateDict, after)
+            #expect(diff == nil, "epoch \(e), state after training: \(diff ?? "")")
+            if diff != nil { return }
+
+            let ev = try loop.evaluate(val, batchSize: batch)
+            #expect(ev.top1 == record["top1"] as? Double, "epoch \(e): top1 \(ev.top1)")
+            #expect(ev.top5 == record["top5"] as? Double, "epoch \(e): top5 \(ev.top5)")
+            let evalLoss = try #require(record["eval_loss"] as? Double)
+            #expect(abs(ev.loss - evalLoss) <= 1e-4 * abs(evalLoss), "epoch \(e): eval loss \(ev.loss) vs \(evalLoss)")
+            let groups = try #require(record["lr_groups"] as? [Double])
+            let lrAfter = loop.schedule.rate(epoch: e, iteration: loop.trainLength)
+            #expect(abs(lrAfter - groups[0]) <= 1e-15, "epoch \(e): lr after the epoch \(lrAfter) vs \(groups[0])")
+            loop.epoch += 1
+        }
+
+        // main.py's own final checkpoint (kept for the LSQ case only, to keep fixtures small).
+        let finalPath = Fixtures.path("\(folder)/final_checkpoint.pth")
+        guard FileManager.default.fileExists(atPath: finalPath) else { return }
+        let final = try TrainCheckpoint.restore(ModelFile.open(path: finalPath).checkpoint.root, path: finalPath)
+        #expect(final.epoch == epochs.count - 1)
+        let diff = Self.firstDifference(loop.stateDict, final.stateDict)
+        #expect(diff == nil, "final state dict (after the last evaluation): \(diff ?? "")")
+        let parameters = try loop.trainableParameters()
+        #expect(final.groupCount == parameters.count)
+        let optimizer = try #require(loop.optimizer)
+        var bad: String? = nil
+        for (i, p) in parameters.enumerated() {
+            let (h, w) = (optimizer.buffers[p.name] ?? [], final.buffers[i] ?? [])
+            if h.count != w.count || zip(h, w).contains(where: { abs($0 - $1) > max(1e-6, 1e-4 * abs($1)) }) {
+                bad = bad ?? "momentum buffer \(i) (\(p.name))"
+            }
+        }
+        #expect(bad == nil, "first differing \(bad ?? "")")
+    }
+}
