@@ -262,7 +262,7 @@ struct ShellEvaluator {
         let c = bytes[pos]
         if Self.isNameStart(c) {
             let name = readName()
-            value.append(variables[name] ?? ShellText())
+            try append(variables[name], of: name, to: &value, line: dollarLine)
         } else if c == UInt8(ascii: "{") {
             try expandBraced(into: &value)
         } else if c == UInt8(ascii: "(") {
@@ -298,7 +298,7 @@ struct ShellEvaluator {
         }
         if bytes[pos] == UInt8(ascii: "}") {
             pos += 1
-            value.append(variables[name] ?? ShellText())
+            try append(variables[name], of: name, to: &value, line: openLine)
             return
         }
         var useDefaultIfEmpty = false
@@ -341,10 +341,29 @@ struct ShellEvaluator {
             }
         }
         if let current = variables[name], !(useDefaultIfEmpty && current.isEmpty) {
-            value.append(current)
+            try append(current, of: name, to: &value, line: openLine)
         } else {
-            value.append(word)
+            try append(word, of: name, to: &value, line: openLine)
         }
+    }
+
+    /// The most bytes one word may grow to. Real configs stay under a few KB; a file that
+    /// doubles `$options` on each line (`options="$options $options"`) would otherwise grow
+    /// exponentially, in time and memory, where bash merely grows.
+    static let maxWordBytes = 1 << 20
+
+    /// Appends the expansion of `$name` to `value`.
+    /// - Throws: ``ConfigError`` `.badValue` naming the line when the word would exceed
+    ///   ``maxWordBytes``.
+    private func append(_ text: ShellText?, of name: String, to value: inout ShellText, line: Int) throws {
+        guard let text else { return }
+        guard value.count + text.count <= Self.maxWordBytes else {
+            throw ConfigError(
+                .badValue, "expanding $\(name) makes a word of more than \(Self.maxWordBytes >> 20) MiB",
+                file: file, line: line,
+                hint: "a variable that includes itself more than once doubles with every such line")
+        }
+        value.append(text)
     }
 
     // MARK: - Lexing helpers

@@ -18,6 +18,9 @@ struct ShellText: Equatable, Sendable {
 
     var isEmpty: Bool { bytes.isEmpty }
 
+    /// The number of bytes.
+    var count: Int { bytes.count }
+
     var string: String { String(decoding: bytes, as: UTF8.self) }
 
     mutating func append(_ byte: UInt8, line: Int) {

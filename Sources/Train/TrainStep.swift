@@ -129,7 +129,7 @@ public struct TrainStep: Sendable {
             return (e.name, e.tensor.shape)
         }
         let lr: Double
-        lr = try learningRate ?? LearningRate.firstStep(options)
+        if let learningRate { lr = learningRate } else { lr = try LearningRate.firstStep(options) }
         var optimizer: Optimizer
         if let previous {
             optimizer = previous

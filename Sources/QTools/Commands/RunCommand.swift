@@ -66,10 +66,6 @@ struct RunCommand: ParsableCommand {
     @Option(name: .long, parsing: .unconditional, help: "Threads.")
     var threads: Int = 2
 
-    func validate() throws {
-        try OptionChecks.atLeast("--threads", threads, 1)
-    }
-
     @Option(name: .long, help: "Write every layer value as DIR/<module path>.npy plus DIR/index.json.")
     var dump: String?
 
@@ -88,7 +84,8 @@ struct RunCommand: ParsableCommand {
     var overrides: [String] = []
 
     func validate() throws {
-        if ulps < 1 { throw ValidationError("--ulps must be at least 1 (got \(ulps))") }
+        try OptionChecks.atLeast("--threads", threads, 1)
+        try OptionChecks.atLeast("--ulps", ulps, 1)
         if ulps != 16 && !conditioning { throw ValidationError("--ulps applies to --conditioning only") }
         if conditioning && engine != .fast {
             throw ValidationError("--conditioning probes the fast engine's run (the one qtools run uses); drop --engine \(engine.rawValue)")
