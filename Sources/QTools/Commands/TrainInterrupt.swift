@@ -13,8 +13,14 @@ enum TrainInterrupt {
 
     /// Installs the handlers for SIGINT and SIGTERM.
     static func install() {
+        // A parent may have blocked them (the mask is inherited through exec): unblock them here.
+        var set = sigset_t()
+        unsafe sigemptyset(&set)
+        unsafe sigaddset(&set, SIGINT)
+        unsafe sigaddset(&set, SIGTERM)
+        unsafe pthread_sigmask(SIG_UNBLOCK, &set, nil)
         for s in [SIGINT, SIGTERM] {
-            _ = unsafe signal(s) { sig in
+            _ = signal(s) { sig in
                 let (exchanged, _) = TrainInterrupt.received.compareExchange(
                     expected: 0, desired: sig, ordering: .sequentiallyConsistent)
                 if exchanged {
