@@ -13,6 +13,8 @@ enum TrainInterrupt {
 
     /// Installs the handlers for SIGINT and SIGTERM.
     static func install() {
+        // Initialise the static now: the handler must not be the first to touch it (swift_once).
+        _ = received.load(ordering: .sequentiallyConsistent)
         // A parent may have blocked them (the mask is inherited through exec): unblock them here.
         var set = sigset_t()
         unsafe sigemptyset(&set)

@@ -113,7 +113,8 @@ final class TrainOutputs {
         lastDraw = now
         barShown = true
         Terminal.writeErr(
-            "\r\u{1b}[2K" + bar.line(done: i, total: n, elapsed: now.timeIntervalSince(epochStart), loss: average, lr: lr))
+            "\r\u{1b}[2K" + bar.line(done: i, total: n, elapsed: now.timeIntervalSince(epochStart), loss: average, lr: lr)
+                + (i == n ? "  evaluating" : ""))
     }
 
     /// Images in training step `i` (0-based) when the loop cycles over `trainCount` images.
