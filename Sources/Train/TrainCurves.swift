@@ -30,7 +30,7 @@ public enum TrainCurves {
     }
 
     static let panelWidth = 400.0, panelHeight = 320.0
-    static let margin = (left: 62.0, right: 14.0, top: 34.0, bottom: 46.0)
+    static let margin = (left: 62.0, right: 14.0, top: 44.0, bottom: 46.0)
 
     /// The SVG document for `points` (sorted by epoch), titled `title`.
     public static func svg(_ points: [Point], title: String) -> String {
@@ -85,7 +85,8 @@ public enum TrainCurves {
             out += "<text x=\"\(fmt(x))\" y=\"\(fmt(bottom + 17))\" text-anchor=\"middle\">\(Int(t.rounded()))</text>\n"
         }
         out += "<text x=\"\(fmt((left + right) / 2))\" y=\"\(fmt(bottom + 34))\" text-anchor=\"middle\">epoch</text>\n"
-        for (k, s) in series.enumerated() where !s.values.isEmpty {
+        var legendX = left
+        for s in series where !s.values.isEmpty {
             let pts = s.values.map { "\(fmt(px($0.x))),\(fmt(py($0.y)))" }
             if pts.count > 1 {
                 out += "<polyline fill=\"none\" stroke=\"\(s.color)\" stroke-width=\"2\" points=\"\(pts.joined(separator: " "))\"/>\n"
@@ -95,10 +96,11 @@ public enum TrainCurves {
                     out += "<circle cx=\"\(fmt(px(v.x)))\" cy=\"\(fmt(py(v.y)))\" r=\"2.5\" fill=\"\(s.color)\"/>\n"
                 }
             }
-            // Legend, top right inside the plot.
-            let ly = top + 14 + Double(k) * 16
-            out += "<line x1=\"\(fmt(right - 92))\" y1=\"\(fmt(ly - 4))\" x2=\"\(fmt(right - 74))\" y2=\"\(fmt(ly - 4))\" stroke=\"\(s.color)\" stroke-width=\"2\"/>\n"
-            out += "<text x=\"\(fmt(right - 70))\" y=\"\(fmt(ly))\">\(escape(s.name))</text>\n"
+            // Legend: a row between the panel title and the plot, never over the curves.
+            let ly = top - 8
+            out += "<line x1=\"\(fmt(legendX))\" y1=\"\(fmt(ly - 4))\" x2=\"\(fmt(legendX + 18))\" y2=\"\(fmt(ly - 4))\" stroke=\"\(s.color)\" stroke-width=\"2\"/>\n"
+            out += "<text x=\"\(fmt(legendX + 22))\" y=\"\(fmt(ly))\">\(escape(s.name))</text>\n"
+            legendX += 34 + 7.5 * Double(s.name.count)
         }
         return out + "</g>\n"
     }
