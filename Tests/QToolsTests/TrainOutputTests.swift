@@ -180,6 +180,29 @@ import TestSupport
         }
     }
 
+    /// Ctrl-C twice (SIGINT, SIGINT) under `--quiet`: the second stops at once (or, when
+    /// both arrive together, as one, after the epoch); either way exit 130 and the checkpoint
+    /// in place loads. `--quiet` kept the reference's lines off stderr (they are in the log).
+    @Test func secondInterruptStopsAtOnce() throws {
+        try withTemporaryDirectory { tmp in
+            let w = try Program.weights(tmp)
+            let ckpt = "\(w)/resnet20/\(Self.caseName)-checkpoint.pth.tar"
+            let (p, _, err) = try Self.launch(Program.args(w, ["--epochs", "20", "--quiet"]), in: tmp)
+            #expect(Self.wait(for: p) { FileManager.default.fileExists(atPath: ckpt) })
+            kill(p.processIdentifier, SIGINT)
+            usleep(100_000)
+            kill(p.processIdentifier, SIGINT)
+            p.waitUntilExit()
+            let stderr = try String(contentsOf: err, encoding: .utf8)
+            #expect(p.terminationReason == .exit && p.terminationStatus == 128 + SIGINT, "\(p.terminationStatus): \(stderr)")
+            #expect(stderr.contains("qtools: interrupt: stopping once this epoch's checkpoint is written"), "\(stderr)")
+            #expect(!stderr.contains("[epoch 0]: lr"), "--quiet")
+            #expect(try ModelFile.open(path: ckpt, verifyCRC: true).checkpoint.stateDict() != nil)
+            let log = try String(contentsOfFile: "\(tmp.path)/exp/\(Self.logName)", encoding: .utf8)
+            #expect(log.contains("[epoch 0]: test_acc"))
+        }
+    }
+
     /// SIGKILL while a checkpoint is being written (its temporary file exists): the
     /// checkpoint in place is still a complete one, and -r resumes from it and clears the
     /// dead run's temporary.
