@@ -31,5 +31,10 @@ if [ "${1:-}" = "--python" ]; then
   if ! "$venv/bin/python" -c "import onnxscript" 2>/dev/null; then
     "$venv/bin/pip" install -q onnxscript >&2 || echo "setup: onnxscript not installed (dynamo exporter untested)" >&2
   fi
+  # `qtools train --tensorboard` event files are read back with the real tensorboard package
+  # (TrainOutputTests runs it when present); optional: without it only the framing is tested.
+  if ! "$venv/bin/python" -c "import tensorboard" 2>/dev/null; then
+    "$venv/bin/pip" install -q tensorboard >&2 || echo "setup: tensorboard not installed (event files untested)" >&2
+  fi
   echo "$venv/bin/python"
 fi

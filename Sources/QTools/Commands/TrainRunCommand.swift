@@ -75,6 +75,7 @@ struct TrainProgram {
         let trainLength = train.batchCount(batch)
         guard trainLength > 0 else { throw UsageError("the training set is empty") }
         let resumeFile = file("\(options.caseName)-checkpoint.pth.tar")
+        let outputs = try TrainOutputs(options: options, quiet: quiet, trainCount: train.count, epochs: options.epochs)
 
         var loop: TrainLoop
         if options.resume && FileManager.default.fileExists(atPath: resumeFile) {
@@ -91,6 +92,7 @@ struct TrainProgram {
             var vb = options.valBatchSize
             if batch / 100 * 100 > 0 { vb = batch / 100 * 100 }
             let ev = try loop.evaluate(val, batchSize: max(vb, 1))
+            try outputs.evaluated(top1: ev.top1, top5: ev.top5)
             if json {
                 Terminal.out(try JSONOutput.render(TrainEvaluationReport(top1: ev.top1, top5: ev.top5, loss: ev.loss)))
             } else {
@@ -101,25 +103,17 @@ struct TrainProgram {
         try FileManager.default.createDirectory(atPath: weightsDir, withIntermediateDirectories: true)
         let valBatch = max(options.valBatchSize, 1)
         var trained = 0
+        TrainInterrupt.install()
         while loop.epoch < loop.totalEpochs {
             if let stopAfter, trained >= stopAfter { break }
             trained += 1
             let e = loop.epoch
-            let start = Date()
-            note(String(format: "[epoch %d]: lr %e", e, loop.schedule.epochRate(e)))
-            let q = quiet
-            let record = try loop.runEpoch(train: train, val: val, batchSize: batch, valBatchSize: valBatch) { i, n, loss, lr in
-                let elapsed = Date().timeIntervalSince(start)
-                let rate = Double(i * batch) / max(elapsed, 1e-9)
-                let eta = elapsed / Double(i) * Double(n - i)
-                Terminal.progress(
-                    String(format: "epoch %d  %d/%d  %.1f img/s  ETA %.0fs  loss %.3f  lr %.3e", e, i, n, rate, eta, loss, lr), quiet: q)
-            }
-            Terminal.endProgress(quiet: quiet)
-            note(String(format: "[epoch %d]: train_loss %.3f", e, record.trainLoss))
-            note(String(format: "[epoch %d]: test_acc %f %f, best top1: %f, loss: %f", e, record.top1, record.top5, record.bestAcc, record.evalLoss))
+            try outputs.beginEpoch(e, lr: loop.schedule.epochRate(e))
+            let record = try loop.runEpoch(train: train, val: val, batchSize: batch, valBatchSize: valBatch, progress: outputs.step)
+            try outputs.endEpoch(record)
             try save(loop, record: record)
             if json { Terminal.out(try Self.jsonLine(record)) }
+            try outputs.stopIfInterrupted(epoch: e, checkpoint: resumeFile)
         }
     }
 
