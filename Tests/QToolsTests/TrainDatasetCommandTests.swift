@@ -1,0 +1,94 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// `qtools train CONFIG --dataset cifar10`: the golden LSQ loop's config on a small binary
+/// CIFAR-10 tree (shuffled, augmented batches from the loader threads); a resumed run sees
+/// the data an uninterrupted run sees (same records, bit-identical checkpoint), the seed
+/// changes the data order, and a malformed tree is reported by file.
+@Suite struct TrainDatasetCommandTests {
+    static let folder = Fixtures.path("golden-loop/loop_lsq_a2w2_sgdr")
+
+    /// `cifar-10-batches-bin` with five 4-image batches and a 4-image test batch of noise.
+    static func cifar(_ root: URL) throws -> String {
+        let dir = root.appendingPathComponent("cifar-10-batches-bin")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        var state: UInt64 = 99
+        func records(_ n: Int) -> Data {
+            var d = Data()
+            for _ in 0..<n {
+                state = state &* 6364136223846793005 &+ 1442695040888963407
+                d.append(UInt8(state >> 60 % 10))
+                for _ in 0..<3072 {
+                    state = state &* 6364136223846793005 &+ 1442695040888963407
+                    d.append(UInt8(truncatingIfNeeded: state >> 33))
+                }
+            }
+            return d
+        }
+        for b in 1...5 { try records(4).write(to: dir.appendingPathComponent("data_batch_\(b).bin")) }
+        try records(4).write(to: dir.appendingPathComponent("test_batch.bin"))
+        return root.path
+    }
+
+    static func args(_ weights: String, _ root: String, _ extra: [String] = []) -> [String] {
+        ["train", "\(folder)/config.txt", "--json", "--dataset", "cifar10", "--root", root, "--weights_dir", weights,
+         "--epochs", "2", "--val_batch_size", "4"] + extra
+    }
+
+    @Test func resumeSeesTheSameShuffledAugmentedData() throws {
+        try withTemporaryDirectory { tmp in
+            let root = try Self.cifar(tmp.appendingPathComponent("data"))
+            let a = try TrainProgramCommandTests.weights(tmp.appendingPathComponent("a"))
+            let b = try TrainProgramCommandTests.weights(tmp.appendingPathComponent("b"))
+            let c = try TrainProgramCommandTests.weights(tmp.appendingPathComponent("c"))
+            let whole = try RunQTools.run(Self.args(a, root))
+            #expect(whole.status == 0, "\(whole.stderr)")
+            let first = try RunQTools.run(Self.args(b, root, ["--stop-after", "1"]))
+            #expect(first.status == 0, "\(first.stderr)")
+            let rest = try RunQTools.run(Self.args(b, root, ["-r"]))
+            #expect(rest.status == 0, "\(rest.stderr)")
+            let one = try TrainProgramCommandTests.records(whole.stdout)
+            let two = try TrainProgramCommandTests.records(first.stdout) + TrainProgramCommandTests.records(rest.stdout)
+            #expect(one.count == 2 && two.count == 2)
+            for (x, y) in zip(one, two) {
+                let loss = x["train_loss"] as? Double ?? .nan
+                #expect(loss.isFinite && loss == y["train_loss"] as? Double, "epoch \(x["epoch"] ?? -1) train loss")
+                #expect(x["eval_loss"] as? Double == y["eval_loss"] as? Double)
+            }
+            let name = "resnet20/golden-resnet20_lsq_a2w2-checkpoint.pth.tar"
+            if Python.interpreter != nil {
+                let script = #"""
+                    import sys, json, torch
+                    a = torch.load(sys.argv[1], weights_only=True); b = torch.load(sys.argv[2], weights_only=True)
+                    sd = [k for k in a['state_dict'] if not torch.equal(a['state_dict'][k], b['state_dict'][k])]
+                    mb = [i for i in a['optimizer']['state'] if not torch.equal(a['optimizer']['state'][i]['momentum_buffer'], b['optimizer']['state'][i]['momentum_buffer'])]
+                    other = [k for k in a if k not in ('state_dict', 'optimizer') and a[k] != b[k]]
+                    print(json.dumps({"sd": sd, "mb": mb, "other": other, "epoch": [a['epoch'], b['epoch']]}))
+                    """#
+                let check = try #require(try Python.json(script, ["\(a)/\(name)", "\(b)/\(name)"]) as? [String: Any])
+                #expect(check["sd"] as? [String] == [] && check["mb"] as? [Int] == [], "\(check)")
+                #expect(check["other"] as? [String] == [] && check["epoch"] as? [Int] == [1, 1], "\(check)")
+            }
+            // Another seed: another order and other crops, so another training loss.
+            let other = try RunQTools.run(Self.args(c, root, ["--seed", "15", "--epochs", "1"]))
+            #expect(other.status == 0, "\(other.stderr)")
+            let o = try #require(try TrainProgramCommandTests.records(other.stdout).first)
+            #expect(o["train_loss"] as? Double != one[0]["train_loss"] as? Double)
+        }
+    }
+
+    @Test func aMalformedTreeIsReportedByFile() throws {
+        try withTemporaryDirectory { tmp in
+            let root = try Self.cifar(tmp.appendingPathComponent("data"))
+            let w = try TrainProgramCommandTests.weights(tmp.appendingPathComponent("w"))
+            let file = root + "/cifar-10-batches-bin/data_batch_3.bin"
+            try Data(repeating: 1, count: 5000).write(to: URL(fileURLWithPath: file))
+            let r = try RunQTools.run(Self.args(w, root))
+            #expect(r.status != 0 && r.stderr.contains(file) && r.stderr.contains("truncated"), "\(r.stderr)")
+            let empty = tmp.appendingPathComponent("empty").path
+            let e = try RunQTools.run(Self.args(w, empty))
+            #expect(e.status != 0 && e.stderr.contains("cifar-10-batches-py"), "\(e.stderr)")
+        }
+    }
+}
