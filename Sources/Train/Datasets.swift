@@ -3,8 +3,8 @@ import QToolConfig
 import Tensors
 
 /// The loaders of `--dataset` that read files or generate images with shuffling and
-/// augmentation (seed-reference §14.9): `cifar10`, `cifar100`, `fake`. (`npy` and `synthetic`
-/// are in-order ``ImageSet``s.)
+/// augmentation (seed-reference §14.9): `cifar10`, `cifar100`, `imagenet` (ImageFolder;
+/// `dali` reads the same), `fake`. (`npy` and `synthetic` are in-order ``ImageSet``s.)
 public enum Datasets {
     /// The train (shuffled per epoch, augmented) and validation loaders of `options.dataset`,
     /// seeded by `--seed`, with `--workers` loader threads (at most the processor count).
@@ -25,12 +25,23 @@ public enum Datasets {
         case "cifar10", "cifar100":
             let (train, val) = try CIFARDataset.load(root: options.root, classes: options.dataset == "cifar10" ? 10 : 100)
             return loaders(train, val)
+        case "imagenet", "dali":
+            // `dali` falls back to the ImageNet loader, as main.py does without DALI.
+            if case .bool(true) = options["addition_augment"] {
+                throw TrainError(.unsupported("--aa (ColorJitter and PCA lighting for ImageNet)"))
+            }
+            let side = options.resolvedInputSize
+            let train = try ImageFolderSamples.scan(
+                (options.root as NSString).appendingPathComponent("train"), augment: true, side: side)
+            let val = try ImageFolderSamples.scan(
+                (options.root as NSString).appendingPathComponent("val"), augment: false, side: side)
+            return loaders(train, val)
         case "fake":
             let side = options.resolvedInputSize
             return loaders(FakeSamples(side: side), FakeSamples(side: side))
         default:
             throw TrainError(.unsupported(
-                "--dataset \(options.dataset) (qtools train reads cifar10, cifar100, fake, npy and synthetic)"))
+                "--dataset \(options.dataset) (qtools train reads cifar10, cifar100, imagenet, fake, npy and synthetic)"))
         }
     }
 }

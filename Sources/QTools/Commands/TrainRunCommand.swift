@@ -22,7 +22,8 @@ struct TrainRunCommand: ParsableCommand {
             Datasets: --dataset npy (--root holds train_x.npy, train_y.npy, val_x.npy, \
             val_y.npy, read in order), --dataset synthetic (built in, seeded by --seed), \
             cifar10/cifar100 (--root holds cifar-10-batches-py or -bin, cifar-100-python or \
-            -binary; shuffled per epoch, flip + reflect-pad-4 crop, seeded by --seed) and fake. \
+            -binary; shuffled per epoch, flip + reflect-pad-4 crop, seeded by --seed), \
+            imagenet (ImageFolder --root/train, --root/val of JPEG/PNG images) and fake. \
             QTool options after CONFIG override it (-e evaluates only, -r resumes).
 
             Examples:
@@ -69,9 +70,9 @@ struct TrainProgram {
         case "synthetic":
             let (train, val) = SyntheticDataset.make(seed: UInt64(max(options.seed, 0)))
             return (train, val)
-        case "cifar10", "cifar100", "fake": return try Datasets.open(options: options)
+        case "cifar10", "cifar100", "imagenet", "dali", "fake": return try Datasets.open(options: options)
         default:
-            throw UsageError("--dataset \(options.dataset): not available yet in qtools train (use cifar10, cifar100, fake, npy or synthetic)")
+            throw UsageError("--dataset \(options.dataset): not available yet in qtools train (use cifar10, cifar100, imagenet, fake, npy or synthetic)")
         }
     }
 
