@@ -91,4 +91,41 @@ import TestSupport
             #expect(e.status != 0 && e.stderr.contains("cifar-10-batches-py"), "\(e.stderr)")
         }
     }
+
+    /// `--dataset imagenet` end to end on a tiny ImageFolder tree Pillow writes (JPEG and PNG,
+    /// `--input_size 32` for the CIFAR ResNet-20); an unreadable image stops the run by path.
+    @Test func imagenetFolderTrainsAndNamesAnUnreadableImage() throws {
+        guard Python.interpreter != nil || Python.isRequired else { return }
+        guard (try? Python.run("import PIL"))?.status == 0 else {
+            if Python.isRequired { Issue.record("Pillow is missing (scripts/setup.sh --python)") }
+            return
+        }
+        try withTemporaryDirectory { tmp in
+            let root = tmp.appendingPathComponent("imagenet").path
+            let made = try Python.run(
+                """
+                import os, sys
+                import numpy as np
+                from PIL import Image
+                rng = np.random.default_rng(2)
+                for split, n in [('train', 3), ('val', 1)]:
+                    for c in ['n01', 'n02']:
+                        os.makedirs(f'{sys.argv[1]}/{split}/{c}', exist_ok=True)
+                        for i in range(n):
+                            im = Image.fromarray(rng.integers(0, 256, (30 + 7 * i, 41, 3), dtype=np.uint8))
+                            im.save(f'{sys.argv[1]}/{split}/{c}/{i}.' + ('JPEG' if i % 2 == 0 else 'png'))
+                """, [root])
+            #expect(made.status == 0, "\(made.stderr)")
+            let w = try TrainProgramCommandTests.weights(tmp.appendingPathComponent("w"))
+            let args = Self.args(w, root, ["--dataset", "imagenet", "--input_size", "32", "--epochs", "1"])
+            let r = try RunQTools.run(args)
+            #expect(r.status == 0, "\(r.stderr)")
+            let rec = try TrainProgramCommandTests.records(r.stdout)
+            #expect(rec.count == 1 && (rec.first?["train_loss"] as? Double)?.isFinite == true, "\(r.stdout)")
+            let bad = root + "/val/n02/0.JPEG"
+            try Data([0xff, 0xd8, 0xff, 0xdb, 0, 3]).write(to: URL(fileURLWithPath: bad))
+            let e = try RunQTools.run(args)
+            #expect(e.status != 0 && e.stderr.contains(bad) && e.stderr.contains("unreadable image"), "\(e.stderr)")
+        }
+    }
 }
