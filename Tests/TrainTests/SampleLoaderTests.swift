@@ -78,6 +78,37 @@ import Testing
         #expect(try Self.epoch(SampleLoader(Numbered(count: 30), shuffle: true, seed: 1), 0, size: 4).count == 8)
     }
 
+    /// Counts the samples loaded (from any thread).
+    final class Counter: @unchecked Sendable {
+        let lock = NSLock()
+        var value = 0
+        func add() { lock.withLock { value += 1 } }
+        var current: Int { lock.withLock { value } }
+    }
+
+    struct Counted: SampleSet {
+        let counter: Counter
+        var count: Int { 1000 }
+        var sampleShape: [Int] { [1, 1, 1] }
+        func label(_ index: Int) -> Int { 0 }
+        func load(_ index: Int, rng: inout SplitMix64, into out: inout [Float], at offset: Int) {
+            counter.add()
+            out[offset] = Float(index)
+        }
+    }
+
+    @Test func theQueueIsBounded() throws {
+        let counter = Counter()
+        let l = SampleLoader(Counted(counter: counter), shuffle: false, seed: 0, workers: 2, prefetch: 3)
+        let it = l.batches(epoch: 0, size: 10)
+        let first = try #require(try it.next())
+        #expect(first.x.floats() == (0..<10).map(Float.init))
+        Thread.sleep(forTimeInterval: 0.3)
+        // Taken: batch 0; built ahead at most `prefetch` more (however fast the threads are).
+        #expect(counter.current <= 10 * (1 + 3), "\(counter.current) samples loaded")
+        withExtendedLifetime(it) {}
+    }
+
     @Test func imageSetBatchesStayInOrder() throws {
         let set = ImageSet(images: (0..<20).map(Float.init), imageShape: [1, 2, 2], labels: [0, 1, 2, 3, 4])
         let it = set.batches(epoch: 9, size: 2)
