@@ -109,7 +109,7 @@ import Testing
 @Suite(.enabled(if: Python.interpreter != nil || Python.isRequired, "needs the reference Python (numpy)"))
 struct CIFARDatasetPythonTests {
     /// Writes both trees of both datasets (small batches) and returns what each split holds.
-    static let writer = """
+    static let writer = #"""
         import json, os, pickle, sys
         import numpy as np
         root = sys.argv[1]
@@ -150,20 +150,44 @@ struct CIFARDatasetPythonTests {
                            axis=1).tofile(f'{root}/bin/cifar-100-binary/{split}.bin')
             out.setdefault('cifar100', {})[split if split == 'train' else 'val'] = data.tobytes().hex()
             out['cifar100'][('train' if split == 'train' else 'val') + '_labels'] = fine
+        # As the official files were written (Python 2 cPickle, protocol 2): str keys and the
+        # array data as BINSTRING, numpy.core names, dtype args as ints.
+        import struct
+        def py2(data, labels):
+            def s(b): return b'U' + bytes([len(b)]) + b if len(b) < 256 else b'T' + struct.pack('<i', len(b)) + b
+            n = data.shape[0]
+            out = b'\x80\x02}q\x01(' + s(b'batch_label') + s(b'testing batch 1 of 1') + s(b'labels') + b']q\x02('
+            out += b''.join(b'K' + bytes([l]) for l in labels) + b'e' + s(b'data')
+            out += b'cnumpy.core.multiarray\n_reconstruct\nq\x03cnumpy\nndarray\nq\x04K\x00\x85U\x01b\x87Rq\x05('
+            out += b'K\x01K' + bytes([n]) + b'M\x00\x0c\x86cnumpy\ndtype\nq\x06U\x02u1K\x00K\x01\x87Rq\x07'
+            out += b'(K\x03U\x01|NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb\x89' + s(data.tobytes()) + b'tbu.'
+            back = pickle.loads(out, encoding='bytes')
+            assert (back[b'data'] == data).all() and back[b'labels'] == labels
+            return out
+        os.makedirs(f'{root}/py2/cifar-10-batches-py', exist_ok=True)
+        for b in range(1, 6):
+            n = 3 + b
+            flat = np.frombuffer(bytes.fromhex(out['cifar10']['train']), dtype=np.uint8).reshape(-1, 3072)
+            start = sum(3 + k for k in range(1, b))
+            with open(f'{root}/py2/cifar-10-batches-py/data_batch_{b}', 'wb') as f:
+                f.write(py2(flat[start:start + n], out['cifar10']['train_labels'][start:start + n]))
+        with open(f'{root}/py2/cifar-10-batches-py/test_batch', 'wb') as f:
+            f.write(py2(np.frombuffer(bytes.fromhex(out['cifar10']['val']), dtype=np.uint8).reshape(-1, 3072),
+                        out['cifar10']['val_labels']))
         # Malformed: a label out of range, a wrong data shape.
         data, labels = batch(3, 10)
         labels[2] = 10
         dump(f'{root}/bad_label/cifar-10-batches-py/test_batch', {'labels': labels, 'data': data}, 2)
         dump(f'{root}/bad_shape/cifar-10-batches-py/test_batch', {'labels': labels, 'data': data[:, :3000]}, 4)
         print(json.dumps(out))
-        """
+        """#
 
     @Test func readsThePythonAndBinaryTreesNumpyWrites() throws {
         try withTemporaryDirectory { dir in
             let r = try #require(try Python.json(Self.writer, [dir.path]) as? [String: [String: Any]])
             for (name, classes) in [("cifar10", 10), ("cifar100", 100)] {
                 let want = try #require(r[name])
-                for tree in ["py", "bin"] {
+                for tree in name == "cifar10" ? ["py", "bin", "py2"] : ["py", "bin"] {
                     let (train, val) = try CIFARDataset.load(root: dir.path + "/" + tree, classes: classes)
                     #expect(Hex.string(train.pixels) == want["train"] as? String, "\(name) \(tree) train pixels")
                     #expect(train.labels == want["train_labels"] as? [Int], "\(name) \(tree) train labels")

@@ -23,7 +23,7 @@ enum NumPyPickle {
     static func array(_ o: Opaque, key: String) throws(FormatError) -> StoredTensor? {
         if reconstruct.contains(o.global) {
             guard case .tuple(let s)? = o.state, s.count == 5 else { return nil }
-            guard let shape = ints(s[1]), let (dtype, big) = try self.dtype(s[2]), case .bool(let fortran) = s[3]
+            guard let shape = ints(s[1]), let (dtype, big) = try self.dtype(s[2]), let fortran = flag(s[3])
             else { return nil }
             guard let raw = bytes(s[4]) else { return nil }
             return try tensor(raw, dtype: dtype, bigEndian: big, shape: shape, fortran: fortran, key: key)
@@ -67,6 +67,15 @@ enum NumPyPickle {
         if case .tuple(let s)? = d.state, s.count >= 2, case .string(let o) = s[1] { order = o }
         let (dtype, big) = try NpyHeader.decodeDescr(order + code, offset: 0)
         return (dtype, big)
+    }
+
+    /// A Python bool, or an int as Python 2 protocol 0 writes one (`I01`).
+    static func flag(_ v: CheckpointValue) -> Bool? {
+        switch v {
+        case .bool(let b): return b
+        case .int(let i): return i != 0
+        default: return nil
+        }
     }
 
     static func ints(_ v: CheckpointValue) -> [Int]? {
