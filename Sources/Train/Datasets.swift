@@ -27,12 +27,10 @@ public enum Datasets {
             return loaders(train, val)
         case "imagenet", "dali":
             // `dali` falls back to the ImageNet loader, as main.py does without DALI.
-            if case .bool(true) = options["addition_augment"] {
-                throw TrainError(.unsupported("--aa (ColorJitter and PCA lighting for ImageNet)"))
-            }
             let side = options.resolvedInputSize
-            let train = try ImageFolderSamples.scan(
+            var train = try ImageFolderSamples.scan(
                 (options.root as NSString).appendingPathComponent("train"), augment: true, side: side)
+            if case .bool(true) = options["addition_augment"] { train.colorAugment = true }
             let val = try ImageFolderSamples.scan(
                 (options.root as NSString).appendingPathComponent("val"), augment: false, side: side)
             return loaders(train, val)

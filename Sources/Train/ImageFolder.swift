@@ -16,6 +16,8 @@ public struct ImageFolderSamples: SampleSet {
     public var augment: Bool
     /// The output side (`input_size`).
     public var side: Int
+    /// `--aa`: ColorJitter and PCA lighting in the train transform.
+    public var colorAugment = false
 
     public var count: Int { paths.count }
     public var sampleShape: [Int] { [3, side, side] }
@@ -24,7 +26,7 @@ public struct ImageFolderSamples: SampleSet {
     public func load(_ index: Int, rng: inout SplitMix64, into out: inout [Float], at offset: Int) throws(TrainError) {
         let image = try ImageDecoder.decode(path: paths[index])
         if augment {
-            ImageNetTransform.train(image, size: side, rng: &rng, into: &out, at: offset)
+            ImageNetTransform.train(image, size: side, augment: colorAugment, rng: &rng, into: &out, at: offset)
         } else {
             do { try ImageNetTransform.val(image, size: side, into: &out, at: offset) } catch {
                 throw TrainError(.invalidInput("\(paths[index]): \(error)"))

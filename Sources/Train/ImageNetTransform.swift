@@ -56,18 +56,28 @@ public enum ImageNetTransform {
 
     /// The train transform of `image` with the crop `box` and `flip`: `size` x `size`
     /// normalised float32 CHW into `out[offset...]`.
+    /// With `jitter` and `lighting` (`--aa`): ColorJitter after the flip, PCA lighting (the
+    /// alphas) after ToTensor.
     public static func train(
-        _ image: RGBImage, box: Box, flip: Bool, size: Int, into out: inout [Float], at offset: Int
+        _ image: RGBImage, box: Box, flip: Bool, size: Int, jitter: ColorAugment.Jitter? = nil,
+        lighting: [Float]? = nil, into out: inout [Float], at offset: Int
     ) {
         let crop = PillowResize.crop(image, top: box.top, left: box.left, width: box.width, height: box.height)
-        normalise(PillowResize.resize(crop, width: size, height: size), flip: flip, into: &out, at: offset)
+        var img = PillowResize.resize(crop, width: size, height: size)
+        if let jitter { img = ColorAugment.jitter(img, jitter) }
+        normalise(img, flip: flip, lighting: lighting.map(ColorAugment.lightingOffsets), into: &out, at: offset)
     }
 
-    /// The train transform with random draws from `rng`: the box, then the flip.
-    public static func train(_ image: RGBImage, size: Int, rng: inout SplitMix64, into out: inout [Float], at offset: Int) {
+    /// The train transform with random draws from `rng`: the box, the flip, and with
+    /// `augment` (`--aa`) the jitter and the lighting alphas.
+    public static func train(
+        _ image: RGBImage, size: Int, augment: Bool = false, rng: inout SplitMix64, into out: inout [Float], at offset: Int
+    ) {
         let box = randomResizedCropBox(width: image.width, height: image.height, rng: &rng)
         let flip = rng.next() >> 63 == 1
-        train(image, box: box, flip: flip, size: size, into: &out, at: offset)
+        let jitter = augment ? ColorAugment.drawJitter(&rng) : nil
+        let lighting = augment ? ColorAugment.drawLighting(&rng) : nil
+        train(image, box: box, flip: flip, size: size, jitter: jitter, lighting: lighting, into: &out, at: offset)
     }
 
     /// The size Resize(256) gives: the shorter side 256, the longer `int(256 * long / short)`.
@@ -94,10 +104,10 @@ public enum ImageNetTransform {
     /// ToTensor + Normalize in float32 (torch's operations), optionally mirrored.
     static let table: [[Float]] = (0..<3).map { c in (0..<256).map { v in (Float(v) / 255 - mean[c]) / std[c] } }
 
-    static func normalise(_ img: RGBImage, flip: Bool, into out: inout [Float], at offset: Int) {
+    static func normalise(_ img: RGBImage, flip: Bool, lighting: [Float]? = nil, into out: inout [Float], at offset: Int) {
         let (w, h) = (img.width, img.height), plane = w * h
         for c in 0..<3 {
-            let lut = table[c]
+            let lut = lighting.map { l in (0..<256).map { v in ((Float(v) / 255 + l[c]) - mean[c]) / std[c] } } ?? table[c]
             for y in 0..<h {
                 for x in 0..<w {
                     let sx = flip ? w - 1 - x : x

@@ -206,6 +206,55 @@ struct ImageNetPillowTests {
     }
 }
 
+extension ImageNetPillowTests {
+    /// `--aa`: ColorJitter as Pillow's ImageEnhance in each order, PCA lighting as the
+    /// reference's `Lighting` in torch, on fixed draws.
+    @Test func colorJitterAndLightingMatchPillowAndTorch() throws {
+        guard Self.pillow else { return }
+        try withTemporaryDirectory { dir in
+            _ = try Python.json(Self.writer, [dir.path])
+            let cases: [ColorAugment.Jitter] = [
+                .init(brightness: 1.3, contrast: 0.7, saturation: 1.25, order: [0, 1, 2]),
+                .init(brightness: 0.65, contrast: 1.38, saturation: 0.61, order: [2, 0, 1]),
+                .init(brightness: 1.01, contrast: 1.2, saturation: 1.4, order: [1, 2, 0]),
+            ]
+            let alpha: [Float] = [0.0625, -0.125, 0.1875]
+            let spec = cases.map { "[\($0.brightness),\($0.contrast),\($0.saturation),\($0.order)]" }.joined(separator: ",")
+            let r = try #require(try Python.json(
+                """
+                import json, sys
+                import numpy as np, torch
+                from PIL import Image, ImageEnhance
+                img = Image.open(sys.argv[1]).convert('RGB').crop((20, 10, 140, 160)).resize((48, 48), Image.BILINEAR)
+                mean = torch.tensor([0.485, 0.456, 0.406]); std = torch.tensor([0.229, 0.224, 0.225])
+                eigval = torch.Tensor([0.2175, 0.0188, 0.0045])
+                eigvec = torch.Tensor([[-0.5675, 0.7192, 0.4009], [-0.5808, -0.0045, -0.8140], [-0.5836, -0.6948, 0.4203]])
+                alpha = torch.tensor([0.0625, -0.125, 0.1875])
+                out = []
+                for b, c, s, order in json.loads(sys.argv[2]):
+                    im = img.transpose(Image.FLIP_LEFT_RIGHT)
+                    for k in order:
+                        im = [ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color][k](im).enhance([b, c, s][k])
+                    t = torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1).contiguous().float().div(255)
+                    rgb = eigvec.clone().mul(alpha.view(1, 3).expand(3, 3)).mul(eigval.view(1, 3).expand(3, 3)).sum(1).squeeze()
+                    t = t.add(rgb.view(3, 1, 1).expand_as(t))
+                    out.append(t.sub_(mean[:, None, None]).div_(std[:, None, None]).numpy().astype('<f4').tobytes().hex())
+                print(json.dumps(out))
+                """, [dir.path + "/big.jpg", "[\(spec)]"]) as? [String])
+            let image = try ImageDecoder.decode(path: dir.path + "/big.jpg")
+            func hex(_ v: [Float]) -> String { Hex.string(v.flatMap { withUnsafeBytes(of: $0.bitPattern.littleEndian, Array.init) }) }
+            #expect(r.count == cases.count)
+            for (j, want) in zip(cases, r) {
+                var out = [Float](repeating: 0, count: 3 * 48 * 48)
+                ImageNetTransform.train(
+                    image, box: .init(top: 10, left: 20, height: 150, width: 120), flip: true, size: 48, jitter: j,
+                    lighting: alpha, into: &out, at: 0)
+                #expect(hex(out) == want, "jitter \(j)")
+            }
+        }
+    }
+}
+
 enum UnpicklerTestsBytes {
     static func bytes(_ hex: String) -> [UInt8] {
         var out: [UInt8] = []
