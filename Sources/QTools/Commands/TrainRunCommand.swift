@@ -20,7 +20,10 @@ struct TrainRunCommand: ParsableCommand {
             They load in torch.load(weights_only=True); a PyTorch checkpoint resumes here.
 
             Datasets: --dataset npy (--root holds train_x.npy, train_y.npy, val_x.npy, \
-            val_y.npy, read in order) and --dataset synthetic (built in, seeded by --seed). \
+            val_y.npy, read in order), --dataset synthetic (built in, seeded by --seed), \
+            cifar10/cifar100 (--root holds cifar-10-batches-py or -bin, cifar-100-python or \
+            -binary; shuffled per epoch, flip + reflect-pad-4 crop, seeded by --seed), \
+            imagenet (ImageFolder --root/train, --root/val of JPEG/PNG images) and fake. \
             QTool options after CONFIG override it (-e evaluates only, -r resumes).
 
             Examples:
@@ -59,12 +62,17 @@ struct TrainProgram {
     var weightsDir: String { (options.weightsDir as NSString).appendingPathComponent(options.model) }
     func file(_ name: String) -> String { (weightsDir as NSString).appendingPathComponent(name) }
 
-    func data() throws -> (train: ImageSet, val: ImageSet) {
+    func data() throws -> (train: any BatchSource, val: any BatchSource) {
         switch options.dataset {
-        case "npy": return try NpyDataset.load(root: options.root)
-        case "synthetic": return SyntheticDataset.make(seed: UInt64(max(options.seed, 0)))
+        case "npy":
+            let (train, val) = try NpyDataset.load(root: options.root)
+            return (train, val)
+        case "synthetic":
+            let (train, val) = SyntheticDataset.make(seed: UInt64(max(options.seed, 0)))
+            return (train, val)
+        case "cifar10", "cifar100", "imagenet", "dali", "fake": return try Datasets.open(options: options)
         default:
-            throw UsageError("--dataset \(options.dataset): not available yet in qtools train (use npy or synthetic)")
+            throw UsageError("--dataset \(options.dataset): not available yet in qtools train (use cifar10, cifar100, imagenet, fake, npy or synthetic)")
         }
     }
 
