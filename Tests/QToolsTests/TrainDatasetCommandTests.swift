@@ -122,6 +122,10 @@ import TestSupport
             #expect(r.status == 0, "\(r.stderr)")
             let rec = try TrainProgramCommandTests.records(r.stdout)
             #expect(rec.count == 1 && (rec.first?["train_loss"] as? Double)?.isFinite == true, "\(r.stdout)")
+            // The epoch's throughput (what Benchmarks/train_bench.py --epoch reads).
+            let seconds = rec.first?["train_seconds"] as? Double ?? 0
+            let rate = rec.first?["train_images_per_second"] as? Double ?? 0
+            #expect(seconds > 0 && rate > 0, "\(r.stdout)")
             let bad = root + "/val/n02/0.JPEG"
             try Data([0xff, 0xd8, 0xff, 0xdb, 0, 3]).write(to: URL(fileURLWithPath: bad))
             let e = try RunQTools.run(args)

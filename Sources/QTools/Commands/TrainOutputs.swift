@@ -78,6 +78,11 @@ final class TrainOutputs {
         if !quiet && !terminal { Terminal.writeErr(s + "\n") }
     }
 
+    /// Seconds from the epoch's start to its last training step (evaluation excluded).
+    var trainSeconds: Double { lastStep.timeIntervalSince(epochStart) }
+    /// Images the epoch's training steps saw.
+    var trainImages: Int { previous.seen }
+
     /// `[epoch <e>]: lr <lr>`; resets the epoch's meters.
     func beginEpoch(_ epoch: Int, lr: Double) throws {
         try message(TrainLog.epochLR(epoch, lr))

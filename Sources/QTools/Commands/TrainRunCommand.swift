@@ -120,7 +120,9 @@ struct TrainProgram {
             let record = try loop.runEpoch(train: train, val: val, batchSize: batch, valBatchSize: valBatch, progress: outputs.step)
             try outputs.endEpoch(record)
             try save(loop, record: record)
-            if json { Terminal.out(try Self.jsonLine(record)) }
+            if json {
+                Terminal.out(try Self.jsonLine(EpochJSON(record: record, trainSeconds: outputs.trainSeconds, trainImages: outputs.trainImages)))
+            }
             try outputs.stopIfInterrupted(epoch: e, checkpoint: resumeFile)
         }
     }
@@ -180,6 +182,25 @@ struct TrainProgram {
 
     func note(_ s: String) {
         if !quiet { Terminal.writeErr(s + "\n") }
+    }
+}
+
+/// One `--json` line per epoch: the loop's record plus the training throughput (data loading
+/// and augmentation included, evaluation excluded).
+struct EpochJSON: Encodable {
+    var record: TrainLoop.EpochRecord
+    var trainSeconds: Double
+    var trainImages: Int
+
+    enum CodingKeys: String, CodingKey {
+        case trainSeconds = "train_seconds", trainImagesPerSecond = "train_images_per_second"
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        try record.encode(to: encoder)
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(trainSeconds, forKey: .trainSeconds)
+        try c.encode(trainSeconds > 0 ? Double(trainImages) / trainSeconds : 0, forKey: .trainImagesPerSecond)
     }
 }
 
