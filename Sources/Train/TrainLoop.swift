@@ -59,10 +59,7 @@ public struct TrainLoop: Sendable {
         optimizer: SGD? = nil, bestAcc: Double = 0
     ) throws(TrainError) {
         guard options.optimizer == "SGD" else { throw TrainError(.unsupported("--optimizer \(options.optimizer)")) }
-        for name in ["iter_size"] {
-            if case .int(let v) = options[name], v > 1 { throw TrainError(.unsupported("--\(name) \(v)")) }
-        }
-        if case .float(let v) = options["grad_clip"], v > 0 { throw TrainError(.unsupported("--grad_clip \(v)")) }
+        try TrainOptionCheck.check(options)
         self.options = options
         self.stateDict = stateDict
         self.trainLength = trainLength
@@ -102,6 +99,8 @@ public struct TrainLoop: Sendable {
             sum += Double(r.loss) * Double(y.count)
             seen += y.count
             progress?(i + 1, trainLength, sum / Double(seen), lr)
+            // `--delay S`: main.py sleeps S seconds after every training iteration.
+            if case .float(let delay) = options["delay"], delay > 0 { Thread.sleep(forTimeInterval: delay) }
         }
         return seen > 0 ? sum / Double(seen) : 0
     }

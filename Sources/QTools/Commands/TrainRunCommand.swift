@@ -82,7 +82,10 @@ struct TrainProgram {
         guard batch > 0 else { throw UsageError("--batch_size must be positive") }
         let trainLength = train.batchCount(batch)
         guard trainLength > 0 else { throw UsageError("the training set is empty") }
-        let resumeFile = file("\(options.caseName)-checkpoint.pth.tar")
+        for w in TrainOptionCheck.withoutEffect(options) { Terminal.warning(w, quiet: quiet) }
+        var resumeName = "checkpoint.pth.tar"
+        if case .string(let s) = options["resume_file"], !s.isEmpty { resumeName = s }
+        let resumeFile = file("\(options.caseName)-\(resumeName)")
         let outputs = try TrainOutputs(options: options, quiet: quiet, trainCount: train.count, epochs: options.epochs)
 
         var loop: TrainLoop
@@ -123,7 +126,7 @@ struct TrainProgram {
             if json {
                 Terminal.out(try Self.jsonLine(EpochJSON(record: record, trainSeconds: outputs.trainSeconds, trainImages: outputs.trainImages)))
             }
-            try outputs.stopIfInterrupted(epoch: e, checkpoint: resumeFile)
+            try outputs.stopIfInterrupted(epoch: e, checkpoint: file("\(options.caseName)-checkpoint.pth.tar"))
         }
     }
 
