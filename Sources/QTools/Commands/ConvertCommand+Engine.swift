@@ -3,6 +3,7 @@ import Engine
 import Formats
 import Models
 import QToolConfig
+import Tensors
 import Foundation
 
 /// The options of `qtools convert` that need the inference engine: `--fold-bn` and the
@@ -32,7 +33,10 @@ struct EngineConvertOptions: ParsableArguments {
     /// The engine steps, the config record step and the engine verifier; nil when no engine
     /// option is given. `config`/`overrides` are convert's `--config` and `-- ...` options
     /// (the source; without `--config` the input's recorded `qtools_config`).
-    func plan(input: String, config: String?, overrides: [String]) throws -> (steps: [any ConversionStep], verifier: any ConversionVerifier)? {
+    /// `castTo`: convert's `--dtype` when it narrows floats (the check allows for the cast's own error).
+    func plan(input: String, config: String?, overrides: [String], castTo: DType? = nil) throws
+        -> (steps: [any ConversionStep], verifier: any ConversionVerifier)?
+    {
         guard active else { return nil }
         let env = ProcessInfo.processInfo.environment
         let source: ConfigRecord
@@ -70,7 +74,8 @@ struct EngineConvertOptions: ParsableArguments {
         }
         steps.append(RecordConfig(record, options: options))
         let informational = variant && !foldBN && tolerance == nil
-        let verifier = EngineVerifier(source: sourceOptions, target: options, tolerance: informational ? nil : tolerance)
+        let verifier = EngineVerifier(
+            source: sourceOptions, target: options, tolerance: informational ? nil : tolerance, castTo: castTo)
         return (steps, verifier)
     }
 }

@@ -194,13 +194,15 @@ struct ConvertCommand: ParsableCommand {
         if !renamer.isIdentity { steps.append(RenameKeys(renamer)) }
         if let wrap { steps.append(Rewrap(.wrap(wrap))) }
         if unwrap { steps.append(Rewrap(.unwrap)) }
+        var narrowing: DType?
         if let dtype {
             guard let t = DType(rawValue: dtype) else {
                 throw UsageError("--dtype must be float16, bfloat16 or float32 (got '\(dtype)')")
             }
             steps.append(try CastFloatingTensors(to: t))
+            if t.byteWidth < 4 { narrowing = t }
         }
-        let engineSteps = try engine.plan(input: input, config: config, overrides: overrides)
+        let engineSteps = try engine.plan(input: input, config: config, overrides: overrides, castTo: narrowing)
         if let engineSteps {
             steps = engineSteps.steps + steps  // on the input's keys; renaming etc. after
         } else if let config {
