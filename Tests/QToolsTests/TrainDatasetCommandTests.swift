@@ -33,7 +33,7 @@ import TestSupport
 
     static func args(_ weights: String, _ root: String, _ extra: [String] = []) -> [String] {
         ["train", "\(folder)/config.txt", "--json", "--dataset", "cifar10", "--root", root, "--weights_dir", weights,
-         "--epochs", "2", "--val_batch_size", "4"] + extra
+         "--epochs", "2", "--val_batch_size", "4", "--log_dir", (weights as NSString).deletingLastPathComponent + "/exp"] + extra
     }
 
     @Test func resumeSeesTheSameShuffledAugmentedData() throws {
