@@ -12,7 +12,8 @@ struct TrainRunCommand: ParsableCommand {
         abstract: "Train (or with -e evaluate) the model of a QTool config, as train.sh CONFIG does.",
         discussion: """
             Reads the config as train.sh does, loads --pretrained from <weights_dir>/<model>/ \
-            (or resumes <weights_dir>/<model>/<case>-checkpoint.pth.tar with -r), trains \
+            (or resumes <weights_dir>/<model>/<case>-checkpoint.pth.tar with -r; without a \
+            pretrained file it starts from QTool's default initialisation, seeded by --seed), trains \
             --epochs (+ --extra_epoch) epochs with QTool's SGD and lr schedule, evaluates after \
             each epoch (top-1, top-5, loss) and writes main.py's checkpoints atomically: \
             <case>-checkpoint.pth.tar every epoch, <case>-model_best.pth.tar on a new best in \
