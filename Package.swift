@@ -26,6 +26,9 @@ let package = Package(
         // ckernels.h), not by unsafeFlags, which would keep qtools from being a dependency.
         .target(name: "CKernels"),
         .systemLibrary(name: "CMalloc"),
+        // JPEG and PNG decoding for the ImageNet loader: libjpeg-turbo and libpng (system
+        // packages libjpeg-dev, libpng-dev), their setjmp/longjmp error handling kept in C.
+        .target(name: "CImageCodecs", linkerSettings: [.linkedLibrary("jpeg"), .linkedLibrary("png")]),
         .target(name: "Tensors", swiftSettings: safety),
         .target(
             name: "Formats",
@@ -38,7 +41,7 @@ let package = Package(
         .target(
             name: "Models", dependencies: ["Tensors", "Formats", "QToolConfig", "Engine"],
             swiftSettings: safety),
-        .target(name: "Train", dependencies: ["Tensors", "Engine", "Models"], swiftSettings: safety),
+        .target(name: "Train", dependencies: ["Tensors", "Engine", "Models", "CImageCodecs"], swiftSettings: safety),
         .executableTarget(
             name: "QTools",
             dependencies: [

@@ -29,5 +29,9 @@ public func fuzzTorchReader(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     if let v = try? u.load() {
         for (_, t) in v.allTensors() { _ = t.materialize() }
     }
+    // 3. The bytes as a plain pickle with NumPy arrays (PickleReader: the CIFAR batch files).
+    if let v = try? PickleReader.read(slice) {
+        for (_, t) in v.allTensors() where t.byteCount <= 16 * max(size, 1) { _ = t.materialize() }
+    }
     return 0
 }

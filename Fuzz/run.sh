@@ -7,6 +7,9 @@
 #                      that are left out; Fuzz/corpus holds small seeds of every format):
 #                      the fast setting for campaigns of millions of executions
 #   QTOOLS_FUZZ_TIMEOUT=1               an input that runs longer than 1 s is a failure (default 2)
+#   QTOOLS_FUZZ_FLAGS="-report_slow_units=1"  more libFuzzer options (here: keep every input slower
+#                      than 1 s as slow-unit-*, to re-time when the machine is idle; under load a
+#                      wall-clock -timeout of 1 s reports starved inputs as hangs)
 #   QTOOLS_FUZZ_ASAN=0 Fuzz/run.sh onnx 3600   without AddressSanitizer (several times the
 #                      executions per second, for the long by-hand campaigns; Swift's own
 #                      bounds and overflow checks still trap; built in .build/fuzz-noasan)
@@ -102,7 +105,7 @@ run() {  # run NAME MAX_LEN -- libFuzzer options
     fi
     # shellcheck disable=SC2086
     "$OUT/$name-fuzz" $limit -timeout="${QTOOLS_FUZZ_TIMEOUT:-2}" -rss_limit_mb=2048 -artifact_prefix="$OUT/crash-$name-" \
-        -print_final_stats=1 -max_len="$maxlen" "$@" "$OUT/corpus-$name"
+        -print_final_stats=1 -max_len="$maxlen" ${QTOOLS_FUZZ_FLAGS:-} "$@" "$OUT/corpus-$name"
 }
 
 torch() {

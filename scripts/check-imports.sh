@@ -15,11 +15,11 @@ declare -A allowed=(
   [QToolConfig]="Tensors Formats"
   [Engine]="Tensors CKernels COpenBLAS"
   [Models]="Tensors Formats QToolConfig Engine"
-  [Train]="Tensors Formats QToolConfig Engine Models"
+  [Train]="Tensors Formats QToolConfig Engine Models CImageCodecs"
   [QTools]="Tensors Formats QToolConfig Engine Models Train CMalloc"
   [TestSupport]="Tensors"
 )
-project="Tensors Formats QToolConfig Engine Models Train QTools CKernels COpenBLAS CZlib CMalloc TestSupport"
+project="Tensors Formats QToolConfig Engine Models Train QTools CKernels COpenBLAS CZlib CMalloc CImageCodecs TestSupport"
 
 fail=0
 check_dir() { # dir, allowed modules

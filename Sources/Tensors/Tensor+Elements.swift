@@ -7,6 +7,16 @@ extension Tensor {
         Elements.decode(data, dtype: dtype, index: i)
     }
 
+    /// The imaginary part of element `i` of a complex tensor (0 for real dtypes).
+    public func imaginaryPart(_ i: Int) -> Double {
+        let w = dtype.byteWidth
+        switch dtype {
+        case .complex64: return Double(Float(bitPattern: UInt32(Elements.loadLE(data, i * w + 4, 4))))
+        case .complex128: return Double(bitPattern: Elements.loadLE(data, i * w + 8, 8))
+        default: return 0
+        }
+    }
+
     /// All elements as `Float`.
     public func floats() -> [Float] {
         if dtype == .float32 {

@@ -3,7 +3,9 @@
 /// Mean and standard deviation are population statistics (divide by n) accumulated in
 /// Double. NaNs are counted apart and excluded from min/max/mean/std. `levels` holds the
 /// sorted distinct values when there are at most ``TensorStatistics/maxLevels`` of them,
-/// so a quantized weight shows its levels (e.g. `[-1, 0, 1]` times a scale).
+/// so a quantized weight shows its levels (e.g. `[-1, 0, 1]` times a scale). Complex tensors
+/// are summarised by their modulus `|z|` (``ofModulus``): an element is NaN when either part
+/// is, zero when both are.
 public struct TensorStatistics: Sendable, Equatable, Codable {
     /// Largest number of distinct values reported as `levels`.
     public static let maxLevels = 16
@@ -24,12 +26,15 @@ public struct TensorStatistics: Sendable, Equatable, Codable {
     public var nanCount: Int = 0
     /// Sorted distinct values, when there are at most `maxLevels`.
     public var levels: [Double]?
+    /// True for a complex tensor: every statistic is of `|z|`, not of the real part.
+    public var ofModulus = false
 
     /// Creates empty statistics.
     public init() {}
 
-    /// Statistics of a dense tensor (fast path for float32; complex values use the real part).
+    /// Statistics of a dense tensor (fast path for float32; complex values by modulus).
     public static func of(_ t: Tensor) -> TensorStatistics {
+        if t.dtype.isComplex { return reference(t) }
         var acc = Accumulator()
         if t.dtype == .float32 {
             StatisticsKernel.accumulateFloat32(t.data, into: &acc)
@@ -39,9 +44,19 @@ public struct TensorStatistics: Sendable, Equatable, Codable {
         return acc.result()
     }
 
-    /// The naive twin of ``of(_:)``: decodes every element through ``Tensor/element(_:)``.
+    /// The naive twin of ``of(_:)``: decodes every element through ``Tensor/element(_:)``
+    /// (and ``Tensor/imaginaryPart(_:)`` for complex tensors).
     public static func reference(_ t: Tensor) -> TensorStatistics {
         var acc = Accumulator()
+        if t.dtype.isComplex {
+            for i in 0..<t.elementCount {
+                let re = t.element(i), im = t.imaginaryPart(i)
+                acc.add(re.isNaN || im.isNaN ? .nan : (re * re + im * im).squareRoot())
+            }
+            var s = acc.result()
+            s.ofModulus = true
+            return s
+        }
         for i in 0..<t.elementCount { acc.add(t.element(i)) }
         return acc.result()
     }

@@ -10,7 +10,8 @@ import Tensors
 ///
 /// Each step builds its ``TrainStep`` from the previous step's state dict, so every tensor of
 /// the state dict (weights, BatchNorm statistics, quantizer `iteration`, LQ-Nets bases) carries
-/// over exactly as in `main.py`. Data is read in order (no shuffling, no augmentation).
+/// over exactly as in `main.py`. Data comes from a ``BatchSource``: the batches of each epoch
+/// in its order (``ImageSet``: in order; ``SampleLoader``: shuffled per epoch and augmented).
 public struct TrainLoop: Sendable {
     /// What one epoch produced (the `--json` record and the reference's log lines).
     public struct EpochRecord: Sendable, Codable, Equatable {
@@ -84,11 +85,17 @@ public struct TrainLoop: Sendable {
     /// Trains epoch ``epoch`` on `data` in batches of `batchSize` (`trainLength` of them) and
     /// returns the weighted mean loss. `progress(i, n, runningLoss, lr)` after each step.
     public mutating func trainEpoch(
-        _ data: ImageSet, batchSize: Int, progress: ((Int, Int, Double, Double) -> Void)? = nil
+        _ data: some BatchSource, batchSize: Int, progress: ((Int, Int, Double, Double) -> Void)? = nil
     ) throws(TrainError) -> Double {
         var sum = 0.0, seen = 0
+        var batches = data.batches(epoch: epoch, size: batchSize)
         for i in 0..<trainLength {
-            let (x, y) = data.batch(i % max(data.batchCount(batchSize), 1), size: batchSize)
+            var next = try batches.next()
+            if next == nil {  // more iterations than batches: the epoch's batches again
+                batches = data.batches(epoch: epoch, size: batchSize)
+                next = try batches.next()
+            }
+            guard let (x, y) = next else { throw TrainError(.invalidInput("the training set is empty")) }
             let lr = schedule.rate(epoch: epoch, iteration: i)
             let steps = schedule.stepsOptimizer(epoch: epoch, iteration: i)
             var step = try TrainStep(options: options, stateDict: stateDict)
@@ -109,7 +116,7 @@ public struct TrainLoop: Sendable {
 
     /// Evaluates the model on `data` in batches of `batchSize` (eval mode, plain cross entropy)
     /// and applies the evaluation's state changes: the DoReFa family's `iteration` + 1 per batch.
-    public mutating func evaluate(_ data: ImageSet, batchSize: Int) throws(TrainError) -> Evaluation {
+    public mutating func evaluate(_ data: some BatchSource, batchSize: Int) throws(TrainError) -> Evaluation {
         let built: BuiltModel
         let counters: [String]
         do {
@@ -119,13 +126,18 @@ public struct TrainLoop: Sendable {
         } catch {
             throw TrainError(.engine(error))
         }
-        try data.checkLabels(classes: built.numClasses, name: "validation set")
         var top1 = 0.0, top5 = 0.0, loss = 0.0
-        let n = data.batchCount(batchSize)
+        var n = 0, seen = 0
         do {
             let exec = try Executor(graph: built.graph, threads: threads)
-            for b in 0..<n {
-                let (x, y) = data.batch(b, size: batchSize)
+            let batches = data.batches(epoch: epoch, size: batchSize)
+            while let (x, y) = try batches.next() {
+                if let j = y.firstIndex(where: { $0 < 0 || $0 >= built.numClasses }) {
+                    throw TrainError(.invalidInput(
+                        "validation set: label \(y[j]) of image \(seen + j) is out of range for \(built.numClasses) classes"))
+                }
+                n += 1
+                seen += y.count
                 guard let logits = try exec.run([built.input: x])[built.output] else {
                     throw TrainError(.invalidInput("the model has no output \(built.output)"))
                 }
@@ -154,7 +166,7 @@ public struct TrainLoop: Sendable {
 
     /// One epoch of `main.py`: train, evaluate, update the best top-1.
     public mutating func runEpoch(
-        train: ImageSet, val: ImageSet, batchSize: Int, valBatchSize: Int,
+        train: some BatchSource, val: some BatchSource, batchSize: Int, valBatchSize: Int,
         progress: ((Int, Int, Double, Double) -> Void)? = nil
     ) throws(TrainError) -> EpochRecord {
         let lr = schedule.epochRate(epoch)

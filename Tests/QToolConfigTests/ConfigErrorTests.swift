@@ -168,6 +168,23 @@ import Testing
         #expect(try failure("source other.cfg").line == 1)
     }
 
+    /// A variable that includes itself twice doubles per line: the fuzzer's 8 KB config took
+    /// seconds (and would grow without bound); the word limit stops it at the line, in every
+    /// form of expansion, while a realistically long accumulation still parses.
+    @Test func selfDoublingExpansionIsBounded() throws {
+        let doubling = "options=\"--wd 1e-4\"\n" + String(repeating: "options=\"$options $options\"\n", count: 40)
+        let e = try failure(doubling)
+        #expect(e.kind == .badValue)
+        #expect(e.line == 18)  // 2^17 copies of 10 bytes first pass 1 MiB on line 1 + 17
+        #expect(e.message.contains("$options") && e.message.contains("1 MiB"))
+        let braced = "a=xxxxxxxx\n" + String(repeating: "a=${a}${a:-}\n", count: 30)
+        #expect(try failure(braced).kind == .badValue)
+        let appended = "a=xxxxxxxx\n" + String(repeating: "a+=$a\n", count: 30)
+        #expect(try failure(appended).kind == .badValue)
+        let long = (0..<2000).map { _ in "options=\"$options --wd 1e-4\"" }.joined(separator: "\n")
+        #expect(try options(long).weightDecay == 1e-4)
+    }
+
     @Test func missingFileIsUnreadable() throws {
         let e = try #require(throws: ConfigError.self) {
             try ConfigFile(contentsOf: Fixtures.path("seed-configs/config.does-not-exist"))

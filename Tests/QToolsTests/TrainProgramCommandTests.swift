@@ -22,7 +22,7 @@ import TestSupport
 
     static func args(_ weights: String, _ extra: [String] = []) -> [String] {
         ["train", "\(folder)/config.txt", "--json", "--dataset", "npy", "--root", folder, "--weights_dir", weights,
-         "--val_batch_size", "8"] + extra
+         "--val_batch_size", "8", "--log_dir", (weights as NSString).deletingLastPathComponent + "/exp"] + extra
     }
 
     static func records(_ stdout: String) throws -> [[String: Any]] {

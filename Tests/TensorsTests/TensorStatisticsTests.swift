@@ -40,4 +40,30 @@ import TestSupport
         #expect(TensorStatistics.of(t).levels == nil)
         #expect(TensorStatistics.of(Tensor(floats: (0..<16).map(Float.init), shape: [16])).levels?.count == 16)
     }
+
+    /// Complex values are summarised by modulus (the imaginary part used to be ignored).
+    @Test(arguments: [DType.complex64, .complex128])
+    func complexStatisticsUseTheModulus(dtype: DType) throws {
+        let parts: [(Double, Double)] = [(3, 4), (0, 0), (.nan, 1), (-0.0, 2), (0, -5)]
+        var bytes: [UInt8] = []
+        for (re, im) in parts {
+            for v in [re, im] {
+                if dtype == .complex64 {
+                    withUnsafeBytes(of: Float(v).bitPattern.littleEndian) { bytes += $0 }
+                } else {
+                    withUnsafeBytes(of: v.bitPattern.littleEndian) { bytes += $0 }
+                }
+            }
+        }
+        let t = try Tensor(dtype: dtype, shape: [5], data: ByteSlice(bytes))
+        #expect(t.imaginaryPart(0) == 4 && t.imaginaryPart(4) == -5)
+        let s = TensorStatistics.of(t)
+        #expect(s.ofModulus)
+        #expect(s.count == 5 && s.nanCount == 1)
+        #expect(s.zeroFraction == 0.2)
+        #expect(s.min == 0 && s.max == 5)
+        #expect(s.mean == 3)  // (5 + 0 + 2 + 5) / 4
+        #expect(s.levels == [0, 2, 5])
+        #expect(!TensorStatistics.of(Tensor(floats: [1], shape: [1])).ofModulus)
+    }
 }

@@ -68,8 +68,12 @@ extension Unpickler {
         case .object(let global):
             var items = node.items.map(child)
             for i in 0..<node.keys.count { items.append(.tuple([child(node.keys[i]), child(node.values[i])])) }
-            value = .object(
-                Opaque(global: global, args: node.args.map(child), state: node.state.map(child), items: items))
+            let o = Opaque(global: global, args: node.args.map(child), state: node.state.map(child), items: items)
+            if decodesNumPy, let t = try numpyArray(o, n) {
+                value = .tensor(t)
+            } else {
+                value = .object(o)
+            }
         }
         guard deepest + 1 <= limits.maxDepth else {
             throw fail(.tooLarge(what: "pickle nesting depth", size: deepest + 1, limit: limits.maxDepth))
@@ -78,6 +82,14 @@ extension Unpickler {
             throw fail(.tooLarge(what: "pickle object tree (values)", size: total < 0 ? Int.max : total, limit: limits.maxValues))
         }
         return (value, total, deepest + 1)
+    }
+
+    /// The NumPy array `o` (arena node `n`) stands for, errors placed at the pickle's end.
+    private func numpyArray(_ o: Opaque, _ n: Int) throws(FormatError) -> StoredTensor? {
+        do { return try NumPyPickle.array(o, key: "numpy/\(n)") } catch var e {
+            if e.offset == nil { e.offset = reader.base + opOffset }
+            throw e
+        }
     }
 
     /// A non-container stack value as a tree value.

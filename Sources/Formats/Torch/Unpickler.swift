@@ -44,6 +44,8 @@ struct Unpickler {
     var opOffset = 0
     /// Byte-swapped copies of big-endian storages, by key and element width.
     var swapped: [String: ByteSlice] = [:]
+    /// Rebuild NumPy arrays as tensors (``PickleReader``; torch checkpoints keep them opaque).
+    var decodesNumPy = false
 
     /// Reads from `bytes`; errors report `base + offset`.
     init(_ bytes: ByteSlice, base: Int = 0, persistentLoad: PersistentLoad? = nil) {

@@ -21,7 +21,10 @@ struct TrainRunCommand: ParsableCommand {
             They load in torch.load(weights_only=True); a PyTorch checkpoint resumes here.
 
             Datasets: --dataset npy (--root holds train_x.npy, train_y.npy, val_x.npy, \
-            val_y.npy, read in order) and --dataset synthetic (built in, seeded by --seed). \
+            val_y.npy, read in order), --dataset synthetic (built in, seeded by --seed), \
+            cifar10/cifar100 (--root holds cifar-10-batches-py or -bin, cifar-100-python or \
+            -binary; shuffled per epoch, flip + reflect-pad-4 crop, seeded by --seed), \
+            imagenet (ImageFolder --root/train, --root/val of JPEG/PNG images) and fake. \
             QTool options after CONFIG override it (-e evaluates only, -r resumes).
 
             Examples:
@@ -71,12 +74,17 @@ struct TrainProgram {
     var weightsDir: String { (options.weightsDir as NSString).appendingPathComponent(options.model) }
     func file(_ name: String) -> String { (weightsDir as NSString).appendingPathComponent(name) }
 
-    func data() throws -> (train: ImageSet, val: ImageSet) {
+    func data() throws -> (train: any BatchSource, val: any BatchSource) {
         switch options.dataset {
-        case "npy": return try NpyDataset.load(root: options.root)
-        case "synthetic": return SyntheticDataset.make(seed: UInt64(max(options.seed, 0)))
+        case "npy":
+            let (train, val) = try NpyDataset.load(root: options.root)
+            return (train, val)
+        case "synthetic":
+            let (train, val) = SyntheticDataset.make(seed: UInt64(max(options.seed, 0)))
+            return (train, val)
+        case "cifar10", "cifar100", "imagenet", "dali", "fake": return try Datasets.open(options: options)
         default:
-            throw UsageError("--dataset \(options.dataset): not available yet in qtools train (use npy or synthetic)")
+            throw UsageError("--dataset \(options.dataset): not available yet in qtools train (use cifar10, cifar100, imagenet, fake, npy or synthetic)")
         }
     }
 
@@ -87,6 +95,7 @@ struct TrainProgram {
         let trainLength = train.batchCount(batch)
         guard trainLength > 0 else { throw UsageError("the training set is empty") }
         let resumeFile = file("\(options.caseName)-checkpoint.pth.tar")
+        let outputs = try TrainOutputs(options: options, quiet: quiet, trainCount: train.count, epochs: options.epochs)
 
         var loop: TrainLoop
         if options.resume && FileManager.default.fileExists(atPath: resumeFile) {
@@ -105,6 +114,7 @@ struct TrainProgram {
             var vb = options.valBatchSize
             if batch / 100 * 100 > 0 { vb = batch / 100 * 100 }
             let ev = try loop.evaluate(val, batchSize: max(vb, 1))
+            try outputs.evaluated(top1: ev.top1, top5: ev.top5)
             if json {
                 Terminal.out(try JSONOutput.render(TrainEvaluationReport(top1: ev.top1, top5: ev.top5, loss: ev.loss)))
             } else {
@@ -115,25 +125,19 @@ struct TrainProgram {
         try FileManager.default.createDirectory(atPath: weightsDir, withIntermediateDirectories: true)
         let valBatch = max(options.valBatchSize, 1)
         var trained = 0
+        TrainInterrupt.install()
         while loop.epoch < loop.totalEpochs {
             if let stopAfter, trained >= stopAfter { break }
             trained += 1
             let e = loop.epoch
-            let start = Date()
-            note(String(format: "[epoch %d]: lr %e", e, loop.schedule.epochRate(e)))
-            let q = quiet
-            let record = try loop.runEpoch(train: train, val: val, batchSize: batch, valBatchSize: valBatch) { i, n, loss, lr in
-                let elapsed = Date().timeIntervalSince(start)
-                let rate = Double(i * batch) / max(elapsed, 1e-9)
-                let eta = elapsed / Double(i) * Double(n - i)
-                Terminal.progress(
-                    String(format: "epoch %d  %d/%d  %.1f img/s  ETA %.0fs  loss %.3f  lr %.3e", e, i, n, rate, eta, loss, lr), quiet: q)
-            }
-            Terminal.endProgress(quiet: quiet)
-            note(String(format: "[epoch %d]: train_loss %.3f", e, record.trainLoss))
-            note(String(format: "[epoch %d]: test_acc %f %f, best top1: %f, loss: %f", e, record.top1, record.top5, record.bestAcc, record.evalLoss))
+            try outputs.beginEpoch(e, lr: loop.schedule.epochRate(e))
+            let record = try loop.runEpoch(train: train, val: val, batchSize: batch, valBatchSize: valBatch, progress: outputs.step)
+            try outputs.endEpoch(record)
             try save(loop, record: record)
-            if json { Terminal.out(try Self.jsonLine(record)) }
+            if json {
+                Terminal.out(try Self.jsonLine(EpochJSON(record: record, trainSeconds: outputs.trainSeconds, trainImages: outputs.trainImages)))
+            }
+            try outputs.stopIfInterrupted(epoch: e, checkpoint: resumeFile)
         }
     }
 
@@ -192,6 +196,25 @@ struct TrainProgram {
 
     func note(_ s: String) {
         if !quiet { Terminal.writeErr(s + "\n") }
+    }
+}
+
+/// One `--json` line per epoch: the loop's record plus the training throughput (data loading
+/// and augmentation included, evaluation excluded).
+struct EpochJSON: Encodable {
+    var record: TrainLoop.EpochRecord
+    var trainSeconds: Double
+    var trainImages: Int
+
+    enum CodingKeys: String, CodingKey {
+        case trainSeconds = "train_seconds", trainImagesPerSecond = "train_images_per_second"
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        try record.encode(to: encoder)
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(trainSeconds, forKey: .trainSeconds)
+        try c.encode(trainSeconds > 0 ? Double(trainImages) / trainSeconds : 0, forKey: .trainImagesPerSecond)
     }
 }
 

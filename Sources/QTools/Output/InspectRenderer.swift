@@ -74,7 +74,8 @@ enum InspectRenderer {
         for r in rows {
             var name = r.name
             if !r.contiguous { name += " (view)" }
-            var cells = [name, r.dtype, Shapes.describe(r.shape), Numbers.grouped(r.elements), Numbers.grouped(r.bytes)]
+            let dtype = stats && r.stats?.ofModulus == true ? r.dtype + " (stats of |z|)" : r.dtype
+            var cells = [name, dtype, Shapes.describe(r.shape), Numbers.grouped(r.elements), Numbers.grouped(r.bytes)]
             if stats, let s = r.stats {
                 cells += [
                     s.min.map { Numbers.short($0) } ?? "-", s.max.map { Numbers.short($0) } ?? "-",
