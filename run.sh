@@ -14,10 +14,11 @@ if [ $# -eq 0 ]; then
 fi
 if [ "$1" = train ] && { [ $# -eq 1 ] || [[ "$2" == -* ]]; }; then
   # The end-to-end training demo: default initialisation, fast path on 2 threads, one
-  # line per epoch; checkpoints under a fresh temporary weights_dir.
+  # line per epoch; checkpoints, log and curves under a fresh temporary folder.
   shift
-  weights=$(mktemp -d "${TMPDIR:-/tmp}/qtools-train.XXXXXX")
-  echo "checkpoints: $weights" >&2
-  exec .build/release/qtools train configs/synthetic_resnet20_lsq_a2w2.txt --threads 2 --weights_dir "$weights" "$@"
+  out=$(mktemp -d "${TMPDIR:-/tmp}/qtools-train.XXXXXX")
+  echo "checkpoints: $out/weights, log and curves: $out/log" >&2
+  exec .build/release/qtools train configs/synthetic_resnet20_lsq_a2w2.txt --threads 2 \
+    --weights_dir "$out/weights" --log_dir "$out/log" "$@"
 fi
 exec .build/release/qtools "$@"

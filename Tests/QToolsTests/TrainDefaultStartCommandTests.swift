@@ -12,7 +12,7 @@ import TestSupport
     static func run(_ weights: String, _ extra: [String]) throws -> (Python.Result, [String: Any]?) {
         let r = try RunQTools.run(
             ["train", "\(folder)/config.txt", "--json", "--dataset", "npy", "--root", folder, "--weights_dir", weights,
-             "--val_batch_size", "8", "--epochs", "1"] + extra)
+             "--log_dir", weights + "/log", "--val_batch_size", "8", "--epochs", "1"] + extra)
         let record = r.stdout.split(separator: "\n").first.flatMap {
             try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
         }
