@@ -50,8 +50,12 @@ public struct TrainLoop: Sendable {
     /// Iterations per epoch.
     public var trainLength: Int
     public var schedule: Schedule
-    /// Threads for evaluation.
+    /// Threads for evaluation, and for the training steps on the fast path.
     public var threads: Int = 2
+    /// Train on the fast path (float32 conv GEMMs through OpenBLAS, batch norm and activations
+    /// on ``threads``; `TrainingGraph.Precision.fast`) instead of the exact one (double GEMMs,
+    /// one thread, independent of OpenBLAS: the path the golden steps are checked with).
+    public var fast = false
 
     /// A loop over `trainLength` batches per epoch starting at `epoch` from `stateDict`.
     public init(
@@ -91,7 +95,11 @@ public struct TrainLoop: Sendable {
             guard let (x, y) = next else { throw TrainError(.invalidInput("the training set is empty")) }
             let lr = schedule.rate(epoch: epoch, iteration: i)
             let steps = schedule.stepsOptimizer(epoch: epoch, iteration: i)
-            let step = try TrainStep(options: options, stateDict: stateDict)
+            var step = try TrainStep(options: options, stateDict: stateDict)
+            if fast {
+                step.training.precision = .fast
+                step.training.threads = threads
+            }
             let r = try step.run(
                 x: x, labels: y, optimizer: optimizer.map(Optimizer.sgd), learningRate: lr, stepOptimizer: steps)
             stateDict = r.stateDict

@@ -36,8 +36,12 @@ import Testing
         return nil
     }
 
-    @Test(arguments: ["loop_lsq_a2w2_sgdr", "loop_lq_a2w2_step"])
-    func everyEpochMatchesQTool(name: String) throws {
+    /// On the exact path, and the LSQ loop also on the fast one (`qtools train`'s default, 2
+    /// threads). The LQ-Nets loop on the fast path leaves the tolerance (by hand: an epoch train
+    /// loss 0.12% off, `conv1.weight[0]` 0.0389 vs 0.0451; not diagnosed, likely its basis
+    /// refit following code assignments that float32 rounding flips); `--exact` reproduces it.
+    @Test(arguments: zip(["loop_lsq_a2w2_sgdr", "loop_lsq_a2w2_sgdr", "loop_lq_a2w2_step"], [false, true, false]))
+    func everyEpochMatchesQTool(name: String, fast: Bool) throws {
         let folder = "golden-loop/\(name)"
         let options = try QToolOptions(config: ConfigFile(contentsOf: Fixtures.path("\(folder)/config.txt")))
         let loopJSON = try #require(
@@ -48,6 +52,8 @@ import Testing
         #expect(train.batchCount(batch) == 3 && val.batchCount(batch) == 1)
         let start = try TrainGolden.entries(Fixtures.path("golden/\(Self.cases[name]!)/checkpoint.pth"))
         var loop = try TrainLoop(options: options, stateDict: start, trainLength: train.batchCount(batch))
+        loop.fast = fast
+        loop.threads = 2
         #expect(loop.totalEpochs == epochs.count)
 
         for (e, record) in epochs.enumerated() {

@@ -5,9 +5,9 @@ import Tensors
 /// QTool's flexible ResNet `resnetXX` (models/resnet_.py; seed-reference §7): stem, stages of
 /// BasicBlocks or BottleNecks, head, with every structure word of §5.3 that changes the eval
 /// forward, and the state-dict names of §7.11.
-enum ResNetFlexible {
+package enum ResNetFlexible {
     /// Block counts per stage and whether the blocks are BottleNecks.
-    static let depths: [String: (layers: [Int], bottleneck: Bool)] = [
+    package static let depths: [String: (layers: [Int], bottleneck: Bool)] = [
         "resnet18": ([2, 2, 2, 2], false), "resnet34": ([3, 4, 6, 3], false),
         "resnet50": ([3, 4, 6, 3], true), "resnet101": ([3, 4, 23, 3], true),
         "resnet20": ([3, 3, 3], false), "resnet20_": ([2, 2, 3, 2], false),

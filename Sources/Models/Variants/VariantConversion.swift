@@ -30,7 +30,7 @@ package enum VariantConversion {
     static let quantizerParts = [".quant_activation.", ".quant_weight.", ".quant_output."]
 
     /// The quantizer module (`layer1.0.conv1.0.quant_weight`) a key belongs to, if any.
-    static func quantizerPrefix(_ key: String) -> (layer: String, part: String)? {
+    package static func quantizerPrefix(_ key: String) -> (layer: String, part: String)? {
         for p in quantizerParts {
             if let r = key.range(of: p) {
                 return (String(key[..<r.lowerBound]), String(p.dropFirst().dropLast()))
@@ -164,7 +164,7 @@ package enum VariantConversion {
     }
 
     /// The value QTool's constructor gives a quantizer tensor (§11.2, §11.9).
-    static func initialValue(
+    package static func initialValue(
         _ key: String, _ shape: [Int], layer: String, part: String, target: QToolOptions, shapes: [String: [Int]]
     ) throws -> Tensor {
         let w = shapes[layer + ".weight"] ?? [1, 1, 1, 1]

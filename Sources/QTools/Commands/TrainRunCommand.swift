@@ -12,7 +12,8 @@ struct TrainRunCommand: ParsableCommand {
         abstract: "Train (or with -e evaluate) the model of a QTool config, as train.sh CONFIG does.",
         discussion: """
             Reads the config as train.sh does, loads --pretrained from <weights_dir>/<model>/ \
-            (or resumes <weights_dir>/<model>/<case>-checkpoint.pth.tar with -r), trains \
+            (or resumes <weights_dir>/<model>/<case>-checkpoint.pth.tar with -r; without a \
+            pretrained file it starts from QTool's default initialisation, seeded by --seed), trains \
             --epochs (+ --extra_epoch) epochs with QTool's SGD and lr schedule, evaluates after \
             each epoch (top-1, top-5, loss) and writes main.py's checkpoints atomically: \
             <case>-checkpoint.pth.tar every epoch, <case>-model_best.pth.tar on a new best in \
@@ -39,6 +40,12 @@ struct TrainRunCommand: ParsableCommand {
     @Option(name: .customLong("stop-after"), help: "Stop after this many epochs of this run (as an interrupted run; -r continues).")
     var stopAfter: Int?
 
+    @Option(help: "Threads of the training steps (fast path) and of evaluation.")
+    var threads = 2
+
+    @Flag(help: "Train on the exact path (double GEMMs, one thread; the golden steps' arithmetic) instead of the fast float32 one.")
+    var exact = false
+
     @Argument(parsing: .allUnrecognized, help: "QTool options applied after the config.")
     var overrides: [String] = []
 
@@ -47,7 +54,10 @@ struct TrainRunCommand: ParsableCommand {
             let env = ProcessInfo.processInfo.environment
             let options = try QToolOptions(config: ConfigFile(contentsOf: config, environment: env))
                 .applying(arguments: overrides)
-            try TrainProgram(options: options, quiet: out.quiet, json: out.json, stopAfter: stopAfter).run()
+            guard threads >= 1 else { throw UsageError("--threads must be at least 1") }
+            try TrainProgram(
+                options: options, quiet: out.quiet, json: out.json, stopAfter: stopAfter, threads: threads, exact: exact
+            ).run()
         }
     }
 }
@@ -58,6 +68,8 @@ struct TrainProgram {
     var quiet: Bool
     var json: Bool
     var stopAfter: Int? = nil
+    var threads = 2
+    var exact = false
 
     var weightsDir: String { (options.weightsDir as NSString).appendingPathComponent(options.model) }
     func file(_ name: String) -> String { (weightsDir as NSString).appendingPathComponent(name) }
@@ -98,6 +110,8 @@ struct TrainProgram {
             if options.resume { Terminal.warning("no checkpoint to resume at \(resumeFile); starting anew", quiet: quiet) }
             loop = try TrainLoop(options: options, stateDict: try pretrained(), trainLength: trainLength)
         }
+        loop.threads = threads
+        loop.fast = !exact
 
         if options.evaluate {
             var vb = options.valBatchSize
@@ -131,15 +145,15 @@ struct TrainProgram {
     }
 
     /// `--pretrained`: `<weights_dir>/<model>/<pretrained>` (or an absolute path), its
-    /// `state_dict` (else `model`, else the root), a `module.` prefix dropped.
+    /// `state_dict` (else `model`, else the root), a `module.` prefix dropped. Without one, or
+    /// when the file does not exist, the model's default initialisation seeded by `--seed`
+    /// (``DefaultInitialization``), as main.py does (seed-reference §12.3).
     func pretrained() throws -> [(name: String, tensor: Tensor)] {
         let name = options.pretrained
-        guard !name.isEmpty else {
-            throw UsageError("no --pretrained checkpoint: training from QTool's default initialiser is not available yet")
-        }
         let path = name.hasPrefix("/") ? name : file(name)
-        guard FileManager.default.fileExists(atPath: path) else {
-            throw UsageError("no pretrained file exists (\(path)); training from QTool's default initialiser is not available yet")
+        guard !name.isEmpty, FileManager.default.fileExists(atPath: path) else {
+            if !name.isEmpty { Terminal.warning("no pretrained file exists (\(path)); init model with the default initialiser", quiet: quiet) }
+            return try DefaultInitialization.stateDict(options: options, seed: UInt64(bitPattern: Int64(options.seed)))
         }
         let opened = try ModelFile.open(path: path, verifyCRC: true)
         guard let sd = opened.checkpoint.stateDict() else {
