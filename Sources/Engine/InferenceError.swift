@@ -71,7 +71,8 @@ public struct InferenceError: Error, Equatable, Sendable, CustomStringConvertibl
             what = "tensor '\(k)' has shape \(f), the model expects \(e)"
         case .unexpectedTensors(let ks):
             let shown = ks.prefix(8).map { "'\($0)'" }.joined(separator: ", ")
-            what = "\(ks.count) unexpected tensor\(ks.count == 1 ? "" : "s") in the state dict: \(shown)"
+            what =
+                "\(ks.count) unexpected tensor\(ks.count == 1 ? "" : "s") in the state dict: \(shown)"
                 + (ks.count > 8 ? ", ..." : "")
         case .unsupportedModel(let s): what = "cannot build the model: \(s)"
         }

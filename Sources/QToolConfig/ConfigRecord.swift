@@ -1,10 +1,10 @@
+import Formats
+
 #if canImport(FoundationEssentials)
     import FoundationEssentials
 #else
     import Foundation
 #endif
-
-import Formats
 
 /// The configuration a checkpoint belongs to, recorded inside the checkpoint by `qtools convert
 /// --config CFG [-- overrides]` so that later commands (`run`, `verify`) can rebuild the model

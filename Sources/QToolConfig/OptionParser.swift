@@ -42,7 +42,9 @@ enum OptionParser {
     }
 
     /// argparse `_get_option_tuples` (prefix matching).
-    private static func optionTuples(_ text: String) -> [(
+    private static func optionTuples(
+        _ text: String
+    ) -> [(
         spec: OptionSpec, flag: String, explicit: String?
     )] {
         var result: [(spec: OptionSpec, flag: String, explicit: String?)] = []
@@ -178,7 +180,9 @@ enum OptionParser {
 
     // MARK: - Values
 
-    private static func convert(_ words: [SourcedArgument], for spec: OptionSpec) throws
+    private static func convert(
+        _ words: [SourcedArgument], for spec: OptionSpec
+    ) throws
         -> OptionValue
     {
         let word = words[0]
@@ -231,7 +235,9 @@ enum OptionParser {
     }
 
     /// §3.3: `s.split(',')` with each item stripped; `lr_custom_step` items through `int()`.
-    static func postProcess(_ raw: String, for spec: OptionSpec, origin: ArgumentOrigin) throws
+    static func postProcess(
+        _ raw: String, for spec: OptionSpec, origin: ArgumentOrigin
+    ) throws
         -> OptionValue
     {
         let items = raw.split(separator: ",", omittingEmptySubsequences: false).map(String.init)

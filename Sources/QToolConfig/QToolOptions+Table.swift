@@ -210,7 +210,9 @@ extension QToolOptions {
     private static func familySpecs(_ tag: QuantizerTag) -> [OptionSpec] {
         let t = tag.rawValue
         let group: OptionCategory = tag == .fm ? .fm : tag == .wt ? .wt : .ot
-        func spec(_ suffix: String, _ kind: OptionKind, _ value: OptionValue, _ help: String)
+        func spec(
+            _ suffix: String, _ kind: OptionKind, _ value: OptionValue, _ help: String
+        )
             -> OptionSpec
         {
             OptionSpec("\(t)_\(suffix)", ["--\(t)_\(suffix)"], kind, value, group, help)

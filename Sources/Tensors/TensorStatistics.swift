@@ -87,7 +87,9 @@ struct Accumulator {
         sum += v
         sumSq += v * v
         if !tooMany, !distinct.contains(v) {
-            if distinct.count == TensorStatistics.maxLevels { tooMany = true; distinct = [] } else {
+            if distinct.count == TensorStatistics.maxLevels {
+                tooMany = true; distinct = []
+            } else {
                 distinct.append(v)
             }
         }

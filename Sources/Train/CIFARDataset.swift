@@ -36,9 +36,11 @@ public enum CIFARDataset {
             suffix = ".bin"
             read = { (p: String) throws(TrainError) in try binaryBatch(p, classes: classes) }
         } else {
-            throw TrainError(.invalidInput(
-                "\(root): no \((py as NSString).lastPathComponent) or \((bin as NSString).lastPathComponent) folder "
-                    + "(--dataset cifar\(classes) reads the extracted archive from https://www.cs.toronto.edu/~kriz/cifar.html under --root)"))
+            throw TrainError(
+                .invalidInput(
+                    "\(root): no \((py as NSString).lastPathComponent) or \((bin as NSString).lastPathComponent) folder "
+                        + "(--dataset cifar\(classes) reads the extracted archive from https://www.cs.toronto.edu/~kriz/cifar.html under --root)"
+                ))
         }
         func split(_ names: [String], augment: Bool) throws(TrainError) -> CIFARSamples {
             var pixels: [UInt8] = [], labels: [Int] = []
@@ -78,8 +80,9 @@ public enum CIFARDataset {
         guard case .tensor(let t)? = entry("data"), t.dtype == .uint8, t.shape.count == 2,
             t.shape[1] == CIFARSamples.imageBytes
         else {
-            throw TrainError(.invalidInput(
-                "\(file): 'data' must be a uint8 numpy array N x \(CIFARSamples.imageBytes); got \(describe(entry("data")))"))
+            throw TrainError(
+                .invalidInput(
+                    "\(file): 'data' must be a uint8 numpy array N x \(CIFARSamples.imageBytes); got \(describe(entry("data")))"))
         }
         let key = entry("labels") != nil ? "labels" : "fine_labels"
         guard let list = entry(key), let labels = integers(list) else {
@@ -99,8 +102,9 @@ public enum CIFARDataset {
         let head = classes == 10 ? 1 : 2
         let record = head + CIFARSamples.imageBytes
         guard !data.isEmpty, data.count % record == 0 else {
-            throw TrainError(.invalidInput(
-                "\(file): truncated or malformed: \(data.count) bytes is not a whole number of \(record)-byte records"))
+            throw TrainError(
+                .invalidInput(
+                    "\(file): truncated or malformed: \(data.count) bytes is not a whole number of \(record)-byte records"))
         }
         let n = data.count / record
         var pixels = [UInt8](repeating: 0, count: n * CIFARSamples.imageBytes)

@@ -18,7 +18,9 @@ public struct CrossEntropy: Sendable, Equatable {
     /// `dloss/dlogits = (softmax - target) / N`, in Double, rounded once.
     /// - Throws: ``TrainError`` `.invalidInput` for a label outside `0..<K` or a count
     ///   mismatch; `.nonFinite` when a logit is NaN or infinite.
-    public func callAsFunction(logits: [Float], classes: Int, labels: [Int]) throws(TrainError)
+    public func callAsFunction(
+        logits: [Float], classes: Int, labels: [Int]
+    ) throws(TrainError)
         -> (loss: Float, gradient: [Float])
     {
         let n = labels.count

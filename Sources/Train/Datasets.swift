@@ -38,8 +38,9 @@ public enum Datasets {
             let side = options.resolvedInputSize
             return loaders(FakeSamples(side: side), FakeSamples(side: side))
         default:
-            throw TrainError(.unsupported(
-                "--dataset \(options.dataset) (qtools train reads cifar10, cifar100, imagenet, fake, npy and synthetic)"))
+            throw TrainError(
+                .unsupported(
+                    "--dataset \(options.dataset) (qtools train reads cifar10, cifar100, imagenet, fake, npy and synthetic)"))
         }
     }
 }

@@ -66,8 +66,12 @@ public enum DefaultInitialization {
 
             if let (layer, part) = VariantConversion.quantizerPrefix(key) {
                 do {
-                    out.append((key, try VariantConversion.initialValue(
-                        key, shape, layer: layer, part: part, target: options, shapes: shapes)))
+                    out.append(
+                        (
+                            key,
+                            try VariantConversion.initialValue(
+                                key, shape, layer: layer, part: part, target: options, shapes: shapes)
+                        ))
                 } catch { throw TrainError(.unsupported("\(key): \(error)")) }
                 continue
             }

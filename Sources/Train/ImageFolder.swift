@@ -49,8 +49,10 @@ public struct ImageFolderSamples: SampleSet {
     ///   class folders, or a class folder holds no image.
     public static func scan(_ folder: String, augment: Bool, side: Int) throws(TrainError) -> ImageFolderSamples {
         guard isDirectory(folder) else {
-            throw TrainError(.invalidInput(
-                "\(folder): no such folder (--dataset imagenet reads ImageFolder trees --root/train and --root/val, one sub-folder of images per class)"))
+            throw TrainError(
+                .invalidInput(
+                    "\(folder): no such folder (--dataset imagenet reads ImageFolder trees --root/train and --root/val, one sub-folder of images per class)"
+                ))
         }
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
         let classes = sorted(entries.filter { isDirectory((folder as NSString).appendingPathComponent($0)) })
@@ -61,8 +63,10 @@ public struct ImageFolderSamples: SampleSet {
         for (index, name) in classes.enumerated() {
             let files = imageFiles((folder as NSString).appendingPathComponent(name))
             guard !files.isEmpty else {
-                throw TrainError(.invalidInput(
-                    "\((folder as NSString).appendingPathComponent(name)): no image files in class folder '\(name)' (extensions \(extensions.joined(separator: " ")))"))
+                throw TrainError(
+                    .invalidInput(
+                        "\((folder as NSString).appendingPathComponent(name)): no image files in class folder '\(name)' (extensions \(extensions.joined(separator: " ")))"
+                    ))
             }
             paths += files
             labels += Array(repeating: index, count: files.count)

@@ -67,7 +67,8 @@ public enum NpyDataset {
 
     static func array(_ path: String) throws(TrainError) -> Tensor {
         guard FileManager.default.fileExists(atPath: path) else {
-            throw TrainError(.invalidInput("\(path): no such file (--dataset npy needs train_x.npy, train_y.npy, val_x.npy, val_y.npy in --root)"))
+            throw TrainError(
+                .invalidInput("\(path): no such file (--dataset npy needs train_x.npy, train_y.npy, val_x.npy, val_y.npy in --root)"))
         }
         do {
             return try NpyReader.readArray(ByteStore.map(path: path).all)

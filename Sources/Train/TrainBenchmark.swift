@@ -61,10 +61,11 @@ public enum TrainBenchmark {
         let loss = CrossEntropy(labelSmoothing: smoothing)
 
         var state = training.initialState
-        let statistics = Set(model.graph.nodes.flatMap { n -> [String] in
-            if case .batchNorm = n.op { return [n.inputs[3], n.inputs[4]] }
-            return []
-        })
+        let statistics = Set(
+            model.graph.nodes.flatMap { n -> [String] in
+                if case .batchNorm = n.op { return [n.inputs[3], n.inputs[4]] }
+                return []
+            })
         let parameters = step.variableShapes.filter { !statistics.contains($0.name) }
         var optimizer = try SGD(options: step.options, parameters: parameters, lr: try LearningRate.firstStep(step.options))
 

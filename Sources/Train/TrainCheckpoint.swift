@@ -56,9 +56,10 @@ public enum TrainCheckpoint {
             entries.append((.string("params"), .list([.int(Int64(i))])))
             params.append(.dict(CheckpointDict(entries, kind: .dict)))
         }
-        return .dict(CheckpointDict(
-            [(.string("state"), .dict(CheckpointDict(states, kind: .dict))), (.string("param_groups"), .list(params))],
-            kind: .dict))
+        return .dict(
+            CheckpointDict(
+                [(.string("state"), .dict(CheckpointDict(states, kind: .dict))), (.string("param_groups"), .list(params))],
+                kind: .dict))
     }
 
     /// `CosineAnnealingLR.state_dict()` at the end of the epoch just trained (closed form:
@@ -72,16 +73,18 @@ public enum TrainCheckpoint {
         let last = s.policy == "cos" ? e - start + (start > 0 ? 1 : 0) : (e - start + 1) * s.trainLength
         let n = loop.optimizer?.groups.count ?? 0
         let lastLR = s.policy == "cos" ? (loop.optimizer?.groups.first?.lr ?? s.lr0) : s.rate(epoch: e, iteration: s.trainLength)
-        return .dict(CheckpointDict([
-            (.string("T_max"), .int(Int64(length * perEpoch))),
-            (.string("eta_min"), .float(s.etaMin)),
-            (.string("base_lrs"), .list(Array(repeating: .float(s.lr0), count: n))),
-            (.string("last_epoch"), .int(Int64(last))),
-            (.string("_step_count"), .int(Int64(last + 1))),
-            (.string("_is_initial"), .bool(false)),
-            (.string("_get_lr_called_within_step"), .bool(false)),
-            (.string("_last_lr"), .list(Array(repeating: .float(lastLR), count: n))),
-        ], kind: .dict))
+        return .dict(
+            CheckpointDict(
+                [
+                    (.string("T_max"), .int(Int64(length * perEpoch))),
+                    (.string("eta_min"), .float(s.etaMin)),
+                    (.string("base_lrs"), .list(Array(repeating: .float(s.lr0), count: n))),
+                    (.string("last_epoch"), .int(Int64(last))),
+                    (.string("_step_count"), .int(Int64(last + 1))),
+                    (.string("_is_initial"), .bool(false)),
+                    (.string("_get_lr_called_within_step"), .bool(false)),
+                    (.string("_last_lr"), .list(Array(repeating: .float(lastLR), count: n))),
+                ], kind: .dict))
     }
 
     /// What a resume restores from a training checkpoint.

@@ -39,10 +39,20 @@ public enum TrainCurves {
             p.compactMap { q in f(q).isFinite ? (Double(q.epoch), f(q)) : nil }
         }
         let panels: [(String, [Series], String)] = [
-            ("loss", [Series(name: "train loss", color: "#1f77b4", values: xy(\.trainLoss)),
-                      Series(name: "eval loss", color: "#ff7f0e", values: xy(\.evalLoss))], ""),
-            ("accuracy (%)", [Series(name: "top-1", color: "#2ca02c", values: xy(\.top1)),
-                              Series(name: "top-5", color: "#9467bd", values: xy(\.top5))], ""),
+            (
+                "loss",
+                [
+                    Series(name: "train loss", color: "#1f77b4", values: xy(\.trainLoss)),
+                    Series(name: "eval loss", color: "#ff7f0e", values: xy(\.evalLoss)),
+                ], ""
+            ),
+            (
+                "accuracy (%)",
+                [
+                    Series(name: "top-1", color: "#2ca02c", values: xy(\.top1)),
+                    Series(name: "top-5", color: "#9467bd", values: xy(\.top5)),
+                ], ""
+            ),
             ("learning rate", [Series(name: "lr", color: "#d62728", values: xy(\.lr))], "e"),
         ]
         let width = panelWidth * Double(panels.count), height = panelHeight + 30
@@ -66,8 +76,10 @@ public enum TrainCurves {
         let top = y0 + margin.top, bottom = y0 + panelHeight - margin.bottom
         let all = series.flatMap(\.values)
         var out = "<g>\n"
-        out += "<text x=\"\(fmt((left + right) / 2))\" y=\"\(fmt(y0 + 18))\" text-anchor=\"middle\" font-size=\"13\">\(escape(title))</text>\n"
-        out += "<rect x=\"\(fmt(left))\" y=\"\(fmt(top))\" width=\"\(fmt(right - left))\" height=\"\(fmt(bottom - top))\" fill=\"none\" stroke=\"#444\"/>\n"
+        out +=
+            "<text x=\"\(fmt((left + right) / 2))\" y=\"\(fmt(y0 + 18))\" text-anchor=\"middle\" font-size=\"13\">\(escape(title))</text>\n"
+        out +=
+            "<rect x=\"\(fmt(left))\" y=\"\(fmt(top))\" width=\"\(fmt(right - left))\" height=\"\(fmt(bottom - top))\" fill=\"none\" stroke=\"#444\"/>\n"
         guard !all.isEmpty else { return out + "</g>\n" }
         let xs = all.map(\.x), ys = all.map(\.y)
         let (xTicks, xLo, xHi) = ticks(xs.min()!, xs.max()!, integer: true)
@@ -98,7 +110,8 @@ public enum TrainCurves {
             }
             // Legend: a row between the panel title and the plot, never over the curves.
             let ly = top - 8
-            out += "<line x1=\"\(fmt(legendX))\" y1=\"\(fmt(ly - 4))\" x2=\"\(fmt(legendX + 18))\" y2=\"\(fmt(ly - 4))\" stroke=\"\(s.color)\" stroke-width=\"2\"/>\n"
+            out +=
+                "<line x1=\"\(fmt(legendX))\" y1=\"\(fmt(ly - 4))\" x2=\"\(fmt(legendX + 18))\" y2=\"\(fmt(ly - 4))\" stroke=\"\(s.color)\" stroke-width=\"2\"/>\n"
             out += "<text x=\"\(fmt(legendX + 22))\" y=\"\(fmt(ly))\">\(escape(s.name))</text>\n"
             legendX += 34 + 7.5 * Double(s.name.count)
         }

@@ -132,8 +132,9 @@ public struct TrainLoop: Sendable {
             let batches = data.batches(epoch: epoch, size: batchSize)
             while let (x, y) = try batches.next() {
                 if let j = y.firstIndex(where: { $0 < 0 || $0 >= built.numClasses }) {
-                    throw TrainError(.invalidInput(
-                        "validation set: label \(y[j]) of image \(seen + j) is out of range for \(built.numClasses) classes"))
+                    throw TrainError(
+                        .invalidInput(
+                            "validation set: label \(y[j]) of image \(seen + j) is out of range for \(built.numClasses) classes"))
                 }
                 n += 1
                 seen += y.count
@@ -209,8 +210,9 @@ public struct TrainLoop: Sendable {
         guard let count = r.groupCount else { return loop }
         let parameters = try loop.trainableParameters()
         guard count == parameters.count else {
-            throw TrainError(.invalidInput(
-                "\(path): the optimizer has \(count) parameter groups; the model has \(parameters.count) trainable parameters"))
+            throw TrainError(
+                .invalidInput(
+                    "\(path): the optimizer has \(count) parameter groups; the model has \(parameters.count) trainable parameters"))
         }
         var sgd = try SGD(
             options: options, parameters: parameters, allNames: loop.stateDict.map(\.name),

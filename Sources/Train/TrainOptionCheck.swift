@@ -18,7 +18,9 @@ public enum TrainOptionCheck {
         var out: [String] = []
         if case .int(let v) = o["iter_size"], v > 1 { out.append("--iter-size \(v) (gradient accumulation) is not implemented") }
         if case .float(let v) = o["grad_clip"] { out.append("--grad_clip \(v) (gradient norm clipping) is not implemented") }
-        if case .bool(true) = o["mixup_enable"] { out.append("--mixup_enable: QTool's mixup calls utils functions that never existed (it crashes)") }
+        if case .bool(true) = o["mixup_enable"] {
+            out.append("--mixup_enable: QTool's mixup calls utils functions that never existed (it crashes)")
+        }
         if o.policy != "none" && !o.policy.isEmpty { out.append("--policy \(o.policy): policy files are not supported by qtools train") }
         if o.valBatchSize < 1 { out.append("--val_batch_size \(o.valBatchSize) (no validation) is not supported; every epoch evaluates") }
         for (word, why) in [
@@ -38,7 +40,9 @@ public enum TrainOptionCheck {
         if o.differsFromDefault("fp16") || o.differsFromDefault("opt_level") {
             out.append("--fp16/--opt_level have no effect: apex mixed precision is a GPU feature; qtools trains in float32")
         }
-        for (dest, flag) in [("device_ids", "--device-ids"), ("distributed", "--distributed"), ("world_size", "--world_size"), ("sync_bn", "--sync_bn")]
+        for (dest, flag) in [
+            ("device_ids", "--device-ids"), ("distributed", "--distributed"), ("world_size", "--world_size"), ("sync_bn", "--sync_bn"),
+        ]
         where o.differsFromDefault(dest) {
             out.append("\(flag) has no effect: qtools trains in one process on the CPU")
         }

@@ -60,7 +60,9 @@ public struct TrainStep: Sendable {
     /// A later step of a loop: the optimizer of the previous step (its momentum buffers) at
     /// learning rate `learningRate`. Build each step's `TrainStep` from the previous result's
     /// state dict, so quantizer state (LQ-Nets bases, `iteration`) carries over too.
-    public func run(x: Tensor, labels: [Int], continuing optimizer: Optimizer, learningRate: Double) throws(TrainError)
+    public func run(
+        x: Tensor, labels: [Int], continuing optimizer: Optimizer, learningRate: Double
+    ) throws(TrainError)
         -> Result
     {
         try finish(forward(x: x, labels: labels), continuing: optimizer, learningRate: learningRate)
@@ -69,7 +71,9 @@ public struct TrainStep: Sendable {
     /// A step of the training loop (``TrainLoop``): `optimizer` nil on the first step (built
     /// from the options), the schedule's `learningRate` for every group, and `stepOptimizer`
     /// false while `--warmup` holds the optimizer.
-    public func run(x: Tensor, labels: [Int], optimizer: Optimizer?, learningRate: Double, stepOptimizer: Bool)
+    public func run(
+        x: Tensor, labels: [Int], optimizer: Optimizer?, learningRate: Double, stepOptimizer: Bool
+    )
         throws(TrainError) -> Result
     {
         try finish(forward(x: x, labels: labels), continuing: optimizer, learningRate: learningRate, stepOptimizer: stepOptimizer)
@@ -88,8 +92,10 @@ public struct TrainStep: Sendable {
     /// Runs the model in training mode on the batch and evaluates the loss.
     package func forward(x: Tensor, labels: [Int]) throws(TrainError) -> Forward {
         guard x.shape.count == 4, x.shape[0] == labels.count, x.shape[1] == model.inputChannels else {
-            throw TrainError(.invalidInput(
-                "the batch must be [N, \(model.inputChannels), H, W] with one label per image; got \(x.shape) and \(labels.count) labels"))
+            throw TrainError(
+                .invalidInput(
+                    "the batch must be [N, \(model.inputChannels), H, W] with one label per image; got \(x.shape) and \(labels.count) labels"
+                ))
         }
         let xs = x.floats()
         if let i = xs.firstIndex(where: { !$0.isFinite }) {
@@ -106,7 +112,9 @@ public struct TrainStep: Sendable {
     }
 
     /// The backward half: gradients, running statistics, the optimizer step.
-    package func finish(_ f: Forward, continuing previous: Optimizer? = nil, learningRate: Double? = nil, stepOptimizer: Bool? = nil)
+    package func finish(
+        _ f: Forward, continuing previous: Optimizer? = nil, learningRate: Double? = nil, stepOptimizer: Bool? = nil
+    )
         throws(TrainError)
         -> Result
     {
@@ -143,10 +151,11 @@ public struct TrainStep: Sendable {
         }
         if stepOptimizer ?? !Self.warmingUp(options) { optimizer.step(&state, gradients: grads) }
 
-        let trackedModules = Set(model.graph.nodes.compactMap { n -> String? in
-            if case .batchNorm = n.op, tape.batchStatistics[n.name] != nil { return Self.module(of: n.inputs[3]) }
-            return nil
-        })
+        let trackedModules = Set(
+            model.graph.nodes.compactMap { n -> String? in
+                if case .batchNorm = n.op, tape.batchStatistics[n.name] != nil { return Self.module(of: n.inputs[3]) }
+                return nil
+            })
         // Quantizer state a training forward changes (the DoReFa family's `iteration` + 1).
         let before = Dictionary(input.map { ($0.name, $0.tensor) }, uniquingKeysWith: { a, _ in a })
         var quantizerState: [String: Tensor] = [:]

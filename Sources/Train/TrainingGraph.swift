@@ -75,7 +75,8 @@ package struct TrainingGraph: Sendable {
                 }
                 do { try f.checkTrainable() } catch { throw TrainError(.unsupported("\(error)"), node: n.name) }
                 if let missing = f.parameterKeys.first(where: { graph.constants[$0] == nil }) {
-                    throw TrainError(.unsupported("quantizer parameter \(missing) is not a graph variable (build the model for training)"), node: n.name)
+                    throw TrainError(
+                        .unsupported("quantizer parameter \(missing) is not a graph variable (build the model for training)"), node: n.name)
                 }
             default:
                 throw TrainError(.unsupported("op \(n.op.typeName)"), node: n.name)
@@ -161,7 +162,8 @@ package struct TrainingGraph: Sendable {
             }
             return ConvGradient.forward(g, x: x[0], w: x[1], b: x.count > 2 ? x[2] : nil)
         case .batchNorm(let eps):
-            let (y, st) = precision == .fast
+            let (y, st) =
+                precision == .fast
                 ? ParallelLayerGradients.batchNormForward(
                     x[0], batch: batch, channels: channels, inner: inner, gamma: x[1], beta: x[2], epsilon: eps,
                     threads: threads)
@@ -267,14 +269,16 @@ package struct TrainingGraph: Sendable {
                 switch n.op {
                 case .conv2d(let a):
                     let g = try ShapeInference.conv(a, input: s[0], weight: s[1], bias: s.count > 2 ? s[2] : nil)
-                    let r = fast
+                    let r =
+                        fast
                         ? FastConvGradient.backward(g, x: x[0], w: x[1], dy: dy, inputGradient: needsInput, threads: threads)
                         : ConvGradient.backward(g, x: x[0], w: x[1], dy: dy, inputGradient: needsInput)
                     if let dx = r.dx { accumulate(n.inputs[0], dx) }
                     accumulate(n.inputs[1], r.dw)
                     if n.inputs.count > 2 { accumulate(n.inputs[2], r.db) }
                 case .batchNorm(let eps):
-                    let r = fast
+                    let r =
+                        fast
                         ? ParallelLayerGradients.batchNormBackward(
                             x[0], dy: dy, batch: batch, channels: channels, inner: inner, gamma: x[1],
                             statistics: tape.batchStatistics[n.name]!, epsilon: eps, threads: threads)
@@ -285,29 +289,40 @@ package struct TrainingGraph: Sendable {
                     accumulate(n.inputs[1], r.dgamma)
                     accumulate(n.inputs[2], r.dbeta)
                 case .relu where fast:
-                    accumulate(n.inputs[0], ParallelLayerGradients.activationBackward(
-                        x[0], dy: dy, lo: 0, hi: .infinity, strict: true, threads: threads))
+                    accumulate(
+                        n.inputs[0],
+                        ParallelLayerGradients.activationBackward(
+                            x[0], dy: dy, lo: 0, hi: .infinity, strict: true, threads: threads))
                 case .relu:
                     accumulate(n.inputs[0], LayerGradients.activationBackward(x[0], dy: dy) { $0 > 0 })
                 case .hardtanh(let lo, let hi) where fast:
-                    accumulate(n.inputs[0], ParallelLayerGradients.activationBackward(
-                        x[0], dy: dy, lo: lo, hi: hi, strict: true, threads: threads))
+                    accumulate(
+                        n.inputs[0],
+                        ParallelLayerGradients.activationBackward(
+                            x[0], dy: dy, lo: lo, hi: hi, strict: true, threads: threads))
                 case .hardtanh(let lo, let hi):
                     accumulate(n.inputs[0], LayerGradients.activationBackward(x[0], dy: dy) { $0 > lo && $0 < hi })
                 case .clamp(let lo, let hi) where fast:
-                    accumulate(n.inputs[0], ParallelLayerGradients.activationBackward(
-                        x[0], dy: dy, lo: lo ?? -.infinity, hi: hi ?? .infinity, strict: false, threads: threads))
+                    accumulate(
+                        n.inputs[0],
+                        ParallelLayerGradients.activationBackward(
+                            x[0], dy: dy, lo: lo ?? -.infinity, hi: hi ?? .infinity, strict: false, threads: threads))
                 case .clamp(let lo, let hi):
-                    accumulate(n.inputs[0], LayerGradients.activationBackward(x[0], dy: dy) {
-                        $0 >= (lo ?? -.infinity) && $0 <= (hi ?? .infinity)
-                    })
+                    accumulate(
+                        n.inputs[0],
+                        LayerGradients.activationBackward(x[0], dy: dy) {
+                            $0 >= (lo ?? -.infinity) && $0 <= (hi ?? .infinity)
+                        })
                 case .maxPool2d(let a):
-                    accumulate(n.inputs[0], LayerGradients.maxPoolBackward(try ShapeInference.pool(a, input: s[0], isMax: true), x: x[0], dy: dy))
+                    accumulate(
+                        n.inputs[0], LayerGradients.maxPoolBackward(try ShapeInference.pool(a, input: s[0], isMax: true), x: x[0], dy: dy))
                 case .avgPool2d(let a):
                     accumulate(n.inputs[0], LayerGradients.avgPoolBackward(try ShapeInference.pool(a, input: s[0], isMax: false), dy: dy))
                 case .adaptiveAvgPool2d(let oh, let ow):
-                    accumulate(n.inputs[0], LayerGradients.adaptiveAvgPoolBackward(
-                        dy: dy, planes: batch * channels, height: s[0][2], width: s[0][3], outHeight: oh, outWidth: ow))
+                    accumulate(
+                        n.inputs[0],
+                        LayerGradients.adaptiveAvgPoolBackward(
+                            dy: dy, planes: batch * channels, height: s[0][2], width: s[0][3], outHeight: oh, outWidth: ow))
                 case .linear:
                     let r = LayerGradients.linearBackward(
                         x: x[0], w: x[1], dy: dy, batch: s[0][0], inFeatures: s[0][1], outFeatures: s[1][0])
@@ -335,15 +350,21 @@ package struct TrainingGraph: Sendable {
                 case .flatten, .reshape, .identity:
                     accumulate(n.inputs[0], dy)
                 case .pad(let a) where fast:
-                    accumulate(n.inputs[0], ParallelCopies.padBackward(
-                        dy: dy, planes: batch * channels, height: s[0][2], width: s[0][3], padding: a.padding, threads: threads))
+                    accumulate(
+                        n.inputs[0],
+                        ParallelCopies.padBackward(
+                            dy: dy, planes: batch * channels, height: s[0][2], width: s[0][3], padding: a.padding, threads: threads))
                 case .pad(let a):
-                    accumulate(n.inputs[0], LayerGradients.padBackward(
-                        dy: dy, planes: batch * channels, height: s[0][2], width: s[0][3], padding: a.padding))
+                    accumulate(
+                        n.inputs[0],
+                        LayerGradients.padBackward(
+                            dy: dy, planes: batch * channels, height: s[0][2], width: s[0][3], padding: a.padding))
                 case .concat:
                     for j in n.inputs.indices {
-                        accumulate(n.inputs[j], LayerGradients.concatBackward(
-                            dy: dy, batch: batch, channels: s.map { $0[1] }, spatial: s[0][2] * s[0][3], input: j))
+                        accumulate(
+                            n.inputs[j],
+                            LayerGradients.concatBackward(
+                                dy: dy, batch: batch, channels: s.map { $0[1] }, spatial: s[0][2] * s[0][3], input: j))
                     }
                 case .quantize(let q):
                     let f = q.function as! any TrainableQuantizeFunction

@@ -1,6 +1,6 @@
 import Engine
-import TestSupport
 import Tensors
+import TestSupport
 import Testing
 
 @Suite struct ConvTests {

@@ -1,6 +1,6 @@
 import Engine
-import TestSupport
 import Tensors
+import TestSupport
 import Testing
 
 @Suite struct ElementwiseTests {
@@ -35,7 +35,8 @@ import Testing
         let fast = Fast.unary(x, outputCount: x.count) { px, py in
             scale.withUnsafeBufferPointer { ps in
                 bias.withUnsafeBufferPointer { pb in
-                    Elementwise.channelAffine(batch: n, channels: c, inner: i, input: px, scale: ps, bias: pb, output: py, activation: .none, threads: threads)
+                    Elementwise.channelAffine(
+                        batch: n, channels: c, inner: i, input: px, scale: ps, bias: pb, output: py, activation: .none, threads: threads)
                 }
             }
         }
@@ -87,11 +88,13 @@ import Testing
         let (n, i, o) = dims
         var rng = SplitMix64(seed: UInt64(n * i * o))
         let x = rng.floats(n * i), w = rng.floats(o * i), b = rng.floats(o)
-        let slow = ReferenceKernels.activation(ReferenceKernels.linear(x, batch: n, inFeatures: i, weight: w, outFeatures: o, bias: b), .relu)
+        let slow = ReferenceKernels.activation(
+            ReferenceKernels.linear(x, batch: n, inFeatures: i, weight: w, outFeatures: o, bias: b), .relu)
         let fast = Fast.unary(x, outputCount: n * o) { px, py in
             w.withUnsafeBufferPointer { pw in
                 b.withUnsafeBufferPointer { pb in
-                    Linear.forward(batch: n, inFeatures: i, outFeatures: o, input: px, weight: pw, bias: pb, output: py, activation: .relu, threads: 2)
+                    Linear.forward(
+                        batch: n, inFeatures: i, outFeatures: o, input: px, weight: pw, bias: pb, output: py, activation: .relu, threads: 2)
                 }
             }
         }
@@ -106,7 +109,8 @@ import Testing
         x: [Float], w: [Float], b: [Float]
     ) {
         let bb: [Float]? = bias ? b : nil
-        let slow = ReferenceKernels.activation(ReferenceKernels.linear(x, batch: n, inFeatures: i, weight: w, outFeatures: o, bias: bb), activation)
+        let slow = ReferenceKernels.activation(
+            ReferenceKernels.linear(x, batch: n, inFeatures: i, weight: w, outFeatures: o, bias: bb), activation)
         let scale = ReferenceKernels.linear(x.map(abs), batch: n, inFeatures: i, weight: w.map(abs), outFeatures: o, bias: bb?.map(abs))
         let fast = Fast.unary(x, outputCount: n * o) { px, py in
             w.withUnsafeBufferPointer { pw in
@@ -122,16 +126,20 @@ import Testing
             if r.isNaN || r.isInfinite || f.isNaN || f.isInfinite { return !(r.isNaN && f.isNaN) && f != r }
             return !(abs(f - r) <= 1e-5 * scale[k] + 1e-30)
         }
-        #expect(bad == nil, "\(n)x\(i)->\(o) bias \(bias) \(activation) threads \(threads) \(kernel): [\(bad ?? -1)] \(bad.map { (fast[$0], slow[$0]) }.debugDescription)")
+        #expect(
+            bad == nil,
+            "\(n)x\(i)->\(o) bias \(bias) \(activation) threads \(threads) \(kernel): [\(bad ?? -1)] \(bad.map { (fast[$0], slow[$0]) }.debugDescription)"
+        )
     }
 
     /// Batches 1, 2, 7, 33; odd feature counts (1, 3, 17, 513, 1000; depths below, at and
     /// past a vector of 8); bias or none; ReLU, clamp or none; threads 1 and 2; the vector
     /// and portable dot-product paths and OpenBLAS.
-    @Test(arguments: [
-        (1, 512, 1000), (1, 1, 1), (1, 3, 17), (2, 17, 3), (7, 513, 1000), (33, 17, 513), (33, 513, 17),
-        (2, 1000, 1), (7, 8, 8), (1, 9, 1000), (33, 3, 1000), (2, 16, 12), (3, 7, 4),
-    ], [1, 2])
+    @Test(
+        arguments: [
+            (1, 512, 1000), (1, 1, 1), (1, 3, 17), (2, 17, 3), (7, 513, 1000), (33, 17, 513), (33, 513, 17),
+            (2, 1000, 1), (7, 8, 8), (1, 9, 1000), (33, 3, 1000), (2, 16, 12), (3, 7, 4),
+        ], [1, 2])
     func linearKernelsMatchReference(dims: (Int, Int, Int), threads: Int) {
         let (n, i, o) = dims
         var rng = SplitMix64(seed: UInt64(n * 1_000_003 + i * 1009 + o))
@@ -173,7 +181,9 @@ import Testing
         let fast = Fast.unary(x, outputCount: n * o) { px, py in
             w.withUnsafeBufferPointer { pw in
                 b.withUnsafeBufferPointer { pb in
-                    Linear.forward(batch: n, inFeatures: i, outFeatures: o, input: px, weight: pw, bias: pb, output: py, activation: .none, threads: 2, kernel: kernel)
+                    Linear.forward(
+                        batch: n, inFeatures: i, outFeatures: o, input: px, weight: pw, bias: pb, output: py, activation: .none, threads: 2,
+                        kernel: kernel)
                 }
             }
         }
@@ -188,7 +198,8 @@ import Testing
         let x = rng.floats(n * c * h * w)
         let slow = ReferenceKernels.spaceDepth(x, batch: n, channels: c, height: h, width: w, block: s, toDepth: toDepth)
         let fast = Fast.unary(x, outputCount: x.count) {
-            Elementwise.spaceDepth(batch: n, channels: c, height: h, width: w, block: s, toDepth: toDepth, input: $0, output: $1, threads: 2)
+            Elementwise.spaceDepth(
+                batch: n, channels: c, height: h, width: w, block: s, toDepth: toDepth, input: $0, output: $1, threads: 2)
         }
         #expect(fast == slow)
         // The two directions are inverses.

@@ -1,7 +1,7 @@
-import Tensors
-import Testing
-import TestSupport
 import Engine
+import Tensors
+import TestSupport
+import Testing
 
 @Suite struct GemmTests {
     @Test(arguments: [(1, 1, 1), (3, 5, 7), (17, 9, 64), (64, 65, 577), (2, 300, 3)])

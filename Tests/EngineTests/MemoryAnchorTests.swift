@@ -93,6 +93,8 @@ import Testing
         #expect(Difference(handed.floats(), want).maxAbs <= 1e-4)
         #expect(g.constants.count == 5)  // the caller's graph is untouched
         // An executor made from a plan runs that plan's shapes only.
-        #expect(throws: InferenceError.self) { try exec.run(["x": Tensor(floats: [Float](repeating: 0, count: 243), shape: [1, 3, 9, 9])]) }
+        #expect(throws: InferenceError.self) {
+            try exec.run(["x": Tensor(floats: [Float](repeating: 0, count: 243), shape: [1, 3, 9, 9])])
+        }
     }
 }

@@ -1,6 +1,6 @@
 import Engine
-import TestSupport
 import Tensors
+import TestSupport
 import Testing
 
 /// The packed GEMM (C micro-kernels) against the naive GEMM twin.

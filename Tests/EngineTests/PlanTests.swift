@@ -35,7 +35,8 @@ import Testing
         // Residual: quantized-conv style pad, then unpadded conv, + cat, then clamp.
         let padded = g.add(.pad(.init(Padding2d(top: 1, left: 3, bottom: 1, right: 1))), name: "pad", inputs: [cat])
         c("r.w", [16, 8, 3, 3])
-        let r = g.add(.conv2d(.init(stride: (1, 1), padding: Padding2d(0), dilation: (1, 2), groups: 2)), name: "r", inputs: [padded, "r.w"])
+        let r = g.add(
+            .conv2d(.init(stride: (1, 1), padding: Padding2d(0), dilation: (1, 2), groups: 2)), name: "r", inputs: [padded, "r.w"])
         c("r.s", [16]); c("r.sb", [16])
         let ra = g.add(.channelAffine, name: "r.affine", inputs: [r, "r.s", "r.sb"])
         let sum = g.add(.add, name: "sum", inputs: [ra, cat])
@@ -44,7 +45,8 @@ import Testing
         c("dw.w", [16, 1, 3, 3]); c("dw.b", [16]); c("prelu.a", [16], 0, 0.3)
         let dw = g.add(.conv2d(.init(stride: 2, padding: 1, groups: 16)), name: "dw", inputs: [clamped, "dw.w", "dw.b"])
         let pr = g.add(.prelu, name: "prelu", inputs: [dw, "prelu.a"])
-        let ap = g.add(.avgPool2d(.init(kernel: 3, stride: 2, padding: 1, ceilMode: true, countIncludePad: false)), name: "apool", inputs: [pr])
+        let ap = g.add(
+            .avgPool2d(.init(kernel: 3, stride: 2, padding: 1, ceilMode: true, countIncludePad: false)), name: "apool", inputs: [pr])
         let ad = g.add(.adaptiveAvgPool2d(outputHeight: 2, outputWidth: 3), name: "adapt", inputs: [ap])
         let fl = g.add(.flatten(startDim: 1), name: "flat", inputs: [ad])
         c("fc.w", [5, 96]); c("fc.b", [5])

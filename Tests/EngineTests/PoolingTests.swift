@@ -1,6 +1,6 @@
 import Engine
-import TestSupport
 import Tensors
+import TestSupport
 import Testing
 
 @Suite struct PoolingTests {
@@ -58,7 +58,8 @@ import Testing
         let x = rng.floats(planes * h * w)
         let slow = ReferenceKernels.adaptiveAvgPool2d(x, planes: planes, height: h, width: w, outHeight: oh, outWidth: ow)
         let fast = Fast.unary(x, outputCount: slow.count) {
-            Pooling.adaptiveAvgPool(planes: planes, height: h, width: w, outHeight: oh, outWidth: ow, input: $0, output: $1, threads: threads)
+            Pooling.adaptiveAvgPool(
+                planes: planes, height: h, width: w, outHeight: oh, outWidth: ow, input: $0, output: $1, threads: threads)
         }
         let (ok, msg) = expectClose(fast, slow, atol: 1e-5)
         #expect(ok, "\(msg)")
@@ -83,7 +84,8 @@ import Testing
     }
 
     /// PyTorch's output size along one dim (`ceil` as `ceil_mode`).
-    static func outSize(_ size: Int, kernel k: Int, stride s: Int, padBefore pb: Int, padAfter pa: Int, dilation d: Int, ceil: Bool) -> Int {
+    static func outSize(_ size: Int, kernel k: Int, stride s: Int, padBefore pb: Int, padAfter pa: Int, dilation d: Int, ceil: Bool) -> Int
+    {
         let span = size + pb + pa - d * (k - 1) - 1
         if span < 0 { return 0 }
         var o = (span + (ceil ? s - 1 : 0)) / s + 1
@@ -148,8 +150,10 @@ import Testing
         .sym(9, 1300, k: 4, s: 1, p: 2, d: 2, planes: 2),  // window rows exceed the stack buffer
         .sym(5, 4200, k: 3, s: 2, p: 1, planes: 2),  // a 3x3 stride-2 row past the stack buffer
         .sym(8, 40, k: 3, s: 2, p: 0),
-        WideCase(h: 12, w: 45, k: (3, 2), s: (2, 1), pad: Padding2d(top: 1, left: 0, bottom: 0, right: 1), d: (1, 1), ceil: true, planes: 3),
-        WideCase(h: 10, w: 50, k: (2, 3), s: (1, 2), pad: Padding2d(top: 0, left: 1, bottom: 1, right: 1), d: (2, 1), ceil: false, planes: 3),
+        WideCase(
+            h: 12, w: 45, k: (3, 2), s: (2, 1), pad: Padding2d(top: 1, left: 0, bottom: 0, right: 1), d: (1, 1), ceil: true, planes: 3),
+        WideCase(
+            h: 10, w: 50, k: (2, 3), s: (1, 2), pad: Padding2d(top: 0, left: 1, bottom: 1, right: 1), d: (2, 1), ceil: false, planes: 3),
     ]
 
     /// Bit-for-bit agreement on the vector path's shapes: signed-zero ties, infinities,
@@ -181,10 +185,15 @@ import Testing
                     Pooling.maxPool(g, input: $0, output: $1, threads: threads, portable: portable)
                 }
                 let mismatch = fast.indices.first { fast[$0].bitPattern != slow[$0].bitPattern }
-                #expect(mismatch == nil, "\(c) variant \(variant) portable \(portable): at \(mismatch ?? -1) \(mismatch.map { (fast[$0], slow[$0]) }.debugDescription)")
+                #expect(
+                    mismatch == nil,
+                    "\(c) variant \(variant) portable \(portable): at \(mismatch ?? -1) \(mismatch.map { (fast[$0], slow[$0]) }.debugDescription)"
+                )
             }
             if variant == 1 { #expect(slow.contains { $0.isNaN }) }
-            if variant == 2 { #expect(slow.contains { $0.bitPattern == (-0.0 as Float).bitPattern } && slow.contains { $0.bitPattern == 0 }) }
+            if variant == 2 {
+                #expect(slow.contains { $0.bitPattern == (-0.0 as Float).bitPattern } && slow.contains { $0.bitPattern == 0 })
+            }
         }
     }
 

@@ -1,7 +1,8 @@
-@testable import Engine
 import Tensors
 import TestSupport
 import Testing
+
+@testable import Engine
 
 /// ``Op/reduceMean(axes:keepDims:)`` and ``Op/mul`` (what an imported XNOR `fm_custom`
 /// activation runs on): the fast kernels against their naive twins, and the fast executor

@@ -1,5 +1,5 @@
-import Foundation
 import Engine
+import Foundation
 import Tensors
 import TestSupport
 import Testing
@@ -56,7 +56,8 @@ struct TorchAgreementTests {
         }
         g.addInput("input")
         c("stem.w", [8, 3, 3, 3]); c("stem.b", [8])
-        var y = g.add(.relu, name: "stem.relu", inputs: [bn("stem.bn", 8, conv("stem", "input", "stem.w", bias: "stem.b", .init(padding: 1)))])
+        var y = g.add(
+            .relu, name: "stem.relu", inputs: [bn("stem.bn", 8, conv("stem", "input", "stem.w", bias: "stem.b", .init(padding: 1)))])
         y = g.add(.maxPool2d(.init(kernel: 3, stride: 2, padding: 1)), name: "pool", inputs: [y])
         c("ds.w", [16, 8, 1, 1]); c("c1.w", [16, 8, 3, 3]); c("c2.w", [16, 16, 3, 3])
         let idt = bn("ds.bn", 16, conv("ds", y, "ds.w", .init(stride: 2)))

@@ -1,5 +1,5 @@
-import TestSupport
 import Tensors
+import TestSupport
 import Testing
 
 @testable import Engine

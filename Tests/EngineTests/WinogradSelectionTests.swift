@@ -1,7 +1,8 @@
-@testable import Engine
-import TestSupport
 import Tensors
+import TestSupport
 import Testing
+
+@testable import Engine
 
 /// The planner's choice of Winograd variants under a memory budget.
 @Suite struct WinogradSelectionTests {

@@ -1,6 +1,6 @@
 import Engine
-import TestSupport
 import Tensors
+import TestSupport
 import Testing
 
 /// Winograd F(2x2, 3x3) and F(4x4, 3x3) against the direct naive convolution (their twin),

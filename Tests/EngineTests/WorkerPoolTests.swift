@@ -1,7 +1,8 @@
-@testable import Engine
 import Dispatch
 import Synchronization
 import Testing
+
+@testable import Engine
 
 /// The spinning worker pool behind `Parallel`: every chunk of every region runs exactly once,
 /// also with many regions back to back and with callers on several threads at once.

@@ -1,7 +1,8 @@
 import Foundation
-import Testing
-import TestSupport
 import Tensors
+import TestSupport
+import Testing
+
 @testable import Formats
 
 /// Damaged inputs must either read or throw ``FormatError`` — never crash, hang or allocate
@@ -10,11 +11,15 @@ import Tensors
     static func small() -> CheckpointValue {
         let w = StoredTensor(Tensor(floats: [1, 2, 3, 4, 5, 6], shape: [2, 3]), key: "w")
         let b = StoredTensor(Tensor(floats: [0.5], shape: []), key: "b")
-        return .dict(CheckpointDict([
-            (.string("epoch"), .int(3)),
-            (.string("state_dict"), .dict(CheckpointDict([(.string("w"), .tensor(w)), (.string("b"), .tensor(b))], kind: .orderedDict))),
-            (.string("lr"), .float(0.1)), (.string("tags"), .list([.string("a"), .none, .bool(true)])),
-        ]))
+        return .dict(
+            CheckpointDict([
+                (.string("epoch"), .int(3)),
+                (
+                    .string("state_dict"),
+                    .dict(CheckpointDict([(.string("w"), .tensor(w)), (.string("b"), .tensor(b))], kind: .orderedDict))
+                ),
+                (.string("lr"), .float(0.1)), (.string("tags"), .list([.string("a"), .none, .bool(true)])),
+            ]))
     }
 
     static func smallZip() throws -> [UInt8] {
@@ -99,9 +104,10 @@ import Tensors
         return try p.pickle(v)
     }
 
-    static let tensor4 = CheckpointValue.dict(CheckpointDict([
-        (.string("w"), .tensor(StoredTensor(Tensor(floats: [1, 2, 3, 4], shape: [4]), key: "w"))),
-    ]))
+    static let tensor4 = CheckpointValue.dict(
+        CheckpointDict([
+            (.string("w"), .tensor(StoredTensor(Tensor(floats: [1, 2, 3, 4], shape: [4]), key: "w")))
+        ]))
 
     @Test func missingStorageRecordIsNamed() throws {
         let b = try Self.zip([("archive/data.pkl", Self.pickle(Self.tensor4)), ("archive/version", Array("3\n".utf8))])

@@ -1,7 +1,7 @@
 import Foundation
 import Tensors
-import Testing
 import TestSupport
+import Testing
 
 @testable import Formats
 

@@ -1,7 +1,7 @@
 import Foundation
-import Testing
 import Tensors
 import TestSupport
+import Testing
 
 @testable import Formats
 
@@ -17,14 +17,16 @@ import TestSupport
         for r in records {
             let name = Array(r.name.utf8)
             let offset = UInt32(out.count)
-            let common = u16(20) + u16(0) + u16(r.method) + u16(0) + u16(0) + u32(r.crc) + u32(UInt32(r.data.count)) + u32(r.size)
+            let common =
+                u16(20) + u16(0) + u16(r.method) + u16(0) + u16(0) + u32(r.crc) + u32(UInt32(r.data.count)) + u32(r.size)
                 + u16(UInt16(name.count)) + u16(0)
             out += u32(0x0403_4b50) + common + name + r.data
             central += u32(0x0201_4b50) + u16(20) + common + u16(0) + u16(0) + u16(0) + u32(0) + u32(offset) + name
         }
         let cdOffset = UInt32(out.count)
         out += central
-        out += u32(0x0605_4b50) + u16(0) + u16(0) + u16(UInt16(records.count)) + u16(UInt16(records.count))
+        out +=
+            u32(0x0605_4b50) + u16(0) + u16(0) + u16(UInt16(records.count)) + u16(UInt16(records.count))
             + u32(UInt32(central.count)) + u32(cdOffset) + u16(0)
         return out
     }

@@ -1,6 +1,7 @@
-import Testing
-import TestSupport
 import Tensors
+import TestSupport
+import Testing
+
 @testable import Formats
 
 /// Corrupt-input sweep through the one entry point: truncations and seeded byte flips of

@@ -6,7 +6,9 @@ import Testing
 @testable import Formats
 
 /// A small model built with ``ONNXBuild``: one Conv with weight and bias, metadata, dynamic batch.
-func smallONNXModel(weight: Tensor = Tensor(floats: (0..<54).map { Float($0) / 10 }, shape: [2, 3, 3, 3]))
+func smallONNXModel(
+    weight: Tensor = Tensor(floats: (0..<54).map { Float($0) / 10 }, shape: [2, 3, 3, 3])
+)
     -> Onnx_ModelProto
 {
     ONNXBuild.model(

@@ -34,8 +34,7 @@ private func tensors(_ c: Checkpoint) throws -> [(String, StoredTensor)] {
     }
 }
 
-private func randomTensor(_ dtype: DType, _ shape: [Int], _ rng: inout SplitMix64) throws -> Tensor
-{
+private func randomTensor(_ dtype: DType, _ shape: [Int], _ rng: inout SplitMix64) throws -> Tensor {
     let n = try Shapes.byteCount(shape, dtype)
     return try Tensor(
         dtype: dtype, shape: shape,

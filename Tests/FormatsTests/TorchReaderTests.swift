@@ -1,7 +1,8 @@
 import Foundation
-import Testing
-import TestSupport
 import Tensors
+import TestSupport
+import Testing
+
 @testable import Formats
 
 /// Golden checkpoints written by torch (fixtures/golden/*/checkpoint.pth, keys.txt from torch).

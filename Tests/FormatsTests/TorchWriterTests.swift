@@ -1,7 +1,8 @@
 import Foundation
-import Testing
-import TestSupport
 import Tensors
+import TestSupport
+import Testing
+
 @testable import Formats
 
 @Suite struct TorchWriterTests {
@@ -52,16 +53,19 @@ import Tensors
 
     @Test func zipLayoutMatchesTorch() throws {
         let t = StoredTensor(Tensor(floats: [1, 2, 3, 4, 5, 6], shape: [2, 3]), key: "w")
-        let view = try StoredTensor(storage: t.storage, storageKey: "w", dtype: .float32, shape: [3, 2], strides: [1, 3], storageOffset: 0)
+        let view = try StoredTensor(
+            storage: t.storage, storageKey: "w", dtype: .float32, shape: [3, 2], strides: [1, 3], storageOffset: 0)
         let empty = StoredTensor(Tensor(floats: [], shape: [0]), key: "e")
-        let value = CheckpointValue.dict(CheckpointDict([(.string("w"), .tensor(t)), (.string("wt"), .tensor(view)), (.string("e"), .tensor(empty))]))
+        let value = CheckpointValue.dict(
+            CheckpointDict([(.string("w"), .tensor(t)), (.string("wt"), .tensor(view)), (.string("e"), .tensor(empty))]))
         let sink = MemorySink()
         try TorchZipWriter.write(value, to: sink, archiveName: "sd", serializationID: String(repeating: "7", count: 40))
         let zip = try ZipArchive(ByteSlice(sink.bytes))
-        #expect(zip.entries.map(\.name) == [
-            "sd/data.pkl", "sd/.format_version", "sd/.storage_alignment", "sd/byteorder", "sd/data/0", "sd/data/1",
-            "sd/version", "sd/.data/serialization_id",
-        ])
+        #expect(
+            zip.entries.map(\.name) == [
+                "sd/data.pkl", "sd/.format_version", "sd/.storage_alignment", "sd/byteorder", "sd/data/0", "sd/data/1",
+                "sd/version", "sd/.data/serialization_id",
+            ])
         #expect(zip.hasZip64EndRecord)
         for e in zip.entries {
             #expect(e.dataOffset % 64 == 0, "\(e.name)")
@@ -69,7 +73,9 @@ import Tensors
             try zip.verifyCRC(of: e)
         }
         // First local header: exactly torch's bytes (formats.md §A.1.2 example).
-        #expect(Array(sink.bytes[0..<34]) == [0x50, 0x4b, 3, 4, 0, 0, 8, 8] + [UInt8](repeating: 0, count: 18) + [0x0b, 0, 0x17, 0] + Array("sd/d".utf8))
+        #expect(
+            Array(sink.bytes[0..<34]) == [0x50, 0x4b, 3, 4, 0, 0, 8, 8] + [UInt8](repeating: 0, count: 18) + [0x0b, 0, 0x17, 0]
+                + Array("sd/d".utf8))
         #expect(Array(sink.bytes[41..<45]) == [0x46, 0x42, 0x13, 0])
         let back = try Self.read(sink.bytes)
         let all = back.allTensors()
@@ -88,9 +94,10 @@ import Tensors
     }
 
     @Test func writerRefusesUnsafeValuesNamingThePath() throws {
-        let v = CheckpointValue.dict(CheckpointDict([
-            (.string("opt"), .dict(CheckpointDict([(.string("args"), .object(Opaque(global: "argparse.Namespace")))]))),
-        ]))
+        let v = CheckpointValue.dict(
+            CheckpointDict([
+                (.string("opt"), .dict(CheckpointDict([(.string("args"), .object(Opaque(global: "argparse.Namespace")))])))
+            ]))
         let e = try #require(throws: FormatError.self) { try TorchZipWriter.write(v, to: MemorySink()) }
         #expect(e.description.contains("opt.args"))
         #expect(e.description.contains("argparse.Namespace"))

@@ -1,5 +1,5 @@
-import Foundation
 import Engine
+import Foundation
 import Models
 import Tensors
 import TestSupport
@@ -57,8 +57,11 @@ struct EngineBenchEntry {
             iterations: Int(env["QTOOLS_BENCH_RUNS"] ?? "") ?? 30, warmup: 5,
             threads: Int(env["QTOOLS_BENCH_THREADS"] ?? "") ?? 2)
         let shares = r.opMilliseconds.sorted { $0.value > $1.value }.map { "\($0.key) \(String(format: "%.2f", $0.value))ms" }
-        let line = "median \(r.medianMs) min \(r.minMs) max \(r.maxMs) | \(shares.joined(separator: ", ")) | arena \(r.arenaBytes) weights \(r.packedWeightBytes) steps \(r.steps)\n"
-        try line.write(to: URL(fileURLWithPath: env["QTOOLS_ENGINE_BENCH_DIR"]!).appendingPathComponent("random.txt"), atomically: true, encoding: .utf8)
+        let line =
+            "median \(r.medianMs) min \(r.minMs) max \(r.maxMs) | \(shares.joined(separator: ", ")) | arena \(r.arenaBytes) weights \(r.packedWeightBytes) steps \(r.steps)\n"
+        try line.write(
+            to: URL(fileURLWithPath: env["QTOOLS_ENGINE_BENCH_DIR"]!).appendingPathComponent("random.txt"), atomically: true,
+            encoding: .utf8)
     }
 }
 
@@ -93,16 +96,22 @@ struct EngineStepProfile {
         // Process CPU (all threads, user + sys) per run: scaling overhead shows up as extra CPU.
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
-        let cpu0 = Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1e3 + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e3
+        let cpu0 =
+            Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1e3 + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e3
         for _ in 0..<20 { _ = try exec.run(["input": x]) }
         getrusage(RUSAGE_SELF.rawValue, &usage)
-        let cpu1 = Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1e3 + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e3
+        let cpu1 =
+            Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1e3 + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e3
         let processCPU = "process CPU per run \(String(format: "%.2f", (cpu1 - cpu0) / 20)) ms; "
         let total = Double(best.reduce(0, +)) / 1e6
         let summary = "runs: min \(String(format: "%.2f", whole[0])) median \(String(format: "%.2f", whole[10])) ms; "
-        let lines = [processCPU + summary + "sum of per-step minima: \(String(format: "%.2f", total)) ms"] + zip(best, p.steps).map {
-            "\(String(format: "%7.3f", Double($0) / 1e6)) ms  \($1.opType) \($1.nodes.joined(separator: "+"))"
-        }
-        try lines.joined(separator: "\n").write(to: URL(fileURLWithPath: env["QTOOLS_ENGINE_BENCH_DIR"]!).appendingPathComponent("steps.txt"), atomically: true, encoding: .utf8)
+        let lines =
+            [processCPU + summary + "sum of per-step minima: \(String(format: "%.2f", total)) ms"]
+            + zip(best, p.steps).map {
+                "\(String(format: "%7.3f", Double($0) / 1e6)) ms  \($1.opType) \($1.nodes.joined(separator: "+"))"
+            }
+        try lines.joined(separator: "\n").write(
+            to: URL(fileURLWithPath: env["QTOOLS_ENGINE_BENCH_DIR"]!).appendingPathComponent("steps.txt"), atomically: true, encoding: .utf8
+        )
     }
 }

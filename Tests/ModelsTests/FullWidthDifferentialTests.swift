@@ -1,5 +1,5 @@
-import Foundation
 import Formats
+import Foundation
 import QToolConfig
 import Tensors
 import TestSupport
@@ -101,7 +101,8 @@ struct FullWidthDifferentialTests {
                 print("\(label) \(file): engine vs onnxruntime \(err); flipping \(named) leaves \(residual)")
                 #expect(
                     residual <= tolerance,
-                    "\(label) \(file): engine vs onnxruntime max |diff| \(err), peak \(peak); near-boundary flips \(named) leave \(residual)")
+                    "\(label) \(file): engine vs onnxruntime max |diff| \(err), peak \(peak); near-boundary flips \(named) leave \(residual)"
+                )
             }
         }
     }
@@ -166,7 +167,7 @@ enum TrainedLookingModel {
                 sd[node.inputs[4]] = Tensor(floats: variance, shape: sd[node.inputs[4]]!.shape)
             }
             if case .quantize(let a) = node.op, var q = a.quantizer, let v = input,
-               let old = sd[q.name + ".clip_val"], !q.state.clipVal.isEmpty
+                let old = sd[q.name + ".clip_val"], !q.state.clipVal.isEmpty
             {
                 let clip = quantile(v.floats(), 0.99)
                 sd[q.name + ".clip_val"] = Tensor(floats: [Float](repeating: clip, count: old.shape.reduce(1, *)), shape: old.shape)

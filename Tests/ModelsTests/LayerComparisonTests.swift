@@ -1,6 +1,7 @@
+import Testing
+
 @testable import Engine
 @testable import Models
-import Testing
 
 /// Per-layer comparison and the quantizer-boundary probe on hand-made layers: the issue-18
 /// situation in miniature (a conv output one ulp apart, a quantizer that flips a level on it).
@@ -59,10 +60,16 @@ import Testing
         conv[5] = below
         convB[5] = above
         let q = try Round3().apply(conv, shape: [1, 1, 1, 8]), qB = try Round3().apply(convB, shape: [1, 1, 1, 8])
-        let a = [Self.layer("x", "input", [1, 2]), Self.layer("conv", "conv2d", conv), Self.layer("q", "quantize", q, inputs: ["conv"], q: Round3()),
-                 Self.layer("fc", "linear", [q.reduce(0, +)])]
-        let b = [Self.layer("x", "input", [1, 2]), Self.layer("conv", "conv2d", convB), Self.layer("q", "quantize", qB, inputs: ["conv"], q: Round3()),
-                 Self.layer("fc", "linear", [qB.reduce(0, +)])]
+        let a = [
+            Self.layer("x", "input", [1, 2]), Self.layer("conv", "conv2d", conv),
+            Self.layer("q", "quantize", q, inputs: ["conv"], q: Round3()),
+            Self.layer("fc", "linear", [q.reduce(0, +)]),
+        ]
+        let b = [
+            Self.layer("x", "input", [1, 2]), Self.layer("conv", "conv2d", convB),
+            Self.layer("q", "quantize", qB, inputs: ["conv"], q: Round3()),
+            Self.layer("fc", "linear", [qB.reduce(0, +)]),
+        ]
         let c = try LayerComparison(a, b, tolerance: 1e-4)
         #expect(!c.pass)
         #expect(c.rows.map(\.status) == ["ok", "ok", "differs", "differs"])

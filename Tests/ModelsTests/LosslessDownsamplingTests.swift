@@ -1,11 +1,12 @@
-import Foundation
-@testable import Engine
 import Formats
-@testable import Models
+import Foundation
 import QToolConfig
 import Tensors
 import TestSupport
 import Testing
+
+@testable import Engine
+@testable import Models
 
 /// `ReShapeResolution` (lossless down-sampling, seed-reference §7.6, Appendix A.6) and the
 /// TResNet stems (§6, §7.1, §9.5): the shipped configs built by the QTool code
@@ -61,8 +62,10 @@ import Testing
     @Test func wrongVariantDoesNotMatch() throws {
         let dir = Fixtures.url("golden-configs/ldq.train-scratch.cifar100.fp.resnet20.cbsa.ca")
         let options = try QToolOptions(config: ConfigFile(contentsOf: dir.appendingPathComponent("config.txt").path))
-        let entries = try #require(try ModelFile.open(path: dir.appendingPathComponent("checkpoint.pth").path)
-            .checkpoint.stateDict()?.entries).map { ($0.name, $0.tensor.materialize()) }
+        let entries = try #require(
+            try ModelFile.open(path: dir.appendingPathComponent("checkpoint.pth").path)
+                .checkpoint.stateDict()?.entries
+        ).map { ($0.name, $0.tensor.materialize()) }
         // Activation before the space-to-depth conv instead of after it: same keys, other forward.
         let ac = try options.applying(arguments: ["--order", "ac"])
         #expect(throws: InferenceError.self) { try ModelBuilder.build(options: ac, stateDict: entries) }  // shrink.1.conv
@@ -78,11 +81,12 @@ import Testing
     /// strided blocks' keys, exactly; without `real_skip` the shrink conv owns its quantizers.
     @Test func appendixA6Keys() throws {
         func keys(_ words: String) throws -> [String] {
-            let o = try QToolOptions(arguments: .commandLine([
-                "--model", "resnet20", "--keyword", words, "--width_alpha", "0.25", "--order", "cba",
-                "--fm_bit", "2", "--fm_enable", "--wt_bit", "2", "--wt_enable", "--fm_quant_group", "1",
-                "--wt_quant_group", "1", "--wt_adaptive", "var-mean",
-            ]))
+            let o = try QToolOptions(
+                arguments: .commandLine([
+                    "--model", "resnet20", "--keyword", words, "--width_alpha", "0.25", "--order", "cba",
+                    "--fm_bit", "2", "--fm_enable", "--wt_bit", "2", "--wt_enable", "--fm_quant_group", "1",
+                    "--wt_quant_group", "1", "--wt_adaptive", "var-mean",
+                ]))
             return try ModelBuilder.buildRandom(options: o, seed: nil).declaredTensors.map(\.key)
         }
         let base = "cifar100,origin,cbsa,fix_pooling,singleconv,fix,ReShapeResolution,dorefa,lsq"
@@ -112,15 +116,21 @@ import Testing
         let strided = all.filter { $0.hasPrefix("layer2.0.") || $0.hasPrefix("layer3.0.") }
         #expect(Set(strided) == Set(expected), "extra \(Set(strided).subtracting(expected)), missing \(Set(expected).subtracting(strided))")
         #expect(!all.contains { $0.contains(".skip.") })
-        let shapes = Dictionary(try ModelBuilder.buildRandom(
-            options: QToolOptions(arguments: .commandLine(["--model", "resnet20", "--keyword", base + ",real_skip",
-                                                           "--width_alpha", "0.25", "--order", "cba"])), seed: nil)
+        let shapes = Dictionary(
+            try ModelBuilder.buildRandom(
+                options: QToolOptions(
+                    arguments: .commandLine([
+                        "--model", "resnet20", "--keyword", base + ",real_skip",
+                        "--width_alpha", "0.25", "--order", "cba",
+                    ])), seed: nil
+            )
             .declaredTensors.map { ($0.key, $0.shape) }, uniquingKeysWith: { a, _ in a })
         #expect(shapes["layer2.0.shrink.0.conv.weight"] == [32, 64, 1, 1])
         #expect(shapes["layer3.0.shrink.0.conv.weight"] == [64, 128, 1, 1])
         // Without real_skip (`...cbsa.qr.base`-style): the shrink conv is a quantized wrapper.
         let quantized = Set(try keys(base)).subtracting(all)
-        let q = expand("layer2.0.shrink.0.conv.quant_activation.{iteration[1], level_num[1], clip_val[1]}")
+        let q =
+            expand("layer2.0.shrink.0.conv.quant_activation.{iteration[1], level_num[1], clip_val[1]}")
             + expand("layer2.0.shrink.0.conv.quant_weight.{iteration[1], level_num[1], clip_val[1,1,1,1]}")
         #expect(Set(q).isSubset(of: quantized) && quantized.count == 2 * q.count, "\(quantized.sorted())")
     }
@@ -128,8 +138,10 @@ import Testing
     /// The TResNet stem owns `conv1.conv.weight` `[C0, 48, k, k]` (`TResNetStemMaxPool`: 12 inputs).
     @Test(arguments: [("TResNetStem", 1, 48), ("TResNetStem", 3, 48), ("TResNetStemMaxPool", 3, 12)])
     func tresnetStemKeys(word: String, kernel: Int, inputs: Int) throws {
-        let o = try QToolOptions(arguments: .commandLine([
-            "--model", "resnet18", "--keyword", "imagenet,origin,preBN,bacs,\(word)", "--stem_kernel", "\(kernel)"]))
+        let o = try QToolOptions(
+            arguments: .commandLine([
+                "--model", "resnet18", "--keyword", "imagenet,origin,preBN,bacs,\(word)", "--stem_kernel", "\(kernel)",
+            ]))
         let m = try ModelBuilder.buildRandom(options: o, seed: nil)
         let d = Dictionary(m.declaredTensors.map { ($0.key, $0.shape) }, uniquingKeysWith: { a, _ in a })
         #expect(d["conv1.conv.weight"] == [64, inputs, kernel, kernel])
@@ -166,8 +178,10 @@ import Testing
     /// `f1x1`, which crashes BasicBlock nets) is the plain network, with `skip` keys and no shrink.
     @Test func bottleneckIgnoresTheWords() throws {
         func keys(_ words: String) throws -> Set<String> {
-            let o = try QToolOptions(arguments: .commandLine([
-                "--model", "resnet50", "--keyword", words, "--order", "none", "--width_alpha", "0.25"]))
+            let o = try QToolOptions(
+                arguments: .commandLine([
+                    "--model", "resnet50", "--keyword", words, "--order", "none", "--width_alpha", "0.25",
+                ]))
             return Set(try ModelBuilder.buildRandom(options: o, seed: nil).declaredTensors.map(\.key))
         }
         let plain = try keys("imagenet,origin,cbsa,fix,singleconv")
@@ -186,7 +200,9 @@ import Testing
                 let o = try QToolOptions(config: ConfigFile(contentsOf: dir.appendingPathComponent(n).path))
                 let m = try ModelBuilder.buildRandom(options: o, seed: nil)
                 let t = try ModelTrace(model: m, inputShape: m.inputShape())
-                if t.rows.last?.outputShape != [1, m.numClasses] { failed.append("\(n): output \(String(describing: t.rows.last?.outputShape))") }
+                if t.rows.last?.outputShape != [1, m.numClasses] {
+                    failed.append("\(n): output \(String(describing: t.rows.last?.outputShape))")
+                }
             } catch {
                 failed.append("\(n): \(error)")
             }
@@ -224,8 +240,10 @@ import Testing
             for (k, c) in Self.twinCases.enumerated() {
                 let label = "\(c.model) \(c.keyword) --order \(c.order) --stem_kernel \(c.stemKernel)"
                 let caseDir = dir.appendingPathComponent("\(k)")
-                let entries = try #require(try ModelFile.open(path: caseDir.appendingPathComponent("model.pth").path)
-                    .checkpoint.stateDict()?.entries).map { ($0.name, $0.tensor.materialize()) }
+                let entries = try #require(
+                    try ModelFile.open(path: caseDir.appendingPathComponent("model.pth").path)
+                        .checkpoint.stateDict()?.entries
+                ).map { ($0.name, $0.tensor.materialize()) }
                 let keys = try #require(infos[k]["keys"] as? [String])
                 #expect(Set(entries.map(\.0)) == Set(keys))
                 let m: BuiltModel

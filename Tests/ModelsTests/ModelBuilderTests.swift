@@ -1,11 +1,11 @@
-@testable import Engine
 import Formats
-@testable import Models
 import QToolConfig
 import Tensors
 import TestSupport
 import Testing
 
+@testable import Engine
+@testable import Models
 
 /// State-dict binding errors, architecture counts and trace conventions.
 @Suite struct ModelBuilderTests {
@@ -34,7 +34,8 @@ import Testing
     @Test func misShapedTensorIsNamed() throws {
         let (o, sd) = try Self.fp()
         let bad = sd.map { e -> (name: String, tensor: Tensor) in
-            e.name == "layer3.1.conv2.0.weight" ? (e.name, Tensor(floats: [Float](repeating: 0, count: 64 * 64 * 9), shape: [64, 64, 1, 9])) : e
+            e.name == "layer3.1.conv2.0.weight"
+                ? (e.name, Tensor(floats: [Float](repeating: 0, count: 64 * 64 * 9), shape: [64, 64, 1, 9])) : e
         }
         let e = try #require(throws: InferenceError.self) { try ModelBuilder.build(options: o, stateDict: bad) }
         #expect(e.reason == .tensorShape("layer3.1.conv2.0.weight", expected: [64, 64, 3, 3], found: [64, 64, 1, 9]))

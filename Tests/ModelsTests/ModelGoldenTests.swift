@@ -1,10 +1,10 @@
-@testable import Engine
 import Formats
-@testable import Models
 import Tensors
 import TestSupport
 import Testing
 
+@testable import Engine
+@testable import Models
 
 /// Every golden case built from `config.txt` + `checkpoint.pth` by ``ModelBuilder`` and run on
 /// `input.npy`: logits against `output.npy` (PyTorch, float32) and the hooked activations.

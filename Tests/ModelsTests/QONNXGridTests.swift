@@ -8,15 +8,15 @@ import Testing
 @Suite struct QONNXGridTests {
     /// (levels − 1, two-sided) → "signed narrow bits zeropt minInt maxInt exact".
     @Test(arguments: [
-        (1, false, "0 0 1 0.0 0 1 true"),    // {0, c}
-        (2, false, "0 1 2 0.0 0 2 true"),    // {0, c/2, c}: unsigned narrow
+        (1, false, "0 0 1 0.0 0 1 true"),  // {0, c}
+        (2, false, "0 1 2 0.0 0 2 true"),  // {0, c/2, c}: unsigned narrow
         (3, false, "0 0 2 0.0 0 3 true"),
-        (4, false, "0 0 3 0.0 0 7 false"),   // 5 levels in 3 bits
+        (4, false, "0 0 3 0.0 0 7 false"),  // 5 levels in 3 bits
         (15, false, "0 0 4 0.0 0 15 true"),
-        (1, true, "0 0 1 0.5 0 1 true"),     // {−s, s}
-        (2, true, "1 1 2 0.0 -1 1 true"),    // ternary
-        (3, true, "0 0 2 1.5 0 3 true"),     // {−s, −s/3, s/3, s}
-        (4, true, "1 1 3 0.0 -3 3 false"),   // 5 levels: [−2, 2] in [−3, 3]
+        (1, true, "0 0 1 0.5 0 1 true"),  // {−s, s}
+        (2, true, "1 1 2 0.0 -1 1 true"),  // ternary
+        (3, true, "0 0 2 1.5 0 3 true"),  // {−s, −s/3, s/3, s}
+        (4, true, "1 1 3 0.0 -3 3 false"),  // 5 levels: [−2, 2] in [−3, 3]
         (6, true, "1 1 3 0.0 -3 3 true"),
         (15, true, "0 0 4 7.5 0 15 true"),
     ])

@@ -1,11 +1,11 @@
-@testable import Engine
 import Formats
-@testable import Models
-import QToolConfig
 import Foundation
+import QToolConfig
 import TestSupport
 import Testing
 
+@testable import Engine
+@testable import Models
 
 /// Construction-time resolution (§11.1, §5.2): checked against every quantizer record of the
 /// golden cases' case.json, plus the rules the golden cases do not reach.
@@ -75,7 +75,9 @@ import Testing
     }
 
     @Test func methodPrecedence() throws {
-        func method(_ kw: String, _ tag: QuantizerTag, _ extra: [String] = []) throws
+        func method(
+            _ kw: String, _ tag: QuantizerTag, _ extra: [String] = []
+        ) throws
             -> QuantizerMethod?
         {
             let o = try Self.options(

@@ -1,10 +1,10 @@
-@testable import Engine
 import Formats
-@testable import Models
 import Tensors
 import TestSupport
 import Testing
 
+@testable import Engine
+@testable import Models
 
 /// Every quantized golden case: the quantizers of `layer1.0.conv1.0` and `layer2.0.conv1.0`
 /// resolved from `config.txt`, bound to `checkpoint.pth`, applied to the stored float weight and

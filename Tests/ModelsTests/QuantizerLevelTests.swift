@@ -1,10 +1,10 @@
-@testable import Engine
 import Formats
-@testable import Models
 import QToolConfig
 import Tensors
 import Testing
 
+@testable import Engine
+@testable import Models
 
 /// Output level sets of seed-reference §11.15 and the worked examples of §11.8 / §11.11, on
 /// hand-made inputs.

@@ -1,10 +1,10 @@
-@testable import Engine
 import Formats
-@testable import Models
 import Tensors
 import TestSupport
 import Testing
 
+@testable import Engine
+@testable import Models
 
 /// Binding quantizer state from a state dict (§11.2) and what the stored `iteration` means.
 @Suite struct QuantizerStateTests {

@@ -22,11 +22,11 @@ import Testing
         // Activations need about two of the largest value (plus im2col scratch), far below
         // one buffer per value.
         let plan = try exec.plan(for: ["input": [batch, 3, size, size]])
-        let noReuse = try Plan(graph: g, inputShapes: ["input": [batch, 3, size, size]], options: PlanOptions(reuseBuffers: false, inPlace: false))
+        let noReuse = try Plan(
+            graph: g, inputShapes: ["input": [batch, 3, size, size]], options: PlanOptions(reuseBuffers: false, inPlace: false))
         #expect(plan.arenaBytes - plan.scratchBytes <= 5 * plan.largestValueBytes / 2)
         #expect((plan.arenaBytes - plan.scratchBytes) * 2 < noReuse.arenaBytes - noReuse.scratchBytes)
     }
-
 
     /// `ResNet18.graph(weight:)` asks for exactly the torchvision state-dict names and shapes
     /// (what `Benchmarks/engine_bench.py` feeds it) and builds the same network as the random one.

@@ -1,9 +1,10 @@
-@testable import Engine
-@testable import Models
 import QToolConfig
 import Tensors
 import TestSupport
 import Testing
+
+@testable import Engine
+@testable import Models
 
 /// The ONNX form of XNOR's activation scaling (`sign(x) · ReduceMean(|x|)`, what an imported
 /// `fm_custom` XNOR export runs on) against the XNOR quantizer, and the imported element-wise

@@ -1,12 +1,12 @@
-import Foundation
-@testable import Engine
 import Formats
-@testable import Models
+import Foundation
 import QToolConfig
 import Tensors
 import TestSupport
 import Testing
 
+@testable import Engine
+@testable import Models
 
 /// The model-zoo networks beyond ResNet (seed-reference §6, §9.1-9.4): MobileNet v1/v2,
 /// VGG-small and NIN. Random-weight builds check output shapes and parameter counts; the

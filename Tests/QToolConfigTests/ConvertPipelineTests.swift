@@ -1,10 +1,10 @@
 import Foundation
+import Tensors
+import TestSupport
+import Testing
+
 @testable import Formats
 @testable import QToolConfig
-import Tensors
-import Testing
-import TestSupport
-
 
 /// The conversion pipeline in process: steps, the verifier hook, consent for dropped entries,
 /// atomicity, and the config record.
@@ -127,7 +127,10 @@ import TestSupport
             let keys = back.root.dict?.entries.compactMap { $0.key.string }
             #expect(keys == ["state_dict", "arch", "epoch"])
             #expect(back.root.dict?["arch"]?.string == "r")
-            if case .int(3)? = back.root.dict?["epoch"] {} else { Issue.record("epoch is not the int 3: \(String(describing: back.root.dict?["epoch"]))") }
+            if case .int(3)? = back.root.dict?["epoch"] {
+            } else {
+                Issue.record("epoch is not the int 3: \(String(describing: back.root.dict?["epoch"]))")
+            }
             let unwrapped = dir.appendingPathComponent("unwrapped.pt").path
             let u = try Conversion(format: .pt, steps: [Rewrap(.unwrap)]).run(inputPath: input, outputPath: unwrapped)
             #expect(u.dropped.map(\.path) == ["epoch", "arch", "optimizer"])

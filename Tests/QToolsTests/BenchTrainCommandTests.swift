@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// `qtools bench --train`: training-step timings, per-op shares and the memory bound.
 @Suite struct BenchTrainCommandTests {

@@ -29,7 +29,9 @@ import Testing
             // The advice: convert the checkpoint first, then export the result.
             for flags in [["--dtype", "float16"], ["--fold-bn"]] {
                 let r = try RunQTools.run(["convert", Self.ckpt, "--config", Self.config, "-o", onnx, "--force"] + flags)
-                #expect(r.stderr.contains("qtools convert \(Self.ckpt) -o converted.pth \(flags[0]) ... --config \(Self.config)"), "\(r.stderr)")
+                #expect(
+                    r.stderr.contains("qtools convert \(Self.ckpt) -o converted.pth \(flags[0]) ... --config \(Self.config)"), "\(r.stderr)"
+                )
                 let converted = dir.appendingPathComponent("converted.pth").path
                 let first = try RunQTools.run(["convert", Self.ckpt, "-o", converted, "--force", "--config", Self.config] + flags)
                 #expect(first.status == 0, "\(flags): \(first.stderr)")
@@ -44,10 +46,13 @@ import Testing
     @Test func onnxOptionsRefusedForACheckpointOutputAndTheAdviceWorks() throws {
         try withTemporaryDirectory { dir in
             let pth = dir.appendingPathComponent("m.pth").path
-            for (flags, name) in [(["--onnx-format", "float"], "--onnx-format"), (["--opset", "17"], "--opset"),
-                                  (["--keep-bn"], "--keep-bn"), (["--softmax"], "--softmax")] {
+            for (flags, name) in [
+                (["--onnx-format", "float"], "--onnx-format"), (["--opset", "17"], "--opset"),
+                (["--keep-bn"], "--keep-bn"), (["--softmax"], "--softmax"),
+            ] {
                 let r = try RunQTools.run(["convert", Self.ckpt, "-o", pth] + flags)
-                #expect(r.status == 64 && r.stderr.contains(name) && r.stderr.contains("-o MODEL.onnx or --to onnx"), "\(flags): \(r.stderr)")
+                #expect(
+                    r.status == 64 && r.stderr.contains(name) && r.stderr.contains("-o MODEL.onnx or --to onnx"), "\(flags): \(r.stderr)")
                 #expect(!FileManager.default.fileExists(atPath: pth))
                 // The advice: an ONNX output.
                 let onnx = dir.appendingPathComponent("m\(name).onnx").path
@@ -77,7 +82,9 @@ import Testing
             let advised = try RunQTools.run(["convert", st, "-o", pth, "--format", "pt", "--wrap", "state_dict"])
             #expect(advised.status == 0, "\(advised.stderr)")
             // A flat output losing non-tensors is told to write pt.
-            let flat = try RunQTools.run(["convert", ConvertApplicableOptionTests.ckpt, "-o", dir.appendingPathComponent("b.safetensors").path])
+            let flat = try RunQTools.run([
+                "convert", ConvertApplicableOptionTests.ckpt, "-o", dir.appendingPathComponent("b.safetensors").path,
+            ])
             #expect(flat.status == 64 && flat.stderr.contains("--format pt, or a .pth output"), "\(flat.stderr)")
         }
     }

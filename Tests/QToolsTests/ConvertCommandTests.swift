@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// End-to-end tests of `qtools convert` and `qtools mapping` through the built binary; files
 /// are checked with torch / safetensors / numpy.
@@ -125,8 +125,11 @@ import TestSupport
             let meta = try #require(doc["meta"] as? [String: String])
             #expect(meta["epoch"] == "0" && meta["best_acc"] == "0.0" && meta["scheduler"] == "None" && meta["format"] == "pt")
             let entries = try #require(doc["pt_entries"] as? [String: [String]])
-            #expect(entries == ["epoch": ["int", "0"], "best_acc": ["float", "0.0"], "learning_rate": ["float", "0.1"],
-                                "scheduler": ["NoneType", "None"], "amp": ["NoneType", "None"]])
+            #expect(
+                entries == [
+                    "epoch": ["int", "0"], "best_acc": ["float", "0.0"], "learning_rate": ["float", "0.1"],
+                    "scheduler": ["NoneType", "None"], "amp": ["NoneType", "None"],
+                ])
         }
     }
 
@@ -230,7 +233,9 @@ import TestSupport
             try Data().write(to: URL(fileURLWithPath: file))
             let r = try RunQTools.run(["convert", Self.golden, "-o", file + "/out.pth"])
             #expect(r.status == 73)
-            let missing = try RunQTools.run(["convert", dir.appendingPathComponent("nope.pth").path, "-o", dir.appendingPathComponent("o.pth").path])
+            let missing = try RunQTools.run([
+                "convert", dir.appendingPathComponent("nope.pth").path, "-o", dir.appendingPathComponent("o.pth").path,
+            ])
             #expect(missing.status == 66)
             #expect(try Self.files(dir) == ["plain"])
         }
@@ -281,9 +286,13 @@ import TestSupport
             #expect(doc["overrides"] as? [String] == ["--fm_bit", "4"])
             #expect(doc["schema"] as? String == "qtools-config/1")
             #expect(doc["same"] as? Bool == true)
-            let bad = try RunQTools.run(["convert", Self.golden, "-o", dir.appendingPathComponent("x.pth").path, "--config", config, "--", "--no_such_option"])
+            let bad = try RunQTools.run([
+                "convert", Self.golden, "-o", dir.appendingPathComponent("x.pth").path, "--config", config, "--", "--no_such_option",
+            ])
             #expect(bad.status == 65)
-            let missing = try RunQTools.run(["convert", Self.golden, "-o", dir.appendingPathComponent("x.pth").path, "--config", "/nonexistent/cfg"])
+            let missing = try RunQTools.run([
+                "convert", Self.golden, "-o", dir.appendingPathComponent("x.pth").path, "--config", "/nonexistent/cfg",
+            ])
             #expect(missing.status == 66)
         }
     }

@@ -1,8 +1,8 @@
 import Formats
 import Foundation
-import Testing
-import TestSupport
 import Tensors
+import TestSupport
+import Testing
 
 /// Hostile or broken inputs are clear errors naming the node, entry or file: never a trap,
 /// an abort in the allocator or a silently accepted corruption. Each file is built here.
@@ -95,7 +95,10 @@ import Tensors
                 let path = "\(d)/\(c.file).onnx"
                 let inspect = try RunQTools.run(["inspect", path])
                 #expect(inspect.status == 0, "\(c.file): inspect \(inspect.stderr)")
-                for args in [["run", path, "--input", "\(d)/x.npy"], ["run", path], ["trace", path], ["bench", path, "--runs", "1", "--warmup", "0"]] {
+                for args in [
+                    ["run", path, "--input", "\(d)/x.npy"], ["run", path], ["trace", path],
+                    ["bench", path, "--runs", "1", "--warmup", "0"],
+                ] {
                     let r = try RunQTools.run(args)
                     #expect(r.status == 65, "\(args): \(r.status) \(r.stderr)")
                     #expect(r.stderr.contains("node \"\(c.node)\"") && r.stderr.contains(c.text), "\(args): \(r.stderr)")
@@ -163,7 +166,9 @@ import Tensors
             for cmd in ["run", "inspect"] {
                 let r = try RunQTools.run([cmd, "\(d)/link/model.onnx"])
                 #expect(r.status == 65, "\(cmd): \(r.stderr)")
-                #expect(r.stderr.contains("external data location \"weights.bin\" resolves to") && r.stderr.contains("outside the model's directory"), "\(r.stderr)")
+                #expect(
+                    r.stderr.contains("external data location \"weights.bin\" resolves to")
+                        && r.stderr.contains("outside the model's directory"), "\(r.stderr)")
             }
             // The external data file is an input: never an output, even with --force.
             let weights = "\(d)/ext/weights.bin"
@@ -189,8 +194,10 @@ import Tensors
         #expect(b.status == 65, "\(b.stderr)")
         #expect(b.stderr.contains("at input [1, 3, 100000, 100000] needs") && b.stderr.contains("this machine has"), "\(b.stderr)")
         // Shapes whose element count overflows are usage errors.
-        for args in [["trace", "--config", Self.config, "--size", "100000000"],
-                     ["trace", "pytorch-resnet18", "--size", "16000000", "--batch", "16000000"]] {
+        for args in [
+            ["trace", "--config", Self.config, "--size", "100000000"],
+            ["trace", "pytorch-resnet18", "--size", "16000000", "--batch", "16000000"],
+        ] {
             let r = try RunQTools.run(args)
             #expect(r.status == 64, "\(args): \(r.stderr)")
             #expect(r.stderr.contains("input shape ["), "\(r.stderr)")

@@ -16,7 +16,8 @@ import Testing
         #expect(traced.status == 0)
         #expect(traced.stdout.contains("a2w2") && !traced.stdout.contains("a4w2"), "\(traced.stdout)")
         #expect(traced.stdout == plain.stdout)
-        #expect(traced.stderr.contains("no effect") && traced.stderr.contains("level_num 4 (2 bits)")
+        #expect(
+            traced.stderr.contains("no effect") && traced.stderr.contains("level_num 4 (2 bits)")
                 && traced.stderr.contains("config 16 levels (4 bits)"), "\(traced.stderr)")
         // What the warning claims: run computes the same logits with and without the override.
         try withTemporaryDirectory { dir in

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// End-to-end tests of `qtools inspect` through the built binary.
 @Suite struct InspectCommandTests {

@@ -1,8 +1,8 @@
 import Formats
 import Foundation
 import Tensors
-import Testing
 import TestSupport
+import Testing
 
 /// `qtools run --dump DIR` and per-layer `verify` (`--per-layer`, `--layers`) end to end on a
 /// golden case.
@@ -45,7 +45,9 @@ import TestSupport
                 let entry = try #require(index[value], "\(value) not in index.json")
                 guard let f = entry["file"] as? String else {
                     // Only the fast engine fuses: the conv outputs (BN and ReLU folded in) have no file.
-                    #expect(engine == "fast" && entry["fused_into"] is String && ["conv1", "layer1.0.conv1.0"].contains(value), "\(value): \(entry)")
+                    #expect(
+                        engine == "fast" && entry["fused_into"] is String && ["conv1", "layer1.0.conv1.0"].contains(value),
+                        "\(value): \(entry)")
                     continue
                 }
                 let got = try Self.npy(dir + "/" + f), want = try Self.npy(Self.golden(file))

@@ -1,8 +1,8 @@
-import Foundation
 import Formats
+import Foundation
 import Tensors
-import Testing
 import TestSupport
+import Testing
 
 /// `ReShapeResolution` and TResNet-stem networks through every export form: ONNX float and
 /// QCDQ (checked by `onnx.checker` and run in onnxruntime) and `convert --fold-bn`. Expected
@@ -49,8 +49,10 @@ struct LosslessExportTests {
                     let out = dir.appendingPathComponent("\(c).\(form).onnx").path
                     try Self.convert(Self.golden(c, "checkpoint.pth"), Self.golden(c, "config.txt"), form, out, Self.overrides)
                     args += [out, Self.golden(c, "input.npy"), Self.golden(c, "output.npy")]
-                    let v = try RunQTools.run(["verify", out, "--input", Self.golden(c, "input.npy"),
-                                               "--expect", Self.golden(c, "output.npy"), "--atol", "1e-4", "--json"])
+                    let v = try RunQTools.run([
+                        "verify", out, "--input", Self.golden(c, "input.npy"),
+                        "--expect", Self.golden(c, "output.npy"), "--atol", "1e-4", "--json",
+                    ])
                     if Self.foldedTie.contains(c) {
                         // verify explains the failure: one flip, of the input exactly on the tie (the next float up rounds to the other level).
                         #expect(v.status == 1, "\(c) \(form): \(v.stdout)")
@@ -78,7 +80,8 @@ struct LosslessExportTests {
             // before a conv, onnxruntime (WeightBiasQuantization, default optimisation level)
             // rounds that conv's float weights to per-tensor int8 (a 2-bit LSQ ResNet-50 moved by 15).
             let lsqFloat = try #require(doc[dir.appendingPathComponent("\(Self.goldenCases[0]).float.onnx").path]?["ops"] as? [String])
-            #expect(!lsqFloat.contains("QuantizeLinear") && !lsqFloat.contains("DequantizeLinear") && lsqFloat.contains("Round"), "\(lsqFloat)")
+            #expect(
+                !lsqFloat.contains("QuantizeLinear") && !lsqFloat.contains("DequantizeLinear") && lsqFloat.contains("Round"), "\(lsqFloat)")
             let fp = try #require(doc[dir.appendingPathComponent("\(Self.goldenCases[2]).float.onnx").path]?["ops"] as? [String])
             #expect(!fp.contains("SpaceToDepth") && fp.contains("Conv"), "\(fp)")
         }
@@ -90,14 +93,19 @@ struct LosslessExportTests {
     func foldBNMatchesQTool(_ c: String) throws {
         try withTemporaryDirectory { dir in
             let out = dir.appendingPathComponent("folded.pth").path
-            let r = try RunQTools.run(["convert", Self.golden(c, "checkpoint.pth"), "-o", out, "--config", Self.golden(c, "config.txt"),
-                                       "--fold-bn", "--json", "--"] + Self.overrides)
+            let r = try RunQTools.run(
+                [
+                    "convert", Self.golden(c, "checkpoint.pth"), "-o", out, "--config", Self.golden(c, "config.txt"),
+                    "--fold-bn", "--json", "--",
+                ] + Self.overrides)
             try #require(r.status == 0, "\(r.stdout) \(r.stderr)")
             let notes = Self.json(r.stdout)["notes"] as? [String] ?? []
             #expect(notes.contains { $0.hasPrefix("fold-bn:") && !$0.hasPrefix("fold-bn: 0 BN folded") }, "\(notes)")
             let want = try NpyReader.readArray(ByteStore.map(path: Self.golden(c, "output.npy")).all).floats()
             let peak = Double(want.map { abs($0) }.max() ?? 1)
-            let v = try RunQTools.run(["verify", out, "--input", Self.golden(c, "input.npy"), "--expect", Self.golden(c, "output.npy"), "--json"])
+            let v = try RunQTools.run([
+                "verify", out, "--input", Self.golden(c, "input.npy"), "--expect", Self.golden(c, "output.npy"), "--json",
+            ])
             #expect((Self.json(v.stdout)["max_abs"] as? Double ?? 1) <= 1e-4 * peak + 1e-4, "\(v.stdout) \(v.stderr)")
         }
     }
@@ -134,7 +142,9 @@ struct LosslessExportTests {
                     let r = try RunQTools.run(["run", ckpt, "--config", cfg, "--input", input, "--output", expected, "--quiet"])
                     try #require(r.status == 0, "\(label): \(r.stderr)")
                 } else {
-                    let v = try RunQTools.run(["verify", ckpt, "--config", cfg, "--input", input, "--expect", expected, "--atol", "1e-4", "--json"])
+                    let v = try RunQTools.run([
+                        "verify", ckpt, "--config", cfg, "--input", input, "--expect", expected, "--atol", "1e-4", "--json",
+                    ])
                     #expect(v.status == 0, "\(label): qtools vs torch: \(v.stdout) \(v.stderr)")
                 }
                 for form in ["float", "qcdq"] {

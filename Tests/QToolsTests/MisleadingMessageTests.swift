@@ -23,7 +23,9 @@ import Testing
             let empty = dir.appendingPathComponent("empty.txt").path
             FileManager.default.createFile(atPath: empty, contents: Data())
             let r = try RunQTools.run(["run", Self.ckpt, "--config", empty])
-            #expect(r.status == 64 && r.stderr.contains(empty) && r.stderr.contains("sets no model") && !r.stderr.contains("unknow"), "\(r.stderr)")
+            #expect(
+                r.status == 64 && r.stderr.contains(empty) && r.stderr.contains("sets no model") && !r.stderr.contains("unknow"),
+                "\(r.stderr)")
             let text = try String(contentsOfFile: Self.config, encoding: .utf8)
             let bom = dir.appendingPathComponent("bom.txt").path
             FileManager.default.createFile(atPath: bom, contents: Data([0xEF, 0xBB, 0xBF]) + Data(text.utf8))
@@ -69,7 +71,9 @@ import Testing
             let one = dir.appendingPathComponent("one.npy").path
             FileManager.default.createFile(atPath: one, contents: Self.npy([3]))
             let i = try RunQTools.run(["inspect", one])
-            #expect(i.status == 0 && i.stdout.contains("1 tensor ") && !i.stdout.contains("1 tensors") && !i.stdout.contains("1 storages"), "\(i.stdout)")
+            #expect(
+                i.status == 0 && i.stdout.contains("1 tensor ") && !i.stdout.contains("1 tensors") && !i.stdout.contains("1 storages"),
+                "\(i.stdout)")
         }
     }
 
@@ -94,7 +98,8 @@ import Testing
             let text = try String(contentsOfFile: Self.config, encoding: .utf8)
             try #require(text.contains("--width_alpha 0.25"))
             let wide = dir.appendingPathComponent("wide.txt").path
-            try text.replacingOccurrences(of: "--width_alpha 0.25", with: "--width_alpha 0.5").write(toFile: wide, atomically: true, encoding: .utf8)
+            try text.replacingOccurrences(of: "--width_alpha 0.25", with: "--width_alpha 0.5").write(
+                toFile: wide, atomically: true, encoding: .utf8)
             let out = dir.appendingPathComponent("w.pth").path
             let r = try RunQTools.run(["convert", Self.ckpt, "--config", Self.config, "-o", out, "--to-config", wide])
             #expect(r.status == 65 && r.stderr.utf8.count < 1500, "\(r.stderr.utf8.count) bytes")

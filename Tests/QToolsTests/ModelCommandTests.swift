@@ -1,8 +1,8 @@
 import Formats
 import Foundation
 import Tensors
-import Testing
 import TestSupport
+import Testing
 
 /// `qtools run / verify / trace / bench` end to end on the golden cases.
 @Suite struct ModelCommandTests {
@@ -15,7 +15,10 @@ import TestSupport
     @Test func runPrintsTop5AndWritesLogits() throws {
         try withTemporaryDirectory { dir in
             let out = dir.appendingPathComponent("logits.npy").path
-            let r = try RunQTools.run(Self.args("run", "resnet20_dorefa_a2w2") + ["--input", Self.golden("resnet20_dorefa_a2w2", "input.npy"), "--output", out, "--json"])
+            let r = try RunQTools.run(
+                Self.args("run", "resnet20_dorefa_a2w2") + [
+                    "--input", Self.golden("resnet20_dorefa_a2w2", "input.npy"), "--output", out, "--json",
+                ])
             #expect(r.status == 0, "\(r.stderr)")
             let doc = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
             let samples = try #require(doc["samples"] as? [[String: Any]])
@@ -43,7 +46,9 @@ import TestSupport
     @Test func verifyFailsWithExitOneWhenLogitsDiffer() throws {
         // Another case's logits (same shape) are not this model's.
         let r = try RunQTools.run(
-            Self.args("verify", "resnet20_pact_a2w2") + ["--input", Self.golden("resnet20_pact_a2w2", "input.npy"), "--expect", Self.golden("resnet20_lsq_a2w2", "output.npy")])
+            Self.args("verify", "resnet20_pact_a2w2") + [
+                "--input", Self.golden("resnet20_pact_a2w2", "input.npy"), "--expect", Self.golden("resnet20_lsq_a2w2", "output.npy"),
+            ])
         #expect(r.status == 1, "\(r.stdout) \(r.stderr)")
         #expect(r.stdout.contains("FAIL"))
         #expect(r.stderr.isEmpty)

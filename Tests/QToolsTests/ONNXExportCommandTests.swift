@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// `qtools convert --to onnx` and `.onnx` models in `run`/`verify`, checked with the real onnx
 /// and onnxruntime packages against the golden PyTorch logits.
@@ -47,8 +47,10 @@ struct ONNXExportCommandTests {
                 }
                 for (format, file) in variants {
                     let out = dir.appendingPathComponent(file).path
-                    var cmd = ["convert", Self.golden(c, "checkpoint.pth"), "--config", Self.golden(c, "config.txt"),
-                               "--to", "onnx", "--onnx-format", format, "-o", out]
+                    var cmd = [
+                        "convert", Self.golden(c, "checkpoint.pth"), "--config", Self.golden(c, "config.txt"),
+                        "--to", "onnx", "--onnx-format", format, "-o", out,
+                    ]
                     if c == "pytorch_resnet18_fp" { cmd += ["--", "--width_alpha", "0.125"] }
                     let r = try RunQTools.run(cmd)
                     #expect(r.status == 0, "\(c): \(r.stderr)")
@@ -62,8 +64,10 @@ struct ONNXExportCommandTests {
                 let rel = try #require(r["rel"] as? Double)
                 #expect(rel <= 1e-4, "\(out): ORT max relative error \(rel)")
                 // qtools runs its own export and matches PyTorch.
-                let v = try RunQTools.run(["verify", out, "--input", Self.golden(c, "input.npy"),
-                                           "--expect", Self.golden(c, "output.npy"), "--json"])
+                let v = try RunQTools.run([
+                    "verify", out, "--input", Self.golden(c, "input.npy"),
+                    "--expect", Self.golden(c, "output.npy"), "--json",
+                ])
                 #expect(v.status == 0, "\(out): \(v.stdout) \(v.stderr)")
             }
             // Quantized exports carry QCDQ; full-precision ones only the plain vocabulary.
@@ -132,13 +136,17 @@ struct ONNXExportCommandTests {
         try withTemporaryDirectory { dir in
             let d = dir.path
             _ = try Python.json(Self.torchScript, [d])
-            let v = try RunQTools.run(["verify", d + "/r18.onnx", "--input", d + "/x.npy", "--expect", d + "/ort.npy",
-                                       "--atol", "1e-4", "--rtol", "1e-4", "--json"])
+            let v = try RunQTools.run([
+                "verify", d + "/r18.onnx", "--input", d + "/x.npy", "--expect", d + "/ort.npy",
+                "--atol", "1e-4", "--rtol", "1e-4", "--json",
+            ])
             #expect(v.status == 0, "\(v.stdout) \(v.stderr)")
             let doc = try #require(try JSONSerialization.jsonObject(with: Data(v.stdout.utf8)) as? [String: Any])
             #expect(doc["top1_agree"] as? Int == 2)
-            let t = try RunQTools.run(["verify", d + "/r18.onnx", "--input", d + "/x.npy", "--expect", d + "/torch.npy",
-                                       "--atol", "1e-4", "--rtol", "1e-4"])
+            let t = try RunQTools.run([
+                "verify", d + "/r18.onnx", "--input", d + "/x.npy", "--expect", d + "/torch.npy",
+                "--atol", "1e-4", "--rtol", "1e-4",
+            ])
             #expect(t.status == 0, "\(t.stdout) \(t.stderr)")
             let bad = try RunQTools.run(["run", d + "/erf.onnx"])
             #expect(bad.status != 0)
@@ -177,8 +185,10 @@ struct ONNXExportCommandTests {
             let ops = try #require(try Python.json(Self.resnet50Script, [d, bench]) as? [String])
             #expect(ops == ["Add", "Conv", "Flatten", "Gemm", "GlobalAveragePool", "MaxPool", "Relu"], "\(ops)")
             for reference in ["ort", "torch"] {
-                let v = try RunQTools.run(["verify", d + "/r50.onnx", "--input", d + "/x.npy", "--expect", d + "/\(reference).npy",
-                                           "--atol", "1e-4", "--rtol", "1e-4", "--json"])
+                let v = try RunQTools.run([
+                    "verify", d + "/r50.onnx", "--input", d + "/x.npy", "--expect", d + "/\(reference).npy",
+                    "--atol", "1e-4", "--rtol", "1e-4", "--json",
+                ])
                 #expect(v.status == 0, "\(reference): \(v.stdout) \(v.stderr)")
                 let doc = try #require(try JSONSerialization.jsonObject(with: Data(v.stdout.utf8)) as? [String: Any])
                 #expect(doc["top1_agree"] as? Int == 2)

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// `qtools convert --to onnx` options beyond the default form: `--keep-bn`, `--softmax`,
 /// `--opset N`, and a two-sided (signed) activation quantizer, each run in onnxruntime.
@@ -9,8 +9,11 @@ struct ONNXExportOptionTests {
     static func golden(_ c: String, _ f: String) -> String { Fixtures.path("golden/\(c)/\(f)") }
 
     static func convert(_ c: String, _ out: String, _ flags: [String], _ overrides: [String] = []) throws -> Python.Result {
-        try RunQTools.run(["convert", golden(c, "checkpoint.pth"), "--config", golden(c, "config.txt"), "--to", "onnx",
-                           "-o", out] + flags + (overrides.isEmpty ? [] : ["--"] + overrides))
+        try RunQTools.run(
+            [
+                "convert", golden(c, "checkpoint.pth"), "--config", golden(c, "config.txt"), "--to", "onnx",
+                "-o", out,
+            ] + flags + (overrides.isEmpty ? [] : ["--"] + overrides))
     }
 
     /// argv: path, input, expected logits, ...: onnx.checker (full_check), onnxruntime with
@@ -116,8 +119,10 @@ struct ONNXExportOptionTests {
             expected[native] = 21
             let c = "resnet20_bireal_xnor"
             let engine = dir.appendingPathComponent("channel.npy").path
-            let e = try RunQTools.run(["run", Self.golden(c, "checkpoint.pth"), "--config", Self.golden(c, "config.txt"),
-                                       "--input", Self.golden(c, "input.npy"), "--output", engine, "--fm_custom", "channel"])
+            let e = try RunQTools.run([
+                "run", Self.golden(c, "checkpoint.pth"), "--config", Self.golden(c, "config.txt"),
+                "--input", Self.golden(c, "input.npy"), "--output", engine, "--fm_custom", "channel",
+            ])
             #expect(e.status == 0, "\(e.stderr)")
             for opset in [13, 18] {
                 let out = dir.appendingPathComponent("channel.\(opset).onnx").path
@@ -160,12 +165,16 @@ struct ONNXExportOptionTests {
             var triples: [(String, String, String)] = []
             for c in ["resnet20_lsq_a2w2", "resnet18_lsq_a2w2"] {
                 let engine = dir.appendingPathComponent("\(c).npy").path
-                let e = try RunQTools.run(["run", Self.golden(c, "checkpoint.pth"), "--config", Self.golden(c, "config.txt"),
-                                           "--input", Self.golden(c, "input.npy"), "--output", engine, "--fm_half_range"])
+                let e = try RunQTools.run([
+                    "run", Self.golden(c, "checkpoint.pth"), "--config", Self.golden(c, "config.txt"),
+                    "--input", Self.golden(c, "input.npy"), "--output", engine, "--fm_half_range",
+                ])
                 #expect(e.status == 0, "\(e.stderr)")
-                let g = try RunQTools.run(["verify", Self.golden(c, "checkpoint.pth"), "--config", Self.golden(c, "config.txt"),
-                                           "--input", Self.golden(c, "input.npy"), "--expect", Self.golden(c, "output.npy"),
-                                           "--fm_half_range"])
+                let g = try RunQTools.run([
+                    "verify", Self.golden(c, "checkpoint.pth"), "--config", Self.golden(c, "config.txt"),
+                    "--input", Self.golden(c, "input.npy"), "--expect", Self.golden(c, "output.npy"),
+                    "--fm_half_range",
+                ])
                 #expect(g.status == 1, "\(c): --fm_half_range did not change the logits")
                 for format in ["qcdq", "qdq-native", "float"] {
                     let out = dir.appendingPathComponent("\(c).\(format).onnx").path

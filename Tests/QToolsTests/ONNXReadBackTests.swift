@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// Every golden case in every ONNX form the exporter writes, read back by qtools:
 /// `qtools verify CKPT --config CFG OUT.onnx` (the engine on the file vs the engine on the
@@ -45,8 +45,11 @@ import TestSupport
     static func widthOverrides(_ c: String) -> [String] { c == "pytorch_resnet18_fp" ? ["--width_alpha", "0.125"] : [] }
 
     static func convert(_ c: String, _ form: String, _ out: String, _ overrides: [String]) throws -> Python.Result {
-        try RunQTools.run(["convert", golden(c, "checkpoint.pth"), "--config", golden(c, "config.txt"), "--to", "onnx",
-                           "--onnx-format", form, "-o", out, "--force", "--"] + overrides)
+        try RunQTools.run(
+            [
+                "convert", golden(c, "checkpoint.pth"), "--config", golden(c, "config.txt"), "--to", "onnx",
+                "--onnx-format", form, "-o", out, "--force", "--",
+            ] + overrides)
     }
 
     /// `verify` with `--json`: status and the reported max abs error (nil when unreadable).
@@ -64,8 +67,9 @@ import TestSupport
         let r = try convert(c, form, out, overrides)
         if let refusal = refused[c], refusal.form == form {
             #expect(r.status == 65, "\(c) \(form): expected the documented refusal, got \(r.status) \(r.stderr)")
-            #expect(r.stderr.contains("quant_activation") && r.stderr.contains(refusal.method) && r.stderr.contains("QONNX"),
-                    "\(c) \(form): \(r.stderr)")
+            #expect(
+                r.stderr.contains("quant_activation") && r.stderr.contains(refusal.method) && r.stderr.contains("QONNX"),
+                "\(c) \(form): \(r.stderr)")
             #expect(!FileManager.default.fileExists(atPath: out))
             return
         }
@@ -102,13 +106,17 @@ import TestSupport
         // Opset 18 writes ReduceMean's axes as an input.
         let out = Self.dir.appendingPathComponent("\(c).\(custom).18.onnx").path
         defer { try? FileManager.default.removeItem(atPath: out) }
-        let r = try RunQTools.run(["convert", Self.golden(c, "checkpoint.pth"), "--config", Self.golden(c, "config.txt"),
-                                   "--to", "onnx", "--opset", "18", "-o", out, "--force", "--", "--fm_custom", custom])
+        let r = try RunQTools.run([
+            "convert", Self.golden(c, "checkpoint.pth"), "--config", Self.golden(c, "config.txt"),
+            "--to", "onnx", "--opset", "18", "-o", out, "--force", "--", "--fm_custom", custom,
+        ])
         try #require(r.status == 0, "\(r.stderr)")
         let ops = try RunQTools.run(["inspect", out]).stdout
         #expect(ops.contains("ReduceMean") && ops.contains("opsets ai.onnx:18"), "\(ops.prefix(600))")
-        let a = try Self.verify([Self.golden(c, "checkpoint.pth"), "--config", Self.golden(c, "config.txt"), out,
-                                 "--fm_custom", custom])
+        let a = try Self.verify([
+            Self.golden(c, "checkpoint.pth"), "--config", Self.golden(c, "config.txt"), out,
+            "--fm_custom", custom,
+        ])
         #expect(a.status == 0, "\(c) \(custom) opset 18: \(a.text)")
     }
 }

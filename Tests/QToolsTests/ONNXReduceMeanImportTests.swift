@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// ReduceMean and Mul of two computed values in imported ONNX graphs (what XNOR `fm_custom`
 /// exports, and the other spellings the standard allows), built with the onnx helper and
@@ -58,8 +58,10 @@ struct ONNXReduceMeanImportTests {
             let d = dir.path
             _ = try Python.json(Self.script, [d])
             for name in ["channel13", "pixels18"] {
-                let v = try RunQTools.run(["verify", "\(d)/\(name).onnx", "--input", "\(d)/x.npy", "--expect", "\(d)/\(name).ort.npy",
-                                           "--atol", "1e-5", "--json"])
+                let v = try RunQTools.run([
+                    "verify", "\(d)/\(name).onnx", "--input", "\(d)/x.npy", "--expect", "\(d)/\(name).ort.npy",
+                    "--atol", "1e-5", "--json",
+                ])
                 #expect(v.status == 0, "\(name): \(v.stdout) \(v.stderr)")
             }
             let gappy = try RunQTools.run(["run", "\(d)/gappy.onnx", "--input", "\(d)/x.npy"])

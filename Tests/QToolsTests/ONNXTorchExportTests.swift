@@ -118,7 +118,8 @@ struct ONNXTorchExportTests {
     @Test func mlpInputFollowsItsDeclaredShape() throws {
         try withTemporaryDirectory { dir in
             let d = dir.path
-            let py = try Python.run("""
+            let py = try Python.run(
+                """
                 import sys, numpy as np, torch
                 torch.manual_seed(0)
                 m = torch.nn.Sequential(torch.nn.Linear(12, 16), torch.nn.ReLU(), torch.nn.Linear(16, 5)).eval()
@@ -146,7 +147,8 @@ struct ONNXTorchExportTests {
     @Test func reshapeByAnotherValuesDimensionIsRefusedByName() throws {
         try withTemporaryDirectory { dir in
             let d = dir.path
-            let py = try Python.run("""
+            let py = try Python.run(
+                """
                 import sys, numpy as np, onnx
                 from onnx import helper as h, TensorProto as T, numpy_helper as nh
                 i64 = lambda n, v: nh.from_array(np.array(v, dtype=np.int64), n)

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 #if canImport(Glibc)
     import Glibc
@@ -195,7 +195,10 @@ import TestSupport
                 ls -A
                 """, in: dir)
             #expect(r.status == 0, "\(r.stderr)")
-            #expect(r.stdout.split(separator: "\n") == ["cfg.txt", "ck.pth", "fifo", "got.npy", "got.safetensors", "ref.npy", "ref.safetensors", "x.npy"])
+            #expect(
+                r.stdout.split(separator: "\n") == [
+                    "cfg.txt", "ck.pth", "fifo", "got.npy", "got.safetensors", "ref.npy", "ref.safetensors", "x.npy",
+                ])
         }
     }
 
@@ -346,7 +349,9 @@ import TestSupport
             let lines = r.stdout.split(separator: "\n").map(String.init)
             guard lines.contains(where: { $0.hasPrefix("status=") }) else { return }  // no private mounts here
             #expect(lines.first == "status=73", "\(lines) \(r.stderr)")
-            #expect(lines.dropFirst().first?.hasPrefix("qtools: error: cannot write small/out.pth: No space left on device") == true, "\(lines)")
+            #expect(
+                lines.dropFirst().first?.hasPrefix("qtools: error: cannot write small/out.pth: No space left on device") == true, "\(lines)"
+            )
             #expect(lines.suffix(3) == ["previous", "out.pth", "unshare=0"], "\(lines)")
         }
     }

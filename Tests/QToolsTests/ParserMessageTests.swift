@@ -17,7 +17,10 @@ import Testing
             (["trace", "resnet20", "--batch", "-1"], "--batch must be at least 1 (got -1)"),
             (["verify", Self.ckpt, "--atol", "-1"], "--atol must be a finite number >= 0 (got -1.0)"),
             (["verify", Self.ckpt, Self.ckpt, "--tolerance", "-1"], "--tolerance must be a finite number >= 0 (got -1.0)"),
-            (["convert", Self.ckpt, "-o", "x.pth", "--fold-bn", "--tolerance", "-1"], "--tolerance must be a finite number >= 0 (got -1.0)"),
+            (
+                ["convert", Self.ckpt, "-o", "x.pth", "--fold-bn", "--tolerance", "-1"],
+                "--tolerance must be a finite number >= 0 (got -1.0)"
+            ),
         ]
         for (args, message) in cases {
             let r = try RunQTools.run(args)
@@ -30,7 +33,8 @@ import Testing
 
     @Test func parserErrorsAndUnknownHelpTopics() throws {
         let unknown = try RunQTools.run(["run", "--nosuch"])
-        #expect(unknown.status == 64 && unknown.stderr.hasPrefix("qtools: error: ") && !unknown.stderr.contains("Error:"), "\(unknown.stderr)")
+        #expect(
+            unknown.status == 64 && unknown.stderr.hasPrefix("qtools: error: ") && !unknown.stderr.contains("Error:"), "\(unknown.stderr)")
         let help = try RunQTools.run(["help", "nosuch"])
         #expect(help.status == 64 && help.stderr.contains("no command 'nosuch'") && help.stderr.contains("convert"), "\(help.stderr)")
         let real = try RunQTools.run(["help", "convert"])

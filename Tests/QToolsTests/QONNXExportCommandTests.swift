@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// `qtools convert --to onnx --onnx-format qonnx`: QONNX Quant/BipolarQuant files checked with
 /// onnx.checker, evaluated by an independent reference of the QONNX operator formulas (and by
@@ -24,8 +24,10 @@ struct QONNXExportCommandTests {
     ]
 
     static func convert(_ c: String, _ out: String, _ extra: [String] = []) throws -> Python.Result {
-        var cmd = ["convert", golden(c, "checkpoint.pth"), "--config", golden(c, "config.txt"), "--to", "onnx",
-                   "--onnx-format", "qonnx", "-o", out]
+        var cmd = [
+            "convert", golden(c, "checkpoint.pth"), "--config", golden(c, "config.txt"), "--to", "onnx",
+            "--onnx-format", "qonnx", "-o", out,
+        ]
         if c == "pytorch_resnet18_fp" { cmd += ["--", "--width_alpha", "0.125"] }
         return try RunQTools.run(cmd + extra)
     }
@@ -42,8 +44,10 @@ struct QONNXExportCommandTests {
                 let out = dir.appendingPathComponent("\(c).qonnx.onnx").path
                 let r = try Self.convert(c, out)
                 #expect(r.status == 0, "\(c): \(r.stderr)")
-                var job: [String: Any] = ["path": out, "input": Self.golden(c, "input.npy"),
-                                          "expect": Self.golden(c, "output.npy")]
+                var job: [String: Any] = [
+                    "path": out, "input": Self.golden(c, "input.npy"),
+                    "expect": Self.golden(c, "output.npy"),
+                ]
                 if let kinds {
                     job["layer"] = "layer1.0.conv1.0"
                     job["checkpoint"] = Self.golden(c, "checkpoint.pth")
@@ -91,11 +95,16 @@ struct QONNXExportCommandTests {
             for (c, _) in Self.uniform {
                 let out = dir.appendingPathComponent("\(c).qonnx.onnx").path
                 let width = c == "pytorch_resnet18_fp" ? ["--width_alpha", "0.125"] : []
-                let v = try RunQTools.run(["verify", Self.golden(c, "checkpoint.pth"), "--config", Self.golden(c, "config.txt"), out,
-                                           "--input", Self.golden(c, "input.npy")] + width)
+                let v = try RunQTools.run(
+                    [
+                        "verify", Self.golden(c, "checkpoint.pth"), "--config", Self.golden(c, "config.txt"), out,
+                        "--input", Self.golden(c, "input.npy"),
+                    ] + width)
                 #expect(v.status == 0, "\(c): \(v.stdout) \(v.stderr)")
-                let g = try RunQTools.run(["verify", out, "--input", Self.golden(c, "input.npy"),
-                                           "--expect", Self.golden(c, "output.npy")])
+                let g = try RunQTools.run([
+                    "verify", out, "--input", Self.golden(c, "input.npy"),
+                    "--expect", Self.golden(c, "output.npy"),
+                ])
                 #expect(g.status == 0, "\(c): \(g.stdout) \(g.stderr)")
             }
         }
@@ -147,8 +156,11 @@ struct QONNXExportCommandTests {
                 let e = try RunQTools.run(["run"] + model + ["--input", Self.golden(v.case, "input.npy"), "--output", engine] + v.options)
                 #expect(e.status == 0, "\(v.tag): \(e.stderr)")
                 // The options change the model: its logits are no longer the golden ones.
-                let g = try RunQTools.run(["verify"] + model + ["--input", Self.golden(v.case, "input.npy"),
-                                                                "--expect", Self.golden(v.case, "output.npy")] + v.options)
+                let g = try RunQTools.run(
+                    ["verify"] + model + [
+                        "--input", Self.golden(v.case, "input.npy"),
+                        "--expect", Self.golden(v.case, "output.npy"),
+                    ] + v.options)
                 #expect(g.status == 1, "\(v.case) \(v.options) did not change the logits")
                 jobs.append(["path": out, "input": Self.golden(v.case, "input.npy"), "expect": engine, "layer": "layer1.0.conv1.0"])
             }
@@ -209,8 +221,10 @@ struct QONNXExportCommandTests {
             let d = dir.path
             _ = try Python.json(QONNXReference.handBuilt, [d])
             for name in ["unsigned_perchannel", "narrow_ceil_bipolar", "signed1_floor_halfup", "up_down"] {
-                let v = try RunQTools.run(["verify", "\(d)/\(name).onnx", "--input", "\(d)/x.npy",
-                                           "--expect", "\(d)/\(name).expected.npy", "--atol", "1e-5", "--rtol", "1e-5"])
+                let v = try RunQTools.run([
+                    "verify", "\(d)/\(name).onnx", "--input", "\(d)/x.npy",
+                    "--expect", "\(d)/\(name).expected.npy", "--atol", "1e-5", "--rtol", "1e-5",
+                ])
                 #expect(v.status == 0, "\(name): \(v.stdout) \(v.stderr)")
             }
             let plain = try RunQTools.run(["run", "\(d)/default_domain.onnx"])

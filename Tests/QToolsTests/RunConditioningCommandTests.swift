@@ -1,8 +1,8 @@
 import Formats
 import Foundation
 import Tensors
-import Testing
 import TestSupport
+import Testing
 
 /// `qtools run --conditioning`: quantizer inputs near a level boundary, end to end on a golden
 /// case. (That the probe finds the right elements and that a flip reproduces PyTorch on issue

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// `qtools train CONFIG --dataset cifar10`: the golden LSQ loop's config on a small binary
 /// CIFAR-10 tree (shuffled, augmented batches from the loader threads); a resumed run sees
@@ -32,8 +32,10 @@ import TestSupport
     }
 
     static func args(_ weights: String, _ root: String, _ extra: [String] = []) -> [String] {
-        ["train", "\(folder)/config.txt", "--json", "--dataset", "cifar10", "--root", root, "--weights_dir", weights,
-         "--epochs", "2", "--val_batch_size", "4", "--log_dir", (weights as NSString).deletingLastPathComponent + "/exp"] + extra
+        [
+            "train", "\(folder)/config.txt", "--json", "--dataset", "cifar10", "--root", root, "--weights_dir", weights,
+            "--epochs", "2", "--val_batch_size", "4", "--log_dir", (weights as NSString).deletingLastPathComponent + "/exp",
+        ] + extra
     }
 
     @Test func resumeSeesTheSameShuffledAugmentedData() throws {

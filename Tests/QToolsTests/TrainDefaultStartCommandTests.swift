@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// `qtools train CONFIG` without a pretrained file: the default initialisation seeded by
 /// `--seed` (a warning names the missing file, as main.py logs it), on the fast path by default
@@ -11,8 +11,10 @@ import TestSupport
 
     static func run(_ weights: String, _ extra: [String]) throws -> (Python.Result, [String: Any]?) {
         let r = try RunQTools.run(
-            ["train", "\(folder)/config.txt", "--json", "--dataset", "npy", "--root", folder, "--weights_dir", weights,
-             "--log_dir", weights + "/log", "--val_batch_size", "8", "--epochs", "1"] + extra)
+            [
+                "train", "\(folder)/config.txt", "--json", "--dataset", "npy", "--root", folder, "--weights_dir", weights,
+                "--log_dir", weights + "/log", "--val_batch_size", "8", "--epochs", "1",
+            ] + extra)
         let record = r.stdout.split(separator: "\n").first.flatMap {
             try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
         }

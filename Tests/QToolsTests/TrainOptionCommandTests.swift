@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// Every QTool option of a training run is honoured, refused by name, or reported as without
 /// effect (issue 17): refusals name every offending option at once and write nothing; GPU-only
@@ -40,7 +40,8 @@ import TestSupport
             let first = try RunQTools.run(P.args(w, ["--epochs", "1"]))
             #expect(first.status == 0, "\(first.stderr)")
             let other = try RunQTools.run(P.args(w, ["--epochs", "2", "-r", "--resume_file", "nope.pth.tar"]))
-            #expect(other.status == 0 && other.stderr.contains("no checkpoint to resume at") && other.stderr.contains("nope.pth.tar"),
+            #expect(
+                other.status == 0 && other.stderr.contains("no checkpoint to resume at") && other.stderr.contains("nope.pth.tar"),
                 "\(other.stderr)")
             #expect(try P.records(other.stdout).map { $0["epoch"] as? Int } == [0, 1])  // started anew
         }

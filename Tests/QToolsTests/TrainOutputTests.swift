@@ -1,12 +1,13 @@
+import Formats
+import Foundation
+import TestSupport
+import Testing
+
+@testable import QTools
+
 #if canImport(Glibc)
     import Glibc
 #endif
-import Formats
-import Foundation
-import Testing
-import TestSupport
-
-@testable import QTools
 
 /// What `qtools train` writes besides checkpoints (issue 17, "Output"): the reference's log
 /// file (appended on `-r`), the progress bar on a terminal and plain report lines on a pipe,

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// `qtools train CONFIG`: the golden LSQ sgdr loop through the command line (`--dataset npy`),
 /// the checkpoint it writes read by torch (state dict, and the optimizer entry loaded into a
@@ -21,8 +21,10 @@ import TestSupport
     }
 
     static func args(_ weights: String, _ extra: [String] = []) -> [String] {
-        ["train", "\(folder)/config.txt", "--json", "--dataset", "npy", "--root", folder, "--weights_dir", weights,
-         "--val_batch_size", "8", "--log_dir", (weights as NSString).deletingLastPathComponent + "/exp"] + extra
+        [
+            "train", "\(folder)/config.txt", "--json", "--dataset", "npy", "--root", folder, "--weights_dir", weights,
+            "--val_batch_size", "8", "--log_dir", (weights as NSString).deletingLastPathComponent + "/exp",
+        ] + extra
     }
 
     static func records(_ stdout: String) throws -> [[String: Any]] {

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// `qtools train step`: the golden one-step case through the command line, the file it
 /// writes read back by `torch.load(weights_only=True)`, and its refusals.
@@ -18,8 +18,9 @@ import TestSupport
     /// LQ-Nets: bases and `auxil` refitted, int32 `codec_index` written as it was; Bi-Real
     /// XNOR; XNOR++ with its learned gamma). (`resnet20_fixup` needs the ReLU boundary flip of
     /// TrainStepGoldenTests, which the command line cannot take.)
-    @Test(.enabled(if: Python.interpreter != nil || Python.isRequired, "no Python with torch"),
-          arguments: ["pytorch_resnet18_fp", "resnet20_lsq_a2w2", "resnet20_lq_a2w2", "resnet20_bireal_xnor", "resnet20_xnorpp"])
+    @Test(
+        .enabled(if: Python.interpreter != nil || Python.isRequired, "no Python with torch"),
+        arguments: ["pytorch_resnet18_fp", "resnet20_lsq_a2w2", "resnet20_lq_a2w2", "resnet20_bireal_xnor", "resnet20_xnorpp"])
     func oneStepWritesWhatQToolWrote(name: String) throws {
         try withTemporaryDirectory { tmp in
             let out = tmp.appendingPathComponent("after.pth").path
@@ -48,10 +49,12 @@ import TestSupport
                 print(json.dumps({"keys": list(got.keys()) == list(want.keys()), "bad": bad, "loss": loss}))
                 """#
             let check = try #require(
-                try Python.json(script, [
-                    out, Self.path("after_step.pth", case: name), Self.path("checkpoint.pth", case: name),
-                    Self.path("train_loss.npy", case: name),
-                ]) as? [String: Any])
+                try Python.json(
+                    script,
+                    [
+                        out, Self.path("after_step.pth", case: name), Self.path("checkpoint.pth", case: name),
+                        Self.path("train_loss.npy", case: name),
+                    ]) as? [String: Any])
             #expect(check["keys"] as? Bool == true)
             #expect(check["bad"] as? [String] == [])
             let loss = try #require(check["loss"] as? Double)

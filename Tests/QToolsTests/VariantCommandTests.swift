@@ -1,9 +1,9 @@
 import Formats
-import QToolConfig
 import Foundation
+import QToolConfig
 import Tensors
-import Testing
 import TestSupport
+import Testing
 
 /// `qtools verify A B`, `convert --fold-bn` and keyword-variant conversion, end to end; expected
 /// values from the golden files (output.npy, keys.txt) and seed-reference §11.2.
@@ -31,7 +31,6 @@ import TestSupport
         return try #require(sd.entries.first { $0.name == key }).tensor.materialize().floats()
     }
 
-
     /// A full-precision config of the same network as `cfg`: method keywords and the
     /// `--fm_enable`/`--wt_enable` options removed (written to `dir`).
     static func fpConfig(_ cfg: String, in dir: URL, drop: Set<String>) throws -> String {
@@ -50,7 +49,10 @@ import TestSupport
     func foldBNMatchesTheUnfoldedRun(name: String) throws {
         try withTemporaryDirectory { dir in
             let out = dir.appendingPathComponent("folded.pth").path
-            var args = ["convert", Self.golden(name, "checkpoint.pth"), "-o", out, "--config", Self.golden(name, "config.txt"), "--fold-bn", "--json"]
+            var args = [
+                "convert", Self.golden(name, "checkpoint.pth"), "-o", out, "--config", Self.golden(name, "config.txt"), "--fold-bn",
+                "--json",
+            ]
             if name == "pytorch_resnet18_fp" { args += ["--", "--width_alpha", "0.125"] }
             let c = try RunQTools.run(args)
             #expect(c.status == 0, "\(c.stdout) \(c.stderr)")
@@ -64,7 +66,9 @@ import TestSupport
                 #expect(try !Self.keyLines(out).contains { $0.contains("running_mean") })
             }
             // The folded model, run from its recorded config, reproduces PyTorch's logits of the original.
-            let v = try RunQTools.run(["verify", out, "--input", Self.golden(name, "input.npy"), "--expect", Self.golden(name, "output.npy"), "--json"])
+            let v = try RunQTools.run([
+                "verify", out, "--input", Self.golden(name, "input.npy"), "--expect", Self.golden(name, "output.npy"), "--json",
+            ])
             let want = try NpyReader.readArray(ByteStore.map(path: Self.golden(name, "output.npy")).all).floats()
             let peak = Double(want.map { abs($0) }.max() ?? 1)
             let vd = try Self.json(v.stdout)
@@ -106,14 +110,18 @@ import TestSupport
                 .split(separator: "\n").map { $0.split(separator: " ").map(String.init) }.filter { $0.count == 2 }
             let flexKeys = try Self.keyLines(flex).map { String($0.split(separator: " ")[0]) }
             #expect(Set(flexKeys) == Set(map.map { $0[1] }))
-            let v = try RunQTools.run(["verify", flex, "--input", Self.golden(name, "input.npy"), "--expect", Self.golden(name, "output.npy"), "--atol", "1e-5"])
+            let v = try RunQTools.run([
+                "verify", flex, "--input", Self.golden(name, "input.npy"), "--expect", Self.golden(name, "output.npy"), "--atol", "1e-5",
+            ])
             #expect(v.status == 0, "\(v.stdout) \(v.stderr)")
             let b = try RunQTools.run([
                 "convert", flex, "-o", back, "--to-model", "pytorch-resnet18", "--to-keyword", "imagenet",
             ])
             #expect(b.status == 0, "\(b.stdout) \(b.stderr)")
             #expect(Set(try Self.keyLines(back).map { String($0.split(separator: " ")[0]) }) == Set(map.map { $0[0] }))
-            let w = try RunQTools.run(["verify", back, "--input", Self.golden(name, "input.npy"), "--expect", Self.golden(name, "output.npy"), "--atol", "1e-5"])
+            let w = try RunQTools.run([
+                "verify", back, "--input", Self.golden(name, "input.npy"), "--expect", Self.golden(name, "output.npy"), "--atol", "1e-5",
+            ])
             #expect(w.status == 0, "\(w.stdout) \(w.stderr)")
         }
     }
@@ -129,9 +137,13 @@ import TestSupport
             let fp = dir.appendingPathComponent("fp.pth").path
             let q = dir.appendingPathComponent("q.pth").path
             let cfg = Self.golden(name, "config.txt")
-            let methodWords: Set = ["dorefa", "lsq", "pact", "lq", "xnor", "gamma", "non-uniform", "fm_non-uniform", "wt_lsq", "custom-update"]
+            let methodWords: Set = [
+                "dorefa", "lsq", "pact", "lq", "xnor", "gamma", "non-uniform", "fm_non-uniform", "wt_lsq", "custom-update",
+            ]
             let fpCfg = try Self.fpConfig(cfg, in: dir, drop: methodWords)
-            let d = try RunQTools.run(["convert", Self.golden(name, "checkpoint.pth"), "-o", fp, "--config", cfg, "--to-config", fpCfg, "--json"])
+            let d = try RunQTools.run([
+                "convert", Self.golden(name, "checkpoint.pth"), "-o", fp, "--config", cfg, "--to-config", fpCfg, "--json",
+            ])
             #expect(d.status == 0, "\(d.stdout) \(d.stderr)")
             #expect(try !Self.keyLines(fp).contains { $0.contains(".quant_") })
             #expect((try Self.json(d.stdout)["notes"] as? [String] ?? []).contains { $0.hasPrefix("dropped ") && $0.contains(".quant_") })
@@ -157,7 +169,8 @@ import TestSupport
             func roundTrip(_ name: String) throws -> String {
                 let fp = dir.appendingPathComponent("\(name)-fp.pth").path, q = dir.appendingPathComponent("\(name)-q.pth").path
                 let cfg = Self.golden(name, "config.txt")
-                let fpCfg = try Self.fpConfig(cfg, in: dir, drop: ["dorefa", "lsq", "pact", "lq", "fm_non-uniform", "wt_lsq", "custom-update"])
+                let fpCfg = try Self.fpConfig(
+                    cfg, in: dir, drop: ["dorefa", "lsq", "pact", "lq", "fm_non-uniform", "wt_lsq", "custom-update"])
                 _ = try RunQTools.run(["convert", Self.golden(name, "checkpoint.pth"), "-o", fp, "--config", cfg, "--to-config", fpCfg])
                 let r = try RunQTools.run(["convert", fp, "-o", q, "--to-config", cfg])
                 #expect(r.status == 0, "\(r.stderr)")
@@ -176,7 +189,8 @@ import TestSupport
             #expect(abs(Double(wb[0]) - base) < 1e-7 && abs(Double(wb.last!) - 2 * base) < 1e-7)
             #expect(try Self.tensor(l, "layer1.0.conv1.0.quant_activation.codec_vector") == [0, 0, 1, 0, 0, 1, 1, 1])
             #expect(try Self.tensor(l, "layer1.0.conv1.0.quant_weight.codec_vector") == [-1, -1, 1, -1, -1, 1, 1, 1])
-            #expect(try Self.tensor(l, "layer1.0.conv1.0.quant_weight.thrs_multiplier") == [0.5, 0.5, 0, 0, 0, 0.5, 0.5, 0, 0, 0, 0.5, 0.5])
+            #expect(
+                try Self.tensor(l, "layer1.0.conv1.0.quant_weight.thrs_multiplier") == [0.5, 0.5, 0, 0, 0, 0.5, 0.5, 0, 0, 0, 0.5, 0.5])
             let f = try roundTrip(fat)
             // fm non-uniform: alpha = fm_scale / fm_boundary = 3; wt LSQ clip_val = wt_boundary = 1.
             #expect(try Self.tensor(f, "layer1.0.conv1.0.quant_activation.alpha0") == [3])
@@ -190,13 +204,18 @@ import TestSupport
             let cfg = Self.golden(name, "config.txt")
             let lsq = dir.appendingPathComponent("lsq.pth").path
             let words = try ConfigRecord.load(path: cfg).options.keywords.joined(separator: ",")
-            let r = try RunQTools.run(["convert", Self.golden(name, "checkpoint.pth"), "-o", lsq, "--config", cfg, "--to-keyword", words + ",lsq"])
+            let r = try RunQTools.run([
+                "convert", Self.golden(name, "checkpoint.pth"), "-o", lsq, "--config", cfg, "--to-keyword", words + ",lsq",
+            ])
             #expect(r.status == 0, "\(r.stdout) \(r.stderr)")
             #expect(try Self.tensor(lsq, "layer1.0.conv1.0.quant_weight.clip_val").allSatisfy { $0 == 1 })
             let back = dir.appendingPathComponent("dorefa.pth").path
             let b = try RunQTools.run(["convert", lsq, "-o", back, "--to-keyword", words])
             #expect(b.status == 0, "\(b.stderr)")
-            #expect(try Self.keyLines(back) == Set(try String(contentsOfFile: Self.golden(name, "keys.txt"), encoding: .utf8).split(separator: "\n").map(String.init)))
+            #expect(
+                try Self.keyLines(back)
+                    == Set(
+                        try String(contentsOfFile: Self.golden(name, "keys.txt"), encoding: .utf8).split(separator: "\n").map(String.init)))
             // Fixup has scalar biases the BN network has no place for: an error naming them.
             let bad = try RunQTools.run([
                 "convert", Self.golden("resnet20_fixup", "checkpoint.pth"), "-o", dir.appendingPathComponent("x.pth").path,

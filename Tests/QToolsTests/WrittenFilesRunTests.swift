@@ -32,7 +32,9 @@ import Testing
         try withTemporaryDirectory { dir in
             for force in [[], ["--force"]] {
                 let r = try RunQTools.run(["convert", ckpt, "-o", dir.path, "--format", "pt"] + force)
-                #expect(r.status == 73 && r.stderr.contains("is a directory; give a file path") && !r.stderr.contains("use --force"), "\(r.stderr)")
+                #expect(
+                    r.status == 73 && r.stderr.contains("is a directory; give a file path") && !r.stderr.contains("use --force"),
+                    "\(r.stderr)")
             }
             let ok = try RunQTools.run(["convert", ckpt, "-o", dir.appendingPathComponent("FILE.pth").path])
             #expect(ok.status == 0, "\(ok.stderr)")
@@ -51,12 +53,14 @@ struct ScalarRoundTripTests {
             #expect(try RunQTools.run(["convert", ckpt, "-o", st, "--drop-extra"]).status == 0)
             let r = try RunQTools.run(["convert", st, "-o", back, "--wrap", "state_dict"])
             #expect(r.status == 0, "\(r.stderr)")
-            let doc = try #require(try Python.json("""
-                import sys, json, torch
-                a = torch.load(sys.argv[1], weights_only=False); b = torch.load(sys.argv[2], weights_only=False)
-                keys = [k for k in a if k != 'state_dict' and (a[k] is None or isinstance(a[k], (int, float, bool, str)))]
-                print(json.dumps({k: [type(a[k]).__name__, type(b.get(k)).__name__, a[k] == b.get(k)] for k in keys}))
-                """, [ckpt, back]) as? [String: [Any]])
+            let doc = try #require(
+                try Python.json(
+                    """
+                    import sys, json, torch
+                    a = torch.load(sys.argv[1], weights_only=False); b = torch.load(sys.argv[2], weights_only=False)
+                    keys = [k for k in a if k != 'state_dict' and (a[k] is None or isinstance(a[k], (int, float, bool, str)))]
+                    print(json.dumps({k: [type(a[k]).__name__, type(b.get(k)).__name__, a[k] == b.get(k)] for k in keys}))
+                    """, [ckpt, back]) as? [String: [Any]])
             #expect(doc["epoch"] != nil && doc["best_acc"] != nil)
             for (k, v) in doc {
                 #expect(v[0] as? String == v[1] as? String && v[2] as? Bool == true, "\(k): \(v)")

@@ -1,5 +1,6 @@
-import Testing
 import TestSupport
+import Testing
+
 @testable import Tensors
 
 @Suite struct TensorStatisticsTests {
@@ -21,7 +22,9 @@ import TestSupport
         #expect(fast.min == slow.min)
         #expect(fast.max == slow.max)
         #expect(fast.levels == slow.levels)
-        if let a = fast.mean, let b = slow.mean { #expect(abs(a - b) <= 1e-5 * max(1, abs(b))) } else {
+        if let a = fast.mean, let b = slow.mean {
+            #expect(abs(a - b) <= 1e-5 * max(1, abs(b)))
+        } else {
             #expect(fast.mean == nil && slow.mean == nil)
         }
         if let a = fast.std, let b = slow.std { #expect(abs(a - b) <= 1e-5 * max(1, b)) }

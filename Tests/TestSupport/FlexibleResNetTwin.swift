@@ -30,11 +30,15 @@ public enum FlexibleResNetTwin {
 
         /// QTool options of the case (width 0.25; LSQ 2-bit when `lsq`).
         public var arguments: [String] {
-            var a = ["--model", model, "--keyword", keyword + (lsq ? ",dorefa,lsq" : ""), "--width_alpha", "0.25",
-                     "--order", order, "--stem_kernel", "\(stemKernel)", "--input_size", "\(size)"]
+            var a = [
+                "--model", model, "--keyword", keyword + (lsq ? ",dorefa,lsq" : ""), "--width_alpha", "0.25",
+                "--order", order, "--stem_kernel", "\(stemKernel)", "--input_size", "\(size)",
+            ]
             if lsq {
-                a += ["--fm_bit", "2", "--fm_enable", "--wt_bit", "2", "--wt_enable", "--fm_quant_group", "1",
-                      "--wt_quant_group", "1"]
+                a += [
+                    "--fm_bit", "2", "--fm_enable", "--wt_bit", "2", "--wt_enable", "--fm_quant_group", "1",
+                    "--wt_quant_group", "1",
+                ]
             }
             return a
         }

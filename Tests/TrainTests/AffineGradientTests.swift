@@ -44,9 +44,10 @@ import Testing
     }
 
     /// NumPy broadcasting of both operands, including a `[1]` scalar and a leading-rank gap.
-    @Test(arguments: [
-        ([2, 3, 4], [1]), ([1], [2, 3, 4]), ([2, 3, 4], [3, 1]), ([4], [2, 3, 1]), ([3], [3]), ([2, 1, 4], [1, 3, 1]),
-    ] as [([Int], [Int])])
+    @Test(
+        arguments: [
+            ([2, 3, 4], [1]), ([1], [2, 3, 4]), ([2, 3, 4], [3, 1]), ([4], [2, 3, 1]), ([3], [3]), ([2, 1, 4], [1, 3, 1]),
+        ] as [([Int], [Int])])
     func broadcastMulMatchesFiniteDifferences(aShape: [Int], bShape: [Int]) throws {
         var rng = SplitMix64(seed: UInt64(aShape.count * 10 + bShape.count))
         let a = rng.floats(aShape.reduce(1, *)), b = rng.floats(bShape.reduce(1, *))
@@ -112,10 +113,11 @@ import Testing
         g.markOutput("logits")
         let t = try TrainingGraph(g)
         // Inputs whose affine output stays 0.05 from PReLU's kink under the perturbations.
-        let x = Tensor(floats: rng.floats(2 * 12).map { v in
-            let z = v * 1.3 + 0.2
-            return abs(z) < 0.05 ? v + 0.2 : v
-        }, shape: [2, 3, 2, 2])
+        let x = Tensor(
+            floats: rng.floats(2 * 12).map { v in
+                let z = v * 1.3 + 0.2
+                return abs(z) < 0.05 ? v + 0.2 : v
+            }, shape: [2, 3, 2, 2])
         let state = t.initialState
         let tape = try t.forward(inputs: ["x": x], state: state)
         let r = rng.floats(tape.values["logits"]!.count)

@@ -62,9 +62,11 @@ import Testing
     @Test func aWrongLayoutNamesTheRootAndTheFolders() throws {
         try withTemporaryDirectory { dir in
             try Self.write([1, 2, 3], dir.path + "/data_batch_1")
-            Self.expectError({ _ = try CIFARDataset.load(root: dir.path, classes: 10) },
+            Self.expectError(
+                { _ = try CIFARDataset.load(root: dir.path, classes: 10) },
                 mentions: [dir.path, "cifar-10-batches-py", "cifar-10-batches-bin"])
-            Self.expectError({ _ = try CIFARDataset.load(root: dir.path, classes: 100) },
+            Self.expectError(
+                { _ = try CIFARDataset.load(root: dir.path, classes: 100) },
                 mentions: [dir.path, "cifar-100-python", "cifar-100-binary"])
         }
     }
@@ -73,7 +75,8 @@ import Testing
         try withTemporaryDirectory { dir in
             let root = try Self.cifar10Binary(dir)
             try FileManager.default.removeItem(atPath: root + "/cifar-10-batches-bin/data_batch_4.bin")
-            Self.expectError({ _ = try CIFARDataset.load(root: root, classes: 10) },
+            Self.expectError(
+                { _ = try CIFARDataset.load(root: root, classes: 10) },
                 mentions: ["cifar-10-batches-bin/data_batch_4.bin", "no such file"])
         }
     }
@@ -82,7 +85,8 @@ import Testing
         try withTemporaryDirectory { dir in
             let full = Self.binary([[0], [1]], seed: 0)
             let root = try Self.cifar10Binary(dir, test: Array(full.dropLast(100)))
-            Self.expectError({ _ = try CIFARDataset.load(root: root, classes: 10) },
+            Self.expectError(
+                { _ = try CIFARDataset.load(root: root, classes: 10) },
                 mentions: ["cifar-10-batches-bin/test_batch.bin", "truncated", "3073-byte records"])
         }
     }
@@ -90,7 +94,8 @@ import Testing
     @Test func aLabelOutOfRangeIsNamed() throws {
         try withTemporaryDirectory { dir in
             let root = try Self.cifar10Binary(dir, test: Self.binary([[0], [10]], seed: 0))
-            Self.expectError({ _ = try CIFARDataset.load(root: root, classes: 10) },
+            Self.expectError(
+                { _ = try CIFARDataset.load(root: root, classes: 10) },
                 mentions: ["cifar-10-batches-bin/test_batch.bin", "label 10 of image 1 is out of range for 10 classes"])
         }
     }
@@ -100,7 +105,8 @@ import Testing
             let folder = dir.path + "/cifar-100-python"
             try Self.write(Array("not a pickle".utf8), folder + "/train")
             try Self.write([0x80, 0x02, 0x7d], folder + "/test")
-            Self.expectError({ _ = try CIFARDataset.load(root: dir.path, classes: 100) },
+            Self.expectError(
+                { _ = try CIFARDataset.load(root: dir.path, classes: 100) },
                 mentions: [folder + "/train", "not a readable CIFAR batch pickle"])
         }
     }
@@ -196,10 +202,12 @@ struct CIFARDatasetPythonTests {
                 }
             }
             let badLabel = dir.path + "/bad_label/cifar-10-batches-py/test_batch"
-            CIFARDatasetTests.expectError({ _ = try CIFARDataset.pickleBatch(badLabel, classes: 10) },
+            CIFARDatasetTests.expectError(
+                { _ = try CIFARDataset.pickleBatch(badLabel, classes: 10) },
                 mentions: [badLabel, "label 10 of image 2 is out of range for 10 classes"])
             let badShape = dir.path + "/bad_shape/cifar-10-batches-py/test_batch"
-            CIFARDatasetTests.expectError({ _ = try CIFARDataset.pickleBatch(badShape, classes: 10) },
+            CIFARDatasetTests.expectError(
+                { _ = try CIFARDataset.pickleBatch(badShape, classes: 10) },
                 mentions: [badShape, "'data' must be a uint8 numpy array N x 3072", "[3, 3000]"])
         }
     }

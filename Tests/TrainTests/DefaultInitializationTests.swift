@@ -2,8 +2,8 @@ import Foundation
 import Models
 import QToolConfig
 import Tensors
-import Testing
 import TestSupport
+import Testing
 
 @testable import Train
 
@@ -37,7 +37,9 @@ import TestSupport
         let (m, s) = moments(v)
         let n = Double(v.count)
         #expect(abs(m) <= 5 * sigma / n.squareRoot(), "\(key): mean \(m) (sigma \(sigma), n \(v.count))", sourceLocation: sourceLocation)
-        #expect(abs(s - sigma) <= 5 * sigma / (2 * n).squareRoot(), "\(key): std \(s) vs \(sigma) (n \(v.count))", sourceLocation: sourceLocation)
+        #expect(
+            abs(s - sigma) <= 5 * sigma / (2 * n).squareRoot(), "\(key): std \(s) vs \(sigma) (n \(v.count))",
+            sourceLocation: sourceLocation)
     }
 
     @Test func resnet20LSQFollowsTheFormulas() throws {

@@ -18,7 +18,9 @@ import Testing
             let groups = [1, 1, 2, 3][rng.int(0...3)]
             let cig = rng.int(1...5), cog = rng.int(1...7)
             let (k, s, d) = pointwise ? (1, 1, 1) : (rng.int(1...3), rng.int(1...2), rng.int(1...2))
-            let pad = pointwise ? Padding2d(top: 0, left: 0, bottom: 0, right: 0)
+            let pad =
+                pointwise
+                ? Padding2d(top: 0, left: 0, bottom: 0, right: 0)
                 : Padding2d(top: rng.int(0...2), left: rng.int(0...2), bottom: rng.int(0...2), right: rng.int(0...2))
             let (h, w) = (rng.int(2...11), rng.int(2...11))
             var attrs = Conv2dAttributes(stride: s, padding: 0, dilation: d, groups: groups)

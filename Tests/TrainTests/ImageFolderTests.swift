@@ -23,8 +23,9 @@ import Testing
             try Self.touch("\(t)/stray.jpg")
             let s = try ImageFolderSamples.scan(t, augment: true, side: 224)
             #expect(s.classes == ["B", "n01", "n02"])
-            #expect(s.paths.map { String($0.dropFirst(t.count + 1)) }
-                == ["B/x.webp", "n01/Y.Png", "n01/z.jpeg", "n02/a.png", "n02/b.JPEG", "n02/sub/c.jpg"])
+            #expect(
+                s.paths.map { String($0.dropFirst(t.count + 1)) }
+                    == ["B/x.webp", "n01/Y.Png", "n01/z.jpeg", "n02/a.png", "n02/b.JPEG", "n02/sub/c.jpg"])
             #expect(s.labels == [0, 1, 1, 2, 2, 2] && s.sampleShape == [3, 224, 224])
         }
     }
@@ -35,13 +36,16 @@ import Testing
 
     @Test func aWrongLayoutIsNamed() throws {
         try withTemporaryDirectory { dir in
-            Self.expectError({ _ = try ImageFolderSamples.scan(dir.path + "/train", augment: true, side: 8) },
+            Self.expectError(
+                { _ = try ImageFolderSamples.scan(dir.path + "/train", augment: true, side: 8) },
                 mentions: [dir.path + "/train", "no such folder"])
             try Self.touch(dir.path + "/val/img.jpg")
-            Self.expectError({ _ = try ImageFolderSamples.scan(dir.path + "/val", augment: false, side: 8) },
+            Self.expectError(
+                { _ = try ImageFolderSamples.scan(dir.path + "/val", augment: false, side: 8) },
                 mentions: [dir.path + "/val", "no class folders"])
             try Self.touch(dir.path + "/val/cat/readme.txt")
-            Self.expectError({ _ = try ImageFolderSamples.scan(dir.path + "/val", augment: false, side: 8) },
+            Self.expectError(
+                { _ = try ImageFolderSamples.scan(dir.path + "/val", augment: false, side: 8) },
                 mentions: [dir.path + "/val/cat", "no image files"])
         }
     }
@@ -54,9 +58,11 @@ import Testing
             let s = try ImageFolderSamples.scan(dir.path + "/val", augment: false, side: 8)
             let loader = SampleLoader(s, shuffle: false, seed: 0)
             Self.expectError({ _ = try loader.batches(epoch: 0, size: 1).next() }, mentions: [bad, "unreadable image", "JPEG"])
-            Self.expectError({ _ = try ImageDecoder.decode(path: dir.path + "/val/dog/text.png") },
+            Self.expectError(
+                { _ = try ImageDecoder.decode(path: dir.path + "/val/dog/text.png") },
                 mentions: [dir.path + "/val/dog/text.png", "not a JPEG or PNG"])
-            Self.expectError({ _ = try ImageDecoder.decode(path: dir.path + "/missing.png") },
+            Self.expectError(
+                { _ = try ImageDecoder.decode(path: dir.path + "/missing.png") },
                 mentions: [dir.path + "/missing.png", "cannot read"])
         }
     }
@@ -167,30 +173,31 @@ struct ImageNetPillowTests {
                 (.init(top: 50, left: 200, height: 40, width: 64), true),
             ]
             let spec = boxes.map { "[\($0.0.top),\($0.0.left),\($0.0.height),\($0.0.width),\($0.1 ? 1 : 0)]" }.joined(separator: ",")
-            let r = try #require(try Python.json(
-                """
-                import json, sys
-                import numpy as np, torch
-                from PIL import Image
-                img = Image.open(sys.argv[1]).convert('RGB')
-                mean = torch.tensor([0.485, 0.456, 0.406]); std = torch.tensor([0.229, 0.224, 0.225])
-                def tensor(im):
-                    t = torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1).contiguous().float().div(255)
-                    return t.sub_(mean[:, None, None]).div_(std[:, None, None]).numpy().astype('<f4').tobytes().hex()
-                out = {'train': []}
-                for i, j, h, w, flip in json.loads(sys.argv[2]):
-                    im = img.crop((j, i, j + w, i + h)).resize((64, 64), Image.BILINEAR)
-                    if flip:
-                        im = im.transpose(Image.FLIP_LEFT_RIGHT)
-                    out['train'].append(tensor(im))
-                # Resize(256): shorter side 256, longer int(256 * long / short); CenterCrop(224).
-                w, h = img.size
-                size = (256, int(256 * h / w)) if w <= h else (int(256 * w / h), 256)
-                im = img.resize(size, Image.BILINEAR)
-                top, left = int(round((size[1] - 224) / 2.0)), int(round((size[0] - 224) / 2.0))
-                out['val'] = tensor(im.crop((left, top, left + 224, top + 224)))
-                print(json.dumps(out))
-                """, [dir.path + "/big.jpg", "[\(spec)]"]) as? [String: Any])
+            let r = try #require(
+                try Python.json(
+                    """
+                    import json, sys
+                    import numpy as np, torch
+                    from PIL import Image
+                    img = Image.open(sys.argv[1]).convert('RGB')
+                    mean = torch.tensor([0.485, 0.456, 0.406]); std = torch.tensor([0.229, 0.224, 0.225])
+                    def tensor(im):
+                        t = torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1).contiguous().float().div(255)
+                        return t.sub_(mean[:, None, None]).div_(std[:, None, None]).numpy().astype('<f4').tobytes().hex()
+                    out = {'train': []}
+                    for i, j, h, w, flip in json.loads(sys.argv[2]):
+                        im = img.crop((j, i, j + w, i + h)).resize((64, 64), Image.BILINEAR)
+                        if flip:
+                            im = im.transpose(Image.FLIP_LEFT_RIGHT)
+                        out['train'].append(tensor(im))
+                    # Resize(256): shorter side 256, longer int(256 * long / short); CenterCrop(224).
+                    w, h = img.size
+                    size = (256, int(256 * h / w)) if w <= h else (int(256 * w / h), 256)
+                    im = img.resize(size, Image.BILINEAR)
+                    top, left = int(round((size[1] - 224) / 2.0)), int(round((size[0] - 224) / 2.0))
+                    out['val'] = tensor(im.crop((left, top, left + 224, top + 224)))
+                    print(json.dumps(out))
+                    """, [dir.path + "/big.jpg", "[\(spec)]"]) as? [String: Any])
             let image = try ImageDecoder.decode(path: dir.path + "/big.jpg")
             func hex(_ v: [Float]) -> String { Hex.string(v.flatMap { withUnsafeBytes(of: $0.bitPattern.littleEndian, Array.init) }) }
             let train = try #require(r["train"] as? [String])
@@ -220,27 +227,28 @@ extension ImageNetPillowTests {
             ]
             let alpha: [Float] = [0.0625, -0.125, 0.1875]
             let spec = cases.map { "[\($0.brightness),\($0.contrast),\($0.saturation),\($0.order)]" }.joined(separator: ",")
-            let r = try #require(try Python.json(
-                """
-                import json, sys
-                import numpy as np, torch
-                from PIL import Image, ImageEnhance
-                img = Image.open(sys.argv[1]).convert('RGB').crop((20, 10, 140, 160)).resize((48, 48), Image.BILINEAR)
-                mean = torch.tensor([0.485, 0.456, 0.406]); std = torch.tensor([0.229, 0.224, 0.225])
-                eigval = torch.Tensor([0.2175, 0.0188, 0.0045])
-                eigvec = torch.Tensor([[-0.5675, 0.7192, 0.4009], [-0.5808, -0.0045, -0.8140], [-0.5836, -0.6948, 0.4203]])
-                alpha = torch.tensor([0.0625, -0.125, 0.1875])
-                out = []
-                for b, c, s, order in json.loads(sys.argv[2]):
-                    im = img.transpose(Image.FLIP_LEFT_RIGHT)
-                    for k in order:
-                        im = [ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color][k](im).enhance([b, c, s][k])
-                    t = torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1).contiguous().float().div(255)
-                    rgb = eigvec.clone().mul(alpha.view(1, 3).expand(3, 3)).mul(eigval.view(1, 3).expand(3, 3)).sum(1).squeeze()
-                    t = t.add(rgb.view(3, 1, 1).expand_as(t))
-                    out.append(t.sub_(mean[:, None, None]).div_(std[:, None, None]).numpy().astype('<f4').tobytes().hex())
-                print(json.dumps(out))
-                """, [dir.path + "/big.jpg", "[\(spec)]"]) as? [String])
+            let r = try #require(
+                try Python.json(
+                    """
+                    import json, sys
+                    import numpy as np, torch
+                    from PIL import Image, ImageEnhance
+                    img = Image.open(sys.argv[1]).convert('RGB').crop((20, 10, 140, 160)).resize((48, 48), Image.BILINEAR)
+                    mean = torch.tensor([0.485, 0.456, 0.406]); std = torch.tensor([0.229, 0.224, 0.225])
+                    eigval = torch.Tensor([0.2175, 0.0188, 0.0045])
+                    eigvec = torch.Tensor([[-0.5675, 0.7192, 0.4009], [-0.5808, -0.0045, -0.8140], [-0.5836, -0.6948, 0.4203]])
+                    alpha = torch.tensor([0.0625, -0.125, 0.1875])
+                    out = []
+                    for b, c, s, order in json.loads(sys.argv[2]):
+                        im = img.transpose(Image.FLIP_LEFT_RIGHT)
+                        for k in order:
+                            im = [ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color][k](im).enhance([b, c, s][k])
+                        t = torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1).contiguous().float().div(255)
+                        rgb = eigvec.clone().mul(alpha.view(1, 3).expand(3, 3)).mul(eigval.view(1, 3).expand(3, 3)).sum(1).squeeze()
+                        t = t.add(rgb.view(3, 1, 1).expand_as(t))
+                        out.append(t.sub_(mean[:, None, None]).div_(std[:, None, None]).numpy().astype('<f4').tobytes().hex())
+                    print(json.dumps(out))
+                    """, [dir.path + "/big.jpg", "[\(spec)]"]) as? [String])
             let image = try ImageDecoder.decode(path: dir.path + "/big.jpg")
             func hex(_ v: [Float]) -> String { Hex.string(v.flatMap { withUnsafeBytes(of: $0.bitPattern.littleEndian, Array.init) }) }
             #expect(r.count == cases.count)

@@ -25,21 +25,28 @@ import Testing
 
     static let setups: [Setup] = [
         Setup(label: "fm", arguments: ["--fm_enable"], tag: .fm, constructorShape: [1, 4, 1, 1], inputShape: [2, 4, 5, 5]),
-        Setup(label: "fm 2 groups", arguments: ["--fm_enable", "--fm_quant_group", "2"],
-              tag: .fm, constructorShape: [1, 4, 1, 1], inputShape: [2, 4, 5, 5]),
-        Setup(label: "fm mean", arguments: ["--fm_enable", "--fm_adaptive", "mean"],
-              tag: .fm, constructorShape: [1, 4, 1, 1], inputShape: [2, 4, 5, 5]),
-        Setup(label: "fm var, 4 groups", arguments: ["--fm_enable", "--fm_adaptive", "var", "--fm_quant_group", "4"],
-              tag: .fm, constructorShape: [1, 4, 1, 1], inputShape: [2, 4, 5, 5]),
-        Setup(label: "fm two-sided", arguments: ["--fm_enable", "--fm_half_range"],
-              tag: .fm, constructorShape: [1, 4, 1, 1], inputShape: [2, 4, 5, 5]),
+        Setup(
+            label: "fm 2 groups", arguments: ["--fm_enable", "--fm_quant_group", "2"],
+            tag: .fm, constructorShape: [1, 4, 1, 1], inputShape: [2, 4, 5, 5]),
+        Setup(
+            label: "fm mean", arguments: ["--fm_enable", "--fm_adaptive", "mean"],
+            tag: .fm, constructorShape: [1, 4, 1, 1], inputShape: [2, 4, 5, 5]),
+        Setup(
+            label: "fm var, 4 groups", arguments: ["--fm_enable", "--fm_adaptive", "var", "--fm_quant_group", "4"],
+            tag: .fm, constructorShape: [1, 4, 1, 1], inputShape: [2, 4, 5, 5]),
+        Setup(
+            label: "fm two-sided", arguments: ["--fm_enable", "--fm_half_range"],
+            tag: .fm, constructorShape: [1, 4, 1, 1], inputShape: [2, 4, 5, 5]),
         Setup(label: "wt per channel", arguments: ["--wt_enable"], tag: .wt, constructorShape: [4, 3, 3, 3], inputShape: [4, 3, 3, 3]),
-        Setup(label: "wt mean", arguments: ["--wt_enable", "--wt_adaptive", "mean"],
-              tag: .wt, constructorShape: [4, 3, 3, 3], inputShape: [4, 3, 3, 3]),
-        Setup(label: "wt var per tensor", arguments: ["--wt_enable", "--wt_adaptive", "var", "--wt_quant_group", "1"],
-              tag: .wt, constructorShape: [4, 3, 3, 3], inputShape: [4, 3, 3, 3]),
-        Setup(label: "wt mean-var", arguments: ["--wt_enable", "--wt_adaptive", "mean-var"],
-              tag: .wt, constructorShape: [4, 3, 3, 3], inputShape: [4, 3, 3, 3]),
+        Setup(
+            label: "wt mean", arguments: ["--wt_enable", "--wt_adaptive", "mean"],
+            tag: .wt, constructorShape: [4, 3, 3, 3], inputShape: [4, 3, 3, 3]),
+        Setup(
+            label: "wt var per tensor", arguments: ["--wt_enable", "--wt_adaptive", "var", "--wt_quant_group", "1"],
+            tag: .wt, constructorShape: [4, 3, 3, 3], inputShape: [4, 3, 3, 3]),
+        Setup(
+            label: "wt mean-var", arguments: ["--wt_enable", "--wt_adaptive", "mean-var"],
+            tag: .wt, constructorShape: [4, 3, 3, 3], inputShape: [4, 3, 3, 3]),
     ]
 
     @Test(arguments: setups)
@@ -89,66 +96,66 @@ import Testing
 
     /// The twin (torch, float32 forward; the fit in float64).
     static let twin = #"""
-import json, sys, torch
-s = json.loads(sys.argv[1])
-qg, wt = s["qg"], s["tag"] == "wt"
-x = torch.tensor(s["x"], dtype=torch.float32).reshape(s["shape"])
-r = torch.tensor(s["r"], dtype=torch.float32).reshape(s["shape"])
-basis = torch.tensor(s["basis"], dtype=torch.float32).reshape(2, qg)
-codec = torch.tensor(s["codec"], dtype=torch.float32).reshape(4, 2)
-levels, order = torch.sort(codec @ basis, 0)
-thr = torch.tensor(s["thr"], dtype=torch.float32).reshape(3, 4) @ levels
-ad = s["adaptive"]
-if wt:
-    v = x.reshape(qg, -1)
-    mean = v.mean(1, keepdim=True) if ad in ("mean", "mean-var") else torch.zeros(qg, 1)
-    std = v.std(1, keepdim=True) + 1e-5 if ad in ("var", "mean-var") else torch.ones(qg, 1)
-    if ad == "mean": v = v - mean
-    elif ad == "var": v = v / std
-    elif ad == "mean-var": v = (v - mean) / std
-else:
-    n = torch.ones(x.shape[0], 1, 1, 1)
-    if ad == "mean": n = x.mean([1, 2, 3], keepdim=True) + 1e-5
-    if ad == "var": n = x.std([1, 2, 3], keepdim=True) + 1e-5
-    xn = x / n if ad in ("mean", "var") else x
-    t = xn.transpose(0, 1) if qg != 1 else xn
-    v = t.reshape(qg, -1)
-k = torch.zeros(v.shape, dtype=torch.long)
-for i in range(3):
-    k = torch.where(v > thr[i].unsqueeze(1), torch.full_like(k, i + 1), k)
-margin = float((v.unsqueeze(0) - thr.unsqueeze(2)).abs().min())
-g = torch.arange(qg).unsqueeze(1).expand_as(k)
-yv = levels[k, g]
-rows = order[k, g]
-# Least squares per group on integer bit planes (two-sided: 2b - 1), in float64.
-bits = torch.stack([(rows >> i) & 1 for i in range(2)]).double()
-code = bits if s["half_range"] else 2 * bits - 1
-vd = v.double()
-btx = (code * vd).sum(2).t()                      # [qg, 2]
-btb = torch.einsum("igk,jgk->gij", code, code)    # [qg, 2, 2]
-if wt:
-    btx = btx + (torch.tensor(1e-4, dtype=torch.float32) * basis).double().t()
-    d = torch.diagonal(btb, dim1=1, dim2=2)
-    btb = btb + torch.diag_embed(((d.float() + 1e-4) * 1.000001).double() - d)
-else:
-    d = torch.diagonal(btb, dim1=1, dim2=2)
-    btb = btb + torch.diag_embed(torch.where(d == 0, torch.full_like(d, 1e-5), torch.zeros_like(d)))
-auxil = torch.linalg.solve(btb, btx.unsqueeze(2)).squeeze(2).t()   # [2, qg]
-top = levels[-1].unsqueeze(1)
-if wt:
-    y = yv
-    if ad == "mean": y = y + mean
-    elif ad == "var": y = y * std
-    elif ad == "mean-var": y = y * std + mean
-    y = y.reshape(x.shape)
-    dx = r
-else:
-    y = yv.reshape(t.shape)
-    keep = (v < top).reshape(t.shape)
-    if qg != 1:
-        y = y.transpose(0, 1); keep = keep.transpose(0, 1)
-    if ad in ("mean", "var"): y = y * n
-    dx = torch.where(keep, r, torch.zeros_like(r))
-print(json.dumps({"y": y.flatten().tolist(), "dx": dx.flatten().tolist(), "auxil": auxil.flatten().tolist(), "margin": margin}))
-"""#
+        import json, sys, torch
+        s = json.loads(sys.argv[1])
+        qg, wt = s["qg"], s["tag"] == "wt"
+        x = torch.tensor(s["x"], dtype=torch.float32).reshape(s["shape"])
+        r = torch.tensor(s["r"], dtype=torch.float32).reshape(s["shape"])
+        basis = torch.tensor(s["basis"], dtype=torch.float32).reshape(2, qg)
+        codec = torch.tensor(s["codec"], dtype=torch.float32).reshape(4, 2)
+        levels, order = torch.sort(codec @ basis, 0)
+        thr = torch.tensor(s["thr"], dtype=torch.float32).reshape(3, 4) @ levels
+        ad = s["adaptive"]
+        if wt:
+            v = x.reshape(qg, -1)
+            mean = v.mean(1, keepdim=True) if ad in ("mean", "mean-var") else torch.zeros(qg, 1)
+            std = v.std(1, keepdim=True) + 1e-5 if ad in ("var", "mean-var") else torch.ones(qg, 1)
+            if ad == "mean": v = v - mean
+            elif ad == "var": v = v / std
+            elif ad == "mean-var": v = (v - mean) / std
+        else:
+            n = torch.ones(x.shape[0], 1, 1, 1)
+            if ad == "mean": n = x.mean([1, 2, 3], keepdim=True) + 1e-5
+            if ad == "var": n = x.std([1, 2, 3], keepdim=True) + 1e-5
+            xn = x / n if ad in ("mean", "var") else x
+            t = xn.transpose(0, 1) if qg != 1 else xn
+            v = t.reshape(qg, -1)
+        k = torch.zeros(v.shape, dtype=torch.long)
+        for i in range(3):
+            k = torch.where(v > thr[i].unsqueeze(1), torch.full_like(k, i + 1), k)
+        margin = float((v.unsqueeze(0) - thr.unsqueeze(2)).abs().min())
+        g = torch.arange(qg).unsqueeze(1).expand_as(k)
+        yv = levels[k, g]
+        rows = order[k, g]
+        # Least squares per group on integer bit planes (two-sided: 2b - 1), in float64.
+        bits = torch.stack([(rows >> i) & 1 for i in range(2)]).double()
+        code = bits if s["half_range"] else 2 * bits - 1
+        vd = v.double()
+        btx = (code * vd).sum(2).t()                      # [qg, 2]
+        btb = torch.einsum("igk,jgk->gij", code, code)    # [qg, 2, 2]
+        if wt:
+            btx = btx + (torch.tensor(1e-4, dtype=torch.float32) * basis).double().t()
+            d = torch.diagonal(btb, dim1=1, dim2=2)
+            btb = btb + torch.diag_embed(((d.float() + 1e-4) * 1.000001).double() - d)
+        else:
+            d = torch.diagonal(btb, dim1=1, dim2=2)
+            btb = btb + torch.diag_embed(torch.where(d == 0, torch.full_like(d, 1e-5), torch.zeros_like(d)))
+        auxil = torch.linalg.solve(btb, btx.unsqueeze(2)).squeeze(2).t()   # [2, qg]
+        top = levels[-1].unsqueeze(1)
+        if wt:
+            y = yv
+            if ad == "mean": y = y + mean
+            elif ad == "var": y = y * std
+            elif ad == "mean-var": y = y * std + mean
+            y = y.reshape(x.shape)
+            dx = r
+        else:
+            y = yv.reshape(t.shape)
+            keep = (v < top).reshape(t.shape)
+            if qg != 1:
+                y = y.transpose(0, 1); keep = keep.transpose(0, 1)
+            if ad in ("mean", "var"): y = y * n
+            dx = torch.where(keep, r, torch.zeros_like(r))
+        print(json.dumps({"y": y.flatten().tolist(), "dx": dx.flatten().tolist(), "auxil": auxil.flatten().tolist(), "margin": margin}))
+        """#
 }

@@ -12,7 +12,9 @@ import Testing
 @Suite struct LQNetTrainingTests {
     /// A 2-bit LQ quantizer with QTool's construction tensors (codec rows LSB first, midpoint
     /// thresholds) and the given basis `[2, qg]` (row-major).
-    static func quantizer(tag: QuantizerTag, shape: [Int], basis: [Float], extra: [String] = [], iteration: Float = 20)
+    static func quantizer(
+        tag: QuantizerTag, shape: [Int], basis: [Float], extra: [String] = [], iteration: Float = 20
+    )
         throws -> Quantizer
     {
         let t = tag == .wt ? "wt" : "fm"
@@ -204,12 +206,12 @@ import Testing
         let bits = systems.map { $0.map { Int($0.bitPattern) } }
         let json = String(decoding: try JSONSerialization.data(withJSONObject: bits), as: UTF8.self)
         let script = #"""
-import json, sys, numpy as np, torch
-torch.set_num_threads(1)
-a = np.array(json.loads(sys.argv[1]), dtype=np.uint32).view(np.float32).reshape(-1, 2, 2)
-inv = torch.inverse(torch.from_numpy(a.copy())).numpy().reshape(-1, 4)
-print(json.dumps(inv.view(np.uint32).astype(np.int64).tolist()))
-"""#
+            import json, sys, numpy as np, torch
+            torch.set_num_threads(1)
+            a = np.array(json.loads(sys.argv[1]), dtype=np.uint32).view(np.float32).reshape(-1, 2, 2)
+            inv = torch.inverse(torch.from_numpy(a.copy())).numpy().reshape(-1, 4)
+            print(json.dumps(inv.view(np.uint32).astype(np.int64).tolist()))
+            """#
         let theirs = try #require(try Python.json(script, [json]) as? [[Int]])
         var differing = 0
         for (o, t) in zip(ours, theirs) where o.map({ Int($0.bitPattern) }) != t { differing += 1 }

@@ -25,22 +25,37 @@ import Testing
     }
 
     static let setups: [Setup] = [
-        Setup(label: "fm 2 levels", arguments: ["--keyword", "dorefa,non-uniform", "--fm_enable", "--fm_bit", "1"],
-              tag: .fm, constructorShape: [1, 3, 1, 1], inputShape: [2, 3, 4, 4], alphas: [[2.6]]),
-        Setup(label: "fm ternary", arguments: ["--keyword", "dorefa,non-uniform", "--fm_enable", "--fm_level", "3"],
-              tag: .fm, constructorShape: [1, 3, 1, 1], inputShape: [2, 3, 4, 4], alphas: [[2.6], [-3.4]]),
-        Setup(label: "fm 4 levels", arguments: ["--keyword", "dorefa,fm_non-uniform", "--fm_enable", "--fm_bit", "2"],
-              tag: .fm, constructorShape: [1, 3, 1, 1], inputShape: [2, 3, 4, 4], alphas: [[3.1], [2.7], [-3.3]]),
-        Setup(label: "fm 4 levels, 3 groups, STE-scale", arguments: [
-            "--keyword", "dorefa,fm_non-uniform", "--fm_enable", "--fm_bit", "2", "--fm_quant_group", "3", "--fm_grad_type", "STE-scale"],
-              tag: .fm, constructorShape: [1, 3, 1, 1], inputShape: [2, 3, 4, 4], alphas: [[3.1, 2.2, 4.0], [2.7, 3.5, 2.0], [3.3, 2.4, 3.9]]),
-        Setup(label: "fm two-sided ternary", arguments: ["--keyword", "dorefa,non-uniform", "--fm_enable", "--fm_level", "3", "--fm_half_range"],
-              tag: .fm, constructorShape: [1, 3, 1, 1], inputShape: [2, 3, 4, 4], alphas: [[1.7], [-2.2]]),
-        Setup(label: "wt ternary per channel", arguments: ["--keyword", "dorefa,non-uniform", "--wt_enable", "--wt_level", "3"],
-              tag: .wt, constructorShape: [4, 3, 3, 3], inputShape: [4, 3, 3, 3], alphas: [[9, 11, -7, 10], [8, 12, 9.5, -10.5]]),
-        Setup(label: "wt ternary per tensor STE-scale", arguments: [
-            "--keyword", "dorefa,wt_non-uniform", "--wt_enable", "--wt_level", "3", "--wt_quant_group", "1", "--wt_grad_type", "STE-scale"],
-              tag: .wt, constructorShape: [4, 3, 3, 3], inputShape: [4, 3, 3, 3], alphas: [[9], [12]]),
+        Setup(
+            label: "fm 2 levels", arguments: ["--keyword", "dorefa,non-uniform", "--fm_enable", "--fm_bit", "1"],
+            tag: .fm, constructorShape: [1, 3, 1, 1], inputShape: [2, 3, 4, 4], alphas: [[2.6]]),
+        Setup(
+            label: "fm ternary", arguments: ["--keyword", "dorefa,non-uniform", "--fm_enable", "--fm_level", "3"],
+            tag: .fm, constructorShape: [1, 3, 1, 1], inputShape: [2, 3, 4, 4], alphas: [[2.6], [-3.4]]),
+        Setup(
+            label: "fm 4 levels", arguments: ["--keyword", "dorefa,fm_non-uniform", "--fm_enable", "--fm_bit", "2"],
+            tag: .fm, constructorShape: [1, 3, 1, 1], inputShape: [2, 3, 4, 4], alphas: [[3.1], [2.7], [-3.3]]),
+        Setup(
+            label: "fm 4 levels, 3 groups, STE-scale",
+            arguments: [
+                "--keyword", "dorefa,fm_non-uniform", "--fm_enable", "--fm_bit", "2", "--fm_quant_group", "3", "--fm_grad_type",
+                "STE-scale",
+            ],
+            tag: .fm, constructorShape: [1, 3, 1, 1], inputShape: [2, 3, 4, 4],
+            alphas: [[3.1, 2.2, 4.0], [2.7, 3.5, 2.0], [3.3, 2.4, 3.9]]),
+        Setup(
+            label: "fm two-sided ternary",
+            arguments: ["--keyword", "dorefa,non-uniform", "--fm_enable", "--fm_level", "3", "--fm_half_range"],
+            tag: .fm, constructorShape: [1, 3, 1, 1], inputShape: [2, 3, 4, 4], alphas: [[1.7], [-2.2]]),
+        Setup(
+            label: "wt ternary per channel", arguments: ["--keyword", "dorefa,non-uniform", "--wt_enable", "--wt_level", "3"],
+            tag: .wt, constructorShape: [4, 3, 3, 3], inputShape: [4, 3, 3, 3], alphas: [[9, 11, -7, 10], [8, 12, 9.5, -10.5]]),
+        Setup(
+            label: "wt ternary per tensor STE-scale",
+            arguments: [
+                "--keyword", "dorefa,wt_non-uniform", "--wt_enable", "--wt_level", "3", "--wt_quant_group", "1", "--wt_grad_type",
+                "STE-scale",
+            ],
+            tag: .wt, constructorShape: [4, 3, 3, 3], inputShape: [4, 3, 3, 3], alphas: [[9], [12]]),
     ]
 
     static func quantizer(_ s: Setup) throws -> Quantizer {

@@ -34,10 +34,12 @@ import Testing
             try dump("xq", f.tape.values["layer1.1.conv2.0.quant_activation"])
             try dump("w", f.tape.values["layer1.1.conv2.0.weight"])
             try dump("dw", grads["layer1.1.conv2.0.weight"])
-            let result = try Python.json(Self.script, [
-                tmp.path, Fixtures.path("golden/resnet20_dorefa_a2w2/checkpoint.pth"),
-                Fixtures.path("golden/resnet20_dorefa_a2w2/after_step.pth"),
-            ])
+            let result = try Python.json(
+                Self.script,
+                [
+                    tmp.path, Fixtures.path("golden/resnet20_dorefa_a2w2/checkpoint.pth"),
+                    Fixtures.path("golden/resnet20_dorefa_a2w2/after_step.pth"),
+                ])
             return try #require(result as? [String: Any])
         }
         let torch32 = try #require(out["torch32"] as? [Double])
@@ -49,32 +51,32 @@ import Testing
     }
 
     static let script = #"""
-import json, sys, numpy as np, torch
-torch.set_num_threads(1); torch.use_deterministic_algorithms(True)
-d = sys.argv[1]
-L = lambda n, s: torch.from_numpy(np.fromfile(d + "/" + n, dtype=np.float32).reshape(s))
-x, dy = L("x", (8, 8, 32, 32)), L("dy", (8, 8, 32, 32))
-g, b = L("gamma", (8,)), L("beta", (8,))
-xq, w, dw = L("xq", (8, 8, 34, 34)), L("w", (8, 8, 3, 3)), L("dw", (8, 8, 3, 3))
-key = "layer1.1.conv2.0.weight"
-p0 = torch.load(sys.argv[2], weights_only=True)["state_dict"][key].double()
-p1 = torch.load(sys.argv[3], weights_only=True)[key].double()
-implied = (p0 - p1) / (0.1 * 1.9) - 1e-4 * p0
-class RoundSTE(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, v): return torch.round(v)
-    @staticmethod
-    def backward(ctx, grad): return grad
-def gradient(dt):
-    xx = x.to(dt).clone().requires_grad_()
-    torch.nn.functional.batch_norm(xx, None, None, g.to(dt), b.to(dt), training=True, eps=1e-5).backward(dy.to(dt))
-    ww = w.to(dt).clone().requires_grad_()
-    t = torch.tanh(ww); u = t / (2 * t.abs().max()) + 0.5
-    wq = 2 * (RoundSTE.apply(u * 3.0) / 3.0) - 1
-    torch.nn.functional.conv2d(xq.to(dt), wq).backward(xx.grad)
-    return ww.grad.double()
-g32, g64 = gradient(torch.float32), gradient(torch.float64)
-per = lambda t: t.abs().amax((1, 2, 3)).tolist()
-print(json.dumps({"torch32": per(g32 - implied), "float64": per(g64 - implied), "ours_vs_float64": per(dw.double() - g64)}))
-"""#
+        import json, sys, numpy as np, torch
+        torch.set_num_threads(1); torch.use_deterministic_algorithms(True)
+        d = sys.argv[1]
+        L = lambda n, s: torch.from_numpy(np.fromfile(d + "/" + n, dtype=np.float32).reshape(s))
+        x, dy = L("x", (8, 8, 32, 32)), L("dy", (8, 8, 32, 32))
+        g, b = L("gamma", (8,)), L("beta", (8,))
+        xq, w, dw = L("xq", (8, 8, 34, 34)), L("w", (8, 8, 3, 3)), L("dw", (8, 8, 3, 3))
+        key = "layer1.1.conv2.0.weight"
+        p0 = torch.load(sys.argv[2], weights_only=True)["state_dict"][key].double()
+        p1 = torch.load(sys.argv[3], weights_only=True)[key].double()
+        implied = (p0 - p1) / (0.1 * 1.9) - 1e-4 * p0
+        class RoundSTE(torch.autograd.Function):
+            @staticmethod
+            def forward(ctx, v): return torch.round(v)
+            @staticmethod
+            def backward(ctx, grad): return grad
+        def gradient(dt):
+            xx = x.to(dt).clone().requires_grad_()
+            torch.nn.functional.batch_norm(xx, None, None, g.to(dt), b.to(dt), training=True, eps=1e-5).backward(dy.to(dt))
+            ww = w.to(dt).clone().requires_grad_()
+            t = torch.tanh(ww); u = t / (2 * t.abs().max()) + 0.5
+            wq = 2 * (RoundSTE.apply(u * 3.0) / 3.0) - 1
+            torch.nn.functional.conv2d(xq.to(dt), wq).backward(xx.grad)
+            return ww.grad.double()
+        g32, g64 = gradient(torch.float32), gradient(torch.float64)
+        per = lambda t: t.abs().amax((1, 2, 3)).tolist()
+        print(json.dumps({"torch32": per(g32 - implied), "float64": per(g64 - implied), "ours_vs_float64": per(dw.double() - g64)}))
+        """#
 }

@@ -27,24 +27,38 @@ import Testing
     }
 
     static let setups: [Setup] = [
-        Setup(label: "dorefa fm", arguments: ["--keyword", "dorefa", "--fm_enable", "--fm_bit", "2", "--fm_boundary", "1.5"],
-              tag: .fm, constructorShape: [1, 3, 1, 1], inputShape: [2, 3, 4, 4], clip: []),
-        Setup(label: "dorefa wt", arguments: ["--keyword", "dorefa", "--wt_enable", "--wt_bit", "2"],
-              tag: .wt, constructorShape: [4, 3, 3, 3], inputShape: [4, 3, 3, 3], clip: []),
-        Setup(label: "dorefa wt var-mean 4 bit", arguments: ["--keyword", "dorefa", "--wt_enable", "--wt_bit", "4", "--wt_adaptive", "var-mean"],
-              tag: .wt, constructorShape: [4, 3, 3, 3], inputShape: [4, 3, 3, 3], clip: []),
-        Setup(label: "pact fm", arguments: ["--keyword", "pact", "--fm_enable", "--fm_bit", "2"],
-              tag: .fm, constructorShape: [1, 3, 1, 1], inputShape: [2, 3, 4, 4], clip: [0.9]),
-        Setup(label: "lsq fm per tensor", arguments: ["--keyword", "dorefa,lsq", "--fm_enable", "--fm_bit", "2", "--fm_quant_group", "1"],
-              tag: .fm, constructorShape: [1, 3, 1, 1], inputShape: [2, 3, 4, 4], clip: [1.1]),
-        Setup(label: "lsq fm per channel, element-scale", arguments: [
-            "--keyword", "dorefa,lsq", "--fm_enable", "--fm_bit", "3", "--fm_quant_group", "-1", "--fm_grad_scale", "element-scale"],
-              tag: .fm, constructorShape: [1, 3, 1, 1], inputShape: [2, 3, 4, 4], clip: [0.8, -1.2, 1.4]),
-        Setup(label: "lsq wt per channel var-mean", arguments: ["--keyword", "dorefa,lsq", "--wt_enable", "--wt_bit", "2", "--wt_adaptive", "var-mean"],
-              tag: .wt, constructorShape: [4, 3, 3, 3], inputShape: [4, 3, 3, 3], clip: [0.9, 1.3, 1.1, 0.7]),
-        Setup(label: "lsq wt per tensor STE-scale", arguments: [
-            "--keyword", "dorefa,lsq", "--wt_enable", "--wt_bit", "2", "--wt_quant_group", "1", "--wt_grad_type", "STE-scale"],
-              tag: .wt, constructorShape: [4, 3, 3, 3], inputShape: [4, 3, 3, 3], clip: [0.03]),
+        Setup(
+            label: "dorefa fm", arguments: ["--keyword", "dorefa", "--fm_enable", "--fm_bit", "2", "--fm_boundary", "1.5"],
+            tag: .fm, constructorShape: [1, 3, 1, 1], inputShape: [2, 3, 4, 4], clip: []),
+        Setup(
+            label: "dorefa wt", arguments: ["--keyword", "dorefa", "--wt_enable", "--wt_bit", "2"],
+            tag: .wt, constructorShape: [4, 3, 3, 3], inputShape: [4, 3, 3, 3], clip: []),
+        Setup(
+            label: "dorefa wt var-mean 4 bit",
+            arguments: ["--keyword", "dorefa", "--wt_enable", "--wt_bit", "4", "--wt_adaptive", "var-mean"],
+            tag: .wt, constructorShape: [4, 3, 3, 3], inputShape: [4, 3, 3, 3], clip: []),
+        Setup(
+            label: "pact fm", arguments: ["--keyword", "pact", "--fm_enable", "--fm_bit", "2"],
+            tag: .fm, constructorShape: [1, 3, 1, 1], inputShape: [2, 3, 4, 4], clip: [0.9]),
+        Setup(
+            label: "lsq fm per tensor", arguments: ["--keyword", "dorefa,lsq", "--fm_enable", "--fm_bit", "2", "--fm_quant_group", "1"],
+            tag: .fm, constructorShape: [1, 3, 1, 1], inputShape: [2, 3, 4, 4], clip: [1.1]),
+        Setup(
+            label: "lsq fm per channel, element-scale",
+            arguments: [
+                "--keyword", "dorefa,lsq", "--fm_enable", "--fm_bit", "3", "--fm_quant_group", "-1", "--fm_grad_scale", "element-scale",
+            ],
+            tag: .fm, constructorShape: [1, 3, 1, 1], inputShape: [2, 3, 4, 4], clip: [0.8, -1.2, 1.4]),
+        Setup(
+            label: "lsq wt per channel var-mean",
+            arguments: ["--keyword", "dorefa,lsq", "--wt_enable", "--wt_bit", "2", "--wt_adaptive", "var-mean"],
+            tag: .wt, constructorShape: [4, 3, 3, 3], inputShape: [4, 3, 3, 3], clip: [0.9, 1.3, 1.1, 0.7]),
+        Setup(
+            label: "lsq wt per tensor STE-scale",
+            arguments: [
+                "--keyword", "dorefa,lsq", "--wt_enable", "--wt_bit", "2", "--wt_quant_group", "1", "--wt_grad_type", "STE-scale",
+            ],
+            tag: .wt, constructorShape: [4, 3, 3, 3], inputShape: [4, 3, 3, 3], clip: [0.03]),
     ]
 
     static func quantizer(_ s: Setup) throws -> Quantizer {
@@ -149,59 +163,59 @@ import Testing
 
     /// The twin: QTool's formulas (§11.6-11.8) under torch autograd, float32.
     static let twin = #"""
-import json, sys, torch
-s = json.loads(sys.argv[1])
-x = torch.tensor(s["x"], dtype=torch.float32).reshape(s["shape"]).requires_grad_()
-r = torch.tensor(s["r"], dtype=torch.float32).reshape(s["shape"])
-n = s["levels"] - 1
-class RoundSTE(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, v): return torch.round(v)
-    @staticmethod
-    def backward(ctx, g): return g
-ste = RoundSTE.apply
-def gscale(t, g):
-    if int(g) == 1: return t
-    return (t - t * g).detach() + t * g
-def clamp(v, lo, hi):
-    y = torch.clamp(v, lo, hi)
-    if not s["scaled_clamp"]: return y
-    inside = ((v >= lo) & (v <= hi)).sum().item()
-    if inside == 0: return y
-    k = (v.numel() / inside) ** 0.5
-    return gscale(y, k)
-clip = None
-v = x
-if s["tag"] == "wt" and s["var_mean"]:
-    ng = s["quant_group"]
-    std, mean = torch.std_mean(x.data.reshape(ng, -1, 1, 1, 1), 1)
-    v = (x - mean) / std
-if s["method"] == "dorefa" and s["tag"] == "fm":
-    c = s["boundary"]
-    y = torch.clamp(v, 0, c); y = ste(y * (n / c)) / (n / c)
-elif s["method"] in ("dorefa", "pact") and s["tag"] == "wt":
-    t = torch.tanh(v); u = t / (2 * t.abs().max()) + 0.5
-    y = 2 * (ste(u * (n / s["boundary"])) / (n / s["boundary"])) - 1
-elif s["method"] == "pact":
-    clip = torch.tensor(s["clip"], dtype=torch.float32).requires_grad_()
-    y = torch.clamp(v, min=0); y = torch.where(y < clip, y, clip)
-    a = clip.detach(); y = ste(y * (n / a)) / (n / a)
-elif s["method"] == "lsq":
-    clip = torch.tensor(s["clip"], dtype=torch.float32).requires_grad_()
-    qg = s["quant_group"]
-    if s["tag"] == "wt":
-        cs = gscale(clip.abs(), s["grad_factor"]).reshape(qg, 1, 1, 1)
-        shp = v.shape
-        z = v.reshape(qg, -1, shp[2], shp[3]) / cs
-        z = clamp(z, -1, 1); z = (z + 1) / 2; z = ste(z * n) / n; y = ((z * 2 - 1) * cs).reshape(shp)
-    else:
-        cs = gscale(clip.abs(), s["grad_factor"]).reshape(1, -1, 1, 1) if qg > 1 else gscale(clip.abs(), s["grad_factor"])
-        z = clamp(v / cs, 0, 1); y = (ste(z * n) / n) * cs
-(y * r).sum().backward()
-out = {"y": y.detach().flatten().tolist(), "dx": x.grad.flatten().tolist()}
-if clip is not None: out["dclip"] = clip.grad.flatten().tolist()
-print(json.dumps(out))
-"""#
+        import json, sys, torch
+        s = json.loads(sys.argv[1])
+        x = torch.tensor(s["x"], dtype=torch.float32).reshape(s["shape"]).requires_grad_()
+        r = torch.tensor(s["r"], dtype=torch.float32).reshape(s["shape"])
+        n = s["levels"] - 1
+        class RoundSTE(torch.autograd.Function):
+            @staticmethod
+            def forward(ctx, v): return torch.round(v)
+            @staticmethod
+            def backward(ctx, g): return g
+        ste = RoundSTE.apply
+        def gscale(t, g):
+            if int(g) == 1: return t
+            return (t - t * g).detach() + t * g
+        def clamp(v, lo, hi):
+            y = torch.clamp(v, lo, hi)
+            if not s["scaled_clamp"]: return y
+            inside = ((v >= lo) & (v <= hi)).sum().item()
+            if inside == 0: return y
+            k = (v.numel() / inside) ** 0.5
+            return gscale(y, k)
+        clip = None
+        v = x
+        if s["tag"] == "wt" and s["var_mean"]:
+            ng = s["quant_group"]
+            std, mean = torch.std_mean(x.data.reshape(ng, -1, 1, 1, 1), 1)
+            v = (x - mean) / std
+        if s["method"] == "dorefa" and s["tag"] == "fm":
+            c = s["boundary"]
+            y = torch.clamp(v, 0, c); y = ste(y * (n / c)) / (n / c)
+        elif s["method"] in ("dorefa", "pact") and s["tag"] == "wt":
+            t = torch.tanh(v); u = t / (2 * t.abs().max()) + 0.5
+            y = 2 * (ste(u * (n / s["boundary"])) / (n / s["boundary"])) - 1
+        elif s["method"] == "pact":
+            clip = torch.tensor(s["clip"], dtype=torch.float32).requires_grad_()
+            y = torch.clamp(v, min=0); y = torch.where(y < clip, y, clip)
+            a = clip.detach(); y = ste(y * (n / a)) / (n / a)
+        elif s["method"] == "lsq":
+            clip = torch.tensor(s["clip"], dtype=torch.float32).requires_grad_()
+            qg = s["quant_group"]
+            if s["tag"] == "wt":
+                cs = gscale(clip.abs(), s["grad_factor"]).reshape(qg, 1, 1, 1)
+                shp = v.shape
+                z = v.reshape(qg, -1, shp[2], shp[3]) / cs
+                z = clamp(z, -1, 1); z = (z + 1) / 2; z = ste(z * n) / n; y = ((z * 2 - 1) * cs).reshape(shp)
+            else:
+                cs = gscale(clip.abs(), s["grad_factor"]).reshape(1, -1, 1, 1) if qg > 1 else gscale(clip.abs(), s["grad_factor"])
+                z = clamp(v / cs, 0, 1); y = (ste(z * n) / n) * cs
+        (y * r).sum().backward()
+        out = {"y": y.detach().flatten().tolist(), "dx": x.grad.flatten().tolist()}
+        if clip is not None: out["dclip"] = clip.grad.flatten().tolist()
+        print(json.dumps(out))
+        """#
 }
 
 /// Quantizers without a training mode yet are refused when the step is built, naming the

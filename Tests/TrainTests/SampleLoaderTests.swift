@@ -30,7 +30,9 @@ import Testing
         return out
     }
 
-    static func firsts(_ bs: [Batch]) -> [Int] { bs.flatMap { b in stride(from: 0, to: b.x.elementCount, by: 4).map { Int(b.x.floats()[$0]) } } }
+    static func firsts(_ bs: [Batch]) -> [Int] {
+        bs.flatMap { b in stride(from: 0, to: b.x.elementCount, by: 4).map { Int(b.x.floats()[$0]) } }
+    }
 
     @Test func shufflesEveryEpochAsAPermutation() throws {
         let l = SampleLoader(Numbered(count: 103), shuffle: true, seed: 7, workers: 2, prefetch: 2)

@@ -1,7 +1,7 @@
 import Foundation
 import QToolConfig
-import Testing
 import TestSupport
+import Testing
 
 @testable import Train
 
@@ -26,7 +26,8 @@ import TestSupport
             epoch: 2, lr: 0.1, trainLoss: 1, top1: 12.5, top5: 50, evalLoss: 2.25, bestAcc: 12.5, lrAfter: 0.1, newBest: true)
         #expect(TrainLog.testAccuracy(r) == "[epoch 2]: test_acc 12.500000 50.000000, best top1: 12.500000, loss: 2.250000")
         #expect(
-            TrainLog.trainReport(0, 3, loss: 2.5, averageLoss: 2.5, batchTime: 1.234, averageBatchTime: 1.234, dataTime: 0, averageDataTime: 0)
+            TrainLog.trainReport(
+                0, 3, loss: 2.5, averageLoss: 2.5, batchTime: 1.234, averageBatchTime: 1.234, dataTime: 0, averageDataTime: 0)
                 == "train 0/3, loss:2.500(2.500), batch time:1.23(1.23), data load time: 0.00(0.00)")
         #expect(TrainLog.evaluation(top1: 70.1, top5: 89.5) == "evaluate accuracy on dataset: top1(70.100000) top5(89.500000)")
         let config = TrainLog.configLines(try Self.options(["--lr", "0.02"]))
@@ -82,7 +83,10 @@ import TestSupport
     final class Collector: NSObject, XMLParserDelegate {
         var elements: [String: Int] = [:]
         var texts: [String] = []
-        func parser(_ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?, attributes: [String: String] = [:]) {
+        func parser(
+            _ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?,
+            attributes: [String: String] = [:]
+        ) {
             elements[name, default: 0] += 1
             current = ""
         }

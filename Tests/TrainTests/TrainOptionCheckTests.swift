@@ -20,7 +20,8 @@ import Testing
             let w = TrainOptionCheck.withoutEffect(o)
             if !w.isEmpty {
                 warned += 1
-                #expect(w == ["--fp16/--opt_level have no effect: apex mixed precision is a GPU feature; qtools trains in float32"], "\(name)")
+                #expect(
+                    w == ["--fp16/--opt_level have no effect: apex mixed precision is a GPU feature; qtools trains in float32"], "\(name)")
             }
         }
         #expect(warned == 8)

@@ -27,19 +27,30 @@ import Testing
     static let setups: [Setup] = [
         Setup(label: "fm none, no grad type", arguments: ["--fm_enable", "--fm_bit", "1"], tag: .fm, shape: [2, 3, 4, 4]),
         Setup(label: "fm STE", arguments: ["--fm_enable", "--fm_bit", "1", "--fm_grad_type", "STE"], tag: .fm, shape: [2, 3, 4, 4]),
-        Setup(label: "fm Triangle", arguments: ["--fm_enable", "--fm_bit", "1", "--fm_grad_type", "Triangle"], tag: .fm, shape: [2, 3, 4, 4]),
-        Setup(label: "fm channel STE", arguments: ["--fm_enable", "--fm_bit", "1", "--fm_custom", "channel", "--fm_grad_type", "STE"],
-              tag: .fm, shape: [2, 3, 4, 4]),
-        Setup(label: "fm resolution Triangle", arguments: ["--fm_enable", "--fm_bit", "1", "--fm_custom", "resolution", "--fm_grad_type", "Triangle"],
-              tag: .fm, shape: [2, 3, 4, 4]),
+        Setup(
+            label: "fm Triangle", arguments: ["--fm_enable", "--fm_bit", "1", "--fm_grad_type", "Triangle"], tag: .fm, shape: [2, 3, 4, 4]),
+        Setup(
+            label: "fm channel STE", arguments: ["--fm_enable", "--fm_bit", "1", "--fm_custom", "channel", "--fm_grad_type", "STE"],
+            tag: .fm, shape: [2, 3, 4, 4]),
+        Setup(
+            label: "fm resolution Triangle",
+            arguments: ["--fm_enable", "--fm_bit", "1", "--fm_custom", "resolution", "--fm_grad_type", "Triangle"],
+            tag: .fm, shape: [2, 3, 4, 4]),
         Setup(label: "wt pass", arguments: ["--wt_enable", "--wt_bit", "1"], tag: .wt, shape: [4, 3, 3, 3]),
         Setup(label: "wt STE", arguments: ["--wt_enable", "--wt_bit", "1", "--wt_grad_type", "STE"], tag: .wt, shape: [4, 3, 3, 3]),
-        Setup(label: "wt STE var-mean", arguments: ["--wt_enable", "--wt_bit", "1", "--wt_grad_type", "STE", "--wt_adaptive", "var-mean"],
-              tag: .wt, shape: [4, 3, 3, 3]),
-        Setup(label: "xnor++ wt per channel", arguments: ["--keyword", "xnor,gamma", "--wt_enable", "--wt_bit", "1"], tag: .wt, shape: [4, 3, 3, 3]),
-        Setup(label: "xnor++ wt per tensor, STE, var-mean", arguments: [
-            "--keyword", "xnor,gamma", "--wt_enable", "--wt_bit", "1", "--wt_quant_group", "1", "--wt_grad_type", "STE", "--wt_adaptive", "var-mean"],
-              tag: .wt, shape: [4, 3, 3, 3]),
+        Setup(
+            label: "wt STE var-mean", arguments: ["--wt_enable", "--wt_bit", "1", "--wt_grad_type", "STE", "--wt_adaptive", "var-mean"],
+            tag: .wt, shape: [4, 3, 3, 3]),
+        Setup(
+            label: "xnor++ wt per channel", arguments: ["--keyword", "xnor,gamma", "--wt_enable", "--wt_bit", "1"], tag: .wt,
+            shape: [4, 3, 3, 3]),
+        Setup(
+            label: "xnor++ wt per tensor, STE, var-mean",
+            arguments: [
+                "--keyword", "xnor,gamma", "--wt_enable", "--wt_bit", "1", "--wt_quant_group", "1", "--wt_grad_type", "STE",
+                "--wt_adaptive", "var-mean",
+            ],
+            tag: .wt, shape: [4, 3, 3, 3]),
     ]
 
     /// The quantizer of `s` (keyword `xnor` unless given), binarising (`--stable -1`), with
@@ -170,7 +181,9 @@ import Testing
         let before = ["q.iteration": Tensor(floats: [0], shape: [1]), "q.level_num": Tensor(floats: [2], shape: [1])]
         #expect(plus.stateAfterTrainingForward(before).isEmpty)
         // A gamma of the wrong length is refused, naming the key.
-        #expect(throws: QuantizerError.self) { try plus.forwardTrain(Self.input(Self.setups[8], seed: 1), shape: [4, 3, 3, 3], parameters: [[1]]) }
+        #expect(throws: QuantizerError.self) {
+            try plus.forwardTrain(Self.input(Self.setups[8], seed: 1), shape: [4, 3, 3, 3], parameters: [[1]])
+        }
     }
 
     /// With `iteration <= stable` (the default `--stable 0`) XNOR returns its input: the
@@ -192,62 +205,62 @@ import Testing
 
     /// The twin: `models/xnor.py` and the xnor branch of `quantization.forward` (§11.10).
     static let twin = #"""
-import json, sys, torch
-s = json.loads(sys.argv[1])
-x = torch.tensor(s["x"], dtype=torch.float32).reshape(s["shape"]).requires_grad_()
-r = torch.tensor(s["r"], dtype=torch.float32).reshape(s["shape"])
-def mask(v, grad_type, weight):
-    m = torch.ones_like(v)
-    if grad_type == "STE":
-        m.masked_fill_(v.ge(1), 0); m.masked_fill_(v.le(-1), 0)
-    elif grad_type == "Triangle" and not weight:
-        m = 2 - 2 * v.clone().abs()
-        m.masked_fill_(v.ge(1), 0); m.masked_fill_(v.le(-1), 0)
-    return m
-class Act(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, v, custom, grad_type):
-        b, c, h, w = v.shape
-        if custom == "resolution":
-            E = v.detach().abs().reshape(b, c, -1).mean(2, keepdim=True).reshape(b, c, 1, 1)
-        elif custom == "channel":
-            E = v.detach().abs().mean(1, keepdim=True)
+        import json, sys, torch
+        s = json.loads(sys.argv[1])
+        x = torch.tensor(s["x"], dtype=torch.float32).reshape(s["shape"]).requires_grad_()
+        r = torch.tensor(s["r"], dtype=torch.float32).reshape(s["shape"])
+        def mask(v, grad_type, weight):
+            m = torch.ones_like(v)
+            if grad_type == "STE":
+                m.masked_fill_(v.ge(1), 0); m.masked_fill_(v.le(-1), 0)
+            elif grad_type == "Triangle" and not weight:
+                m = 2 - 2 * v.clone().abs()
+                m.masked_fill_(v.ge(1), 0); m.masked_fill_(v.le(-1), 0)
+            return m
+        class Act(torch.autograd.Function):
+            @staticmethod
+            def forward(ctx, v, custom, grad_type):
+                b, c, h, w = v.shape
+                if custom == "resolution":
+                    E = v.detach().abs().reshape(b, c, -1).mean(2, keepdim=True).reshape(b, c, 1, 1)
+                elif custom == "channel":
+                    E = v.detach().abs().mean(1, keepdim=True)
+                else:
+                    E = 1
+                y = torch.ones_like(v); y.masked_fill_(v < 0, -1); y.mul_(E)
+                ctx.save_for_backward(mask(v, grad_type, False))
+                return y
+            @staticmethod
+            def backward(ctx, g):
+                m, = ctx.saved_tensors
+                return g * m, None, None
+        class Wt(torch.autograd.Function):
+            @staticmethod
+            def forward(ctx, v, qg, grad_type):
+                E = v.detach().abs().reshape(qg, -1).mean(1, keepdim=True).reshape(qg, 1, 1, 1)
+                y = torch.ones_like(v); y.masked_fill_(v < 0, -1); y.mul_(E)
+                ctx.save_for_backward(mask(v, grad_type, True))
+                return y
+            @staticmethod
+            def backward(ctx, g):
+                m, = ctx.saved_tensors
+                return g * m, None, None
+        gamma = None
+        if s["tag"] == "fm":
+            y = Act.apply(x, s["custom"], s["grad_type"])
         else:
-            E = 1
-        y = torch.ones_like(v); y.masked_fill_(v < 0, -1); y.mul_(E)
-        ctx.save_for_backward(mask(v, grad_type, False))
-        return y
-    @staticmethod
-    def backward(ctx, g):
-        m, = ctx.saved_tensors
-        return g * m, None, None
-class Wt(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, v, qg, grad_type):
-        E = v.detach().abs().reshape(qg, -1).mean(1, keepdim=True).reshape(qg, 1, 1, 1)
-        y = torch.ones_like(v); y.masked_fill_(v < 0, -1); y.mul_(E)
-        ctx.save_for_backward(mask(v, grad_type, True))
-        return y
-    @staticmethod
-    def backward(ctx, g):
-        m, = ctx.saved_tensors
-        return g * m, None, None
-gamma = None
-if s["tag"] == "fm":
-    y = Act.apply(x, s["custom"], s["grad_type"])
-else:
-    qg = s["quant_group"]
-    v = x
-    if s["var_mean"]:
-        std, mean = torch.std_mean(x.data.reshape(qg, -1, 1, 1, 1), 1)
-        v = (x - mean) / std
-    y = Wt.apply(v, qg, s["grad_type"])
-    if s["gamma"]:
-        gamma = torch.tensor(s["gamma"], dtype=torch.float32).reshape(qg, 1, 1, 1).requires_grad_()
-        y = y * gamma
-(y * r).sum().backward()
-out = {"y": y.detach().flatten().tolist(), "dx": x.grad.flatten().tolist()}
-if gamma is not None: out["dgamma"] = gamma.grad.flatten().tolist()
-print(json.dumps(out))
-"""#
+            qg = s["quant_group"]
+            v = x
+            if s["var_mean"]:
+                std, mean = torch.std_mean(x.data.reshape(qg, -1, 1, 1, 1), 1)
+                v = (x - mean) / std
+            y = Wt.apply(v, qg, s["grad_type"])
+            if s["gamma"]:
+                gamma = torch.tensor(s["gamma"], dtype=torch.float32).reshape(qg, 1, 1, 1).requires_grad_()
+                y = y * gamma
+        (y * r).sum().backward()
+        out = {"y": y.detach().flatten().tolist(), "dx": x.grad.flatten().tolist()}
+        if gamma is not None: out["dgamma"] = gamma.grad.flatten().tolist()
+        print(json.dumps(out))
+        """#
 }

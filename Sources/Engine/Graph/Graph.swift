@@ -74,7 +74,9 @@ public struct Graph: Sendable {
 
     /// Appends a node with one output named `output` (default: the node name); returns the output name.
     @discardableResult
-    public mutating func add(_ op: Op, name: String, inputs: [String], output: String? = nil)
+    public mutating func add(
+        _ op: Op, name: String, inputs: [String], output: String? = nil
+    )
         -> String
     {
         let out = output ?? name
@@ -155,8 +157,9 @@ public struct Graph: Sendable {
         for n in nodes {
             let r = n.op.inputArity
             guard r.contains(n.inputs.count) else {
-                let e = r.upperBound == Int.max ? "at least \(r.lowerBound)" :
-                    r.lowerBound == r.upperBound ? "\(r.lowerBound)" : "\(r.lowerBound)...\(r.upperBound)"
+                let e =
+                    r.upperBound == Int.max
+                    ? "at least \(r.lowerBound)" : r.lowerBound == r.upperBound ? "\(r.lowerBound)" : "\(r.lowerBound)...\(r.upperBound)"
                 throw InferenceError(.arity(what: "inputs to \(n.op.typeName)", expected: e, found: n.inputs.count), node: n.name)
             }
             for v in n.inputs where producerOf[v] == nil {

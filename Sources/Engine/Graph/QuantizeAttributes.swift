@@ -68,7 +68,8 @@ public struct QuantizeAttributes: Sendable, Equatable {
         guard !shape.isEmpty, shape.allSatisfy({ $0 >= 1 }) else {
             throw InferenceError(.shapeMismatch("quantize input \(shape)"))
         }
-        let small = shape.reduce(1) { $0.multipliedReportingOverflow(by: $1).partialValue } <= 1 << 22
+        let small =
+            shape.reduce(1) { $0.multipliedReportingOverflow(by: $1).partialValue } <= 1 << 22
             && !shape.contains { $0 > 1 << 22 }
         let probe = small ? shape : shape.indices.map { $0 == 1 ? shape[1] : 1 }
         _ = try apply([Float](repeating: 0, count: probe.reduce(1, *)), shape: probe)

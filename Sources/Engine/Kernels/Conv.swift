@@ -102,7 +102,8 @@ package enum Conv2d {
                 let bi = unsafe bias.map { unsafe $0.baseAddress! + grp * m }
                 // Rows r0..<r1 (r0 a panel boundary), columns c0..<c1.
                 func block(_ r0: Int, _ r1: Int, _ c0: Int, _ c1: Int) {
-                    let e = unsafe PackedGemm.Epilogue(add: res.map { unsafe $0 + r0 * n }, bias: bi.map { unsafe $0 + r0 }, activation: activation)
+                    let e = unsafe PackedGemm.Epilogue(
+                        add: res.map { unsafe $0 + r0 * n }, bias: bi.map { unsafe $0 + r0 }, activation: activation)
                     let wp = unsafe w + r0 * k  // panel r0 / panel starts at r0 * k
                     if g.isPointwise {
                         unsafe PackedGemm.multiply(
@@ -151,7 +152,6 @@ package enum Conv2d {
         }
     }
 }
-
 
 /// Direct depthwise convolution: one input channel per group (any channel multiplier).
 ///

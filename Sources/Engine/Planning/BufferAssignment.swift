@@ -61,7 +61,9 @@ struct BufferAssignment {
             guard case .value(let outName) = p.call.output else { continue }
             let out = root(outName)
             if case .conv(let g, _, _, _, _, _, _) = p.call { maxScratch = max(maxScratch, Conv2d.scratchCount(g)) }
-            if case .winograd(let g, let tile, _, _, _, _, _, _) = p.call { maxScratch = max(maxScratch, Winograd.scratchCount(g, tile: tile)) }
+            if case .winograd(let g, let tile, _, _, _, _, _, _) = p.call {
+                maxScratch = max(maxScratch, Winograd.scratchCount(g, tile: tile))
+            }
             var transferred: String? = nil
             if options.inPlace {
                 let candidates = Set(roots(p.call.inPlaceCandidates))

@@ -66,11 +66,16 @@ package enum KernelCall<B: Sendable>: Sendable {
         case .conv(let g, let x, let w, let b, let r, let y, let a):
             return .conv(g, input: try f(x), weight: try f(w), bias: try b.map(f), residual: try r.map(f), output: try f(y), activation: a)
         case .winograd(let g, let tile, let x, let w, let b, let r, let y, let a):
-            return .winograd(g, tile: tile, input: try f(x), weight: try f(w), bias: try b.map(f), residual: try r.map(f), output: try f(y), activation: a)
+            return .winograd(
+                g, tile: tile, input: try f(x), weight: try f(w), bias: try b.map(f), residual: try r.map(f), output: try f(y),
+                activation: a)
         case .linear(let n, let i, let o, let x, let w, let b, let y, let a):
-            return .linear(batch: n, inFeatures: i, outFeatures: o, input: try f(x), weight: try f(w), bias: try b.map(f), output: try f(y), activation: a)
+            return .linear(
+                batch: n, inFeatures: i, outFeatures: o, input: try f(x), weight: try f(w), bias: try b.map(f), output: try f(y),
+                activation: a)
         case .channelAffine(let n, let c, let i, let x, let s, let b, let y, let a):
-            return .channelAffine(batch: n, channels: c, inner: i, input: try f(x), scale: try f(s), bias: try f(b), output: try f(y), activation: a)
+            return .channelAffine(
+                batch: n, channels: c, inner: i, input: try f(x), scale: try f(s), bias: try f(b), output: try f(y), activation: a)
         case .activation(let a, let x, let y):
             return .activation(a, input: try f(x), output: try f(y))
         case .prelu(let n, let c, let i, let x, let s, let y):

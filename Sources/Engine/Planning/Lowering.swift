@@ -253,25 +253,27 @@ struct Lowering {
             // The kernels read weights in their own layouts (GEMM panels, or Winograd-transformed),
             // written straight from the constant's storage; a folded scale is applied in place.
             let winogradTile = winogradTiles[node.name]
-            let count = winogradTile.map {
-                Winograd.transformedWeightCount(outChannels: g.outChannels, inChannels: g.inChannels, tile: $0)
-            } ?? Conv2d.packedWeightCount(g)
-            let weight: Operand = unsafe .weights(packFilled(count: count) { dst in
-                unsafe wt.withFloats { w in
-                    if let tile = winogradTile {
-                        unsafe Winograd.transformWeights(w, g, tile: tile, into: dst)
-                    } else {
-                        unsafe Conv2d.packWeights(g, w, into: dst)
+            let count =
+                winogradTile.map {
+                    Winograd.transformedWeightCount(outChannels: g.outChannels, inChannels: g.inChannels, tile: $0)
+                } ?? Conv2d.packedWeightCount(g)
+            let weight: Operand = unsafe .weights(
+                packFilled(count: count) { dst in
+                    unsafe wt.withFloats { w in
+                        if let tile = winogradTile {
+                            unsafe Winograd.transformWeights(w, g, tile: tile, into: dst)
+                        } else {
+                            unsafe Conv2d.packWeights(g, w, into: dst)
+                        }
                     }
-                }
-                if let scale = folded?.scale {
-                    if let tile = winogradTile {
-                        unsafe Winograd.scaleTransformedRows(g, tile: tile, dst, by: scale)
-                    } else {
-                        unsafe Conv2d.scalePackedRows(g, dst, by: scale)
+                    if let scale = folded?.scale {
+                        if let tile = winogradTile {
+                            unsafe Winograd.scaleTransformedRows(g, tile: tile, dst, by: scale)
+                        } else {
+                            unsafe Conv2d.scalePackedRows(g, dst, by: scale)
+                        }
                     }
-                }
-            })
+                })
             let bias: Operand?
             if let (scale, shift) = folded {
                 let b0 = ins.count > 2 ? constantFloats(ins[2]) : [Float](repeating: 0, count: g.outChannels)
@@ -290,26 +292,37 @@ struct Lowering {
             }
             let (act, y) = fuseActivation(after: v, nodes: &nodes)
             if let tile = winogradTile {
-                return step(.winograd(g, tile: tile, input: operand(ins[0]), weight: weight, bias: bias, residual: residual, output: .value(y), activation: act))
+                return step(
+                    .winograd(
+                        g, tile: tile, input: operand(ins[0]), weight: weight, bias: bias, residual: residual, output: .value(y),
+                        activation: act))
             }
-            return step(.conv(g, input: operand(ins[0]), weight: weight, bias: bias, residual: residual, output: .value(y), activation: act))
+            return step(
+                .conv(g, input: operand(ins[0]), weight: weight, bias: bias, residual: residual, output: .value(y), activation: act))
 
         case .linear:
             let w = shapes[ins[1]]!
             let (act, y) = fuseActivation(after: out, nodes: &nodes)
-            return step(.linear(batch: xShape[0], inFeatures: w[1], outFeatures: w[0], input: operand(ins[0]), weight: operand(ins[1]), bias: ins.count > 2 ? operand(ins[2]) : nil, output: .value(y), activation: act))
+            return step(
+                .linear(
+                    batch: xShape[0], inFeatures: w[1], outFeatures: w[0], input: operand(ins[0]), weight: operand(ins[1]),
+                    bias: ins.count > 2 ? operand(ins[2]) : nil, output: .value(y), activation: act))
 
         case .batchNorm, .channelAffine:
             let (scale, shift) = affine(of: node)!
             let s = pack(scale), b = pack(shift)
             let (act, y) = fuseActivation(after: out, nodes: &nodes)
-            return step(.channelAffine(batch: batch, channels: channels, inner: inner, input: operand(ins[0]), scale: .weights(s), bias: .weights(b), output: .value(y), activation: act))
+            return step(
+                .channelAffine(
+                    batch: batch, channels: channels, inner: inner, input: operand(ins[0]), scale: .weights(s), bias: .weights(b),
+                    output: .value(y), activation: act))
 
         case .relu, .hardtanh, .clamp:
             return step(.activation(activation(of: node.op)!, input: operand(ins[0]), output: .value(out)))
 
         case .prelu:
-            return step(.prelu(batch: batch, channels: channels, inner: inner, input: operand(ins[0]), slope: operand(ins[1]), output: .value(out)))
+            return step(
+                .prelu(batch: batch, channels: channels, inner: inner, input: operand(ins[0]), slope: operand(ins[1]), output: .value(out)))
 
         case .maxPool2d(let a):
             return step(.maxPool(try ShapeInference.pool(a, input: xShape, isMax: true), input: operand(ins[0]), output: .value(out)))
@@ -318,7 +331,10 @@ struct Lowering {
             return step(.avgPool(try ShapeInference.pool(a, input: xShape, isMax: false), input: operand(ins[0]), output: .value(out)))
 
         case .adaptiveAvgPool2d(let oh, let ow):
-            return step(.adaptiveAvgPool(planes: batch * channels, height: xShape[2], width: xShape[3], outHeight: oh, outWidth: ow, input: operand(ins[0]), output: .value(out)))
+            return step(
+                .adaptiveAvgPool(
+                    planes: batch * channels, height: xShape[2], width: xShape[3], outHeight: oh, outWidth: ow, input: operand(ins[0]),
+                    output: .value(out)))
 
         case .add:
             let (act, y) = fuseActivation(after: out, nodes: &nodes)
@@ -334,10 +350,16 @@ struct Lowering {
         case .softmax(let axis):
             let r = xShape.count
             let ax = axis < 0 ? axis + r : axis
-            return step(.softmax(outer: xShape[..<ax].reduce(1, *), axis: xShape[ax], inner: xShape[(ax + 1)...].reduce(1, *), input: operand(ins[0]), output: .value(out)))
+            return step(
+                .softmax(
+                    outer: xShape[..<ax].reduce(1, *), axis: xShape[ax], inner: xShape[(ax + 1)...].reduce(1, *), input: operand(ins[0]),
+                    output: .value(out)))
 
         case .pad(let a):
-            return step(.pad(planes: batch * channels, height: xShape[2], width: xShape[3], padding: a.padding, value: a.value, input: operand(ins[0]), output: .value(out)))
+            return step(
+                .pad(
+                    planes: batch * channels, height: xShape[2], width: xShape[3], padding: a.padding, value: a.value,
+                    input: operand(ins[0]), output: .value(out)))
 
         case .quantize(let q):
             return step(.quantize(q, shape: xShape, input: operand(ins[0]), output: .value(out)))
@@ -345,13 +367,21 @@ struct Lowering {
         case .concat:
             var parts: [Operand] = []
             for v in ins { parts.append(operand(v)) }
-            return step(.concat(batch: batch, spatial: xShape[2] * xShape[3], parts: parts, channels: ins.map { shapes[$0]![1] }, output: .value(out)))
+            return step(
+                .concat(
+                    batch: batch, spatial: xShape[2] * xShape[3], parts: parts, channels: ins.map { shapes[$0]![1] }, output: .value(out)))
 
         case .spaceToDepth(let s):
-            return step(.spaceDepth(batch: batch, channels: channels, height: xShape[2], width: xShape[3], block: s, toDepth: true, input: operand(ins[0]), output: .value(out)))
+            return step(
+                .spaceDepth(
+                    batch: batch, channels: channels, height: xShape[2], width: xShape[3], block: s, toDepth: true, input: operand(ins[0]),
+                    output: .value(out)))
 
         case .depthToSpace(let s):
-            return step(.spaceDepth(batch: batch, channels: channels / (s * s), height: xShape[2] * s, width: xShape[3] * s, block: s, toDepth: false, input: operand(ins[0]), output: .value(out)))
+            return step(
+                .spaceDepth(
+                    batch: batch, channels: channels / (s * s), height: xShape[2] * s, width: xShape[3] * s, block: s, toDepth: false,
+                    input: operand(ins[0]), output: .value(out)))
 
         case .flatten, .reshape, .identity:
             if graph.constants[ins[0]] != nil {

@@ -86,7 +86,9 @@ public struct Plan: Sendable {
     /// hands its graph over (`Plan(graph: consume g, ...)`) so has the weights freed as they
     /// are packed, never holding them twice.
     /// - Throws: ``InferenceError`` naming the node whose shapes or attributes are invalid.
-    public init(graph: consuming Graph, inputShapes: [String: [Int]], options: PlanOptions = PlanOptions())
+    public init(
+        graph: consuming Graph, inputShapes: [String: [Int]], options: PlanOptions = PlanOptions()
+    )
         throws(InferenceError)
     {
         let order = try graph.validate()

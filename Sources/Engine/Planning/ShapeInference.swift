@@ -136,7 +136,9 @@ package enum ShapeInference {
     }
 
     /// The conv geometry for input `[N, Cin, H, W]` and weight `[Cout, Cin/g, kH, kW]`.
-    package static func conv(_ a: Conv2dAttributes, input x: [Int], weight w: [Int], bias: [Int]?)
+    package static func conv(
+        _ a: Conv2dAttributes, input x: [Int], weight w: [Int], bias: [Int]?
+    )
         throws(InferenceError) -> ConvGeometry
     {
         try requireRank(x, exactly: 4, "conv2d input")

@@ -109,7 +109,8 @@ enum WinogradSelection {
 
     /// Bytes the transformed weights take beyond the direct (packed) weights.
     static func extraBytes(_ g: ConvGeometry, tile: Int) -> Int {
-        4 * (Winograd.transformedWeightCount(outChannels: g.outChannels, inChannels: g.inChannels, tile: tile)
-            - Conv2d.packedWeightCount(g))
+        4
+            * (Winograd.transformedWeightCount(outChannels: g.outChannels, inChannels: g.inChannels, tile: tile)
+                - Conv2d.packedWeightCount(g))
     }
 }

@@ -47,7 +47,8 @@ package enum ReferenceExecutor {
             let g = try ShapeInference.conv(a, input: s[0], weight: s[1], bias: s.count > 2 ? s[2] : nil)
             return R.conv2d(g, input: x[0], weight: x[1], bias: x.count > 2 ? x[2] : nil)
         case .batchNorm(let eps):
-            return R.batchNorm(x[0], batch: batch, channels: channels, inner: inner, gamma: x[1], beta: x[2], mean: x[3], variance: x[4], epsilon: eps)
+            return R.batchNorm(
+                x[0], batch: batch, channels: channels, inner: inner, gamma: x[1], beta: x[2], mean: x[3], variance: x[4], epsilon: eps)
         case .relu:
             return R.activation(x[0], .relu)
         case .hardtanh(let lo, let hi):
@@ -85,7 +86,8 @@ package enum ReferenceExecutor {
         case .spaceToDepth(let b):
             return R.spaceDepth(x[0], batch: batch, channels: channels, height: s[0][2], width: s[0][3], block: b, toDepth: true)
         case .depthToSpace(let b):
-            return R.spaceDepth(x[0], batch: batch, channels: channels / (b * b), height: s[0][2] * b, width: s[0][3] * b, block: b, toDepth: false)
+            return R.spaceDepth(
+                x[0], batch: batch, channels: channels / (b * b), height: s[0][2] * b, width: s[0][3] * b, block: b, toDepth: false)
         case .concat:
             return R.concat(x, batch: batch, channels: s.map { $0[1] }, spatial: s[0][2] * s[0][3])
         }

@@ -80,7 +80,9 @@ package enum ValueCapture {
         return out
     }
 
-    private static func capture(_ n: Graph.Node, _ g: Graph, shape: [Int], values: [Float]?, fusedInto: String?)
+    private static func capture(
+        _ n: Graph.Node, _ g: Graph, shape: [Int], values: [Float]?, fusedInto: String?
+    )
         -> CapturedValue
     {
         CapturedValue(

@@ -1,9 +1,10 @@
+import Tensors
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
     import Darwin
 #endif
-import Tensors
 
 /// Where writers put bytes: a file written atomically, or memory (tests).
 public protocol ByteSink: AnyObject {
@@ -194,7 +195,9 @@ public final class OutputFile: ByteSink {
         guard unsafe stat(path, &s) == 0 else { return nil }  // missing: created atomically
         let type = s.st_mode & S_IFMT
         if type == S_IFREG { return nil }
-        if type == S_IFDIR { throw WriteError(path: path, reason: "is a directory; give a file path (e.g. \(path.hasSuffix("/") ? path : path + "/")FILE)") }
+        if type == S_IFDIR {
+            throw WriteError(path: path, reason: "is a directory; give a file path (e.g. \(path.hasSuffix("/") ? path : path + "/")FILE)")
+        }
         let f = unsafe open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY)
         guard f >= 0 else { throw WriteError(path: path, reason: errorText(errno)) }
         return f

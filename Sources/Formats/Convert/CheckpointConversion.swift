@@ -1,9 +1,10 @@
+import Tensors
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
     import Darwin
 #endif
-import Tensors
 
 /// The file formats `qtools convert` writes.
 public enum OutputFormat: String, Sendable, Codable, CaseIterable {
@@ -169,7 +170,8 @@ public struct Conversion: Sendable {
                     "a bare state dict has no place for the config record; add --wrap state_dict (or write safetensors)")
             }
             for (k, v) in extraMetadata {
-                dropped.append(DroppedEntry(path: "metadata." + k, type: "str", reason: "\(format.rawValue) keeps no metadata: \(Self.clip(v))"))
+                dropped.append(
+                    DroppedEntry(path: "metadata." + k, type: "str", reason: "\(format.rawValue) keeps no metadata: \(Self.clip(v))"))
             }
             payload = .tree(state.root)
         case .safetensors, .npz:
@@ -219,7 +221,8 @@ public struct Conversion: Sendable {
             let more = dropped.count > 12 ? ", and \(dropped.count - 12) more" : ""
             // The way to keep them: a bare torch state dict keeps metadata only under a wrapping
             // key; the flat formats keep everything only as pt.
-            let keep = format == .pt || format == .ptLegacy
+            let keep =
+                format == .pt || format == .ptLegacy
                 ? "--wrap state_dict to keep them as string entries beside the state dict"
                 : "write pt (--format pt, or a .pth output) to keep them"
             throw ConversionError(
@@ -234,7 +237,9 @@ public struct Conversion: Sendable {
 
     /// Tensors of the state dict by dotted name, the scalar leaves beside them, and the
     /// entries a flat file cannot hold (path, type).
-    static func flatten(_ state: ConversionState) throws -> (
+    static func flatten(
+        _ state: ConversionState
+    ) throws -> (
         tensors: [(name: String, tensor: Tensor)], scalars: [(name: String, value: CheckpointValue)],
         other: [(String, String)]
     ) {

@@ -211,7 +211,9 @@ public struct RegexRename: Sendable, Equatable {
                 let name = String(s[s.index(after: s.startIndex)..<close])
                 s = s[s.index(after: close)...]
                 if !lit.isEmpty { pieces.append(.literal(lit)); lit = "" }
-                if let d = Int(name) { pieces.append(.group(d)) } else {
+                if let d = Int(name) {
+                    pieces.append(.group(d))
+                } else {
                     guard !name.isEmpty else { throw bad("empty group name in \\g<>") }
                     pieces.append(.named(name))
                 }

@@ -1,7 +1,8 @@
+import Tensors
+
 #if canImport(Glibc)
     import Glibc
 #endif
-import Tensors
 
 /// Groups QTool quantizer tensors (`<layer>.quant_activation.*`, `.quant_weight.*`,
 /// `.quant_output.*`; seed-reference §11.2) by layer and role.
@@ -34,7 +35,9 @@ enum QuantizerGrouping {
     }
 
     /// Builds the groups, keeping file order of first appearance.
-    static func groups(_ tensors: [(name: String, tensor: StoredTensor)], maxValues: Int = 64)
+    static func groups(
+        _ tensors: [(name: String, tensor: StoredTensor)], maxValues: Int = 64
+    )
         -> [InspectReport.QuantizerGroup]
     {
         var order: [String] = []

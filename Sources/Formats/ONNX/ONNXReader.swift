@@ -40,14 +40,18 @@ public enum ONNXReader {
     ///
     /// - Parameter baseDirectory: the model file's directory, needed for external data.
     /// - Throws: ``FormatError`` naming the offset, field path or initializer at fault.
-    public static func read(_ bytes: ByteSlice, baseDirectory: String? = nil) throws(FormatError)
+    public static func read(
+        _ bytes: ByteSlice, baseDirectory: String? = nil
+    ) throws(FormatError)
         -> Checkpoint
     {
         try model(bytes, baseDirectory: baseDirectory).checkpoint
     }
 
     /// Reads `bytes` as an ``ONNXModel``.
-    public static func model(_ bytes: ByteSlice, baseDirectory: String? = nil) throws(FormatError)
+    public static func model(
+        _ bytes: ByteSlice, baseDirectory: String? = nil
+    ) throws(FormatError)
         -> ONNXModel
     {
         guard bytes.count <= sizeLimit else {

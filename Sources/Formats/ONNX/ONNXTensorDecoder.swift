@@ -34,7 +34,9 @@ struct ONNXTensorDecoder {
 
     /// Decodes `t`; `raw` is its `raw_data` located in the file by ``ONNXWireScan`` (zero copy),
     /// `offset` the TensorProto's file offset for errors.
-    mutating func decode(_ t: Onnx_TensorProto, raw: ByteSlice?, offset: Int?) throws(FormatError) -> (
+    mutating func decode(
+        _ t: Onnx_TensorProto, raw: ByteSlice?, offset: Int?
+    ) throws(FormatError) -> (
         tensor: Tensor, source: Source, storedBytes: Int, location: String?
     ) {
         do {
@@ -46,7 +48,9 @@ struct ONNXTensorDecoder {
         }
     }
 
-    private mutating func decodeUnnamed(_ t: Onnx_TensorProto, raw: ByteSlice?) throws(FormatError) -> (
+    private mutating func decodeUnnamed(
+        _ t: Onnx_TensorProto, raw: ByteSlice?
+    ) throws(FormatError) -> (
         tensor: Tensor, source: Source, storedBytes: Int, location: String?
     ) {
         guard let storage = ONNXDataType.storage(t.dataType) else {
@@ -88,7 +92,9 @@ struct ONNXTensorDecoder {
     }
 
     /// Values from the typed repeated fields.
-    private func typed(_ t: Onnx_TensorProto, _ s: ONNXDataType.Storage, _ shape: [Int], _ count: Int)
+    private func typed(
+        _ t: Onnx_TensorProto, _ s: ONNXDataType.Storage, _ shape: [Int], _ count: Int
+    )
         throws(FormatError) -> (tensor: Tensor, source: Source, storedBytes: Int, location: String?)
     {
         func check(_ have: Int, _ count: Int, _ field: Source, perValue: Int = 1) throws(FormatError) {
@@ -143,7 +149,9 @@ struct ONNXTensorDecoder {
     }
 
     /// A tensor over `payload` (checked to be `rawByteCount` long), unpacking 4-/2-bit values.
-    static func tensor(_ payload: ByteSlice, _ s: ONNXDataType.Storage, _ shape: [Int], _ count: Int)
+    static func tensor(
+        _ payload: ByteSlice, _ s: ONNXDataType.Storage, _ shape: [Int], _ count: Int
+    )
         throws(FormatError) -> Tensor
     {
         var data = payload

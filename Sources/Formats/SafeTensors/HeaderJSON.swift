@@ -82,8 +82,7 @@ struct JSONParser {
         }
     }
 
-    private mutating func expect(_ literal: String, _ v: JSONValue) throws(FormatError) -> JSONValue
-    {
+    private mutating func expect(_ literal: String, _ v: JSONValue) throws(FormatError) -> JSONValue {
         for b in literal.utf8 {
             guard i < bytes.count, bytes[i] == b else { throw fail("invalid literal") }
             i += 1

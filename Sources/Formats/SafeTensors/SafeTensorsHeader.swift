@@ -89,7 +89,9 @@ public struct SafeTensorsHeader: Sendable {
             headerByteCount: n, metadata: metadata, entries: ordered, dataByteCount: dataCount)
     }
 
-    private static func decodeMetadata(_ member: JSONMember) throws(FormatError) -> [(
+    private static func decodeMetadata(
+        _ member: JSONMember
+    ) throws(FormatError) -> [(
         key: String, value: String
     )] {
         guard case .object(let members) = member.value else {

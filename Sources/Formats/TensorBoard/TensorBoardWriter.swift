@@ -1,9 +1,10 @@
+import SwiftProtobuf
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
     import Darwin
 #endif
-import SwiftProtobuf
 
 /// TensorBoard event files (`events.out.tfevents.<time>.<host>`), as `tensorboardX`'s
 /// `SummaryWriter.add_scalar` writes them: a TFRecord stream of `tensorflow.Event` protobufs,

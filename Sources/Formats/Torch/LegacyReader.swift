@@ -33,7 +33,8 @@ public enum LegacyReader {
         }
         let (m, mu) = try next(what: "magic number pickle")
         guard case .bigInt(let mb) = mu.leaf(m), mb == magicInt else {
-            throw FormatError(.badMagic(expected: "legacy torch magic number", found: bytes.slice(0..<min(16, bytes.count)).toArray()), offset: 0)
+            throw FormatError(
+                .badMagic(expected: "legacy torch magic number", found: bytes.slice(0..<min(16, bytes.count)).toArray()), offset: 0)
         }
         let (p, pu) = try next(what: "protocol version pickle")
         guard case .value(.int(let protocolVersion)) = p, protocolVersion == 1001 else {
@@ -73,7 +74,8 @@ public enum LegacyReader {
         for k in keyValues {
             guard let key = keyString(k) else { throw FormatError(.invalid("storage key is not a string"), offset: offset) }
             guard let (typeName, dtype) = types[key] else {
-                throw FormatError(.missing("storage type for key \(key) (not referenced by the object pickle)"), entry: "storage \(key)", offset: offset)
+                throw FormatError(
+                    .missing("storage type for key \(key) (not referenced by the object pickle)"), entry: "storage \(key)", offset: offset)
             }
             var r = ByteReader(bytes, offset: offset)
             let count = try withKey(key) { () throws(FormatError) in try r.i64() }
@@ -114,7 +116,8 @@ public enum LegacyReader {
             guard vm.count == 3, let viewKey = keyString(vm[0]), let off = u.intValue(vm[1]), let size = u.intValue(vm[2]),
                 off >= 0, size >= 0, off <= all.count / dtype.byteWidth, size <= all.count / dtype.byteWidth - off
             else {
-                throw FormatError(.invalid("storage view metadata of \(key) is not (key, offset, size) within the storage"), entry: "storage \(key)")
+                throw FormatError(
+                    .invalid("storage view metadata of \(key) is not (key, offset, size) within the storage"), entry: "storage \(key)")
             }
             if let v = views[viewKey] { return .storage(v) }
             var v = root

@@ -81,7 +81,8 @@ struct Pickler {
                 b.append(UInt8(truncatingIfNeeded: x))
                 x >>= 8
             }
-            while b.count > 1, (b[b.count - 1] == 0 && b[b.count - 2] & 0x80 == 0) || (b[b.count - 1] == 0xff && b[b.count - 2] & 0x80 != 0) {
+            while b.count > 1, (b[b.count - 1] == 0 && b[b.count - 2] & 0x80 == 0) || (b[b.count - 1] == 0xff && b[b.count - 2] & 0x80 != 0)
+            {
                 b.removeLast()
             }
             out.u8(O.long1)
@@ -253,7 +254,8 @@ struct Pickler {
             storageIndex[id] = index
             let typeName = legacyClass.map { "torch." + $0 } ?? "torch.storage.UntypedStorage"
             storages.append(
-                Storage(key: keyForIndex(index), dtype: t.dtype, bytes: t.storage.slice(0..<(numel * w)), typeName: typeName,
+                Storage(
+                    key: keyForIndex(index), dtype: t.dtype, bytes: t.storage.slice(0..<(numel * w)), typeName: typeName,
                     numel: legacyClass == nil ? numel * w : numel))
         }
         let s = storages[index]

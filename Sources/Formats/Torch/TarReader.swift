@@ -113,7 +113,8 @@ public enum TarReader {
                 for _ in 0..<ndim { strides.append(Int(try t.i64())) }
                 let off = Int(try t.i64())
                 do throws(StoredTensor.ViewError) {
-                    let st = try StoredTensor(storage: s.bytes, storageKey: sk, dtype: dtype, shape: shape, strides: strides, storageOffset: off)
+                    let st = try StoredTensor(
+                        storage: s.bytes, storageKey: sk, dtype: dtype, shape: shape, strides: strides, storageOffset: off)
                     objects[key] = .value(.tensor(st))
                 } catch { throw FormatError(error, tensor: key) }
             }

@@ -59,7 +59,8 @@ extension Unpickler {
                 return opaque(type.isEmpty ? name : type, [inner] + args.dropFirst(3))
             }
         case "collections.OrderedDict", "builtins.dict", "collections.Counter":
-            var node = PickleNode(.dict(name == "collections.OrderedDict" ? .orderedDict : name == "collections.Counter" ? .counter : .dict))
+            var node = PickleNode(
+                .dict(name == "collections.OrderedDict" ? .orderedDict : name == "collections.Counter" ? .counter : .dict))
             if let first = args.first {
                 if case .node(let i) = first, case .dict = nodes[i].kind {
                     for k in 0..<nodes[i].keys.count { node.setItem(nodes[i].keys[k], nodes[i].values[k]) }
@@ -184,7 +185,9 @@ extension Unpickler {
                 storageOffset: offset)
         } catch {
             throw FormatError(
-                .invalid("tensor view (offset \(offset), shape \(Shapes.describe(shape)), strides \(Shapes.describe(strides))) does not fit storage \(storage.entry): \(error)"),
+                .invalid(
+                    "tensor view (offset \(offset), shape \(Shapes.describe(shape)), strides \(Shapes.describe(strides))) does not fit storage \(storage.entry): \(error)"
+                ),
                 entry: storage.entry, offset: reader.base + opOffset)
         }
         if args.count >= 5 { t.requiresGrad = boolValue(args[4]) ?? false }

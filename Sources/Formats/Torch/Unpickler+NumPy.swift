@@ -46,7 +46,8 @@ enum NumPyPickle {
         }
         guard raw.count == need else {
             throw FormatError(
-                .invalid("numpy array \(dtype.rawValue) \(Shapes.describe(shape)) needs \(need) bytes of data; the pickle holds \(raw.count)"))
+                .invalid(
+                    "numpy array \(dtype.rawValue) \(Shapes.describe(shape)) needs \(need) bytes of data; the pickle holds \(raw.count)"))
         }
         var data = ByteSlice(raw)
         if bigEndian { data = ByteSlice(NpyReader.swapped(data, dtype: dtype)) }

@@ -42,8 +42,10 @@ struct LosslessDownsampling {
         f0x0 = o.hasKeyword("f0x0")
         s1x1 = o.hasKeyword("s1x1")
         if o.hasKeyword("f1x1") {
-            throw InferenceError(.unsupportedModel(
-                "keyword 'f1x1' with ReShapeResolution: QTool builds the strided blocks' first conv as a 1x1 with padding 1, so the map grows by 2 and the residual addition fails at the first forward (seed-reference §16.2 item 16)"))
+            throw InferenceError(
+                .unsupportedModel(
+                    "keyword 'f1x1' with ReShapeResolution: QTool builds the strided blocks' first conv as a 1x1 with padding 1, so the map grows by 2 and the residual addition fails at the first forward (seed-reference §16.2 item 16)"
+                ))
         }
     }
 
@@ -52,12 +54,20 @@ struct LosslessDownsampling {
         func crash(_ what: String) -> InferenceError {
             InferenceError(.unsupportedModel("ReShapeResolution with \(what): QTool builds it but crashes"))
         }
-        if f3x3 && ldn3x3 { throw crash("f3x3 and ldn3x3 (the strided blocks lose their convs but keep the strided shortcut's BN, sized for the wrong channel count)") }
+        if f3x3 && ldn3x3 {
+            throw crash(
+                "f3x3 and ldn3x3 (the strided blocks lose their convs but keep the strided shortcut's BN, sized for the wrong channel count)"
+            )
+        }
         if f3x3 && f0x0 { throw crash("f3x3 and f0x0 (the strided block's second conv receives the block input's channels)") }
-        if s.fixup && (ldn3x3 || f0x0) { throw crash("fixup and \(ldn3x3 ? "ldn3x3" : "f0x0") (the Fixup initialisation reads the weight of the removed first conv)") }
+        if s.fixup && (ldn3x3 || f0x0) {
+            throw crash("fixup and \(ldn3x3 ? "ldn3x3" : "f0x0") (the Fixup initialisation reads the weight of the removed first conv)")
+        }
         if ldn3x3 && s1x1 {
-            throw InferenceError(.unsupportedModel(
-                "ReShapeResolution with ldn3x3 and s1x1 (a stored but never-run 1x1 conv) is not implemented by the qtools ResNet builder"))
+            throw InferenceError(
+                .unsupportedModel(
+                    "ReShapeResolution with ldn3x3 and s1x1 (a stored but never-run 1x1 conv) is not implemented by the qtools ResNet builder"
+                ))
         }
     }
 
@@ -71,19 +81,25 @@ struct LosslessDownsampling {
     /// - Throws: `.unsupportedModel` when the path's channels do not flow (QTool builds such a
     ///   block and fails at the first forward: `--order none`, a BN before the conv, `preBN` with
     ///   a BN after it, a pre-activation block whose first BN keeps the input's width).
-    func shrink(_ a: inout ModelAssembler, _ x: String, _ b: ResNetBlocks.Block, _ s: ResNetStyle)
+    func shrink(
+        _ a: inout ModelAssembler, _ x: String, _ b: ResNetBlocks.Block, _ s: ResNetStyle
+    )
         throws(InferenceError) -> String
     {
         func crash(_ why: String) -> InferenceError {
-            InferenceError(.unsupportedModel(
-                "ReShapeResolution with --order '\(order)': QTool builds \(b.prefix) but it fails at the first forward (\(why))"))
+            InferenceError(
+                .unsupportedModel(
+                    "ReShapeResolution with --order '\(order)': QTool builds \(b.prefix) but it fails at the first forward (\(why))"))
         }
         let normChannels = s.preBN ? b.inplanes : b.planes
         var channels = b.inplanes
         for step in steps {
             switch step {
             case .conv:
-                guard channels == b.inplanes else { throw crash("the shrink conv expects \(b.inplanes * b.stride * b.stride) channels, gets \(channels * b.stride * b.stride)") }
+                guard channels == b.inplanes else {
+                    throw crash(
+                        "the shrink conv expects \(b.inplanes * b.stride * b.stride) channels, gets \(channels * b.stride * b.stride)")
+                }
                 channels = b.planes
             case .norm:
                 guard channels == normChannels else { throw crash("the shrink BN has \(normChannels) channels, its input \(channels)") }

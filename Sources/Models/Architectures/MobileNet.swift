@@ -31,7 +31,9 @@ enum MobileNet {
 
     /// `conv_bn(in, out, stride)` at `path`: Sequential(conv 3×3, BN, actv), or the bare conv
     /// with `preBN` (key `path.weight`).
-    private static func stem(_ a: inout ModelAssembler, _ path: String, _ x: String, out: Int, stride: Int)
+    private static func stem(
+        _ a: inout ModelAssembler, _ path: String, _ x: String, out: Int, stride: Int
+    )
         throws(InferenceError) -> String
     {
         if a.options.hasKeyword("preBN") {
@@ -99,7 +101,9 @@ enum MobileNet {
     // MARK: - V2
 
     /// Builds `mobilenetv2` into `a` from input value `x`; returns the logits value.
-    static func buildV2(_ a: inout ModelAssembler, _ x: String, numClasses: Int, inputSize: Int)
+    static func buildV2(
+        _ a: inout ModelAssembler, _ x: String, numClasses: Int, inputSize: Int
+    )
         throws(InferenceError) -> String
     {
         let o = a.options
@@ -150,19 +154,24 @@ enum MobileNet {
         var stages: [Stage]
         if t == 1 {
             stages = [
-                Stage(conv: "conv1", cin: hidden, cout: hidden, kernel: 3, stride: stride, groups: hidden,
-                      bn: "bn1", bnChannels: hidden, relu: "relu1", act: true),
-                Stage(conv: "conv2", cin: hidden, cout: cout, kernel: 1, stride: 1, groups: 1,
-                      bn: "bn2", bnChannels: bacs ? hidden : cout, relu: "relu2", act: bacs),
+                Stage(
+                    conv: "conv1", cin: hidden, cout: hidden, kernel: 3, stride: stride, groups: hidden,
+                    bn: "bn1", bnChannels: hidden, relu: "relu1", act: true),
+                Stage(
+                    conv: "conv2", cin: hidden, cout: cout, kernel: 1, stride: 1, groups: 1,
+                    bn: "bn2", bnChannels: bacs ? hidden : cout, relu: "relu2", act: bacs),
             ]
         } else {
             stages = [
-                Stage(conv: "conv1", cin: cin, cout: hidden, kernel: 1, stride: 1, groups: 1,
-                      bn: "bn1", bnChannels: bacs ? cin : hidden, relu: "relu1", act: true),
-                Stage(conv: "conv2", cin: hidden, cout: hidden, kernel: 3, stride: stride, groups: hidden,
-                      bn: "bn2", bnChannels: hidden, relu: "relu2", act: true),
-                Stage(conv: "conv3", cin: hidden, cout: cout, kernel: 1, stride: 1, groups: 1,
-                      bn: "bn3", bnChannels: bacs ? hidden : cout, relu: "relu3", act: bacs),
+                Stage(
+                    conv: "conv1", cin: cin, cout: hidden, kernel: 1, stride: 1, groups: 1,
+                    bn: "bn1", bnChannels: bacs ? cin : hidden, relu: "relu1", act: true),
+                Stage(
+                    conv: "conv2", cin: hidden, cout: hidden, kernel: 3, stride: stride, groups: hidden,
+                    bn: "bn2", bnChannels: hidden, relu: "relu2", act: true),
+                Stage(
+                    conv: "conv3", cin: hidden, cout: cout, kernel: 1, stride: 1, groups: 1,
+                    bn: "bn3", bnChannels: bacs ? hidden : cout, relu: "relu3", act: bacs),
             ]
         }
         var v = x

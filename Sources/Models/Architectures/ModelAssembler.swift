@@ -173,7 +173,9 @@ package struct ModelAssembler {
         for (what, q) in [("activation", activation), ("weight", weight)] {
             guard let (c, l) = q.ignoredLevels else { continue }
             let shown = l == l.rounded() && abs(l) < 1e9 ? String(Int(l)) : String(l)
-            ignoredLevels.append("\(path) \(what): level_num \(shown) (\(Self.bitsText(Double(l)))) computed, config \(c) levels (\(Self.bitsText(Double(c))))")
+            ignoredLevels.append(
+                "\(path) \(what): level_num \(shown) (\(Self.bitsText(Double(l)))) computed, config \(c) levels (\(Self.bitsText(Double(c))))"
+            )
         }
     }
 
@@ -183,7 +185,9 @@ package struct ModelAssembler {
     }
 
     /// A full-precision `nn.Linear` at `path` (`fc`): `[N, in] -> [N, out]`.
-    package mutating func linear(_ path: String, _ x: String, in cin: Int, out cout: Int, output: String? = nil)
+    package mutating func linear(
+        _ path: String, _ x: String, in cin: Int, out cout: Int, output: String? = nil
+    )
         throws(InferenceError) -> String
     {
         let w = try binder.take(path + ".weight", shape: [cout, cin])
@@ -191,7 +195,10 @@ package struct ModelAssembler {
         let name = unique(output ?? path)
         graph.add(.linear, name: name, inputs: [x, variable(path + ".weight", w), variable(path + ".bias", b)])
         nodeParameters[name] = cout * cin + cout
-        layers.append(.init(name: path, kind: "linear", node: name, input: x, output: name, activationBits: nil, weightBits: nil, parameters: cout * cin + cout))
+        layers.append(
+            .init(
+                name: path, kind: "linear", node: name, input: x, output: name, activationBits: nil, weightBits: nil,
+                parameters: cout * cin + cout))
         if foldedBN { foldedOutputs.insert(name) }
         return name
     }
@@ -257,7 +264,9 @@ package struct ModelAssembler {
     }
 
     /// The finished model (checks that every state-dict tensor was bound).
-    package func finish(model: String, output: String, inputSize: Int, numClasses: Int)
+    package func finish(
+        model: String, output: String, inputSize: Int, numClasses: Int
+    )
         throws(InferenceError) -> BuiltModel
     {
         try binder.finish()
@@ -310,12 +319,15 @@ extension ModelAssembler {
 
     /// A quantized `custom_linear` (§10.2): input quantizer `[1, in, 1, 1]`, weight quantizer
     /// `[1, 1, out, in]` applied to the `[out, in]` weight at build time.
-    package mutating func quantizedLinear(_ path: String, _ x: String, in cin: Int, out cout: Int, output: String)
+    package mutating func quantizedLinear(
+        _ path: String, _ x: String, in cin: Int, out cout: Int, output: String
+    )
         throws(InferenceError) -> String
     {
         let q: LinearQuantizers
         do {
-            let tensors = binder.isRandom
+            let tensors =
+                binder.isRandom
                 ? QuantizerKeys.placeholders([
                     (try QuantizerConfig(options: options, tag: .fm, shape: [1, cin, 1, 1]), path + ".quant_activation"),
                     (try QuantizerConfig(options: options, tag: .wt, shape: [1, 1, cout, cin]), path + ".quant_weight"),
@@ -327,7 +339,9 @@ extension ModelAssembler {
         var w = try binder.take(path + ".weight", shape: [cout, cin])
         let b = try binder.take(path + ".bias", shape: [cout])
         if q.weight.isEnabled, !forTraining {
-            do { w = Tensor(floats: try q.weight(w.floats(), shape: [cout, cin]), shape: [cout, cin]) } catch { throw QuantizerKeys.error(error) }
+            do { w = Tensor(floats: try q.weight(w.floats(), shape: [cout, cin]), shape: [cout, cin]) } catch {
+                throw QuantizerKeys.error(error)
+            }
         }
         var weight = path + ".weight"
         if q.weight.isEnabled, forTraining {
@@ -349,11 +363,12 @@ extension ModelAssembler {
         let name = unique(output)
         graph.add(.linear, name: name, inputs: [v, weight, path + ".bias"])
         nodeParameters[name] = cout * cin + cout
-        layers.append(.init(
-            name: path, kind: "linear", node: name, input: x, output: name,
-            activationBits: q.activation.isEnabled ? q.activation.computedBits : nil,
-            weightBits: q.weight.isEnabled ? q.weight.computedBits : nil,
-            parameters: cout * cin + cout, weightQuantizer: q.weight))
+        layers.append(
+            .init(
+                name: path, kind: "linear", node: name, input: x, output: name,
+                activationBits: q.activation.isEnabled ? q.activation.computedBits : nil,
+                weightBits: q.weight.isEnabled ? q.weight.computedBits : nil,
+                parameters: cout * cin + cout, weightQuantizer: q.weight))
         noteIgnoredLevels(path, q.activation, q.weight)
         return name
     }

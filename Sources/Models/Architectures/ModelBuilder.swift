@@ -42,7 +42,9 @@ package enum ModelBuilder {
         return try build(options: options, binder: StateDictBinder(random: seed))
     }
 
-    private static func build(options: QToolOptions, binder: StateDictBinder, forTraining: Bool = false)
+    private static func build(
+        options: QToolOptions, binder: StateDictBinder, forTraining: Bool = false
+    )
         throws(InferenceError) -> BuiltModel
     {
         var a = ModelAssembler(options: options, binder: binder)

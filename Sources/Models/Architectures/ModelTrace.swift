@@ -1,4 +1,5 @@
 import Engine
+
 /// Per-layer shapes, parameters and operation counts of a built model, for `qtools trace`.
 ///
 /// Conventions (stated in the report):

@@ -19,7 +19,9 @@ enum PyTorchResNet {
     ]
 
     /// Builds the network into `a` from input value `x`; returns the logits value.
-    static func build(_ a: inout ModelAssembler, _ x: String, depth: String, numClasses: Int)
+    static func build(
+        _ a: inout ModelAssembler, _ x: String, depth: String, numClasses: Int
+    )
         throws(InferenceError) -> String
     {
         guard let (layers, bottleneck) = depths[depth] else {
@@ -35,7 +37,8 @@ enum PyTorchResNet {
         var v = try a.conv("conv1", x, in: 3, out: c0, kernel: 7, stride: 2, padding: 3, quantized: firstLast)
         v = try norm(&a, "bn1", v, c0)
         v = try a.activation("relu", v)
-        let pool = o.hasKeyword("caffe-pooling")
+        let pool =
+            o.hasKeyword("caffe-pooling")
             ? Pool2dAttributes(kernel: 3, stride: 2, padding: 0, ceilMode: true)
             : Pool2dAttributes(kernel: 3, stride: 2, padding: 1)
         v = a.op(.maxPool2d(pool), "maxpool", v)
@@ -53,7 +56,8 @@ enum PyTorchResNet {
                         stride: stride, quantized: !realSkip)
                     identity = try norm(&a, p + ".downsample.1", identity, planes * expansion)
                 }
-                let convs: [(Int, Int, Int, Int, Int)] = bottleneck
+                let convs: [(Int, Int, Int, Int, Int)] =
+                    bottleneck
                     ? [(inplanes, planes, 1, 1, 0), (planes, planes, 3, stride, 1), (planes, planes * 4, 1, 1, 0)]
                     : [(inplanes, planes, 3, stride, 1), (planes, planes, 3, 1, 1)]
                 var y = v

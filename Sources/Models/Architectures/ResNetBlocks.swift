@@ -1,4 +1,5 @@
 import Engine
+
 /// BasicBlock and BottleNeck of the flexible ResNet (seed-reference §7.3-§7.8), built into a
 /// ``ModelAssembler`` with the upstream module paths (`layer2.0.conv1.0`, `layer2.0.skip.1`).
 enum ResNetBlocks {
@@ -37,7 +38,9 @@ enum ResNetBlocks {
     }
 
     /// The shortcut `skip` Sequential (§7.4) applied to `x`, or nil when unused.
-    static func shortcut(_ a: inout ModelAssembler, _ x: String, _ b: Block, _ s: ResNetStyle)
+    static func shortcut(
+        _ a: inout ModelAssembler, _ x: String, _ b: Block, _ s: ResNetStyle
+    )
         throws(InferenceError) -> String?
     {
         let (cin, cout) = (b.inplanes, b.outplanes)
@@ -78,7 +81,9 @@ enum ResNetBlocks {
     }
 
     /// A BasicBlock or BottleNeck applied to `x` (§7.5, §7.8); returns the block output.
-    static func block(_ a: inout ModelAssembler, _ x: String, _ b: Block, _ s: ResNetStyle)
+    static func block(
+        _ a: inout ModelAssembler, _ x: String, _ b: Block, _ s: ResNetStyle
+    )
         throws(InferenceError) -> String
     {
         let p = b.prefix
@@ -104,12 +109,18 @@ enum ResNetBlocks {
         let residual = try shortcut(&a, xin, b, s) ?? x
         let addition = !s.origin
         // Convs: (module, in, out, kernel, stride, padding); BN sizes per order.
-        let convs: [(String, Int, Int, Int, Int, Int)] = b.bottleneck
-            ? [("conv1", b.inplanes, b.planes, 1, 1, 0), ("conv2", b.planes, b.planes, 3, b.stride, 1),
-               ("conv3", b.planes, b.outplanes, 1, 1, 0)]
-            : [("conv1", b.inplanes, b.planes, 3, b.stride, 1),
-               ("conv2", b.planes, b.planes, secondKernel, 1, secondKernel == 1 ? 0 : 1)]
-        let bnSizes: [Int] = b.bottleneck
+        let convs: [(String, Int, Int, Int, Int, Int)] =
+            b.bottleneck
+            ? [
+                ("conv1", b.inplanes, b.planes, 1, 1, 0), ("conv2", b.planes, b.planes, 3, b.stride, 1),
+                ("conv3", b.planes, b.outplanes, 1, 1, 0),
+            ]
+            : [
+                ("conv1", b.inplanes, b.planes, 3, b.stride, 1),
+                ("conv2", b.planes, b.planes, secondKernel, 1, secondKernel == 1 ? 0 : 1),
+            ]
+        let bnSizes: [Int] =
+            b.bottleneck
             ? (s.order == .bacs ? [b.inplanes, b.planes, b.planes] : [b.planes, b.planes, b.outplanes])
             : (s.order.preActivation ? [b.inplanes, b.planes] : [b.planes, b.planes])
         let last = convs.count - 1
@@ -139,7 +150,8 @@ enum ResNetBlocks {
                     out = try a.scalarAffine(next, out, channels: c.2, shift: next)
                 } else {
                     let skipValue = i == 0 ? residual : out
-                    let skip: Step? = addition
+                    let skip: Step? =
+                        addition
                         ? { a, v in a.add("\(p).\(c.0).\(branch).add", v, skipValue) } : nil
                     out = try seq(&a, out, s.order, conv: conv, act: act, bn: bn, skip: skip)
                 }

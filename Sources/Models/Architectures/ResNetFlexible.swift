@@ -16,7 +16,9 @@ package enum ResNetFlexible {
     ]
 
     /// Builds the network into `a` from input value `x`; returns the logits value.
-    static func build(_ a: inout ModelAssembler, _ x: String, model: String, numClasses: Int)
+    static func build(
+        _ a: inout ModelAssembler, _ x: String, model: String, numClasses: Int
+    )
         throws(InferenceError) -> String
     {
         guard let (layers, bottleneck) = depths[model] else {

@@ -62,7 +62,8 @@ struct ResNetStyle {
         guard let order = [Order.cbas, .cbsa, .cabs, .bacs, .bcas].first(where: { o.hasKeyword($0.rawValue) }) else {
             throw InferenceError(
                 .unsupportedModel(
-                    "the flexible ResNet needs a layer-order keyword (cbas, cbsa, cabs, bacs or bcas); QTool builds it but crashes at the first forward"))
+                    "the flexible ResNet needs a layer-order keyword (cbas, cbsa, cabs, bacs or bcas); QTool builds it but crashes at the first forward"
+                ))
         }
         for w in Self.unimplementedWords where o.hasKeyword(w) {
             throw InferenceError(
@@ -83,7 +84,9 @@ struct ResNetStyle {
         branches = max(o.base, 1)
         cifar = o.hasKeyword("cifar10") || o.hasKeyword("cifar100")
         // resnet_.py tests cifar first, then the TResNet words (the max-pool form first).
-        stem = cifar ? .cifar
+        stem =
+            cifar
+            ? .cifar
             : o.hasKeyword("TResNetStemMaxPool") ? .tresnetMaxPool : o.hasKeyword("TResNetStem") ? .tresnet : .imagenet
         stemKernel = o.stemKernel
         if stem.spaceToDepth != nil, stemKernel != 1, stemKernel != 3 {

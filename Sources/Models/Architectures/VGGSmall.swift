@@ -19,7 +19,8 @@ enum VGGSmall {
         }
         // (in, out, BN channels or nil for identity, max-pool after the stage)
         let convs = [(3, 128), (128, 128), (128, 256), (256, 256), (256, 512), (512, 512)]
-        let bnChannels: [Int?] = order == "cba"
+        let bnChannels: [Int?] =
+            order == "cba"
             ? [128, 128, 256, 256, 512, 512]
             : [nil, 128, 128, 256, 256, 512]
         var v = x

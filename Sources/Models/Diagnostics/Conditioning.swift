@@ -56,7 +56,7 @@ package enum Conditioning {
         var found: [NearBoundary] = []
         for c in captured {
             guard case .quantize(let q) = c.op, let node = nodes[c.node], graph.constants[node.inputs[0]] == nil,
-                  let x = valueOf[node.inputs[0]], let y = c.values, x.count == y.count
+                let x = valueOf[node.inputs[0]], let y = c.values, x.count == y.count
             else { continue }
             let f = q.function
             let meanAbs = x.reduce(Float(0)) { $0 + abs($1) } / Float(max(x.count, 1))
@@ -109,9 +109,10 @@ package enum Conditioning {
         try near.prefix(limit).map { e in
             var e = e
             let flipped = try flip(graph, inputs: inputs, at: [e], threads: threads)
-            e.outputChange = outputs.map { name, t in
-                zip(t.floats(), flipped[name]?.floats() ?? []).map { abs($0 - $1) }.max() ?? 0
-            }.max() ?? 0
+            e.outputChange =
+                outputs.map { name, t in
+                    zip(t.floats(), flipped[name]?.floats() ?? []).map { abs($0 - $1) }.max() ?? 0
+                }.max() ?? 0
             return e
         }
     }

@@ -150,7 +150,8 @@ package struct LayerComparison: Sendable, Encodable {
             let op = la.op.isEmpty ? lb.op : la.op
             if la.fusedInto != nil || lb.fusedInto != nil {
                 rows.append(
-                    Row(name: la.name, op: op, shape: la.shape ?? lb.shape ?? [], status: la.fusedInto != nil ? "fused in A" : "fused in B"))
+                    Row(name: la.name, op: op, shape: la.shape ?? lb.shape ?? [], status: la.fusedInto != nil ? "fused in A" : "fused in B")
+                )
                 continue
             }
             let (sa, va) = try la.load()
@@ -214,7 +215,8 @@ package struct LayerComparison: Sendable, Encodable {
                     ? ": an ill-conditioned input. Its level depends on float32 summation order, so any two correct engines may disagree here."
                     : ": the input differs by more than rounding, look at the layers before it.")
         } else if la.quantizer != nil || lb.quantizer != nil {
-            e.note = "a quantizer whose input moves \(d) (\(input.ulps) ulps) without crossing a level boundary when only this element changes: the quantizers (or statistics over the whole tensor) differ"
+            e.note =
+                "a quantizer whose input moves \(d) (\(input.ulps) ulps) without crossing a level boundary when only this element changes: the quantizers (or statistics over the whole tensor) differ"
         } else {
             e.note =
                 "a quantizer input \(d) (\(input.ulps) ulps) apart on the two sides"

@@ -1,4 +1,5 @@
 import Engine
+
 extension ElementwiseProgram.Step {
     /// The registers the step reads.
     var operands: [Int] {

@@ -1,4 +1,5 @@
 import Engine
+
 /// A chain of imported ONNX element-wise nodes with one runtime input `x` (NCHW): how qtools
 /// runs the QuantizeLinear → Clip → DequantizeLinear, Where/GreaterOrEqual, Round/Clip/Sum,
 /// Mul/Add ... nodes of a quantized export without an engine op per ONNX op.

@@ -1,6 +1,6 @@
-import Foundation
 import Engine
 import Formats
+import Foundation
 import Tensors
 
 /// How ``ONNXExport`` writes a model (`qtools convert CKPT --to onnx`).
@@ -49,7 +49,9 @@ package enum ONNXExport {
     /// The ONNX model of a built QTool model.
     /// - Throws: ``InferenceError`` `.unsupported` naming the node (and layer) that has no
     ///   exact ONNX form.
-    package static func model(_ built: BuiltModel, options: ONNXExportOptions) throws(InferenceError)
+    package static func model(
+        _ built: BuiltModel, options: ONNXExportOptions
+    ) throws(InferenceError)
         -> Onnx_ModelProto
     {
         if let o = options.opset, !ONNXExportOptions.supportedOpsets.contains(o) {
@@ -67,8 +69,10 @@ package enum ONNXExport {
         var outputs = built.graph.outputs
         if options.softmax, let last = outputs.last {
             let name = last + ".softmax"
-            e.nodes.append(ONNXBuild.node("Softmax", inputs: [last], outputs: [name], name: name,
-                                          attributes: [.int("axis", 1)]))
+            e.nodes.append(
+                ONNXBuild.node(
+                    "Softmax", inputs: [last], outputs: [name], name: name,
+                    attributes: [.int("axis", 1)]))
             outputs[outputs.count - 1] = name
         }
         // Batch and spatial size are symbolic: the ResNets end in global pooling.
@@ -207,7 +211,9 @@ struct ONNXEmitter {
 
     /// An integer initializer (`dtype` int8/uint8/int64) named `name`.
     @discardableResult
-    mutating func integers(_ name: String, _ values: [Int], _ shape: [Int], _ type: Onnx_TensorProto.DataType)
+    mutating func integers(
+        _ name: String, _ values: [Int], _ shape: [Int], _ type: Onnx_TensorProto.DataType
+    )
         -> String
     {
         var t = Onnx_TensorProto()
@@ -264,22 +270,29 @@ struct ONNXEmitter {
             node("Relu", [x], out)
         case .prelu:
             let a = graph.constants[n.inputs[1]]!
-            let slope = a.elementCount == 1
+            let slope =
+                a.elementCount == 1
                 ? constant(n.inputs[1])
                 : floats(n.inputs[1], a.floats(), [a.elementCount, 1, 1])
             node("PRelu", [x, slope], out)
         case .hardtanh(let lo, let hi):
             node("Clip", [x, floats(out + ".min", [lo], []), floats(out + ".max", [hi], [])], out)
         case .clamp(let lo, let hi):
-            node("Clip", [x, lo.map { floats(out + ".min", [$0], []) } ?? "",
-                          hi.map { floats(out + ".max", [$0], []) } ?? ""], out)
+            node(
+                "Clip",
+                [
+                    x, lo.map { floats(out + ".min", [$0], []) } ?? "",
+                    hi.map { floats(out + ".max", [$0], []) } ?? "",
+                ], out)
         case .maxPool2d(let p):
             node("MaxPool", [x], out, poolAttributes(p, max: true))
         case .avgPool2d(let p):
             node("AveragePool", [x], out, poolAttributes(p, max: false))
         case .adaptiveAvgPool2d(let oh, let ow):
             guard oh == 1 && ow == 1 else {
-                throw InferenceError(.unsupported("adaptive average pooling to \(oh)x\(ow) has no fixed ONNX form (only 1x1 → GlobalAveragePool)"), node: n.name)
+                throw InferenceError(
+                    .unsupported("adaptive average pooling to \(oh)x\(ow) has no fixed ONNX form (only 1x1 → GlobalAveragePool)"),
+                    node: n.name)
             }
             node("GlobalAveragePool", [x], out)
         case .add:
@@ -303,8 +316,9 @@ struct ONNXEmitter {
             node("Softmax", [x], out, [.int("axis", Int64(axis))])
         case .pad(let p):
             let pads = [0, 0, p.padding.top, p.padding.left, 0, 0, p.padding.bottom, p.padding.right]
-            node("Pad", [x, integers(out + ".pads", pads, [8], .int64), floats(out + ".value", [p.value], [])], out,
-                 [.string("mode", "constant")])
+            node(
+                "Pad", [x, integers(out + ".pads", pads, [8], .int64), floats(out + ".value", [p.value], [])], out,
+                [.string("mode", "constant")])
         case .concat:
             node("Concat", n.inputs.map(v), out, [.int("axis", 1)])
         case .identity:
@@ -322,10 +336,12 @@ struct ONNXEmitter {
             var w = [Float](repeating: 0, count: c * f * f * f * f)
             for k in 0..<(c * f * f) { w[k * f * f + k % (f * f)] = 1 }
             let weight = floats(out + ".one_hot", w, [c * f * f, 1, f, f])
-            node("Conv", [x, weight], out, [
-                .ints("kernel_shape", [Int64(f), Int64(f)]), .ints("strides", [Int64(f), Int64(f)]),
-                .ints("pads", [0, 0, 0, 0]), .int("group", Int64(c)),
-            ])
+            node(
+                "Conv", [x, weight], out,
+                [
+                    .ints("kernel_shape", [Int64(f), Int64(f)]), .ints("strides", [Int64(f), Int64(f)]),
+                    .ints("pads", [0, 0, 0, 0]), .int("group", Int64(c)),
+                ])
         case .depthToSpace:
             // No QTool network the builder supports uses it yet, so refuse rather than guess.
             throw InferenceError(.unsupported("\(n.op.typeName) has no ONNX export yet"), node: n.name)
@@ -350,8 +366,9 @@ struct ONNXEmitter {
     mutating func emitConv(_ n: Graph.Node, _ a: Conv2dAttributes) throws(InferenceError) {
         var pad = a.padding
         if let m = mergedPad[n.name] {
-            pad = Padding2d(top: pad.top + m.top, left: pad.left + m.left, bottom: pad.bottom + m.bottom,
-                            right: pad.right + m.right)
+            pad = Padding2d(
+                top: pad.top + m.top, left: pad.left + m.left, bottom: pad.bottom + m.bottom,
+                right: pad.right + m.right)
         }
         var out = n.outputs[0]
         var w: String
@@ -379,12 +396,14 @@ struct ONNXEmitter {
             if n.inputs.count > 2 { bias = constant(n.inputs[2]) }
         }
         let wt = graph.constants[n.inputs[1]]!
-        node("Conv", [v(n.inputs[0]), w] + (bias.map { [$0] } ?? []), out, name: n.name, [
-            .ints("kernel_shape", [Int64(wt.shape[2]), Int64(wt.shape[3])]),
-            .ints("strides", [Int64(a.stride.h), Int64(a.stride.w)]),
-            .ints("pads", [pad.top, pad.left, pad.bottom, pad.right].map { Int64($0) }),
-            .ints("dilations", [Int64(a.dilation.h), Int64(a.dilation.w)]),
-            .int("group", Int64(a.groups)),
-        ])
+        node(
+            "Conv", [v(n.inputs[0]), w] + (bias.map { [$0] } ?? []), out, name: n.name,
+            [
+                .ints("kernel_shape", [Int64(wt.shape[2]), Int64(wt.shape[3])]),
+                .ints("strides", [Int64(a.stride.h), Int64(a.stride.w)]),
+                .ints("pads", [pad.top, pad.left, pad.bottom, pad.right].map { Int64($0) }),
+                .ints("dilations", [Int64(a.dilation.h), Int64(a.dilation.w)]),
+                .int("group", Int64(a.groups)),
+            ])
     }
 }

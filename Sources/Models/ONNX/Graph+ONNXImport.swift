@@ -163,7 +163,8 @@ struct Importer {
     mutating func scalar(_ v: String, _ n: Onnx_NodeProto) throws(InferenceError) -> Float {
         let c = try constant(v, n)
         guard let x = constants[c]!.values.first, constants[c]!.values.count == 1 else {
-            throw InferenceError(.shapeMismatch("\(v) must hold one value, holds \(constants[c]!.values.count)"), node: nodeName(n), value: v)
+            throw InferenceError(
+                .shapeMismatch("\(v) must hold one value, holds \(constants[c]!.values.count)"), node: nodeName(n), value: v)
         }
         return x
     }
@@ -239,7 +240,9 @@ struct Importer {
             throw InferenceError(.arity(what: "inputs of \(n.opType)", expected: "at most \(m)", found: n.input.count), node: nodeName(n))
         }
         if needed.max == nil, n.input.contains(where: \.isEmpty) {  // Sum, Concat: no optional inputs
-            throw InferenceError(.arity(what: "named inputs of \(n.opType)", expected: "\(n.input.count)", found: n.input.filter { !$0.isEmpty }.count), node: nodeName(n))
+            throw InferenceError(
+                .arity(what: "named inputs of \(n.opType)", expected: "\(n.input.count)", found: n.input.filter { !$0.isEmpty }.count),
+                node: nodeName(n))
         }
     }
 
@@ -338,7 +341,8 @@ struct Importer {
             }
             add(.linear, n, ins)
         case "BatchNormalization":
-            add(.batchNorm(epsilon: float(n, "epsilon") ?? 1e-5), n,
+            add(
+                .batchNorm(epsilon: float(n, "epsilon") ?? 1e-5), n,
                 [inputs[0]] + (try inputs[1...4].map { v throws(InferenceError) in try constant(v, n) }))
         case "Relu": add(.relu, n, [inputs[0]])
         case "PRelu":
@@ -371,7 +375,8 @@ struct Importer {
             add(.concat, n, inputs)
         case "Pad":
             guard (string(n, "mode") ?? "constant") == "constant" else { throw unsupported(n, "mode other than constant") }
-            let p = inputs.count > 1 && !inputs[1].isEmpty
+            let p =
+                inputs.count > 1 && !inputs[1].isEmpty
                 ? try integers(constants[try constant(inputs[1], n)]!.values, n, "pads") : (ints(n, "pads") ?? [])
             guard p.count == 8, p[0] == 0, p[1] == 0, p[4] == 0, p[5] == 0 else { throw unsupported(n, "pads \(p) (H/W of NCHW only)") }
             try checkRange(n, "pads", p, 0...ONNXImport.maxSpatial)
@@ -389,7 +394,10 @@ struct Importer {
         case "Reshape":
             try reshape(n)
         default:
-            throw InferenceError(.unsupported("op type \(n.opType) (domain '\(n.domain.isEmpty ? "ai.onnx" : n.domain)') is not supported by the qtools engine"), node: nodeName(n))
+            throw InferenceError(
+                .unsupported(
+                    "op type \(n.opType) (domain '\(n.domain.isEmpty ? "ai.onnx" : n.domain)') is not supported by the qtools engine"),
+                node: nodeName(n))
         }
     }
 
@@ -460,7 +468,9 @@ struct Importer {
             if let r = regs[v] { return r }
             guard let c = constants[v] else { throw unsupported(n, "input \(v) comes from another branch") }
             let s = c.shape
-            let ok = c.values.count == 1 || s.count == 1 || (s.count >= 2 && s.count <= 4 && s.enumerated().allSatisfy { $0.offset == s.count - 3 || $0.element == 1 })
+            let ok =
+                c.values.count == 1 || s.count == 1
+                || (s.count >= 2 && s.count <= 4 && s.enumerated().allSatisfy { $0.offset == s.count - 3 || $0.element == 1 })
             guard ok else { throw unsupported(n, "constant \(v) of shape \(s) is not a scalar or per-channel vector") }
             let r = prog.add(.constant(c.values))
             regs[v] = r
@@ -472,8 +482,10 @@ struct Importer {
         case "QuantizeLinear":
             let zt = i.count > 2 && !i[2].isEmpty ? i[2] : nil
             let signed = zt.map { int8ZeroPoints.contains($0) } ?? false
-            r = prog.add(.quantize(try reg(i[0])!, scale: try reg(i[1])!, zeroPoint: try zt.flatMap { v throws(InferenceError) in try reg(v) },
-                                   lo: signed ? -128 : 0, hi: signed ? 127 : 255))
+            r = prog.add(
+                .quantize(
+                    try reg(i[0])!, scale: try reg(i[1])!, zeroPoint: try zt.flatMap { v throws(InferenceError) in try reg(v) },
+                    lo: signed ? -128 : 0, hi: signed ? 127 : 255))
         case "DequantizeLinear":
             r = prog.add(.dequantize(try reg(i[0])!, scale: try reg(i[1])!, zeroPoint: try reg(i.count > 2 ? i[2] : "")))
         case "Clip":

@@ -74,7 +74,9 @@ extension Importer {
             let axes = try axesOf(n, v)
             let r = v[0].shape.count + axes.count
             let norm = Set(axes.map { $0 < 0 ? $0 + r : $0 })
-            guard norm.count == axes.count, norm.allSatisfy({ (0..<r).contains($0) }) else { throw unsupported(n, "axes \(axes) for rank \(r)") }
+            guard norm.count == axes.count, norm.allSatisfy({ (0..<r).contains($0) }) else {
+                throw unsupported(n, "axes \(axes) for rank \(r)")
+            }
             var shape: [Int] = []
             var it = v[0].shape.makeIterator()
             for i in 0..<r { shape.append(norm.contains(i) ? 1 : it.next()!) }
@@ -83,8 +85,12 @@ extension Importer {
             let axes = try axesOf(n, v)
             let r = v[0].shape.count
             let norm = Set(axes.map { $0 < 0 ? $0 + r : $0 })
-            guard norm.allSatisfy({ (0..<r).contains($0) && v[0].shape[$0] == 1 }) else { throw unsupported(n, "axes \(axes) of \(v[0].shape)") }
-            result = (v[0].values, v[0].shape.enumerated().filter { axes.isEmpty ? $0.element != 1 : !norm.contains($0.offset) }.map(\.element))
+            guard norm.allSatisfy({ (0..<r).contains($0) && v[0].shape[$0] == 1 }) else {
+                throw unsupported(n, "axes \(axes) of \(v[0].shape)")
+            }
+            result = (
+                v[0].values, v[0].shape.enumerated().filter { axes.isEmpty ? $0.element != 1 : !norm.contains($0.offset) }.map(\.element)
+            )
         case "Reshape":
             let shape = try integers(v[1].values, n, "shape")
             // allowzero 1 differs only for a 0 entry (an empty dimension instead of a copy).
@@ -223,11 +229,14 @@ extension Importer {
     }
 
     /// Constant `Concat` along its axis.
-    func concatenate(_ n: Onnx_NodeProto, _ v: [(values: [Float], shape: [Int])]) throws(InferenceError) -> (values: [Float], shape: [Int]) {
+    func concatenate(_ n: Onnx_NodeProto, _ v: [(values: [Float], shape: [Int])]) throws(InferenceError) -> (values: [Float], shape: [Int])
+    {
         let r = v[0].shape.count
         let a0 = int(n, "axis") ?? 0
         let a = a0 < 0 ? a0 + r : a0
-        guard (0..<r).contains(a), v.allSatisfy({ $0.shape.count == r && $0.shape[..<a] == v[0].shape[..<a] && $0.shape[(a + 1)...] == v[0].shape[(a + 1)...] }) else {
+        guard (0..<r).contains(a),
+            v.allSatisfy({ $0.shape.count == r && $0.shape[..<a] == v[0].shape[..<a] && $0.shape[(a + 1)...] == v[0].shape[(a + 1)...] })
+        else {
             throw unsupported(n, "shapes \(v.map(\.shape)) on axis \(a0)")
         }
         let outer = v[0].shape[..<a].reduce(1, *)
@@ -244,7 +253,9 @@ extension Importer {
     }
 
     /// Constant `Gather` along its axis.
-    func gather(_ n: Onnx_NodeProto, _ data: (values: [Float], shape: [Int]), _ idx: (values: [Float], shape: [Int])) throws(InferenceError) -> (values: [Float], shape: [Int]) {
+    func gather(
+        _ n: Onnx_NodeProto, _ data: (values: [Float], shape: [Int]), _ idx: (values: [Float], shape: [Int])
+    ) throws(InferenceError) -> (values: [Float], shape: [Int]) {
         let r = data.shape.count
         let a0 = int(n, "axis") ?? 0
         let a = a0 < 0 ? a0 + r : a0
@@ -270,7 +281,9 @@ extension Importer {
         if let s = symbolic[v] { return s }
         if let l = lazyShapes[v] {
             let end: Int
-            if let e = l.end { end = e } else {
+            if let e = l.end {
+                end = e
+            } else {
                 guard let r = rank(of: l.of) else {
                     throw unsupported(n, "needs the whole shape of \(l.of), whose rank is unknown")
                 }
@@ -357,7 +370,10 @@ extension Importer {
                 shape.append(k)
             case .dim(let v, let axis):
                 guard v == data, axis == i else {
-                    throw unsupported(n, "shape entry \(i) is dimension \(axis) of \(v); only dimension \(i) of the reshaped value \(data) itself can be taken at run time")
+                    throw unsupported(
+                        n,
+                        "shape entry \(i) is dimension \(axis) of \(v); only dimension \(i) of the reshaped value \(data) itself can be taken at run time"
+                    )
                 }
                 shape.append(0)
             }

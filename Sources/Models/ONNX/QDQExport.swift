@@ -49,7 +49,9 @@ extension ONNXEmitter {
     }
 
     /// Emits `output = quantizer(input)`.
-    mutating func emitQuantize(_ attrs: QuantizeAttributes, node name: String, input x: String, output out: String)
+    mutating func emitQuantize(
+        _ attrs: QuantizeAttributes, node name: String, input x: String, output out: String
+    )
         throws(InferenceError)
     {
         guard let q = attrs.quantizer else {
@@ -170,7 +172,9 @@ extension ONNXEmitter {
     /// DoReFa, PACT and LSQ activations as levels `(k − z)·scale`, k = 0…L−1: the level count
     /// L, the scale (one, or one per channel) and, two-sided, LSQ's step `s` (levels
     /// `s·(2k/(L−1) − 1)`, z = (L−1)/2); one-sided z = 0.
-    func uniformActivation(_ q: Quantizer, channels: Int, _ unsupported: (String) -> InferenceError)
+    func uniformActivation(
+        _ q: Quantizer, channels: Int, _ unsupported: (String) -> InferenceError
+    )
         throws(InferenceError) -> (levels: Int, scales: [Float], twoSidedStep: [Float]?)
     {
         let cfg = q.config, st = q.state
@@ -246,8 +250,9 @@ extension ONNXEmitter {
         let zp = integers(base + ".zero_point", [Int](repeating: 0, count: c), shape, .uint8)
         let axis: [ONNXBuild.Attribute] = c == 1 ? [] : [.int("axis", 1)]
         node("QuantizeLinear", [x, scale, zp], base + ".q", axis)
-        node("Clip", [base + ".q", integers(base + ".q_min", [0], [], .uint8), integers(base + ".q_max", [hi], [], .uint8)],
-             base + ".q_clipped")
+        node(
+            "Clip", [base + ".q", integers(base + ".q_min", [0], [], .uint8), integers(base + ".q_max", [hi], [], .uint8)],
+            base + ".q_clipped")
         node("DequantizeLinear", [base + ".q_clipped", scale, zp], name, axis)
         return name
     }

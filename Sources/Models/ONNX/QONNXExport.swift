@@ -25,8 +25,9 @@ extension ONNXEmitter {
     mutating func qonnxNode(
         _ op: String, _ inputs: [String], _ output: String, _ attributes: [ONNXBuild.Attribute] = []
     ) {
-        nodes.append(ONNXBuild.node(
-            op, inputs: inputs, outputs: [output], name: output, domain: Self.qonnxDomain, attributes: attributes))
+        nodes.append(
+            ONNXBuild.node(
+                op, inputs: inputs, outputs: [output], name: output, domain: Self.qonnxDomain, attributes: attributes))
         usesQONNX = true
         usedQuantization = true
     }
@@ -38,10 +39,12 @@ extension ONNXEmitter {
         let scale = floats(output + ".scale", uniform ? [scales[0]] : scales, uniform ? [] : scaleShape)
         let zeropt = floats(output + ".zeropt", [grid.zeroPoint], [])
         let bits = floats(output + ".bitwidth", [Float(grid.bits)], [])
-        qonnxNode("Quant", [x, scale, zeropt, bits], output, [
-            .int("signed", grid.signed ? 1 : 0), .int("narrow", grid.narrow ? 1 : 0),
-            .string("rounding_mode", "ROUND"),
-        ])
+        qonnxNode(
+            "Quant", [x, scale, zeropt, bits], output,
+            [
+                .int("signed", grid.signed ? 1 : 0), .int("narrow", grid.narrow ? 1 : 0),
+                .string("rounding_mode", "ROUND"),
+            ])
     }
 
     // MARK: - Weights

@@ -1,4 +1,5 @@
 import Engine
+
 /// The settings of one QONNX `Quant` node (domain `qonnx.custom_op.general`; newer qonnx calls
 /// the op `IntQuant` and still reads `Quant`):
 ///

@@ -42,7 +42,8 @@ struct QONNXQuantNode {
         }
         func int(_ key: String, _ d: Int) -> Int { n.attribute.first { $0.name == key }.map { Int($0.i) } ?? d }
         let signed = int("signed", 1) != 0, narrow = int("narrow", 0) != 0
-        let mode = n.attribute.first { $0.name == "rounding_mode" }
+        let mode =
+            n.attribute.first { $0.name == "rounding_mode" }
             .map { String(decoding: $0.s, as: UTF8.self) } ?? "ROUND"
         guard let rounding = Self.roundings[mode.uppercased()] else {
             throw QONNXImportError("rounding_mode \(mode) (qtools reads ROUND, CEIL, FLOOR, UP, DOWN, HALF_UP)")

@@ -1,9 +1,10 @@
+import Engine
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
     import Darwin
 #endif
-import Engine
 
 /// DoReFa-Net and PACT (seed-reference §11.6, §11.7), in QTool's float32 operation order.
 ///

@@ -29,7 +29,9 @@ package enum LQNetTraining {
         var rows: [[Int]]
     }
 
-    static func table(basis: [Float], codecVector: [Float], thresholdMultiplier: [Float], levels: Int, bit: Int, groups: Int)
+    static func table(
+        basis: [Float], codecVector: [Float], thresholdMultiplier: [Float], levels: Int, bit: Int, groups: Int
+    )
         -> Table
     {
         var t = Table(levels: [], thresholds: [], rows: [])
@@ -270,8 +272,10 @@ extension Quantizer {
             isWeight: isWeight, basis: state.basis)
         if let bad = p.auxil.firstIndex(where: { !$0.isFinite }) {
             // QTool's torch.inverse raises here ("matrix has no inverse").
-            throw QuantizerError(.unsupported(
-                "the LQ-Nets least-squares system of group \(bad % qg) is singular (every value got codes that do not span the basis; QTool stops with \"matrix has no inverse\")"))
+            throw QuantizerError(
+                .unsupported(
+                    "the LQ-Nets least-squares system of group \(bad % qg) is singular (every value got codes that do not span the basis; QTool stops with \"matrix has no inverse\")"
+                ))
         }
         let basis = LQNetTraining.updatedBasis(
             state.basis, auxil: p.auxil, iteration: state.iteration, customUpdate: config.customUpdate)

@@ -1,4 +1,5 @@
 import Engine
+
 /// LSQ (seed-reference §11.8), in QTool's float32 operation order.
 ///
 /// `s = GradientScale(|clip_val|, g)` per group, `n = level_num − 1` (the tensor, read per call):

@@ -37,7 +37,9 @@ package struct ConvQuantizers: Sendable {
         options: QToolOptions, layer: String, inChannels: Int, outChannels: Int, kernel: Int,
         padding: Int, featureStride: Int = 1, tensors: [String: Tensor]
     ) throws {
-        func bind(_ tag: QuantizerTag, _ module: String, _ shape: [Int], _ stride: Int?) throws
+        func bind(
+            _ tag: QuantizerTag, _ module: String, _ shape: [Int], _ stride: Int?
+        ) throws
             -> Quantizer
         {
             let name = layer + "." + module
@@ -62,8 +64,7 @@ package struct ConvQuantizers: Sendable {
     }
 
     /// The convolution's input: padded and quantized in QTool's order (see the type's summary).
-    package func quantizeInput(_ x: [Float], shape: [Int]) throws -> (values: [Float], shape: [Int])
-    {
+    package func quantizeInput(_ x: [Float], shape: [Int]) throws -> (values: [Float], shape: [Int]) {
         if paddingAfterQuant {
             let q = try activation(x, shape: shape)
             return try ZeroPadding.pad(q, shape: shape, by: padding)
@@ -102,7 +103,9 @@ package struct LinearQuantizers: Sendable {
 /// Zero padding of NCHW tensors (`F.pad(x, (p, p, p, p))`).
 package enum ZeroPadding {
     /// `x` with `p` zero pixels on all four sides of every plane.
-    package static func pad(_ x: [Float], shape: [Int], by p: Int) throws -> (
+    package static func pad(
+        _ x: [Float], shape: [Int], by p: Int
+    ) throws -> (
         values: [Float], shape: [Int]
     ) {
         guard p > 0 else { return (x, shape) }

@@ -1,4 +1,5 @@
 import Engine
+
 /// The FATNN-style non-uniform quantizer (seed-reference §11.11): integer outputs.
 ///
 /// With `a_k = |alpha_k|` of the element's group and `R = round`:

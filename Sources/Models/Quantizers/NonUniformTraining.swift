@@ -32,10 +32,14 @@ enum NonUniformTraining {
             list.append((0, 0, 1, x))
             if levels >= 3 { list.append((1, 0, 1, x.indices.map { x[$0] - r[0][group($0)] })) }
             if levels == 4 {
-                list.append((2, 0, 1, x.indices.map { i in
-                    let g = group(i)
-                    return x[i] - (r[0][g] + r[1][g])
-                }))
+                list.append(
+                    (
+                        2, 0, 1,
+                        x.indices.map { i in
+                            let g = group(i)
+                            return x[i] - (r[0][g] + r[1][g])
+                        }
+                    ))
             }
         } else {
             list = [(0, -1, 0, x), (1, 0, 1, x)]
@@ -101,8 +105,9 @@ extension Quantizer {
             return { $0 / size }
         }
         guard shape.count == 4, (shape[1] * shape[2] * shape[3]) % qg == 0 else {
-            throw QuantizerError(.inputShape(
-                "non-uniform activations need NCHW input divisible into \(qg) groups, got \(QuantizerError.dims(shape))"))
+            throw QuantizerError(
+                .inputShape(
+                    "non-uniform activations need NCHW input divisible into \(qg) groups, got \(QuantizerError.dims(shape))"))
         }
         let chunk = shape[1] * shape[2] * shape[3] / qg
         return { ($0 / chunk) % qg }

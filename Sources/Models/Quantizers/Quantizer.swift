@@ -115,7 +115,9 @@ package struct Quantizer: Equatable, Sendable {
         return y
     }
 
-    private func activation(_ method: QuantizerMethod, _ x: [Float], _ shape: [Int]) throws
+    private func activation(
+        _ method: QuantizerMethod, _ x: [Float], _ shape: [Int]
+    ) throws
         -> [Float]
     {
         if config.passesThrough(iteration: state.iteration) { return x }

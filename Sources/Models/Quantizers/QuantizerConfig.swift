@@ -105,7 +105,9 @@ package struct QuantizerConfig: Equatable, Sendable {
     ///     LSQ's `element-scale` gradient factors.
     /// - Throws: ``QuantizerError`` `.unsupported` for combinations QTool rejects (an
     ///   assertion or `RuntimeError` at construction) or cannot run (`alq`, `popcount`).
-    package init(options: QToolOptions, tag: QuantizerTag, shape: [Int], featureStride: Int? = 1)
+    package init(
+        options: QToolOptions, tag: QuantizerTag, shape: [Int], featureStride: Int? = 1
+    )
         throws
     {
         try self.init(

@@ -1,4 +1,5 @@
 import Engine
+
 /// Why a quantizer could not be configured, bound to its checkpoint tensors, or applied.
 ///
 /// `quantizer` names the module (`layer1.0.conv1.0.quant_weight`) once it is known, so a

@@ -1,4 +1,5 @@
 import Engine
+
 /// Float32 building blocks that reproduce PyTorch's CPU results bit for bit.
 ///
 /// - `round` is `torch.round`: half to even.

@@ -1,4 +1,5 @@
 import Engine
+
 /// `var-mean` weight normalisation of the DoReFa family and XNOR (seed-reference §11.4).
 ///
 /// ```

@@ -49,7 +49,9 @@ package enum BatchNormFolding {
 
     /// Folds; see the type's summary.
     /// - Throws: ``InferenceError`` when the model does not build from `stateDict`.
-    package static func fold(options: QToolOptions, stateDict: [(name: String, tensor: Tensor)])
+    package static func fold(
+        options: QToolOptions, stateDict: [(name: String, tensor: Tensor)]
+    )
         throws -> Result
     {
         let model = try ModelBuilder.build(options: options, stateDict: stateDict)
@@ -120,7 +122,8 @@ package enum BatchNormFolding {
                 reason = "reverse-bn (affine before a non-affine BN) is not folded"
             } else {
                 let what = from.map { "\($0.op.typeName) '\($0.name)'" } ?? "the model input"
-                reason = "follows \(what), not a conv/linear (pre-activation: folding into the next conv is not exact with zero padding or a quantized input)"
+                reason =
+                    "follows \(what), not a conv/linear (pre-activation: folding into the next conv is not exact with zero padding or a quantized input)"
             }
             kept.append((name, reason))
         }

@@ -119,7 +119,8 @@ package struct EngineVerifier: ConversionVerifier {
         }
         let x = SplitMix64.normalTensor(shape: a.inputShape(batch: samples), seed: seed)
         let d = try ModelComparison.compare(b, a, input: x)
-        let summary = "\(samples) seeded inputs: max abs \(d.maxAbs), max rel \(d.relative) (of peak \(d.peak)), cosine \(d.cosine), top-1 \(d.top1Agree)/\(d.samples)"
+        let summary =
+            "\(samples) seeded inputs: max abs \(d.maxAbs), max rel \(d.relative) (of peak \(d.peak)), cosine \(d.cosine), top-1 \(d.top1Agree)/\(d.samples)"
         guard let tolerance else {
             return VerificationResult(verifier: name, passed: true, detail: summary + " (information only)", maxAbsError: d.maxAbs)
         }
@@ -154,12 +155,15 @@ package struct FoldBatchNormStep: ConversionStep {
         for f in result.folded { report.notes.append("folded \(f.bn) into \(f.into)") }
         for k in result.kept { report.notes.append("kept \(k.bn): \(k.reason)") }
         report.notes.append(
-            "fold-bn: \(result.folded.count) BN folded, \(result.kept.count) kept; removed \(result.removed.count) tensors, added \(result.added.count), changed \(result.changed.count)")
+            "fold-bn: \(result.folded.count) BN folded, \(result.kept.count) kept; removed \(result.removed.count) tensors, added \(result.added.count), changed \(result.changed.count)"
+        )
     }
 
     /// `sd` with its tensor entries replaced by `entries` (order of `entries`; non-tensor
     /// entries and the stored dtype of unchanged float tensors kept).
-    static func replacing(_ sd: CheckpointDict, with entries: [(name: String, tensor: Tensor)], fresh: Set<String>)
+    static func replacing(
+        _ sd: CheckpointDict, with entries: [(name: String, tensor: Tensor)], fresh: Set<String>
+    )
         -> CheckpointDict
     {
         var old: [String: StoredTensor] = [:]

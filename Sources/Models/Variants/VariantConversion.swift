@@ -149,12 +149,16 @@ package enum VariantConversion {
             func summary(_ items: [String]) -> String {
                 items.prefix(4).joined(separator: ", ") + (items.count > 4 ? ", and \(items.count - 4) more" : "")
             }
-            var lines: [String] = ["the checkpoint does not correspond to model \(target.model) [\(target.keywords.joined(separator: ","))]:"]
+            var lines: [String] = [
+                "the checkpoint does not correspond to model \(target.model) [\(target.keywords.joined(separator: ","))]:"
+            ]
             if !missing.isEmpty { lines.append("\(missing.count) target tensor(s) with no source: " + summary(missing)) }
             if !misShaped.isEmpty { lines.append("\(misShaped.count) shape mismatch(es): " + summary(misShaped)) }
             if !extra.isEmpty { lines.append("\(extra.count) source tensor(s) with no place in the target: " + summary(extra)) }
             if !misShaped.isEmpty, source.widthAlpha != target.widthAlpha {
-                lines.append("the configs differ in --width_alpha (source \(source.widthAlpha), target \(target.widthAlpha)); give the target the source's")
+                lines.append(
+                    "the configs differ in --width_alpha (source \(source.widthAlpha), target \(target.widthAlpha)); give the target the source's"
+                )
             } else if !misShaped.isEmpty {
                 lines.append("the layer widths differ: is the checkpoint trained with another --width_alpha than its config says?")
             }
@@ -209,7 +213,10 @@ package enum VariantConversion {
             var bytes = [UInt8]()
             for l in 0..<n {
                 let u = UInt32(l)
-                bytes += [UInt8(truncatingIfNeeded: u), UInt8(truncatingIfNeeded: u >> 8), UInt8(truncatingIfNeeded: u >> 16), UInt8(truncatingIfNeeded: u >> 24)]
+                bytes += [
+                    UInt8(truncatingIfNeeded: u), UInt8(truncatingIfNeeded: u >> 8), UInt8(truncatingIfNeeded: u >> 16),
+                    UInt8(truncatingIfNeeded: u >> 24),
+                ]
             }
             return try Tensor(dtype: .int32, shape: shape, data: ByteSlice(bytes))
         case "thrs_multiplier":
@@ -254,6 +261,7 @@ package struct VariantConversionStep: ConversionStep {
         for k in r.created { report.notes.append("created \(k)") }
         for k in r.dropped { report.notes.append("dropped \(k) (quantizer tensor the target does not have)") }
         report.notes.append(
-            "variant: \(r.entries.count) tensors, \(r.renamed.count) renamed, \(r.created.count) quantizer tensors created, \(r.dropped.count) dropped")
+            "variant: \(r.entries.count) tensors, \(r.renamed.count) renamed, \(r.created.count) quantizer tensors created, \(r.dropped.count) dropped"
+        )
     }
 }

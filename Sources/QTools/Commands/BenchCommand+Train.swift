@@ -26,7 +26,9 @@ extension BenchCommand {
     }
 
     /// The options and state dict to train: a checkpoint's, or random ones for a zoo name.
-    static func trainingState(model: String, config: String?, overrides: [String]) throws
+    static func trainingState(
+        model: String, config: String?, overrides: [String]
+    ) throws
         -> (QToolOptions, [(name: String, tensor: Tensor)], Bool)
     {
         if FileManager.default.fileExists(atPath: model) {

@@ -1,8 +1,8 @@
 import ArgumentParser
 import Engine
 import Formats
-import Models
 import Foundation
+import Models
 
 /// `qtools bench MODEL [--config CFG] [--size S] [--batch N] [--threads T] [--runs N] [--json]`.
 struct BenchCommand: ParsableCommand {

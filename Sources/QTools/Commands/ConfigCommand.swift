@@ -1,7 +1,7 @@
 import ArgumentParser
 import Formats
-import QToolConfig
 import Foundation
+import QToolConfig
 
 /// `qtools config`: work with QTool config files (the bash fragments train.sh sources).
 struct ConfigCommand: ParsableCommand {

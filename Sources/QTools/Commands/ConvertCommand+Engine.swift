@@ -1,18 +1,26 @@
 import ArgumentParser
 import Engine
 import Formats
+import Foundation
 import Models
 import QToolConfig
 import Tensors
-import Foundation
 
 /// The options of `qtools convert` that need the inference engine: `--fold-bn` and the
 /// keyword-variant conversion (`--to-config`, `--to-model`, `--to-keyword`).
 struct EngineConvertOptions: ParsableArguments {
-    @Flag(name: .customLong("fold-bn"), help: "Fold every BN that follows a conv/linear into it (recorded as keyword qtools_folded_bn); verified in the engine (1e-4 relative).")
+    @Flag(
+        name: .customLong("fold-bn"),
+        help:
+            "Fold every BN that follows a conv/linear into it (recorded as keyword qtools_folded_bn); verified in the engine (1e-4 relative)."
+    )
     var foldBN = false
 
-    @Option(name: .customLong("to-config"), help: "Re-key the checkpoint for this QTool config (another variant of the same network); --config or the recorded config is the source.")
+    @Option(
+        name: .customLong("to-config"),
+        help:
+            "Re-key the checkpoint for this QTool config (another variant of the same network); --config or the recorded config is the source."
+    )
     var toConfig: String?
 
     @Option(name: .customLong("to-model"), help: "Target --model (with the source config's other options).")
@@ -21,7 +29,11 @@ struct EngineConvertOptions: ParsableArguments {
     @Option(name: .customLong("to-keyword"), help: "Target --keyword list (with the source config's other options).")
     var toKeyword: String?
 
-    @Option(name: .customLong("tolerance"), parsing: .unconditional, help: "Engine check: largest relative logit difference (of the peak logit) accepted (default 1e-4 for --fold-bn, 1e-5 for full-precision targets).")
+    @Option(
+        name: .customLong("tolerance"), parsing: .unconditional,
+        help:
+            "Engine check: largest relative logit difference (of the peak logit) accepted (default 1e-4 for --fold-bn, 1e-5 for full-precision targets)."
+    )
     var tolerance: Double?
 
     func validate() throws {
@@ -34,7 +46,9 @@ struct EngineConvertOptions: ParsableArguments {
     /// option is given. `config`/`overrides` are convert's `--config` and `-- ...` options
     /// (the source; without `--config` the input's recorded `qtools_config`).
     /// `castTo`: convert's `--dtype` when it narrows floats (the check allows for the cast's own error).
-    func plan(input: String, config: String?, overrides: [String], castTo: DType? = nil) throws
+    func plan(
+        input: String, config: String?, overrides: [String], castTo: DType? = nil
+    ) throws
         -> (steps: [any ConversionStep], verifier: any ConversionVerifier)?
     {
         guard active else { return nil }

@@ -1,7 +1,7 @@
 import Engine
 import Formats
-import Models
 import Foundation
+import Models
 
 /// `qtools convert CKPT --config CFG --to onnx -o OUT.onnx`: the built model as an ONNX graph.
 extension ConvertCommand {
@@ -33,10 +33,12 @@ extension ConvertCommand {
             } catch let e as InferenceError { throw ModelLoadError(file: input, error: e) }
             try ONNXWriter.write(proto.model, to: file)
             try file.commit()
-            let text = "wrote \(output): ONNX \(format.rawValue), \(proto.model.graph.node.count) nodes, \(proto.model.graph.initializer.count) initializers, opset \(proto.model.opsetImport.first?.version ?? 0)"
+            let text =
+                "wrote \(output): ONNX \(format.rawValue), \(proto.model.graph.node.count) nodes, \(proto.model.graph.initializer.count) initializers, opset \(proto.model.opsetImport.first?.version ?? 0)"
                 + (proto.model.opsetImport.count > 1 ? " + qonnx.custom_op.general 1" : "")
             if outputOptions.json {
-                Terminal.out(try JSONOutput.render(["output": output, "format": format.rawValue, "nodes": String(proto.model.graph.node.count)]))
+                Terminal.out(
+                    try JSONOutput.render(["output": output, "format": format.rawValue, "nodes": String(proto.model.graph.node.count)]))
             } else {
                 Terminal.out(text)
             }

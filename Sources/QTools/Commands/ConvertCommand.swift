@@ -1,8 +1,8 @@
 import ArgumentParser
 import Formats
+import Foundation
 import QToolConfig
 import Tensors
-import Foundation
 
 /// `qtools convert IN -o OUT`: rename keys, cast, change format, record the config.
 struct ConvertCommand: ParsableCommand {
@@ -125,10 +125,16 @@ struct ConvertCommand: ParsableCommand {
     @OptionGroup var engine: EngineConvertOptions
 
     // ONNX export (ConvertCommand+ONNX.swift).
-    @Option(name: .customLong("to"), help: "Target: onnx writes the model built from --config as an ONNX graph (also chosen by an .onnx output).")
+    @Option(
+        name: .customLong("to"),
+        help: "Target: onnx writes the model built from --config as an ONNX graph (also chosen by an .onnx output).")
     var target: String?
 
-    @Option(name: .customLong("onnx-format"), help: "ONNX form of quantized layers: qcdq (default, opset 13), qdq-native (INT4/INT2 weights, opset 21/25), float, or qonnx (QONNX Quant/BipolarQuant nodes; not runnable by onnxruntime).")
+    @Option(
+        name: .customLong("onnx-format"),
+        help:
+            "ONNX form of quantized layers: qcdq (default, opset 13), qdq-native (INT4/INT2 weights, opset 21/25), float, or qonnx (QONNX Quant/BipolarQuant nodes; not runnable by onnxruntime)."
+    )
     var onnxFormat: String?
 
     @Option(parsing: .unconditional, help: "ONNX ai.onnx opset, 13...25 (default 13; qdq-native raises it to 21/25 when needed).")

@@ -15,7 +15,8 @@ extension RunCommand {
             let loaded = try ModelLoader(model: model, config: config, overrides: overrides)
             if loaded.randomWeights { Terminal.warning("\(model): random weights (no checkpoint)", quiet: out.quiet) }
             let m = loaded.model
-            let x = try input.map { try ModelIO.batch(ModelIO.read($0), for: m) }
+            let x =
+                try input.map { try ModelIO.batch(ModelIO.read($0), for: m) }
                 ?? SplitMix64.normalTensor(shape: m.inputShape(), seed: seed)
             let captured = try engine.capture(m, x, threads: threads)
             guard let last = captured.last(where: { $0.name == m.output }), let values = last.values else {

@@ -57,7 +57,10 @@ struct RunCommand: ParsableCommand {
     @Option(name: .long, help: "Write the logits [N, classes] to this .npy file (atomically; '-' or a device/FIFO is written in place).")
     var output: String?
 
-    @Flag(help: "Replace an existing --output file; with --dump, write into a directory that is not empty (files of the same names are replaced).")
+    @Flag(
+        help:
+            "Replace an existing --output file; with --dump, write into a directory that is not empty (files of the same names are replaced)."
+    )
     var force = false
 
     @Option(name: .long, parsing: .unconditional, help: "Seed of the random input (without --input).")

@@ -1,8 +1,8 @@
 import ArgumentParser
 import Engine
 import Formats
-import Models
 import Foundation
+import Models
 
 /// `qtools trace [MODEL] --config CFG [--size S] [--batch N] [--json] [QTool options...]`.
 struct TraceCommand: ParsableCommand {

@@ -1,7 +1,8 @@
+import Synchronization
+
 #if canImport(Glibc)
     import Glibc
 #endif
-import Synchronization
 
 /// Ctrl-C (SIGINT) and SIGTERM during `qtools train`: the first asks the run to stop after the
 /// current epoch, once its checkpoint is written (``requested``); a second one stops the
@@ -28,10 +29,12 @@ enum TrainInterrupt {
                 if exchanged {
                     if sig == SIGINT {
                         TrainInterrupt.say(
-                            "\nqtools: interrupt: stopping once this epoch's checkpoint is written (Ctrl-C again to stop now; the last checkpoint is kept)\n")
+                            "\nqtools: interrupt: stopping once this epoch's checkpoint is written (Ctrl-C again to stop now; the last checkpoint is kept)\n"
+                        )
                     } else {
                         TrainInterrupt.say(
-                            "\nqtools: SIGTERM: stopping once this epoch's checkpoint is written (again to stop now; the last checkpoint is kept)\n")
+                            "\nqtools: SIGTERM: stopping once this epoch's checkpoint is written (again to stop now; the last checkpoint is kept)\n"
+                        )
                     }
                 } else {
                     TrainInterrupt.say("\nqtools: stopped at once; the last complete checkpoint is kept (-r resumes from it)\n")

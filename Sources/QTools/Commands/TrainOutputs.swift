@@ -1,11 +1,12 @@
-#if canImport(Glibc)
-    import Glibc
-#endif
 import ArgumentParser
 import Formats
 import Foundation
 import QToolConfig
 import Train
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// What `qtools train` shows and writes as it runs, besides checkpoints and `--json`:
 ///
@@ -109,9 +110,9 @@ final class TrainOutputs {
         if freq > 0, Double(i - 1).truncatingRemainder(dividingBy: freq) == 0, pending == nil {
             do {
                 try detail(
-                TrainLog.trainReport(
-                    i - 1, n, loss: loss, averageLoss: average, batchTime: batchTime, averageBatchTime: batchTimeSum / Double(i),
-                    dataTime: 0, averageDataTime: 0))
+                    TrainLog.trainReport(
+                        i - 1, n, loss: loss, averageLoss: average, batchTime: batchTime, averageBatchTime: batchTimeSum / Double(i),
+                        dataTime: 0, averageDataTime: 0))
             } catch { pending = error }
         }
         guard !quiet, terminal, i == n || now.timeIntervalSince(lastDraw) >= 0.1 else { return }
@@ -139,8 +140,10 @@ final class TrainOutputs {
         try message(TrainLog.testAccuracy(r))
         let suffix = TrainLog.suffix(options)
         try tensorboard?.addScalars(
-            [("\(suffix)/train-loss", r.trainLoss), ("\(suffix)/eval-top1", r.top1), ("\(suffix)/eval-top5", r.top5),
-             ("\(suffix)/lr", r.lr)],
+            [
+                ("\(suffix)/train-loss", r.trainLoss), ("\(suffix)/eval-top1", r.top1), ("\(suffix)/eval-top5", r.top5),
+                ("\(suffix)/lr", r.lr),
+            ],
             step: r.epoch, wallTime: Date().timeIntervalSince1970)
         points.removeAll { $0.epoch >= r.epoch }
         points.append(TrainCurves.Point(r))
@@ -168,7 +171,8 @@ final class TrainOutputs {
         if let first = args.first { args[0] = (first as NSString).lastPathComponent }
         if !args.contains("-r") && !args.contains("--resume") { args.append("-r") }
         let command = args.map(Self.shellQuoted).joined(separator: " ")
-        let text = "stopped by \(TrainInterrupt.name(s)) after epoch \(epoch); its checkpoint \(checkpoint) is complete. Resume with -r: \(command)"
+        let text =
+            "stopped by \(TrainInterrupt.name(s)) after epoch \(epoch); its checkpoint \(checkpoint) is complete. Resume with -r: \(command)"
         try? log.info(text)
         Terminal.error(text)
         throw ExitCode(128 + s)

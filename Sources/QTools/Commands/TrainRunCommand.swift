@@ -84,7 +84,8 @@ struct TrainProgram {
             return (train, val)
         case "cifar10", "cifar100", "imagenet", "dali", "fake": return try Datasets.open(options: options)
         default:
-            throw UsageError("--dataset \(options.dataset): not available yet in qtools train (use cifar10, cifar100, imagenet, fake, npy or synthetic)")
+            throw UsageError(
+                "--dataset \(options.dataset): not available yet in qtools train (use cifar10, cifar100, imagenet, fake, npy or synthetic)")
         }
     }
 
@@ -138,7 +139,8 @@ struct TrainProgram {
             try outputs.endEpoch(record)
             try save(loop, record: record)
             if json {
-                Terminal.out(try Self.jsonLine(EpochJSON(record: record, trainSeconds: outputs.trainSeconds, trainImages: outputs.trainImages)))
+                Terminal.out(
+                    try Self.jsonLine(EpochJSON(record: record, trainSeconds: outputs.trainSeconds, trainImages: outputs.trainImages)))
             }
             try outputs.stopIfInterrupted(epoch: e, checkpoint: file("\(options.caseName)-checkpoint.pth.tar"))
         }
@@ -152,7 +154,9 @@ struct TrainProgram {
         let name = options.pretrained
         let path = name.hasPrefix("/") ? name : file(name)
         guard !name.isEmpty, FileManager.default.fileExists(atPath: path) else {
-            if !name.isEmpty { Terminal.warning("no pretrained file exists (\(path)); init model with the default initialiser", quiet: quiet) }
+            if !name.isEmpty {
+                Terminal.warning("no pretrained file exists (\(path)); init model with the default initialiser", quiet: quiet)
+            }
             return try DefaultInitialization.stateDict(options: options, seed: UInt64(bitPattern: Int64(options.seed)))
         }
         let opened = try ModelFile.open(path: path, verifyCRC: true)

@@ -28,7 +28,10 @@ struct VerifyLayerOptions: ParsableArguments {
     ) throws {
         let report: VerifyLayersReport = try ExitCodes.reporting {
             guard let b else {
-                throw UsageError(layers ? "--layers compares two dump directories: verify --layers DIR_A DIR_B" : "--per-layer compares two models: verify A B --per-layer")
+                throw UsageError(
+                    layers
+                        ? "--layers compares two dump directories: verify --layers DIR_A DIR_B"
+                        : "--per-layer compares two models: verify A B --per-layer")
             }
             guard two.tolerance >= 0 else { throw UsageError("--tolerance must be >= 0") }
             if layers {
@@ -107,7 +110,8 @@ struct VerifyLayersReport: Encodable {
         }
         let compared = comparison.rows.filter { $0.maxAbs != nil }.count
         lines.append(
-            "\(comparison.pass ? "PASS" : "FAIL") (\(compared) layers compared; tolerance \(comparison.tolerance) x max(1, max |B|) per layer)")
+            "\(comparison.pass ? "PASS" : "FAIL") (\(compared) layers compared; tolerance \(comparison.tolerance) x max(1, max |B|) per layer)"
+        )
         return lines.joined(separator: "\n")
     }
 }

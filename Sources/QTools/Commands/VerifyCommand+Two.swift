@@ -1,23 +1,26 @@
 import ArgumentParser
 import Engine
 import Formats
+import Foundation
 import Models
 import QToolConfig
 import Tensors
-import Foundation
 
 /// `qtools verify A B`: the options of the two-model form.
 struct VerifyTwoOptions: ParsableArguments {
     @Option(name: .customLong("config-b"), help: "The QTool config of the second model (default: its recorded config, else --config).")
     var configB: String?
 
-    @Option(name: .long, parsing: .unconditional, help: "With two models and no --input: seeded random inputs (N(0,1)) of the config's input size.")
+    @Option(
+        name: .long, parsing: .unconditional,
+        help: "With two models and no --input: seeded random inputs (N(0,1)) of the config's input size.")
     var samples: Int = 4
 
     @Option(name: .long, parsing: .unconditional, help: "Seed of the random inputs.")
     var seed: UInt64 = 0
 
-    @Option(name: .long, parsing: .unconditional, help: "With two models: largest accepted max |A−B| / max |B| (relative to B's peak logit).")
+    @Option(
+        name: .long, parsing: .unconditional, help: "With two models: largest accepted max |A−B| / max |B| (relative to B's peak logit).")
     var tolerance: Double = 1e-4
 
     func validate() throws {
@@ -38,7 +41,8 @@ struct VerifyTwoOptions: ParsableArguments {
                 throw UsageError("the models return logits of shapes \(la.shape) and \(lb.shape)")
             }
             let d = ModelDifference(la.floats(), lb.floats(), classes: lb.shape.last ?? 1)
-            return VerifyTwoReport(a: ma.description, b: mb.description, input: what, difference: d, tolerance: tolerance, pass: d.within(tolerance))
+            return VerifyTwoReport(
+                a: ma.description, b: mb.description, input: what, difference: d, tolerance: tolerance, pass: d.within(tolerance))
         }
         Terminal.out(out.json ? try JSONOutput.render(report) : report.text)
         if !report.pass { throw ExitCode(ExitCodes.checkFailed) }

@@ -26,7 +26,10 @@ struct VerifyCommand: ParsableCommand {
             both sides and (models only) the float32 rounding boundary between the two inputs.
             """)
 
-    @Argument(help: "A checkpoint file. `verify A B`: a second model (checkpoint, folded or converted variant) right after it compares the two; then --expect is not used.")
+    @Argument(
+        help:
+            "A checkpoint file. `verify A B`: a second model (checkpoint, folded or converted variant) right after it compares the two; then --expect is not used."
+    )
     var model: String
 
     @OptionGroup var two: VerifyTwoOptions

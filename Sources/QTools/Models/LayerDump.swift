@@ -1,8 +1,8 @@
 import Engine
 import Formats
+import Foundation
 import Models
 import Tensors
-import Foundation
 
 /// A dump directory: every layer value of one run as `<name>.npy`, plus `index.json`.
 ///
@@ -132,7 +132,9 @@ enum LayerDump {
             let files = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasSuffix(".npy") }
             entries = files.map { (String($0.dropLast(4)), Entry(file: $0)) }
         }
-        guard !entries.isEmpty else { throw LayerDumpError(.malformed, path: dir, reason: "holds no layer values (no index.json, no .npy files)") }
+        guard !entries.isEmpty else {
+            throw LayerDumpError(.malformed, path: dir, reason: "holds no layer values (no index.json, no .npy files)")
+        }
         entries.sort { ($0.entry.order ?? .max, $0.name) < ($1.entry.order ?? .max, $1.name) }
         return try entries.map { name, e in
             var v = try value(name, e, dir: dir, indexPath: indexPath)

@@ -1,7 +1,8 @@
+import Engine
+
 #if canImport(Glibc)
     import Glibc
 #endif
-import Engine
 
 /// Limits checked before the engine allocates: an input shape whose element count is absurd
 /// (or overflows) is a usage error, and a plan needing more memory than the machine has is
@@ -46,8 +47,10 @@ enum MemoryLimits {
     /// Throws ``MemoryLimitError`` when running `plan` (its packed weights, its arena of
     /// activations and scratch, the input and the outputs) needs more than the machine has.
     static func check(_ plan: Plan, model: String) throws(MemoryLimitError) {
-        let io = 4 * (plan.inputShapes.values.map { $0.reduce(1, *) }.reduce(0, +)
-            + plan.outputs.map { $0.shape.reduce(1, *) }.reduce(0, +))
+        let io =
+            4
+            * (plan.inputShapes.values.map { $0.reduce(1, *) }.reduce(0, +)
+                + plan.outputs.map { $0.shape.reduce(1, *) }.reduce(0, +))
         let needed = plan.weightBytes + plan.arenaBytes + io
         guard let have = machineBytes(), needed > have else { return }
         throw MemoryLimitError(
@@ -68,6 +71,7 @@ struct MemoryLimitError: Error, CustomStringConvertible {
             return v >= 100 ? "\(Int(v.rounded())) GiB" : "\((v * 100).rounded() / 100) GiB"
         }
         let shapes = inputShapes.map { "\($0)" }.joined(separator: ", ")
-        return "\(model) at input \(shapes) needs \(gib(needed)) (activations and scratch \(gib(arena)), weights \(gib(weights))); this machine has \(gib(available)) of memory: use a smaller input size or batch"
+        return
+            "\(model) at input \(shapes) needs \(gib(needed)) (activations and scratch \(gib(arena)), weights \(gib(weights))); this machine has \(gib(available)) of memory: use a smaller input size or batch"
     }
 }

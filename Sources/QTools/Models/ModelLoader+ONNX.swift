@@ -1,9 +1,9 @@
 import Engine
 import Formats
+import Foundation
 import Models
 import QToolConfig
 import Tensors
-import Foundation
 
 extension ModelLoader {
     /// An `.onnx` file imported into the engine (every node must be an op qtools runs), and

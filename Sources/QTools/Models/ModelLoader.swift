@@ -1,9 +1,9 @@
 import Engine
 import Formats
+import Foundation
 import Models
 import QToolConfig
 import Tensors
-import Foundation
 
 /// Resolves the `MODEL [--config CFG] [QTool options...]` arguments of run, trace, verify and
 /// bench into a built model.
@@ -76,7 +76,9 @@ struct ModelLoader {
 extension ModelLoader {
     /// The options and the state dict (materialised, in file order) of checkpoint `path`:
     /// options from `config`, else the config recorded in the checkpoint, then `overrides`.
-    static func checkpoint(_ path: String, config: String?, overrides given: [String]) throws
+    static func checkpoint(
+        _ path: String, config: String?, overrides given: [String]
+    ) throws
         -> (options: QToolOptions, stateDict: [(name: String, tensor: Tensor)])
     {
         let overrides = QToolOverrides.normalized(given)

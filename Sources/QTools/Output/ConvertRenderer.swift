@@ -53,8 +53,9 @@ enum ConvertRenderer {
         }
         if let c = r.config {
             out.append("")
-            out.append("config      \(c.file): model \(c.model), keywords \(c.keywords.joined(separator: ","))"
-                + (c.overrides.isEmpty ? "" : ", overrides \(c.overrides.joined(separator: " "))"))
+            out.append(
+                "config      \(c.file): model \(c.model), keywords \(c.keywords.joined(separator: ","))"
+                    + (c.overrides.isEmpty ? "" : ", overrides \(c.overrides.joined(separator: " "))"))
         }
         if !r.notes.isEmpty { out.append("") }
         for n in r.notes { out.append("note        \(n)") }

@@ -81,7 +81,8 @@ enum InspectRenderer {
                     s.min.map { Numbers.short($0) } ?? "-", s.max.map { Numbers.short($0) } ?? "-",
                     s.mean.map { Numbers.short($0) } ?? "-", s.std.map { Numbers.short($0) } ?? "-",
                     Numbers.short(s.zeroFraction * 100, digits: 1) + "%",
-                    s.levels.map { l in l.count <= 5 ? "{" + l.map { Numbers.short($0) }.joined(separator: ",") + "}" : "\(l.count)" } ?? "",
+                    s.levels.map { l in l.count <= 5 ? "{" + l.map { Numbers.short($0) }.joined(separator: ",") + "}" : "\(l.count)" }
+                        ?? "",
                 ]
             }
             t.add(cells)
@@ -91,10 +92,13 @@ enum InspectRenderer {
 
     static func values(_ p: InspectReport.Parameter) -> String {
         let v = p.values
-        if v.count <= 4 && !p.truncated { return v.count == 1 ? Numbers.short(v[0]) : "[" + v.map { Numbers.short($0) }.joined(separator: ", ") + "]" }
+        if v.count <= 4 && !p.truncated {
+            return v.count == 1 ? Numbers.short(v[0]) : "[" + v.map { Numbers.short($0) }.joined(separator: ", ") + "]"
+        }
         let lo = v.min() ?? 0, hi = v.max() ?? 0
         let head = v.prefix(4).map { Numbers.short($0) }.joined(separator: ", ")
-        return "[" + head + ", ...]  (min \(Numbers.short(lo)), max \(Numbers.short(hi))" + (p.truncated ? ", first \(v.count) shown" : "") + ")"
+        return "[" + head + ", ...]  (min \(Numbers.short(lo)), max \(Numbers.short(hi))" + (p.truncated ? ", first \(v.count) shown" : "")
+            + ")"
     }
 
     static func plural(_ n: Int, _ word: String) -> String { "\(n) \(word)" + (n == 1 ? "" : "s") }

@@ -81,7 +81,8 @@ enum FastConvGradient {
                     unsafe partial.withUnsafeMutableBufferPointer { ppart in
                         unsafe dx.withUnsafeMutableBufferPointer { pdx in
                             let (xs, dys, wts, parts) = unsafe (
-                                px.baseAddress!, pdy.baseAddress!, pwt.baseAddress!, ppart.baseAddress!)
+                                px.baseAddress!, pdy.baseAddress!, pwt.baseAddress!, ppart.baseAddress!
+                            )
                             let dxs = unsafe pdx.baseAddress
                             Parallel.forRanges(blocks, threads: threads) { range in
                                 var col = [Float](repeating: 0, count: direct ? 0 : k * p)

@@ -70,7 +70,8 @@ enum ParallelLayerGradients {
                     unsafe dgamma.withUnsafeMutableBufferPointer { pg in
                         unsafe dbeta.withUnsafeMutableBufferPointer { pb in
                             let (xs, dys, dxs, gs, bs) = unsafe (
-                                px.baseAddress!, pdy.baseAddress!, pdx.baseAddress!, pg.baseAddress!, pb.baseAddress!)
+                                px.baseAddress!, pdy.baseAddress!, pdx.baseAddress!, pg.baseAddress!, pb.baseAddress!
+                            )
                             Parallel.forRanges(channels, threads: threads) { range in
                                 for c in range {
                                     let mean = st.mean[c]
