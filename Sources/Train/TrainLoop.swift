@@ -86,6 +86,11 @@ public struct TrainLoop: Sendable {
     ) throws(TrainError) -> Double {
         var sum = 0.0, seen = 0
         var batches = data.batches(epoch: epoch, size: batchSize)
+        // `--iter-size K`: gradients zeroed at i % K == 0, summed, the optimizer stepped (after
+        // clipping) at i % K == K - 1 (§14.4); a partial group at the epoch's end never steps.
+        var iterSize = 1
+        if case .int(let k) = options["iter_size"], k > 1 { iterSize = k }
+        var accumulated: [String: [Float]]?
         for i in 0..<trainLength {
             var next = try batches.next()
             if next == nil {  // more iterations than batches: the epoch's batches again
@@ -94,14 +99,16 @@ public struct TrainLoop: Sendable {
             }
             guard let (x, y) = next else { throw TrainError(.invalidInput("the training set is empty")) }
             let lr = schedule.rate(epoch: epoch, iteration: i)
-            let steps = schedule.stepsOptimizer(epoch: epoch, iteration: i)
+            let steps = i % iterSize == iterSize - 1 && schedule.stepsOptimizer(epoch: epoch, iteration: i)
             var step = try TrainStep(options: options, stateDict: stateDict)
             if fast {
                 step.training.precision = .fast
                 step.training.threads = threads
             }
             let r = try step.run(
-                x: x, labels: y, optimizer: optimizer.map(Optimizer.sgd), learningRate: lr, stepOptimizer: steps)
+                x: x, labels: y, optimizer: optimizer.map(Optimizer.sgd), learningRate: lr, stepOptimizer: steps,
+                accumulated: i % iterSize == 0 ? nil : accumulated)
+            accumulated = iterSize > 1 ? r.gradients : nil
             stateDict = r.stateDict
             optimizer = r.optimizer.sgd
             sum += Double(r.loss) * Double(y.count)

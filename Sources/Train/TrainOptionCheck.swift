@@ -4,20 +4,19 @@ import QToolConfig
 /// §3, §5): honoured, refused by name, or reported as having no effect on one CPU. Never
 /// silently ignored.
 ///
-/// Refused: `--iter-size` > 1 and `--grad_clip` (not implemented yet), `--mixup_enable` and the
-/// keyword `less_bn` (both call utils functions that never existed: QTool crashes, §16),
-/// `--policy` files (§4), `--val_batch_size` < 1 (no validation loader), the keywords
-/// `proxquant`, `probe` and `lr-test`; `--optimizer ADAM` in the loop (``TrainLoop``). No
-/// effect here, with a warning when set: `--fp16` and `--opt_level` (apex mixed precision, a GPU
-/// feature that eight shipped configs turn on: qtools trains in float32), `--device-ids`,
-/// `--distributed`, `--world_size`, `--sync_bn` (GPU and multi-process settings). Honoured elsewhere: `--delay`, `--resume_file`, `--save_freq`, `--report_freq`,
+/// Refused: `--mixup_enable` and the keyword `less_bn` (both call utils functions that never
+/// existed: QTool crashes, §16), `--policy` files (§4), `--val_batch_size` < 1 (no validation
+/// loader), the keywords `proxquant`, `probe` and `lr-test`; `--optimizer ADAM` in the loop
+/// (``TrainLoop``). No effect here, with a warning when set: `--fp16` and `--opt_level` (apex
+/// mixed precision, a GPU feature that eight shipped configs turn on: qtools trains in
+/// float32), `--device-ids`, `--distributed`, `--world_size`, `--sync_bn` (GPU and
+/// multi-process settings). Honoured elsewhere: `--iter-size` and `--grad_clip` (``TrainLoop``,
+/// ``GradientClipping``), `--delay`, `--resume_file`, `--save_freq`, `--report_freq`,
 /// `--workers`, `--tensorboard`, `--log_dir`, `--seed`, the schedule and optimizer options.
 public enum TrainOptionCheck {
     /// Why each option of `options` that `qtools train` cannot honour is refused, one line each.
     public static func refusals(_ o: QToolOptions) -> [String] {
         var out: [String] = []
-        if case .int(let v) = o["iter_size"], v > 1 { out.append("--iter-size \(v) (gradient accumulation) is not implemented") }
-        if case .float(let v) = o["grad_clip"] { out.append("--grad_clip \(v) (gradient norm clipping) is not implemented") }
         if case .bool(true) = o["mixup_enable"] {
             out.append("--mixup_enable: QTool's mixup calls utils functions that never existed (it crashes)")
         }

@@ -21,6 +21,9 @@ public struct TrainStep: Sendable {
         public var stateDict: [(name: String, tensor: Tensor)]
         /// The optimizer (with its momentum buffers or moments) after the step.
         public var optimizer: Optimizer
+        /// The parameter gradients of this step (plus those accumulated before it, under
+        /// `--iter-size`), before clipping.
+        public var gradients: [String: [Float]] = [:]
     }
 
     /// The options the model was built from.
@@ -70,13 +73,18 @@ public struct TrainStep: Sendable {
 
     /// A step of the training loop (``TrainLoop``): `optimizer` nil on the first step (built
     /// from the options), the schedule's `learningRate` for every group, and `stepOptimizer`
-    /// false while `--warmup` holds the optimizer.
+    /// false while `--warmup` holds the optimizer or `--iter-size` accumulates; `accumulated`:
+    /// the gradients of the earlier batches of an `--iter-size` group (added, not averaged, as
+    /// `main.py` does).
     public func run(
-        x: Tensor, labels: [Int], optimizer: Optimizer?, learningRate: Double, stepOptimizer: Bool
+        x: Tensor, labels: [Int], optimizer: Optimizer?, learningRate: Double, stepOptimizer: Bool,
+        accumulated: [String: [Float]]? = nil
     )
         throws(TrainError) -> Result
     {
-        try finish(forward(x: x, labels: labels), continuing: optimizer, learningRate: learningRate, stepOptimizer: stepOptimizer)
+        try finish(
+            forward(x: x, labels: labels), continuing: optimizer, learningRate: learningRate, stepOptimizer: stepOptimizer,
+            accumulated: accumulated)
     }
 
     /// The forward half of a step: the train-mode pass, its loss and the loss's gradient.
@@ -113,14 +121,24 @@ public struct TrainStep: Sendable {
 
     /// The backward half: gradients, running statistics, the optimizer step.
     package func finish(
-        _ f: Forward, continuing previous: Optimizer? = nil, learningRate: Double? = nil, stepOptimizer: Bool? = nil
+        _ f: Forward, continuing previous: Optimizer? = nil, learningRate: Double? = nil, stepOptimizer: Bool? = nil,
+        accumulated: [String: [Float]]? = nil
     )
         throws(TrainError)
         -> Result
     {
         let tape = f.tape
         var state = f.state
-        let grads = try training.backward(tape, outputGradients: [model.output: f.logitsGradient])
+        var grads = try training.backward(tape, outputGradients: [model.output: f.logitsGradient])
+        if let accumulated {  // p.grad += g, in float32
+            for (name, old) in accumulated {
+                guard let g = grads[name], g.count == old.count else {
+                    grads[name] = old
+                    continue
+                }
+                grads[name] = zip(old, g).map { $0 + $1 }
+            }
+        }
 
         // Running statistics of every train-mode batch norm.
         var statistics = Set<String>()
@@ -149,7 +167,13 @@ public struct TrainStep: Sendable {
                 options: options, parameters: parameters, allNames: input.map(\.name), lr: try LearningRate.scheduled(options))
             if learningRate != nil { optimizer.setLearningRate(lr) }
         }
-        if stepOptimizer ?? !Self.warmingUp(options) { optimizer.step(&state, gradients: grads) }
+        if stepOptimizer ?? !Self.warmingUp(options) {
+            var clipped = grads
+            if case .float(let maxNorm) = options["grad_clip"] {
+                GradientClipping.clip(&clipped, names: optimizer.groups.map(\.name), maxNorm: maxNorm)
+            }
+            optimizer.step(&state, gradients: clipped)
+        }
 
         let trackedModules = Set(
             model.graph.nodes.compactMap { n -> String? in
@@ -181,7 +205,8 @@ public struct TrainStep: Sendable {
             return e
         }
         return Result(
-            loss: f.loss, logits: tape.tensor(model.output)!, learningRate: lr, stateDict: after, optimizer: optimizer)
+            loss: f.loss, logits: tape.tensor(model.output)!, learningRate: lr, stateDict: after, optimizer: optimizer,
+            gradients: grads)
     }
 
     /// `(1 - 0.1) running + 0.1 batch`, as `torch.nn.BatchNorm2d` (momentum 0.1).

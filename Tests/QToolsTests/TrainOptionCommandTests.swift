@@ -11,9 +11,9 @@ import Testing
     @Test func refusalsNameEveryOptionAndWriteNothing() throws {
         try withTemporaryDirectory { tmp in
             let w = try P.weights(tmp)
-            let r = try RunQTools.run(P.args(w, ["--mixup_enable", "--iter-size", "2", "--grad_clip", "5", "--policy", "p.txt"]))
+            let r = try RunQTools.run(P.args(w, ["--mixup_enable", "--val_batch_size", "0", "--policy", "p.txt"]))
             #expect(r.status != 0)
-            for name in ["--mixup_enable", "--iter-size 2", "--grad_clip 5.0", "--policy p.txt"] {
+            for name in ["--mixup_enable", "--val_batch_size 0", "--policy p.txt"] {
                 #expect(r.stderr.contains(name), "\(name) not named: \(r.stderr)")
             }
             let written = try FileManager.default.contentsOfDirectory(atPath: w + "/resnet20")

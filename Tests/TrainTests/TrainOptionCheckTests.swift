@@ -29,8 +29,6 @@ import Testing
 
     @Test func eachRuleFires() throws {
         let cases: [([String], String)] = [
-            (["--iter-size", "4"], "--iter-size 4"),
-            (["--grad_clip", "1"], "--grad_clip 1.0"),
             (["--mixup_enable"], "--mixup_enable"),
             (["--policy", "x.txt"], "--policy x.txt"),
             (["--val_batch_size", "0"], "--val_batch_size 0"),
