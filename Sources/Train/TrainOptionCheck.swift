@@ -10,7 +10,8 @@ import QToolConfig
 /// (``TrainLoop``). No effect here, with a warning when set: `--fp16` and `--opt_level` (apex
 /// mixed precision, a GPU feature that eight shipped configs turn on: qtools trains in
 /// float32), `--device-ids`, `--distributed`, `--world_size`, `--sync_bn` (GPU and
-/// multi-process settings). Honoured elsewhere: `--iter-size` and `--grad_clip` (``TrainLoop``,
+/// multi-process settings), `--stable_epoch` without `--stable` (as in QTool, where it reaches
+/// the quantizers too late). Honoured elsewhere: `--iter-size` and `--grad_clip` (``TrainLoop``,
 /// ``GradientClipping``), `--delay`, `--resume_file`, `--save_freq`, `--report_freq`,
 /// `--workers`, `--tensorboard`, `--log_dir`, `--seed`, the schedule and optimizer options.
 public enum TrainOptionCheck {
@@ -38,6 +39,11 @@ public enum TrainOptionCheck {
         var out: [String] = []
         if o.differsFromDefault("fp16") || o.differsFromDefault("opt_level") {
             out.append("--fp16/--opt_level have no effect: apex mixed precision is a GPU feature; qtools trains in float32")
+        }
+        if case .int(let e) = o["stable_epoch"], e > 0, o.stable <= 0 {
+            out.append(
+                "--stable_epoch has no effect on the quantizers: main.py converts it to iterations after they are built (§16); "
+                    + "use --stable N (iterations)")
         }
         for (dest, flag) in [
             ("device_ids", "--device-ids"), ("distributed", "--distributed"), ("world_size", "--world_size"), ("sync_bn", "--sync_bn"),

@@ -221,9 +221,12 @@ import Testing
 /// Quantizers without a training mode yet are refused when the step is built, naming the
 /// quantizer and what is missing; the inference build of the same checkpoint still works.
 @Suite struct UntrainableQuantizerTests {
-    /// Every quantizer method trains now; `--stable` calibration of a learned clip does not
-    /// (the checkpoints' `iteration` is 1, so `--stable 5` asks for it).
-    @Test(arguments: [("resnet20_lsq_a2w2", "clip_val calibration"), ("resnet20_pact_a2w2", "clip_val calibration")])
+    /// Every quantizer method trains now, and `--stable` calibrates PACT/LSQ clips
+    /// (``StableCalibrationTests``); calibrating a var-mean-normalised weight's clip or
+    /// non-uniform alphas does not (the checkpoints' `iteration` is 1, so `--stable 5` asks).
+    @Test(arguments: [
+        ("resnet20_lsq_a2w2", "normalised weight clip_val calibration"), ("resnet20_fatnn_a2w2", "alphas calibration"),
+    ])
     func refusedWithTheQuantizerNamed(name: String, method: String) throws {
         let golden = try TrainGolden(name)
         let options = try golden.options.applying(arguments: ["--stable", "5"])

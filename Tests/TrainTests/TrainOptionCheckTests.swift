@@ -44,5 +44,8 @@ import Testing
         }
         #expect(TrainOptionCheck.refusals(QToolOptions()).isEmpty)
         #expect(TrainOptionCheck.withoutEffect(try QToolOptions().applying(arguments: ["--world_size", "2", "--distributed"])).count == 2)
+        let late = TrainOptionCheck.withoutEffect(try QToolOptions().applying(arguments: ["--stable_epoch", "1"]))
+        #expect(late.count == 1 && late[0].hasPrefix("--stable_epoch has no effect"), "\(late)")
+        #expect(TrainOptionCheck.withoutEffect(try QToolOptions().applying(arguments: ["--stable_epoch", "1", "--stable", "3"])).isEmpty)
     }
 }

@@ -33,8 +33,8 @@ extension Quantizer: TrainableQuantizeFunction {
     }
 
     /// Throws ``QuantizerError`` `.unsupported` for the methods and options whose training
-    /// mode is not implemented yet (XNOR, learned gamma,
-    /// `adaptive_restore`, `--stable` calibration of a learned clip or alphas).
+    /// mode is not implemented yet (learned activation gamma, `adaptive_restore`, `--stable`
+    /// calibration of non-uniform alphas or of a normalised weight's clip).
     package func checkTrainable() throws {
         guard let method = config.method else { return }
         func refuse(_ what: String) -> QuantizerError {
@@ -48,13 +48,39 @@ extension Quantizer: TrainableQuantizeFunction {
         // Non-uniform closed_form counts twice per training forward before the comparison. A
         // clip or alphas are calibrated (`init_based_on_warmup`); a gamma just gets no gradient.
         let counted = state.iteration + (method == .nonUniform && config.closedForm ? 1 : 0)
-        if parameterKeys.contains(where: { !$0.hasSuffix(".gamma") }), config.passesThrough(iteration: counted) {
-            throw refuse("clip_val calibration (iteration <= --stable)")
+        if parameterKeys.contains(where: { !$0.hasSuffix(".gamma") }), config.passesThrough(iteration: counted),
+            !calibrates
+        {
+            throw refuse("\(method == .nonUniform ? "alphas" : "normalised weight clip_val") calibration (iteration <= --stable)")
         }
+    }
+
+    /// True when this forward is a `--stable` calibration QTool runs (`init_based_on_warmup`,
+    /// §11.12) and qtools implements: a PACT or LSQ `clip_val` of activations, or of weights
+    /// without adaptive normalisation, while `iteration <= stable`.
+    var calibrates: Bool {
+        guard config.method == .pact || config.method == .lsq, parameterKeys.contains(name + ".clip_val") else { return false }
+        guard config.tag != .wt || config.adaptive == .none else { return false }
+        return config.passesThrough(iteration: state.iteration)
+    }
+
+    /// `init_based_on_warmup(x)`: `m = max|x|` (times `correlate` when > 0) folded into the
+    /// running mean of the calibration forwards, `(m + (it - 1) clip) / it` with `it` this
+    /// forward's `iteration` (the first overwrites the initial value); one global value for every
+    /// group. The input passes through unquantized and the clip gets no gradient.
+    func calibrationPass(_ x: [Float], clip: [Float]) -> QuantizerTrainPass {
+        var m = x.reduce(Float(0)) { max($0, abs($1)) }
+        if config.correlate > 0 { m *= Float(config.correlate) }
+        let it = state.iteration + 1
+        let new = clip.map { (m + (it - 1) * $0) / it }
+        return QuantizerTrainPass(y: x, backward: { ($0, []) }, state: [name + ".clip_val": new])
     }
 
     package func forwardTrain(_ x: [Float], shape: [Int], parameters: [[Float]]) throws -> QuantizerTrainPass {
         try checkTrainable()
+        if calibrates, let clip = parameterKeys.firstIndex(of: name + ".clip_val").map({ parameters[$0] }) {
+            return calibrationPass(x, clip: clip)
+        }
         if config.method == .lqNet {
             do { return try lqNetTrainPass(x, shape: shape) } catch let e as QuantizerError { throw e.located(name) }
         }

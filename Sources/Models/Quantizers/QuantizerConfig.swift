@@ -92,6 +92,8 @@ package struct QuantizerConfig: Equatable, Sendable {
     package var gradType: QuantizerGradType = .none
     /// `--stable`: forwards with `iteration <= stable` return the input unquantized (§11.12).
     package var stable: Int
+    /// `<tag>_correlate`: when > 0, multiplies the maximum the `--stable` calibration takes.
+    package var correlate: Double = -1
     /// Policy flag `adaptive_restore`: undo `var-mean` after quantization (`y·std + mean`).
     package var adaptiveRestore: Bool = false
     /// Keyword `custom-update`: LQ-Nets' training basis update is the running mean of the
@@ -137,6 +139,7 @@ package struct QuantizerConfig: Equatable, Sendable {
         scale = o.scale
         gradType = o.gradType
         self.stable = stable
+        correlate = o.correlate
         gamma = .none
         closedForm = false
         scaledClamp = false
