@@ -30,9 +30,6 @@ struct BenchCommand: ParsableCommand {
     @Argument(help: "A checkpoint file or a model-zoo name (random weights).")
     var model: String
 
-    @Option(name: .long, help: "The QTool config file.")
-    var config: String?
-
     @Option(name: .long, parsing: .unconditional, help: "Input resolution (default: the model's input_size).")
     var size: Int?
 
@@ -56,8 +53,9 @@ struct BenchCommand: ParsableCommand {
 
     @OptionGroup var out: OutputOptions
 
-    @Argument(parsing: .allUnrecognized, help: "QTool options applied after the config.")
-    var overrides: [String] = []
+    @OptionGroup var modelOptions: ModelOptions
+    var config: String? { modelOptions.config }
+    var overrides: [String] { modelOptions.overrides }
 
     func validate() throws {
         try OptionChecks.atLeast("--batch", batch, 1)

@@ -48,9 +48,6 @@ struct RunCommand: ParsableCommand {
     @Argument(help: "A checkpoint file (or a model-zoo name for random weights).")
     var model: String
 
-    @Option(name: .long, help: "The QTool config file the checkpoint was trained with.")
-    var config: String?
-
     @Option(name: .long, help: "Input images as a float32 NCHW .npy file.")
     var input: String?
 
@@ -83,8 +80,9 @@ struct RunCommand: ParsableCommand {
 
     @OptionGroup var out: OutputOptions
 
-    @Argument(parsing: .allUnrecognized, help: "QTool options applied after the config.")
-    var overrides: [String] = []
+    @OptionGroup var modelOptions: ModelOptions
+    var config: String? { modelOptions.config }
+    var overrides: [String] { modelOptions.overrides }
 
     func validate() throws {
         try OptionChecks.atLeast("--threads", threads, 1)

@@ -29,9 +29,6 @@ struct TraceCommand: ParsableCommand {
     @Argument(help: "A checkpoint file or a model-zoo name (optional with --config).")
     var model: String?
 
-    @Option(name: .long, help: "The QTool config file.")
-    var config: String?
-
     @Option(name: .long, parsing: .unconditional, help: "Input resolution (default: the model's input_size).")
     var size: Int?
 
@@ -45,8 +42,9 @@ struct TraceCommand: ParsableCommand {
 
     @OptionGroup var out: OutputOptions
 
-    @Argument(parsing: .allUnrecognized, help: "QTool options applied after the config.")
-    var overrides: [String] = []
+    @OptionGroup var modelOptions: ModelOptions
+    var config: String? { modelOptions.config }
+    var overrides: [String] { modelOptions.overrides }
 
     func run() throws {
         try ExitCodes.reporting {

@@ -40,9 +40,6 @@ struct TrainStepCommand: ParsableCommand {
     @Argument(help: "The checkpoint to start from.")
     var checkpoint: String
 
-    @Option(name: .long, help: "The QTool config file of the checkpoint.")
-    var config: String?
-
     @Option(name: .customLong("x"), help: "The batch: float32 NCHW images as .npy.")
     var images: String
 
@@ -60,8 +57,9 @@ struct TrainStepCommand: ParsableCommand {
 
     @OptionGroup var out: OutputOptions
 
-    @Argument(parsing: .allUnrecognized, help: "QTool options applied after the config.")
-    var overrides: [String] = []
+    @OptionGroup var modelOptions: ModelOptions
+    var config: String? { modelOptions.config }
+    var overrides: [String] { modelOptions.overrides }
 
     func run() throws {
         try ExitCodes.reporting {

@@ -36,9 +36,6 @@ struct VerifyCommand: ParsableCommand {
 
     @OptionGroup var perLayer: VerifyLayerOptions
 
-    @Option(name: .long, help: "The QTool config file.")
-    var config: String?
-
     @Option(name: .long, help: "Input images (float32 NCHW .npy); with two models, default seeded random inputs.")
     var input: String?
 
@@ -58,8 +55,9 @@ struct VerifyCommand: ParsableCommand {
 
     @OptionGroup var out: OutputOptions
 
-    @Argument(parsing: .allUnrecognized, help: "QTool options applied after the config.")
-    var overrides: [String] = []
+    @OptionGroup var modelOptions: ModelOptions
+    var config: String? { modelOptions.config }
+    var overrides: [String] { modelOptions.overrides }
 
     func run() throws {
         // `verify A B ...`: the second model is the first leftover argument that is not an option.
