@@ -72,6 +72,9 @@ struct TrainProgram {
     var exact = false
 
     var weightsDir: String { (options.weightsDir as NSString).appendingPathComponent(options.model) }
+    /// main.py's checkpoint of the latest epoch, `<case>-checkpoint.pth.tar` (what `-r` reads
+    /// unless `--resume_file` names another).
+    var latestCheckpoint: String { file("\(options.caseName)-checkpoint.pth.tar") }
     func file(_ name: String) -> String { (weightsDir as NSString).appendingPathComponent(name) }
 
     func data() throws -> (train: any BatchSource, val: any BatchSource) {
@@ -142,7 +145,7 @@ struct TrainProgram {
                 Terminal.out(
                     try Self.jsonLine(EpochJSON(record: record, trainSeconds: outputs.trainSeconds, trainImages: outputs.trainImages)))
             }
-            try outputs.stopIfInterrupted(epoch: e, checkpoint: file("\(options.caseName)-checkpoint.pth.tar"))
+            try outputs.stopIfInterrupted(epoch: e, checkpoint: latestCheckpoint)
         }
     }
 
@@ -174,7 +177,7 @@ struct TrainProgram {
     func save(_ loop: TrainLoop, record: TrainLoop.EpochRecord) throws {
         let e = record.epoch
         let value = TrainCheckpoint.value(loop, epoch: e, learningRate: record.lr)
-        let latest = file("\(options.caseName)-checkpoint.pth.tar")
+        let latest = latestCheckpoint
         try write(value, to: latest)
         if record.newBest && Double(e) > Double(options.epochs) / 2 {
             try write(value, to: file("\(options.caseName)-model_best.pth.tar"))
