@@ -22,7 +22,8 @@ import Formats
 /// `text` is the whole config file (a train.sh fragment), `overrides` are main.py options
 /// applied after it, `environment` holds the variables of the evaluation that the file may use
 /// (`FASTDIR`, `DELAY`; only those that were set). ``options()`` re-evaluates it exactly as
-/// `qtools config show` would.
+/// `qtools config show` would. `"fullPrecision":true` (only present when set) asks for the
+/// network with its quantizers removed (`convert --to-fp`).
 public struct ConfigRecord: Codable, Sendable, Equatable {
     /// The entry / metadata key.
     public static let key = ConversionState.configRecordKey
@@ -41,6 +42,9 @@ public struct ConfigRecord: Codable, Sendable, Equatable {
     public var overrides: [String]
     /// Recorded environment variables (see ``recordedEnvironment``).
     public var environment: [String: String]
+    /// The model is the config's network in full precision (``QToolOptions/fullPrecision()``,
+    /// written by `qtools convert --to-fp`); stored only when true.
+    public var fullPrecision: Bool = false
 
     /// Creates a record.
     public init(file: String, text: String, overrides: [String] = [], environment: [String: String] = [:]) {
@@ -72,7 +76,32 @@ public struct ConfigRecord: Codable, Sendable, Equatable {
     /// - Throws: ``ConfigError``.
     public func options() throws -> QToolOptions {
         let config = try ConfigFile(text: text, path: file, environment: environment)
-        return try QToolOptions(config: config).applying(arguments: overrides)
+        let options = try QToolOptions(config: config).applying(arguments: overrides)
+        return fullPrecision ? options.fullPrecision() : options
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case schema, file, text, overrides, environment, fullPrecision
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        schema = try c.decode(String.self, forKey: .schema)
+        file = try c.decode(String.self, forKey: .file)
+        text = try c.decode(String.self, forKey: .text)
+        overrides = try c.decode([String].self, forKey: .overrides)
+        environment = try c.decode([String: String].self, forKey: .environment)
+        fullPrecision = try c.decodeIfPresent(Bool.self, forKey: .fullPrecision) ?? false
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(schema, forKey: .schema)
+        try c.encode(file, forKey: .file)
+        try c.encode(text, forKey: .text)
+        try c.encode(overrides, forKey: .overrides)
+        try c.encode(environment, forKey: .environment)
+        if fullPrecision { try c.encode(true, forKey: .fullPrecision) }
     }
 
     /// The stored string (compact JSON, sorted keys).

@@ -6,7 +6,7 @@
 /// through typed accessors for what the model builder and trainer consume.
 public struct QToolOptions: Equatable, Sendable {
     /// Every option by `dest`, post-processed (§3.3). Always holds every option of ``table``.
-    public private(set) var values: [String: OptionValue]
+    public internal(set) var values: [String: OptionValue]
     /// Where each explicitly given option was last set; absent = the argparse default.
     public private(set) var origins: [String: ArgumentOrigin]
     /// The whole argument vector parsed so far (config words, then overrides).

@@ -164,6 +164,24 @@ import Testing
         #expect(throws: ConversionError.self) { try ConfigRecord.decode(#"{"schema":"other"}"#) }
     }
 
+    /// `fullPrecision` is stored only when set, read back, and turns the quantizers off.
+    @Test func fullPrecisionRecord() throws {
+        let text =
+            "model='resnet20'\nkeyword='cifar10,origin,cbsa,real_skip,dorefa,lsq'\noptions=\"--fm_bit 2 --fm_enable --wt_bit 2 --wt_enable\"\n"
+        var r = ConfigRecord(file: "c", text: text)
+        #expect(try !r.encoded().contains("fullPrecision"))
+        let quantized = try r.options()
+        #expect(quantized.quantizer(.fm).enable && quantized.quantizer(.wt).enable && quantized.hasKeyword("lsq"))
+        r.fullPrecision = true
+        #expect(try r.encoded().contains(#""fullPrecision":true"#))
+        let back = try ConfigRecord.decode(r.encoded())
+        #expect(back == r)
+        let fp = try back.options()
+        #expect(!fp.quantizer(.fm).enable && !fp.quantizer(.wt).enable && !fp.quantizer(.ot).enable)
+        #expect(fp.keywords == ["cifar10", "origin", "cbsa", "real_skip"])
+        #expect(fp.model == "resnet20" && fp.quantizer(.fm).resolvedBit == 2)
+    }
+
     @Test func outputFormatFromExtension() {
         #expect(OutputFormat.forPath("a/b.pth") == .pt)
         #expect(OutputFormat.forPath("x.pth.tar") == .pt)

@@ -162,6 +162,45 @@ import Testing
         }
     }
 
+    /// `--to-fp` gives what a hand-edited full-precision config gives (method keywords and
+    /// `--fm_enable`/`--wt_enable` removed): the same keys, the same tensors, the same logits when
+    /// the written file is run from its recorded config; and those logits are not the quantized
+    /// model's (the quantizers are really off).
+    @Test(arguments: ["resnet20_lsq_a2w2", "resnet20_dorefa_a2w2", "resnet20_xnorpp", "resnet20_fatnn_a2w2", "resnet20_lq_a2w2"])
+    func toFullPrecisionNeedsNoEditedConfig(name: String) throws {
+        try withTemporaryDirectory { dir in
+            let cfg = Self.golden(name, "config.txt"), input = Self.golden(name, "input.npy")
+            let a = dir.appendingPathComponent("a.pth").path, b = dir.appendingPathComponent("b.pth").path
+            let c = try RunQTools.run(["convert", Self.golden(name, "checkpoint.pth"), "-o", a, "--config", cfg, "--to-fp", "--json"])
+            #expect(c.status == 0, "\(c.stdout) \(c.stderr)")
+            #expect((try Self.json(c.stdout)["notes"] as? [String] ?? []).contains { $0.hasPrefix("dropped ") && $0.contains(".quant_") })
+            let fpCfg = try Self.fpConfig(
+                cfg, in: dir,
+                drop: ["dorefa", "lsq", "pact", "lq", "xnor", "gamma", "non-uniform", "fm_non-uniform", "wt_lsq", "custom-update"])
+            let e = try RunQTools.run(["convert", Self.golden(name, "checkpoint.pth"), "-o", b, "--config", cfg, "--to-config", fpCfg])
+            #expect(e.status == 0, "\(e.stdout) \(e.stderr)")
+            let keys = try Self.keyLines(a)
+            #expect(keys == (try Self.keyLines(b)))
+            #expect(!keys.contains { $0.contains(".quant_") })
+            for line in keys {
+                let key = String(line.split(separator: " ")[0])
+                #expect(try Self.tensor(a, key) == (try Self.tensor(b, key)), "\(key)")
+            }
+            // Both files run from the config they record, with nothing else given.
+            var logits: [[Float]] = []
+            for (file, out) in [(a, "oa.npy"), (b, "ob.npy")] {
+                let path = dir.appendingPathComponent(out).path
+                let r = try RunQTools.run(["run", file, "--input", input, "--output", path])
+                #expect(r.status == 0, "\(r.stdout) \(r.stderr)")
+                logits.append(try NpyReader.readArray(ByteStore.map(path: path).all).floats())
+            }
+            #expect(logits[0] == logits[1])
+            let quantized = try NpyReader.readArray(ByteStore.map(path: Self.golden(name, "output.npy")).all).floats()
+            let moved = zip(logits[0], quantized).map { abs($0 - $1) }.max() ?? 0
+            #expect(moved > 1e-3, "the full-precision logits equal the quantized ones: quantizers still on?")
+        }
+    }
+
     @Test func initialQuantizerValuesFollowSection11_2() throws {
         try withTemporaryDirectory { dir in
             // PACT: clip_val = fm_boundary (8.0 in the golden config), level_num = 4.

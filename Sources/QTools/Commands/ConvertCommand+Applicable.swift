@@ -19,6 +19,7 @@ extension ConvertCommand {
             if engine.toConfig != nil { checkpoint.append("--to-config") }
             if engine.toModel != nil { checkpoint.append("--to-model") }
             if engine.toKeyword != nil { checkpoint.append("--to-keyword") }
+            if engine.toFullPrecision { checkpoint.append("--to-fp") }
             if engine.tolerance != nil { checkpoint.append("--tolerance") }
             if !checkpoint.isEmpty {
                 throw UsageError(
@@ -51,7 +52,8 @@ extension ConvertCommand {
                         + "\(output) is a checkpoint")
             }
             if engine.tolerance != nil && !engine.active {
-                throw UsageError("--tolerance applies only to the engine check of --fold-bn, --to-config, --to-model or --to-keyword")
+                throw UsageError(
+                    "--tolerance applies only to the engine check of --fold-bn, --to-config, --to-model, --to-keyword or --to-fp")
             }
         }
     }

@@ -29,6 +29,13 @@ struct EngineConvertOptions: ParsableArguments {
     @Option(name: .customLong("to-keyword"), help: "Target --keyword list (with the source config's other options).")
     var toKeyword: String?
 
+    @Flag(
+        name: .customLong("to-fp"),
+        help:
+            "Target: the same network in full precision (quantizers disabled, quantizer keywords removed, quantizer tensors dropped); no config to edit."
+    )
+    var toFullPrecision = false
+
     @Option(
         name: .customLong("tolerance"), parsing: .unconditional,
         help:
@@ -40,7 +47,10 @@ struct EngineConvertOptions: ParsableArguments {
         try OptionChecks.nonNegative("--tolerance", tolerance)
     }
 
-    var active: Bool { foldBN || toConfig != nil || toModel != nil || toKeyword != nil }
+    var active: Bool { foldBN || variant }
+
+    /// A variant conversion is asked for (the target differs from the source config).
+    var variant: Bool { toConfig != nil || toModel != nil || toKeyword != nil || toFullPrecision }
 
     /// The engine steps, the config record step and the engine verifier; nil when no engine
     /// option is given. `config`/`overrides` are convert's `--config` and `-- ...` options
@@ -67,13 +77,13 @@ struct EngineConvertOptions: ParsableArguments {
         var options = sourceOptions
         var record = source
         var tolerance = self.tolerance
-        let variant = toConfig != nil || toModel != nil || toKeyword != nil
         if variant {
             if let toConfig {
                 record = try ConfigRecord.load(path: toConfig, overrides: overrides, environment: env).record
             }
             if let toModel { record.overrides += ["--model", toModel] }
             if let toKeyword { record.overrides += ["--keyword", toKeyword] }
+            if toFullPrecision { record.fullPrecision = true }
             let target = try record.options()
             let step = try VariantConversionStep(source: sourceOptions, target: target)
             steps.append(step)

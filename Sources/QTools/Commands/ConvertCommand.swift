@@ -74,6 +74,7 @@ struct ConvertCommand: ParsableCommand {
               qtools convert ddp.pth -o model.safetensors --strip-prefix module. --drop-extra
               qtools convert fp.pth -o half.pth --dtype float16 --json
               qtools convert model.pth -o run.pth --config config.lsq.r18 -- --fm_bit 4
+              qtools convert lsq.pth -o fp.pth --config config.lsq.r18 --to-fp
               qtools convert model.pth --config config.txt -o model.onnx --onnx-format qonnx
             """)
 
