@@ -20,13 +20,32 @@ public enum TrainCheckpoint {
         // Under sgdr torch's scheduler has stepped after the epoch's last iteration: the groups
         // hold the next iteration's rate.
         let groupLR: Double? =
-            loop.schedule.policy.hasPrefix("sgdr") ? loop.schedule.rate(epoch: epoch, iteration: loop.trainLength) : nil
+            loop.schedule.policy.hasPrefix("sgdr") && epoch >= 0
+            ? loop.schedule.rate(epoch: epoch, iteration: loop.trainLength) : nil
         top.append((.string("optimizer"), optimizerValue(loop, tensorOffset: loop.stateDict.count, groupLR: groupLR)))
         top.append((.string("scheduler"), schedulerValue(loop)))
         top.append((.string("best_acc"), .float(loop.bestAcc)))
         top.append((.string("learning_rate"), .float(learningRate)))
         top.append((.string("amp"), .none))
+        if loop.iteration > 0 {
+            top.append((.string(iterationKey), .int(Int64(loop.iteration))))
+            top.append((.string(epochLossKey), .list([.float(loop.partialLoss.sum), .int(Int64(loop.partialLoss.seen))])))
+        }
         return .dict(CheckpointDict(top, kind: .dict))
+    }
+
+    /// A run stopped after a training step (Ctrl-C, SIGTERM, `--stop-after-steps`): the steps of
+    /// epoch `epoch + 1` already done. main.py ignores it (and restarts that epoch at its first
+    /// batch from these weights); `qtools train -r` continues at the next batch.
+    public static let iterationKey = "qtools_iteration"
+    /// With ``iterationKey``: `[loss sum, images]` of those steps.
+    public static let epochLossKey = "qtools_epoch_loss"
+
+    /// The checkpoint of a run stopped inside epoch ``TrainLoop/epoch`` after step
+    /// ``TrainLoop/iteration``: `epoch` is the last complete epoch (-1 for none), as main.py
+    /// expects, plus the step and the partial loss.
+    public static func midEpochValue(_ loop: TrainLoop) -> CheckpointValue {
+        value(loop, epoch: loop.epoch - 1, learningRate: loop.schedule.epochRate(loop.epoch))
     }
 
     static func cosine(_ s: Schedule) -> Bool { ["sgdr", "sgdr_step", "cos"].contains(s.policy) }
@@ -96,6 +115,9 @@ public enum TrainCheckpoint {
         /// Momentum buffers by integer position of the parameter groups, and the group count.
         public var buffers: [Int: [Float]]
         public var groupCount: Int?
+        /// Steps of epoch `epoch + 1` already done (``iterationKey``; 0 when absent).
+        public var iteration = 0
+        public var partialLoss = TrainLoop.PartialLoss()
     }
 
     /// Reads `epoch`, `best_acc`, `learning_rate`, `state_dict` (a `module.` prefix dropped as
@@ -128,8 +150,18 @@ public enum TrainCheckpoint {
                 buffers[Int(i)] = t.materialize().floats()
             }
         }
-        return Restored(
+        var restored = Restored(
             epoch: Int(epoch), bestAcc: number(d["best_acc"]) ?? 0, learningRate: number(d["learning_rate"]) ?? 0,
             stateDict: entries, buffers: buffers, groupCount: groups)
+        if let it = d[iterationKey] {
+            guard case .int(let i) = it, i >= 0, case .list(let l) = d[epochLossKey], l.count == 2,
+                let sum = number(l[0]), case .int(let seen) = l[1], seen >= 0
+            else {
+                throw TrainError(.invalidInput("\(path): \(iterationKey) must be a non-negative int with \(epochLossKey) [sum, count]"))
+            }
+            restored.iteration = Int(i)
+            restored.partialLoss = TrainLoop.PartialLoss(sum: sum, seen: Int(seen))
+        }
+        return restored
     }
 }

@@ -45,6 +45,23 @@ public struct TrainLoop: Sendable {
     public var optimizer: SGD?
     /// The next epoch to train (0-based).
     public var epoch: Int
+    /// Training steps of epoch ``epoch`` already done (a run stopped after a step and resumed:
+    /// the epoch continues at this batch); 0 at an epoch's start.
+    public var iteration = 0
+    /// The loss sum (loss x batch size) and image count of those steps, so the epoch's mean
+    /// loss is the one an uninterrupted run reports.
+    public var partialLoss = PartialLoss()
+
+    /// The running sums of ``trainEpoch(_:batchSize:progress:shouldStop:)``.
+    public struct PartialLoss: Sendable, Equatable {
+        public var sum = 0.0
+        public var seen = 0
+        public init(sum: Double = 0, seen: Int = 0) {
+            self.sum = sum
+            self.seen = seen
+        }
+        public var mean: Double { seen > 0 ? sum / Double(seen) : 0 }
+    }
     /// Best top-1 so far (percent).
     public var bestAcc: Double = 0
     /// Iterations per epoch.
@@ -79,27 +96,39 @@ public struct TrainLoop: Sendable {
         return options.epochs
     }
 
-    /// Trains epoch ``epoch`` on `data` in batches of `batchSize` (`trainLength` of them) and
-    /// returns the weighted mean loss. `progress(i, n, runningLoss, lr)` after each step.
+    /// Trains epoch ``epoch`` on `data` in batches of `batchSize` (`trainLength` of them), from
+    /// step ``iteration`` on, and returns the weighted mean loss of the whole epoch.
+    /// `progress(i, n, runningLoss, lr)` after each step. `shouldStop` is asked after each step
+    /// that ends on an optimizer step (with `--iter-size K`, every K-th): when it says yes
+    /// before the epoch's last step, the loop stops there and returns nil, with ``iteration``
+    /// and ``partialLoss`` holding where it stands (what a checkpoint must keep to continue).
     public mutating func trainEpoch(
-        _ data: some BatchSource, batchSize: Int, progress: ((Int, Int, Double, Double) -> Void)? = nil
-    ) throws(TrainError) -> Double {
-        var sum = 0.0, seen = 0
+        _ data: some BatchSource, batchSize: Int, progress: ((Int, Int, Double, Double) -> Void)? = nil,
+        shouldStop: () -> Bool = { false }
+    ) throws(TrainError) -> Double? {
         var batches = data.batches(epoch: epoch, size: batchSize)
         // `--iter-size K`: gradients zeroed at i % K == 0, summed, the optimizer stepped (after
         // clipping) at i % K == K - 1 (§14.4); a partial group at the epoch's end never steps.
         var iterSize = 1
         if case .int(let k) = options["iter_size"], k > 1 { iterSize = k }
         var accumulated: [String: [Float]]?
-        for i in 0..<trainLength {
+        func nextBatch() throws(TrainError) -> Batch? {
             var next = try batches.next()
             if next == nil {  // more iterations than batches: the epoch's batches again
                 batches = data.batches(epoch: epoch, size: batchSize)
                 next = try batches.next()
             }
-            guard let (x, y) = next else { throw TrainError(.invalidInput("the training set is empty")) }
+            guard let next else { throw TrainError(.invalidInput("the training set is empty")) }
+            return next
+        }
+        // A resumed epoch: the batches already trained on are drawn (the same order and
+        // augmentation as in the first run) and skipped.
+        for _ in 0..<min(iteration, trainLength) { _ = try nextBatch() }
+        for i in iteration..<trainLength {
+            guard let (x, y) = try nextBatch() else { break }
             let lr = schedule.rate(epoch: epoch, iteration: i)
-            let steps = i % iterSize == iterSize - 1 && schedule.stepsOptimizer(epoch: epoch, iteration: i)
+            let optimizerStep = i % iterSize == iterSize - 1
+            let steps = optimizerStep && schedule.stepsOptimizer(epoch: epoch, iteration: i)
             var step = try TrainStep(options: options, stateDict: stateDict)
             if fast {
                 step.training.precision = .fast
@@ -111,13 +140,18 @@ public struct TrainLoop: Sendable {
             accumulated = iterSize > 1 ? r.gradients : nil
             stateDict = r.stateDict
             optimizer = r.optimizer.sgd
-            sum += Double(r.loss) * Double(y.count)
-            seen += y.count
-            progress?(i + 1, trainLength, sum / Double(seen), lr)
+            partialLoss.sum += Double(r.loss) * Double(y.count)
+            partialLoss.seen += y.count
+            iteration = i + 1
+            progress?(i + 1, trainLength, partialLoss.mean, lr)
             // `--delay S`: main.py sleeps S seconds after every training iteration.
             if case .float(let delay) = options["delay"], delay > 0 { Thread.sleep(forTimeInterval: delay) }
+            if optimizerStep && i + 1 < trainLength && shouldStop() { return nil }
         }
-        return seen > 0 ? sum / Double(seen) : 0
+        let mean = partialLoss.mean
+        iteration = 0
+        partialLoss = PartialLoss()
+        return mean
     }
 
     /// Evaluates the model on `data` in batches of `batchSize` (eval mode, plain cross entropy)
@@ -171,13 +205,16 @@ public struct TrainLoop: Sendable {
         return Evaluation(top1: 100 * top1 / count, top5: 100 * top5 / count, loss: loss / count)
     }
 
-    /// One epoch of `main.py`: train, evaluate, update the best top-1.
+    /// One epoch of `main.py`: train, evaluate, update the best top-1. Nil when `shouldStop`
+    /// stopped the training part after a step (see ``trainEpoch(_:batchSize:progress:shouldStop:)``).
     public mutating func runEpoch(
         train: some BatchSource, val: some BatchSource, batchSize: Int, valBatchSize: Int,
-        progress: ((Int, Int, Double, Double) -> Void)? = nil
-    ) throws(TrainError) -> EpochRecord {
+        progress: ((Int, Int, Double, Double) -> Void)? = nil, shouldStop: () -> Bool = { false }
+    ) throws(TrainError) -> EpochRecord? {
         let lr = schedule.epochRate(epoch)
-        let loss = try trainEpoch(train, batchSize: batchSize, progress: progress)
+        guard let loss = try trainEpoch(train, batchSize: batchSize, progress: progress, shouldStop: shouldStop) else {
+            return nil
+        }
         let ev = try evaluate(val, batchSize: valBatchSize)
         let newBest = ev.top1 > bestAcc
         bestAcc = max(bestAcc, ev.top1)
@@ -214,6 +251,16 @@ public struct TrainLoop: Sendable {
     ) throws(TrainError) -> TrainLoop {
         var loop = try TrainLoop(
             options: options, stateDict: r.stateDict, trainLength: trainLength, epoch: r.epoch + 1, bestAcc: r.bestAcc)
+        if r.iteration > 0 {
+            guard r.iteration < trainLength else {
+                throw TrainError(
+                    .invalidInput(
+                        "\(path): stopped after step \(r.iteration) of epoch \(r.epoch + 1), but an epoch now has \(trainLength) steps (another batch size or dataset?)"
+                    ))
+            }
+            loop.iteration = r.iteration
+            loop.partialLoss = r.partialLoss
+        }
         guard let count = r.groupCount else { return loop }
         let parameters = try loop.trainableParameters()
         guard count == parameters.count else {

@@ -150,9 +150,10 @@ import Testing
         return condition()
     }
 
-    /// SIGTERM after the first epoch's checkpoint: the run finishes its epoch, writes the
-    /// checkpoint, says how to resume with -r and exits 143; the checkpoint loads and -r
-    /// continues from the next epoch.
+    /// SIGTERM after the first epoch's checkpoint: the run stops after its current training
+    /// step (or, when the signal came during the epoch's last step or its evaluation, after that
+    /// epoch's checkpoint), writes the checkpoint, says how to resume with -r and exits 143; the
+    /// checkpoint loads and -r continues where the run stopped.
     @Test func sigtermStopsWithACompleteCheckpoint() throws {
         try withTemporaryDirectory { tmp in
             let w = try Program.weights(tmp)
@@ -164,11 +165,13 @@ import Testing
             p.waitUntilExit()
             let stderr = try String(contentsOf: err, encoding: .utf8)
             #expect(p.terminationReason == .exit && p.terminationStatus == 128 + SIGTERM, "\(p.terminationStatus): \(stderr)")
-            #expect(stderr.contains("stopped by SIGTERM after epoch") && stderr.contains(" -r"), "\(stderr)")
+            #expect(stderr.contains("stopped by SIGTERM ") && stderr.contains(" -r"), "\(stderr)")
             let records = try Program.records(try String(contentsOf: out, encoding: .utf8))
             let last = try #require(records.last?["epoch"] as? Int)
             #expect(last < 19)
-            #expect(stderr.contains("after epoch \(last);"), "the message names the epoch of the checkpoint")
+            // Inside epoch last + 1 after a step, or after epoch `last`.
+            let inside = stderr.contains("stopped by SIGTERM in epoch \(last + 1) after step ")
+            #expect(inside || stderr.contains("stopped by SIGTERM after epoch \(last);"), "the message names where it stopped: \(stderr)")
             let opened = try ModelFile.open(path: ckpt, verifyCRC: true)
             #expect(opened.checkpoint.stateDict() != nil)
             #expect(Self.temporaries("\(w)/resnet20") == [])
@@ -178,6 +181,7 @@ import Testing
             let resumed = try RunQTools.run(Program.args(w, ["--epochs", "20", "-r", "--stop-after", "1"]))
             #expect(resumed.status == 0, "\(resumed.stderr)")
             #expect(try Program.records(resumed.stdout).map { $0["epoch"] as? Int } == [last + 1])
+            if inside { #expect(resumed.stderr.contains("at epoch \(last + 1) after step "), "\(resumed.stderr)") }
         }
     }
 
@@ -196,7 +200,7 @@ import Testing
             p.waitUntilExit()
             let stderr = try String(contentsOf: err, encoding: .utf8)
             #expect(p.terminationReason == .exit && p.terminationStatus == 128 + SIGINT, "\(p.terminationStatus): \(stderr)")
-            #expect(stderr.contains("qtools: interrupt: stopping once this epoch's checkpoint is written"), "\(stderr)")
+            #expect(stderr.contains("qtools: interrupt: stopping after this step, once its checkpoint is written"), "\(stderr)")
             #expect(!stderr.contains("[epoch 0]: lr"), "--quiet")
             #expect(try ModelFile.open(path: ckpt, verifyCRC: true).checkpoint.stateDict() != nil)
             let log = try String(contentsOfFile: "\(tmp.path)/exp/\(Self.logName)", encoding: .utf8)

@@ -120,6 +120,50 @@ import Testing
         }
     }
 
+    /// Stopped inside an epoch (`--stop-after-steps 4`: epoch 1 after its first of 3 steps), then
+    /// `-r`: the run continues at the next batch and ends bit-identical to an uninterrupted one,
+    /// with the same epoch records (epoch 1's loss includes the step of the first run). The
+    /// mid-epoch checkpoint is main.py's (epoch = the last complete one) plus the step.
+    @Test func resumeInsideAnEpochContinuesExactly() throws {
+        try withTemporaryDirectory { tmp in
+            let a = try Self.weights(tmp.appendingPathComponent("a"))
+            let b = try Self.weights(tmp.appendingPathComponent("b"))
+            let whole = try RunQTools.run(Self.args(a))
+            #expect(whole.status == 0, "\(whole.stderr)")
+            let first = try RunQTools.run(Self.args(b, ["--stop-after-steps", "4"]))
+            #expect(first.status == 0, "\(first.stderr)")
+            #expect(first.stderr.contains("stopped in epoch 1 after step 1 of 3"), "\(first.stderr)")
+            let name = "resnet20/golden-resnet20_lsq_a2w2-checkpoint.pth.tar"
+            let middle = tmp.appendingPathComponent("middle.pth").path
+            try FileManager.default.copyItem(atPath: "\(b)/\(name)", toPath: middle)
+            let rest = try RunQTools.run(Self.args(b, ["-r"]))
+            #expect(rest.status == 0, "\(rest.stderr)")
+            #expect(rest.stderr.contains("at epoch 1 after step 1 of 3"), "\(rest.stderr)")
+            let one = try Self.records(whole.stdout)
+            let two = try Self.records(first.stdout) + Self.records(rest.stdout)
+            #expect(two.map { $0["epoch"] as? Int } == [0, 1, 2])
+            for (x, y) in zip(one, two) {
+                #expect(x["train_loss"] as? Double == y["train_loss"] as? Double, "epoch \(x["epoch"] ?? -1) train loss")
+                #expect(x["eval_loss"] as? Double == y["eval_loss"] as? Double && x["lr"] as? Double == y["lr"] as? Double)
+            }
+            guard Python.interpreter != nil else { return }
+            let script = #"""
+                import sys, json, torch
+                a = torch.load(sys.argv[1], weights_only=True); b = torch.load(sys.argv[2], weights_only=True)
+                m = torch.load(sys.argv[3], weights_only=True)
+                sd = [k for k in a['state_dict'] if not torch.equal(a['state_dict'][k], b['state_dict'][k])]
+                mb = [i for i in a['optimizer']['state'] if not torch.equal(a['optimizer']['state'][i]['momentum_buffer'], b['optimizer']['state'][i]['momentum_buffer'])]
+                moved = [k for k in m['state_dict'] if not torch.equal(m['state_dict'][k], b['state_dict'][k])]
+                print(json.dumps({"sd": sd, "mb": mb, "epoch": m['epoch'], "step": m['qtools_iteration'],
+                                  "seen": m['qtools_epoch_loss'][1], "moved": len(moved)}))
+                """#
+            let check = try #require(try Python.json(script, ["\(a)/\(name)", "\(b)/\(name)", middle]) as? [String: Any])
+            #expect(check["sd"] as? [String] == [] && check["mb"] as? [Int] == [])
+            #expect(check["epoch"] as? Int == 0 && check["step"] as? Int == 1)
+            #expect((check["seen"] as? Int ?? 0) > 0 && (check["moved"] as? Int ?? 0) > 0)
+        }
+    }
+
     /// PyTorch's own checkpoint (main.py's `final_checkpoint.pth` after epoch 2) resumes with
     /// its optimizer state: a 4th epoch (a new sgdr cycle) from it trains as the 4th epoch of
     /// an uninterrupted qtools run does (same loss within the golden tolerance).

@@ -31,7 +31,7 @@ import Testing
             trainLength: train.batchCount(batch))
         loop.fast = true
         loop.threads = 2
-        let r = try loop.runEpoch(train: train, val: val, batchSize: batch, valBatchSize: 100)
+        let r = try #require(try loop.runEpoch(train: train, val: val, batchSize: batch, valBatchSize: 100))
         #expect(r.trainLoss.isFinite && r.evalLoss.isFinite)
         #expect(r.top1 >= 30, "top-1 \(r.top1)% on 200 held-out images (chance 10%; train loss \(r.trainLoss), eval loss \(r.evalLoss))")
     }

@@ -59,7 +59,7 @@ import Testing
         for (e, record) in epochs.enumerated() {
             let lr = try #require(record["lr"] as? Double)
             #expect(abs(loop.schedule.epochRate(e) - lr) <= 1e-15, "epoch \(e): lr")
-            let loss = try loop.trainEpoch(train, batchSize: batch)
+            let loss = try #require(try loop.trainEpoch(train, batchSize: batch))
             let wantLoss = try #require(record["train_loss"] as? Double)
             #expect(abs(loss - wantLoss) <= 1e-4 * abs(wantLoss), "epoch \(e): train loss \(loss) vs \(wantLoss)")
             let after = try TrainGolden.entries(Fixtures.path("\(folder)/epoch\(e).pth"))

@@ -5,7 +5,7 @@ import Synchronization
 #endif
 
 /// Ctrl-C (SIGINT) and SIGTERM during `qtools train`: the first asks the run to stop after the
-/// current epoch, once its checkpoint is written (``requested``); a second one stops the
+/// current training step, once a checkpoint is written (``requested``); a second one stops the
 /// process at once, leaving the last complete checkpoint in place (checkpoints are written to
 /// a temporary file and renamed, so no partial file ever replaces it).
 enum TrainInterrupt {
@@ -29,11 +29,11 @@ enum TrainInterrupt {
                 if exchanged {
                     if sig == SIGINT {
                         TrainInterrupt.say(
-                            "\nqtools: interrupt: stopping once this epoch's checkpoint is written (Ctrl-C again to stop now; the last checkpoint is kept)\n"
+                            "\nqtools: interrupt: stopping after this step, once its checkpoint is written (Ctrl-C again to stop now; the last checkpoint is kept)\n"
                         )
                     } else {
                         TrainInterrupt.say(
-                            "\nqtools: SIGTERM: stopping once this epoch's checkpoint is written (again to stop now; the last checkpoint is kept)\n"
+                            "\nqtools: SIGTERM: stopping after this step, once its checkpoint is written (again to stop now; the last checkpoint is kept)\n"
                         )
                     }
                 } else {

@@ -36,6 +36,8 @@ final class TrainOutputs {
     var lastDraw = Date.distantPast
     var previous = (average: 0.0, seen: 0)
     var batchTimeSum = 0.0
+    /// Steps of the epoch done before this run (a resumed epoch).
+    var firstStep = 0
     var barShown = false
     /// A log write that failed during the epoch (the step callback cannot throw).
     var pending: Error?
@@ -84,13 +86,15 @@ final class TrainOutputs {
     /// Images the epoch's training steps saw.
     var trainImages: Int { previous.seen }
 
-    /// `[epoch <e>]: lr <lr>`; resets the epoch's meters.
-    func beginEpoch(_ epoch: Int, lr: Double) throws {
+    /// `[epoch <e>]: lr <lr>`; resets the epoch's meters (a resumed epoch: its first
+    /// `resumedAt` steps were trained by an earlier run, with `partialLoss`).
+    func beginEpoch(_ epoch: Int, lr: Double, resumedAt: Int = 0, partialLoss: TrainLoop.PartialLoss = .init()) throws {
         try message(TrainLog.epochLR(epoch, lr))
         bar.epoch = epoch
         epochStart = Date()
         lastStep = epochStart
-        previous = (0, 0)
+        previous = (partialLoss.mean, partialLoss.seen)
+        firstStep = resumedAt
         batchTimeSum = 0
     }
 
@@ -111,7 +115,8 @@ final class TrainOutputs {
             do {
                 try detail(
                     TrainLog.trainReport(
-                        i - 1, n, loss: loss, averageLoss: average, batchTime: batchTime, averageBatchTime: batchTimeSum / Double(i),
+                        i - 1, n, loss: loss, averageLoss: average, batchTime: batchTime,
+                        averageBatchTime: batchTimeSum / Double(max(i - firstStep, 1)),
                         dataTime: 0, averageDataTime: 0))
             } catch { pending = error }
         }
@@ -167,15 +172,36 @@ final class TrainOutputs {
     /// run to stop, says how to resume and exits with 128 + the signal.
     func stopIfInterrupted(epoch: Int, checkpoint: String) throws {
         guard let s = TrainInterrupt.requested else { return }
-        var args = CommandLine.arguments
-        if let first = args.first { args[0] = (first as NSString).lastPathComponent }
-        if !args.contains("-r") && !args.contains("--resume") { args.append("-r") }
-        let command = args.map(Self.shellQuoted).joined(separator: " ")
         let text =
-            "stopped by \(TrainInterrupt.name(s)) after epoch \(epoch); its checkpoint \(checkpoint) is complete. Resume with -r: \(command)"
+            "stopped by \(TrainInterrupt.name(s)) after epoch \(epoch); its checkpoint \(checkpoint) is complete. Resume with -r: \(resumeCommand())"
         try? log.info(text)
         Terminal.error(text)
         throw ExitCode(128 + s)
+    }
+
+    /// After the checkpoint of a run stopped inside epoch `epoch` after `step` of `n` steps:
+    /// says how to continue and exits with 128 + the signal (0 for `--stop-after-steps`).
+    func stoppedMidEpoch(epoch: Int, step: Int, of n: Int, checkpoint: String) throws {
+        clearBar()
+        if let pending { throw pending }
+        let s = TrainInterrupt.requested
+        let by = s.map { "by \(TrainInterrupt.name($0)) " } ?? ""
+        let text =
+            "stopped \(by)in epoch \(epoch) after step \(step) of \(n); its checkpoint \(checkpoint) is complete. Resume with -r (continues at step \(step + 1)): \(resumeCommand())"
+        try? log.info(text)
+        if let s {
+            Terminal.error(text)
+            throw ExitCode(128 + s)
+        }
+        if !quiet { Terminal.writeErr(text + "\n") }
+    }
+
+    /// This command line with `-r` (added when missing).
+    func resumeCommand() -> String {
+        var args = CommandLine.arguments
+        if let first = args.first { args[0] = (first as NSString).lastPathComponent }
+        if !args.contains("-r") && !args.contains("--resume") { args.append("-r") }
+        return args.map(Self.shellQuoted).joined(separator: " ")
     }
 
     static func shellQuoted(_ s: String) -> String {

@@ -20,6 +20,12 @@ struct TrainRunCommand: ParsableCommand {
             the second half, <case>-epoch<E>-checkpoint.pth.tar at the reference's milestones. \
             They load in torch.load(weights_only=True); a PyTorch checkpoint resumes here.
 
+            Ctrl-C or SIGTERM stops after the current training step (after its evaluation and \
+            checkpoint when it was the epoch's last); the checkpoint then also records the step \
+            (qtools_iteration), and -r continues at the next batch exactly as if never stopped. \
+            main.py restarts that epoch from its first batch instead. A second signal stops at \
+            once, keeping the last complete checkpoint.
+
             Datasets: --dataset npy (--root holds train_x.npy, train_y.npy, val_x.npy, \
             val_y.npy, read in order), --dataset synthetic (built in, seeded by --seed), \
             cifar10/cifar100 (--root holds cifar-10-batches-py or -bin, cifar-100-python or \
@@ -40,6 +46,11 @@ struct TrainRunCommand: ParsableCommand {
     @Option(name: .customLong("stop-after"), help: "Stop after this many epochs of this run (as an interrupted run; -r continues).")
     var stopAfter: Int?
 
+    @Option(
+        name: .customLong("stop-after-steps"),
+        help: "Stop after this many training steps of this run (as an interrupted run; -r continues at the next step).")
+    var stopAfterSteps: Int?
+
     @Option(help: "Threads of the training steps (fast path) and of evaluation.")
     var threads = 2
 
@@ -55,8 +66,11 @@ struct TrainRunCommand: ParsableCommand {
             let options = try QToolOptions(config: ConfigFile(contentsOf: config, environment: env))
                 .applying(arguments: overrides)
             guard threads >= 1 else { throw UsageError("--threads must be at least 1") }
+            if let n = stopAfterSteps, n < 1 { throw UsageError("--stop-after-steps must be at least 1 (got \(n))") }
+            if let n = stopAfter, n < 1 { throw UsageError("--stop-after must be at least 1 (got \(n))") }
             try TrainProgram(
-                options: options, quiet: out.quiet, json: out.json, stopAfter: stopAfter, threads: threads, exact: exact
+                options: options, quiet: out.quiet, json: out.json, stopAfter: stopAfter, stopAfterSteps: stopAfterSteps, threads: threads,
+                exact: exact
             ).run()
         }
     }
@@ -68,6 +82,7 @@ struct TrainProgram {
     var quiet: Bool
     var json: Bool
     var stopAfter: Int? = nil
+    var stopAfterSteps: Int? = nil
     var threads = 2
     var exact = false
 
@@ -109,7 +124,8 @@ struct TrainProgram {
             let opened = try ModelFile.open(path: resumeFile, verifyCRC: true)
             let r = try TrainCheckpoint.restore(opened.checkpoint.root, path: resumeFile)
             loop = try TrainLoop.resuming(options: options, from: r, trainLength: trainLength, path: resumeFile)
-            note("resumed \(resumeFile) at epoch \(loop.epoch), best_acc \(r.bestAcc)")
+            let at = loop.iteration > 0 ? " after step \(loop.iteration) of \(trainLength)" : ""
+            note("resumed \(resumeFile) at epoch \(loop.epoch)\(at), best_acc \(r.bestAcc)")
         } else {
             if options.resume { Terminal.warning("no checkpoint to resume at \(resumeFile); starting anew", quiet: quiet) }
             loop = try TrainLoop(options: options, stateDict: try pretrained(), trainLength: trainLength)
@@ -131,14 +147,27 @@ struct TrainProgram {
         }
         try FileManager.default.createDirectory(atPath: weightsDir, withIntermediateDirectories: true)
         let valBatch = max(options.valBatchSize, 1)
-        var trained = 0
+        var trained = 0, steps = 0
         TrainInterrupt.install()
+        let stopAfterSteps = self.stopAfterSteps
         while loop.epoch < loop.totalEpochs {
             if let stopAfter, trained >= stopAfter { break }
             trained += 1
             let e = loop.epoch
-            try outputs.beginEpoch(e, lr: loop.schedule.epochRate(e))
-            let record = try loop.runEpoch(train: train, val: val, batchSize: batch, valBatchSize: valBatch, progress: outputs.step)
+            try outputs.beginEpoch(e, lr: loop.schedule.epochRate(e), resumedAt: loop.iteration, partialLoss: loop.partialLoss)
+            let progress = { (i: Int, n: Int, loss: Double, lr: Double) in
+                steps += 1
+                outputs.step(i, n, loss, lr)
+            }
+            let shouldStop = { TrainInterrupt.requested != nil || stopAfterSteps.map { steps >= $0 } ?? false }
+            guard
+                let record = try loop.runEpoch(
+                    train: train, val: val, batchSize: batch, valBatchSize: valBatch, progress: progress, shouldStop: shouldStop)
+            else {
+                try write(TrainCheckpoint.midEpochValue(loop), to: latestCheckpoint)
+                try outputs.stoppedMidEpoch(epoch: e, step: loop.iteration, of: trainLength, checkpoint: latestCheckpoint)
+                return
+            }
             try outputs.endEpoch(record)
             try save(loop, record: record)
             if json {
@@ -146,6 +175,7 @@ struct TrainProgram {
                     try Self.jsonLine(EpochJSON(record: record, trainSeconds: outputs.trainSeconds, trainImages: outputs.trainImages)))
             }
             try outputs.stopIfInterrupted(epoch: e, checkpoint: latestCheckpoint)
+            if let stopAfterSteps, steps >= stopAfterSteps { break }
         }
     }
 
