@@ -87,6 +87,12 @@ public final class TrainLog {
     }
 
     /// `evaluation time: <%.3f> s` (§14.8).
+    /// `test <step>/<len> <top1 %.3f> <top5 %.3f>` (§14.8): every `report_freq` evaluation
+    /// batches, `step` 0-based, the running weighted top-1/top-5 averages in percent.
+    public static func testReport(_ step: Int, _ length: Int, top1: Double, top5: Double) -> String {
+        String(format: "test %d/%d %.3f %.3f", step, length, top1, top5)
+    }
+
     public static func evaluationTime(_ seconds: Double) -> String { String(format: "evaluation time: %.3f s", seconds) }
 
     /// `evaluate accuracy on dataset: top1(<f>) top5(<f>)` (§14.1 step 9).

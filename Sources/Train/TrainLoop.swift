@@ -156,7 +156,10 @@ public struct TrainLoop: Sendable {
 
     /// Evaluates the model on `data` in batches of `batchSize` (eval mode, plain cross entropy)
     /// and applies the evaluation's state changes: the DoReFa family's `iteration` + 1 per batch.
-    public mutating func evaluate(_ data: some BatchSource, batchSize: Int) throws(TrainError) -> Evaluation {
+    /// `progress(step, steps, top1, top5)` after each batch (1-based step, running averages in percent).
+    public mutating func evaluate(
+        _ data: some BatchSource, batchSize: Int, progress: ((Int, Int, Double, Double) -> Void)? = nil
+    ) throws(TrainError) -> Evaluation {
         let built: BuiltModel
         let counters: [String]
         do {
@@ -192,6 +195,7 @@ public struct TrainLoop: Sendable {
                     if rank < 1 { top1 += 1 }
                     if rank < 5 { top5 += 1 }
                 }
+                progress?(n, data.batchCount(batchSize), 100 * top1 / Double(seen), 100 * top5 / Double(seen))
             }
         } catch let e as TrainError {
             throw e
@@ -209,13 +213,14 @@ public struct TrainLoop: Sendable {
     /// stopped the training part after a step (see ``trainEpoch(_:batchSize:progress:shouldStop:)``).
     public mutating func runEpoch(
         train: some BatchSource, val: some BatchSource, batchSize: Int, valBatchSize: Int,
-        progress: ((Int, Int, Double, Double) -> Void)? = nil, shouldStop: () -> Bool = { false }
+        progress: ((Int, Int, Double, Double) -> Void)? = nil, shouldStop: () -> Bool = { false },
+        evaluationProgress: ((Int, Int, Double, Double) -> Void)? = nil
     ) throws(TrainError) -> EpochRecord? {
         let lr = schedule.epochRate(epoch)
         guard let loss = try trainEpoch(train, batchSize: batchSize, progress: progress, shouldStop: shouldStop) else {
             return nil
         }
-        let ev = try evaluate(val, batchSize: valBatchSize)
+        let ev = try evaluate(val, batchSize: valBatchSize, progress: evaluationProgress)
         let newBest = ev.top1 > bestAcc
         bestAcc = max(bestAcc, ev.top1)
         let after = optimizer?.groups.first?.lr ?? lr

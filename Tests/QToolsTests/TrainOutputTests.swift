@@ -67,6 +67,14 @@ import Testing
             #expect(messages.contains(String(format: "[epoch 0]: train_loss %.3f", records[0]["train_loss"] as? Double ?? -1)))
             #expect(messages.contains(Self.testAcc(records[0])))
             #expect(messages.filter { $0.hasPrefix("train ") && $0.contains("/3, loss:") }.count == 3)
+            // `test i/len top1 top5` per evaluation batch (report_freq 1); the last one's running
+            // averages are the epoch's results.
+            let tests = messages.filter { $0.hasPrefix("test ") }.map { $0.split(separator: " ").map(String.init) }
+            let last = try #require(tests.last, "no test lines")
+            #expect(tests.count >= 1 && tests.allSatisfy { $0.count == 4 })
+            #expect(last[1] == "\(tests.count - 1)/\(tests.count)", "\(last)")
+            #expect(last[2] == String(format: "%.3f", records[0]["top1"] as? Double ?? -1))
+            #expect(last[3] == String(format: "%.3f", records[0]["top5"] as? Double ?? -1))
 
             let resumeArgs = Program.args(w, ["--tensorboard", "-r"])
             if let second = try Self.onTerminal(resumeArgs) {

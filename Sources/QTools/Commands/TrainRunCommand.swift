@@ -136,7 +136,7 @@ struct TrainProgram {
         if options.evaluate {
             var vb = options.valBatchSize
             if batch / 100 * 100 > 0 { vb = batch / 100 * 100 }
-            let ev = try loop.evaluate(val, batchSize: max(vb, 1))
+            let ev = try loop.evaluate(val, batchSize: max(vb, 1), progress: outputs.evaluationStep)
             try outputs.evaluated(top1: ev.top1, top5: ev.top5)
             if json {
                 Terminal.out(try JSONOutput.render(TrainEvaluationReport(top1: ev.top1, top5: ev.top5, loss: ev.loss)))
@@ -162,7 +162,8 @@ struct TrainProgram {
             let shouldStop = { TrainInterrupt.requested != nil || stopAfterSteps.map { steps >= $0 } ?? false }
             guard
                 let record = try loop.runEpoch(
-                    train: train, val: val, batchSize: batch, valBatchSize: valBatch, progress: progress, shouldStop: shouldStop)
+                    train: train, val: val, batchSize: batch, valBatchSize: valBatch, progress: progress, shouldStop: shouldStop,
+                    evaluationProgress: outputs.evaluationStep)
             else {
                 try write(TrainCheckpoint.midEpochValue(loop), to: latestCheckpoint)
                 try outputs.stoppedMidEpoch(epoch: e, step: loop.iteration, of: trainLength, checkpoint: latestCheckpoint)
