@@ -17,4 +17,18 @@ enum MemoryPolicy {
             _ = mallopt(M_MMAP_THRESHOLD, 128 << 10)
         #endif
     }
+
+    /// Training: every step allocates and frees the same large activation and gradient
+    /// arrays (tens of MiB at batch 128). As separate mappings each would be faulted in and
+    /// zeroed by the kernel again on every step; kept on the heap (threshold at glibc's
+    /// maximum, 32 MiB on 64-bit, and no trimming of the heap's top) they are reused.
+    /// Measured (ResNet-20 w0.25, batch 128, `bench --train`): minor page faults 1.35 M ->
+    /// 77 k and CPU time 8.8 -> 6.7 s (fp, 1 thread); 16.5 -> 11.0 s (LSQ 2-bit, 2 threads);
+    /// peak RSS +1%.
+    static func training() {
+        #if canImport(CMalloc)
+            _ = mallopt(M_MMAP_THRESHOLD, 32 << 20)
+            _ = mallopt(M_TRIM_THRESHOLD, 1 << 30)
+        #endif
+    }
 }

@@ -62,6 +62,7 @@ struct TrainStepCommand: ParsableCommand {
     var overrides: [String] { modelOptions.overrides }
 
     func run() throws {
+        MemoryPolicy.training()
         try ExitCodes.reporting {
             // The outputs are checked (and their temporary files created) before any work.
             let reads: [String?] = [checkpoint, images, labels, config]

@@ -108,6 +108,7 @@ struct TrainProgram {
     }
 
     func run() throws {
+        MemoryPolicy.training()
         let (train, val) = try data()
         let batch = options.batchSize
         guard batch > 0 else { throw UsageError("--batch_size must be positive") }
