@@ -136,6 +136,9 @@ package enum StepRunner {
             unsafe Elementwise.copy(r(x), to: w(y), count: x.count)
         case .quantize(let q, let shape, let x, let y):
             unsafe QuantizeKernel.forward(q, shape: shape, input: r(x), output: w(y))
+        case .gridQuantize(let q, let n, let c, let h, let wd, let p, let b, let x, let y):
+            unsafe GridQuantizeKernel.forward(
+                q, batch: n, channels: c, height: h, width: wd, padding: p, border: b, input: r(x), output: w(y), threads: threads)
         }
     }
 

@@ -59,6 +59,11 @@ package enum KernelCall<B: Sendable>: Sendable {
     case copy(input: B, output: B)
     /// A quantize function over a tensor of `shape` (``QuantizeKernel``).
     case quantize(QuantizeAttributes, shape: [Int], input: B, output: B)
+    /// An element-wise grid quantizer over `[batch, channels, height, width]`, written padded
+    /// (``GridQuantizeKernel``; a `pad` before or after the quantize op fused in).
+    case gridQuantize(
+        GridQuantization, batch: Int, channels: Int, height: Int, width: Int, padding: Padding2d, border: GridQuantizeKernel.Border,
+        input: B, output: B)
 
     /// The same call with every buffer mapped through `f`.
     package func map<T: Sendable>(_ f: (B) throws(InferenceError) -> T) throws(InferenceError) -> KernelCall<T> {
@@ -106,6 +111,8 @@ package enum KernelCall<B: Sendable>: Sendable {
             return .copy(input: try f(x), output: try f(y))
         case .quantize(let q, let s, let x, let y):
             return .quantize(q, shape: s, input: try f(x), output: try f(y))
+        case .gridQuantize(let q, let n, let c, let h, let w, let p, let b, let x, let y):
+            return .gridQuantize(q, batch: n, channels: c, height: h, width: w, padding: p, border: b, input: try f(x), output: try f(y))
         }
     }
 
@@ -119,6 +126,7 @@ package enum KernelCall<B: Sendable>: Sendable {
         case .activation(_, let x, _), .maxPool(_, let x, _), .avgPool(_, let x, _),
             .adaptiveAvgPool(_, _, _, _, _, let x, _), .softmax(_, _, _, let x, _),
             .pad(_, _, _, _, _, let x, _), .copy(let x, _), .quantize(_, _, let x, _),
+            .gridQuantize(_, _, _, _, _, _, _, let x, _),
             .spaceDepth(_, _, _, _, _, _, let x, _), .reduceMean(_, let x, _):
             return [x]
         case .mul(_, let a, let b, _): return [a, b]
@@ -137,7 +145,7 @@ package enum KernelCall<B: Sendable>: Sendable {
             .adaptiveAvgPool(_, _, _, _, _, _, let y), .add(_, _, let y, _),
             .softmax(_, _, _, _, let y), .pad(_, _, _, _, _, _, let y), .concat(_, _, _, _, let y),
             .copy(_, let y), .quantize(_, _, _, let y), .spaceDepth(_, _, _, _, _, _, _, let y),
-            .mul(_, _, _, let y), .reduceMean(_, _, let y):
+            .mul(_, _, _, let y), .reduceMean(_, _, let y), .gridQuantize(_, _, _, _, _, _, _, _, let y):
             return y
         }
     }

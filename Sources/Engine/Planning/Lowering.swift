@@ -224,6 +224,46 @@ struct Lowering {
         return s
     }
 
+    /// `x`'s shape as `[N, C, H, W]` for a grid quantizer (`[N, C]` and `[N, C, L]` as planes
+    /// of one row), when `q` has a grid form that fits its channels.
+    private func gridShape(_ q: QuantizeAttributes, input x: String) -> (form: GridQuantization, dims: [Int])? {
+        guard options.fuse, let form = q.function.gridForm, let s = shapes[x], (2...4).contains(s.count), s.allSatisfy({ $0 >= 1 })
+        else { return nil }
+        let dims = [s[0], s[1], s.count == 4 ? s[2] : 1, s.count >= 3 ? s[s.count - 1] : 1]
+        return form.fits(channels: dims[1]) ? (form, dims) : nil
+    }
+
+    /// A grid-form quantize node as one ``KernelCall/gridQuantize`` step, with a following
+    /// `pad` (of a 4-D value) fused in.
+    private mutating func gridQuantize(_ q: QuantizeAttributes, node: Graph.Node, nodes: inout [String]) -> KernelCall<Operand>? {
+        guard let (form, d) = gridShape(q, input: node.inputs[0]) else { return nil }
+        var padding = Padding2d(0)
+        var border: Float = 0
+        var y = node.outputs[0]
+        if options.fuseQuantizePad, shapes[y]!.count == 4, let next = soleConsumer(y), case .pad(let a) = next.op {
+            padding = a.padding
+            border = a.value
+            absorb(next, into: &nodes)
+            y = next.outputs[0]
+        }
+        return .gridQuantize(
+            form, batch: d[0], channels: d[1], height: d[2], width: d[3], padding: padding, border: .value(border),
+            input: operand(node.inputs[0]), output: .value(y))
+    }
+
+    /// A `pad` whose only consumer is a grid-form quantize node, as one ``KernelCall/gridQuantize``
+    /// step (the padding holds the quantized pad value).
+    private mutating func gridQuantize(padding a: Pad2dAttributes, node: Graph.Node, nodes: inout [String]) -> KernelCall<Operand>? {
+        guard options.fuseQuantizePad, let next = soleConsumer(node.outputs[0]), case .quantize(let q) = next.op,
+            next.inputs[0] == node.outputs[0],
+            let (form, _) = gridShape(q, input: node.outputs[0]), let x = shapes[node.inputs[0]], x.count == 4
+        else { return nil }
+        absorb(next, into: &nodes)
+        return .gridQuantize(
+            form, batch: x[0], channels: x[1], height: x[2], width: x[3], padding: a.padding, border: .quantized(a.value),
+            input: operand(node.inputs[0]), output: .value(next.outputs[0]))
+    }
+
     private mutating func lower(_ node: Graph.Node) throws(InferenceError) -> ProtoStep? {
         let ins = node.inputs
         let out = node.outputs[0]
@@ -356,12 +396,16 @@ struct Lowering {
                     output: .value(out)))
 
         case .pad(let a):
+            if let fused = gridQuantize(padding: a, node: node, nodes: &nodes) {
+                return ProtoStep(call: fused, opType: "quantize", nodes: nodes)
+            }
             return step(
                 .pad(
                     planes: batch * channels, height: xShape[2], width: xShape[3], padding: a.padding, value: a.value,
                     input: operand(ins[0]), output: .value(out)))
 
         case .quantize(let q):
+            if let fused = gridQuantize(q, node: node, nodes: &nodes) { return step(fused) }
             return step(.quantize(q, shape: xShape, input: operand(ins[0]), output: .value(out)))
 
         case .concat:
