@@ -340,6 +340,37 @@ struct Lowering {
             return step(
                 .conv(g, input: operand(ins[0]), weight: weight, bias: bias, residual: residual, output: .value(y), activation: act))
 
+        case .integerConv(let a):
+            let g = try ShapeInference.integerConv(a, ins.map { shapes[$0]! })
+            guard let wt = graph.constants[ins[1]] else {
+                throw InferenceError(.unsupported("integerConv weights must be constants (\(ins[1]) is computed)"), node: node.name)
+            }
+            let values = wt.floats()
+            guard values.allSatisfy({ $0 == $0.rounded() && $0 >= -128 && $0 <= 127 }) else {
+                throw InferenceError(.invalidAttribute("integerConv weights must be integers in -128...127 (\(ins[1]))"), node: node.name)
+            }
+            let maxAbs = Int(values.map { abs($0) }.max() ?? 0)
+            let weight: Operand = unsafe .weights(
+                packFilled(count: IntegerConv.packedWeightCount(g)) { dst in
+                    unsafe values.withUnsafeBufferPointer { unsafe IntegerConv.packWeights(g, $0, into: dst) }
+                })
+            var v = out
+            var residual: Operand? = nil
+            if let next = soleConsumer(v), case .add = next.op {
+                let other = next.inputs[0] == v ? next.inputs[1] : next.inputs[0]
+                if other != v, available.contains(other) {
+                    residual = operand(other)
+                    absorb(next, into: &nodes)
+                    v = next.outputs[0]
+                }
+            }
+            let (act, y) = fuseActivation(after: v, nodes: &nodes)
+            return step(
+                .integerConv(
+                    g, padIndex: a.padIndex, maxIndex: a.maxIndex,
+                    maddubsSafe: IntegerConv.maddubsSafe(maxIndex: a.maxIndex, maxAbsWeight: maxAbs), input: operand(ins[0]),
+                    weight: weight, scale: operand(ins[2]), bias: operand(ins[3]), residual: residual, output: .value(y), activation: act))
+
         case .linear:
             let w = shapes[ins[1]]!
             let (act, y) = fuseActivation(after: out, nodes: &nodes)
