@@ -68,6 +68,12 @@ public enum Op: Sendable, Equatable {
     /// Depth-to-space by `blockSize` s (torch.nn.functional.pixel_shuffle): the inverse of
     /// ``spaceToDepth(blockSize:)``: `[N, C*s*s, H, W] -> [N, C, H*s, W*s]`.
     case depthToSpace(blockSize: Int)
+    /// Integer convolution: `y = (Float(Σ index(x) · w) * scale[m] + bias[m])` per output
+    /// channel `m`, the sum exact in int32. Inputs: `x [N, Cin, H, W]` holding level indices
+    /// (integers `0...maxIndex`; others are clamped and truncated, NaN reads 0), `w [Cout,
+    /// Cin/groups, kH, kW]` (constant, integers in `-128...127`), `scale [Cout]`, `bias [Cout]`
+    /// (constants). Padding reads `padIndex`. See ``IntegerConvAttributes``.
+    case integerConv(IntegerConvAttributes)
 
     /// The op's name in profiles and error messages (`conv2d`, `batchNorm`, ...).
     public var typeName: String {
@@ -95,6 +101,7 @@ public enum Op: Sendable, Equatable {
         case .quantize: return "quantize"
         case .spaceToDepth: return "spaceToDepth"
         case .depthToSpace: return "depthToSpace"
+        case .integerConv: return "integerConv"
         }
     }
 
@@ -105,6 +112,7 @@ public enum Op: Sendable, Equatable {
         case .batchNorm: return 5...5
         case .prelu, .add, .mul: return 2...2
         case .channelAffine: return 3...3
+        case .integerConv: return 4...4
         case .concat: return 1...Int.max
         case .relu, .hardtanh, .clamp, .maxPool2d, .avgPool2d, .adaptiveAvgPool2d, .flatten, .reshape,
             .softmax, .pad, .identity, .quantize, .spaceToDepth, .depthToSpace, .reduceMean:
@@ -119,6 +127,7 @@ public enum Op: Sendable, Equatable {
         case .batchNorm: return [1, 2, 3, 4]
         case .prelu: return [1]
         case .channelAffine: return [1, 2]
+        case .integerConv: return [1, 2, 3]
         default: return []
         }
     }

@@ -16,6 +16,9 @@ public protocol QuantizeFunction: Sendable {
     var levels: Int { get }
     /// `y = f(x)` for `x` of `shape` (row-major, same count).
     func apply(_ x: [Float], shape: [Int]) throws -> [Float]
+    /// The function as an element-wise per-channel grid, when it is one (see
+    /// ``GridQuantization``; nil by default): the engine then runs it as a fused kernel.
+    var gridForm: GridQuantization? { get }
     /// Value equality with another function (same type and same parameters).
     func isEqual(to other: any QuantizeFunction) -> Bool
 }

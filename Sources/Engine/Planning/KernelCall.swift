@@ -59,6 +59,15 @@ package enum KernelCall<B: Sendable>: Sendable {
     case copy(input: B, output: B)
     /// A quantize function over a tensor of `shape` (``QuantizeKernel``).
     case quantize(QuantizeAttributes, shape: [Int], input: B, output: B)
+    /// ``IntegerConv/forward(_:padIndex:maxIndex:maddubsSafe:input:weight:scale:bias:residual:output:activation:threads:path:sums:)``.
+    case integerConv(
+        ConvGeometry, padIndex: Int, maxIndex: Int, maddubsSafe: Bool, input: B, weight: B, scale: B, bias: B, residual: B?, output: B,
+        activation: Activation)
+    /// An element-wise grid quantizer over `[batch, channels, height, width]`, written padded
+    /// (``GridQuantizeKernel``; a `pad` before or after the quantize op fused in).
+    case gridQuantize(
+        GridQuantization, batch: Int, channels: Int, height: Int, width: Int, padding: Padding2d, border: GridQuantizeKernel.Border,
+        input: B, output: B)
 
     /// The same call with every buffer mapped through `f`.
     package func map<T: Sendable>(_ f: (B) throws(InferenceError) -> T) throws(InferenceError) -> KernelCall<T> {
@@ -106,6 +115,12 @@ package enum KernelCall<B: Sendable>: Sendable {
             return .copy(input: try f(x), output: try f(y))
         case .quantize(let q, let s, let x, let y):
             return .quantize(q, shape: s, input: try f(x), output: try f(y))
+        case .integerConv(let g, let pi, let mi, let safe, let x, let w, let s, let b, let r, let y, let a):
+            return .integerConv(
+                g, padIndex: pi, maxIndex: mi, maddubsSafe: safe, input: try f(x), weight: try f(w), scale: try f(s), bias: try f(b),
+                residual: try r.map(f), output: try f(y), activation: a)
+        case .gridQuantize(let q, let n, let c, let h, let w, let p, let b, let x, let y):
+            return .gridQuantize(q, batch: n, channels: c, height: h, width: w, padding: p, border: b, input: try f(x), output: try f(y))
         }
     }
 
@@ -119,9 +134,11 @@ package enum KernelCall<B: Sendable>: Sendable {
         case .activation(_, let x, _), .maxPool(_, let x, _), .avgPool(_, let x, _),
             .adaptiveAvgPool(_, _, _, _, _, let x, _), .softmax(_, _, _, let x, _),
             .pad(_, _, _, _, _, let x, _), .copy(let x, _), .quantize(_, _, let x, _),
+            .gridQuantize(_, _, _, _, _, _, _, let x, _),
             .spaceDepth(_, _, _, _, _, _, let x, _), .reduceMean(_, let x, _):
             return [x]
         case .mul(_, let a, let b, _): return [a, b]
+        case .integerConv(_, _, _, _, let x, let w, let s, let b, let r, _, _): return [x, w, s, b] + (r.map { [$0] } ?? [])
         case .prelu(_, _, _, let x, let s, _): return [x, s]
         case .add(let a, let b, _, _): return [a, b]
         case .concat(_, _, let parts, _, _): return parts
@@ -137,7 +154,8 @@ package enum KernelCall<B: Sendable>: Sendable {
             .adaptiveAvgPool(_, _, _, _, _, _, let y), .add(_, _, let y, _),
             .softmax(_, _, _, _, let y), .pad(_, _, _, _, _, _, let y), .concat(_, _, _, _, let y),
             .copy(_, let y), .quantize(_, _, _, let y), .spaceDepth(_, _, _, _, _, _, _, let y),
-            .mul(_, _, _, let y), .reduceMean(_, _, let y):
+            .mul(_, _, _, let y), .reduceMean(_, _, let y), .gridQuantize(_, _, _, _, _, _, _, _, let y),
+            .integerConv(_, _, _, _, _, _, _, _, _, let y, _):
             return y
         }
     }
@@ -146,7 +164,8 @@ package enum KernelCall<B: Sendable>: Sendable {
     /// as values of `reads` equal to them.
     package var inPlaceCandidates: [B] {
         switch self {
-        case .conv(_, _, _, _, let r, _, _), .winograd(_, _, _, _, _, let r, _, _): return r.map { [$0] } ?? []
+        case .conv(_, _, _, _, let r, _, _), .winograd(_, _, _, _, _, let r, _, _), .integerConv(_, _, _, _, _, _, _, _, let r, _, _):
+            return r.map { [$0] } ?? []
         case .channelAffine(_, _, _, let x, _, _, _, _), .activation(_, let x, _),
             .prelu(_, _, _, let x, _, _), .softmax(_, _, _, let x, _):
             return [x]

@@ -224,6 +224,46 @@ struct Lowering {
         return s
     }
 
+    /// `x`'s shape as `[N, C, H, W]` for a grid quantizer (`[N, C]` and `[N, C, L]` as planes
+    /// of one row), when `q` has a grid form that fits its channels.
+    private func gridShape(_ q: QuantizeAttributes, input x: String) -> (form: GridQuantization, dims: [Int])? {
+        guard options.fuse, let form = q.function.gridForm, let s = shapes[x], (2...4).contains(s.count), s.allSatisfy({ $0 >= 1 })
+        else { return nil }
+        let dims = [s[0], s[1], s.count == 4 ? s[2] : 1, s.count >= 3 ? s[s.count - 1] : 1]
+        return form.fits(channels: dims[1]) ? (form, dims) : nil
+    }
+
+    /// A grid-form quantize node as one ``KernelCall/gridQuantize`` step, with a following
+    /// `pad` (of a 4-D value) fused in.
+    private mutating func gridQuantize(_ q: QuantizeAttributes, node: Graph.Node, nodes: inout [String]) -> KernelCall<Operand>? {
+        guard let (form, d) = gridShape(q, input: node.inputs[0]) else { return nil }
+        var padding = Padding2d(0)
+        var border: Float = 0
+        var y = node.outputs[0]
+        if options.fuseQuantizePad, shapes[y]!.count == 4, let next = soleConsumer(y), case .pad(let a) = next.op {
+            padding = a.padding
+            border = a.value
+            absorb(next, into: &nodes)
+            y = next.outputs[0]
+        }
+        return .gridQuantize(
+            form, batch: d[0], channels: d[1], height: d[2], width: d[3], padding: padding, border: .value(border),
+            input: operand(node.inputs[0]), output: .value(y))
+    }
+
+    /// A `pad` whose only consumer is a grid-form quantize node, as one ``KernelCall/gridQuantize``
+    /// step (the padding holds the quantized pad value).
+    private mutating func gridQuantize(padding a: Pad2dAttributes, node: Graph.Node, nodes: inout [String]) -> KernelCall<Operand>? {
+        guard options.fuseQuantizePad, let next = soleConsumer(node.outputs[0]), case .quantize(let q) = next.op,
+            next.inputs[0] == node.outputs[0],
+            let (form, _) = gridShape(q, input: node.outputs[0]), let x = shapes[node.inputs[0]], x.count == 4
+        else { return nil }
+        absorb(next, into: &nodes)
+        return .gridQuantize(
+            form, batch: x[0], channels: x[1], height: x[2], width: x[3], padding: a.padding, border: .quantized(a.value),
+            input: operand(node.inputs[0]), output: .value(next.outputs[0]))
+    }
+
     private mutating func lower(_ node: Graph.Node) throws(InferenceError) -> ProtoStep? {
         let ins = node.inputs
         let out = node.outputs[0]
@@ -300,6 +340,37 @@ struct Lowering {
             return step(
                 .conv(g, input: operand(ins[0]), weight: weight, bias: bias, residual: residual, output: .value(y), activation: act))
 
+        case .integerConv(let a):
+            let g = try ShapeInference.integerConv(a, ins.map { shapes[$0]! })
+            guard let wt = graph.constants[ins[1]] else {
+                throw InferenceError(.unsupported("integerConv weights must be constants (\(ins[1]) is computed)"), node: node.name)
+            }
+            let values = wt.floats()
+            guard values.allSatisfy({ $0 == $0.rounded() && $0 >= -128 && $0 <= 127 }) else {
+                throw InferenceError(.invalidAttribute("integerConv weights must be integers in -128...127 (\(ins[1]))"), node: node.name)
+            }
+            let maxAbs = Int(values.map { abs($0) }.max() ?? 0)
+            let weight: Operand = unsafe .weights(
+                packFilled(count: IntegerConv.packedWeightCount(g)) { dst in
+                    unsafe values.withUnsafeBufferPointer { unsafe IntegerConv.packWeights(g, $0, into: dst) }
+                })
+            var v = out
+            var residual: Operand? = nil
+            if let next = soleConsumer(v), case .add = next.op {
+                let other = next.inputs[0] == v ? next.inputs[1] : next.inputs[0]
+                if other != v, available.contains(other) {
+                    residual = operand(other)
+                    absorb(next, into: &nodes)
+                    v = next.outputs[0]
+                }
+            }
+            let (act, y) = fuseActivation(after: v, nodes: &nodes)
+            return step(
+                .integerConv(
+                    g, padIndex: a.padIndex, maxIndex: a.maxIndex,
+                    maddubsSafe: IntegerConv.maddubsSafe(maxIndex: a.maxIndex, maxAbsWeight: maxAbs), input: operand(ins[0]),
+                    weight: weight, scale: operand(ins[2]), bias: operand(ins[3]), residual: residual, output: .value(y), activation: act))
+
         case .linear:
             let w = shapes[ins[1]]!
             let (act, y) = fuseActivation(after: out, nodes: &nodes)
@@ -356,12 +427,16 @@ struct Lowering {
                     output: .value(out)))
 
         case .pad(let a):
+            if let fused = gridQuantize(padding: a, node: node, nodes: &nodes) {
+                return ProtoStep(call: fused, opType: "quantize", nodes: nodes)
+            }
             return step(
                 .pad(
                     planes: batch * channels, height: xShape[2], width: xShape[3], padding: a.padding, value: a.value,
                     input: operand(ins[0]), output: .value(out)))
 
         case .quantize(let q):
+            if let fused = gridQuantize(q, node: node, nodes: &nodes) { return step(fused) }
             return step(.quantize(q, shape: xShape, input: operand(ins[0]), output: .value(out)))
 
         case .concat:

@@ -17,12 +17,17 @@ public struct PlanOptions: Sendable, Equatable {
     /// (``WinogradSelection``). The default, 32 MiB, keeps a run within the peak-memory
     /// anchor (weights + 2x activations + 64 MiB) next to the process's own ~25 MiB.
     public var winogradBudgetBytes: Int
+    /// With ``fuse``: merge a `pad` into the grid-quantize step next to it (the padded or
+    /// unpadded quantizer input is then never written). Off, both values exist, as value
+    /// capture needs (``ValueCapture``: the quantizer's input of a near-boundary probe).
+    public var fuseQuantizePad: Bool
 
     /// All optimisations on by default.
     public init(
         fuse: Bool = true, reuseBuffers: Bool = true, inPlace: Bool = true, winograd: Bool = true,
-        winogradBudgetBytes: Int = 32 << 20
+        winogradBudgetBytes: Int = 32 << 20, fuseQuantizePad: Bool = true
     ) {
+        self.fuseQuantizePad = fuseQuantizePad
         self.fuse = fuse
         self.reuseBuffers = reuseBuffers
         self.inPlace = inPlace

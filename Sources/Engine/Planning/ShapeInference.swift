@@ -8,6 +8,9 @@ package enum ShapeInference {
         case .conv2d(let a):
             let g = try conv(a, input: s[0], weight: s[1], bias: s.count > 2 ? s[2] : nil)
             return [g.batch, g.outChannels, g.outHeight, g.outWidth]
+        case .integerConv(let a):
+            let g = try integerConv(a, s)
+            return [g.batch, g.outChannels, g.outHeight, g.outWidth]
         case .batchNorm:
             try requireRank(s[0], atLeast: 2, "batchNorm input")
             for k in 1..<5 { try requireVector(s[k], s[0][1], "batchNorm parameter \(k)") }
@@ -162,6 +165,18 @@ package enum ShapeInference {
             outHeight: oh, outWidth: ow, kernelH: w[2], kernelW: w[3], strideH: a.stride.h,
             strideW: a.stride.w, padTop: p.top, padLeft: p.left, dilationH: a.dilation.h,
             dilationW: a.dilation.w, groups: a.groups)
+    }
+
+    /// ``Op/integerConv(_:)``'s geometry: the conv rule, `scale` and `bias` of `[Cout]`, and
+    /// `0 <= padIndex <= maxIndex <= 255`.
+    package static func integerConv(_ a: IntegerConvAttributes, _ s: [[Int]]) throws(InferenceError) -> ConvGeometry {
+        guard (0...255).contains(a.maxIndex), (0...a.maxIndex).contains(a.padIndex) else {
+            throw InferenceError(
+                .invalidAttribute("integerConv padIndex \(a.padIndex), maxIndex \(a.maxIndex) (need 0 <= pad <= max <= 255)"))
+        }
+        let g = try conv(a.conv, input: s[0], weight: s[1], bias: s[2])
+        try requireVector(s[3], g.outChannels, "integerConv bias")
+        return g
     }
 
     /// Pool geometry with PyTorch's output-size rule (including ceil mode).

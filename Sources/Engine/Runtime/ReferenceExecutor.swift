@@ -88,6 +88,9 @@ package enum ReferenceExecutor {
         case .depthToSpace(let b):
             return R.spaceDepth(
                 x[0], batch: batch, channels: channels / (b * b), height: s[0][2] * b, width: s[0][3] * b, block: b, toDepth: false)
+        case .integerConv(let a):
+            let g = try ShapeInference.integerConv(a, s)
+            return R.integerConv(g, input: x[0], weight: x[1], scale: x[2], bias: x[3], padIndex: a.padIndex, maxIndex: a.maxIndex)
         case .concat:
             return R.concat(x, batch: batch, channels: s.map { $0[1] }, spatial: s[0][2] * s[0][3])
         }

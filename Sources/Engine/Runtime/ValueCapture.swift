@@ -21,14 +21,15 @@ package struct CapturedValue: Sendable {
 /// Runs a graph and keeps every node output it materialises, in execution order.
 ///
 /// - ``fast(_:inputs:threads:options:)``: the fast executor with the plan `qtools run` uses
-///   (fusion on): the values are exactly those of a normal run, read from the arena after each
-///   step. A node fused into a step (a conv whose BN and ReLU are folded in, an absorbed
+///   (fusion on; by default a `pad` is not merged into the grid-quantize step next to it, so
+///   a quantizer's input exists; the quantized values are the same bits either way): the values
+///   are exactly those of a normal run, read from the arena after each step. A node fused into a step (a conv whose BN and ReLU are folded in, an absorbed
 ///   residual add) has no value of its own: it is listed with ``CapturedValue/fusedInto``.
 ///   `flatten`/`identity` views get their input's values.
 /// - ``reference(_:inputs:)``: ``ReferenceExecutor`` (naive kernels, no fusion): every node.
 package enum ValueCapture {
     package static func fast(
-        _ graph: Graph, inputs: [String: Tensor], threads: Int = 2, options: PlanOptions = PlanOptions()
+        _ graph: Graph, inputs: [String: Tensor], threads: Int = 2, options: PlanOptions = PlanOptions(fuseQuantizePad: false)
     ) throws(InferenceError) -> [CapturedValue] {
         let exec = try Executor(graph: graph, threads: threads, options: options)
         var written: [Int: [Float]] = [:]

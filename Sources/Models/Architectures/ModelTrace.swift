@@ -91,7 +91,7 @@ package struct ModelTrace: Sendable, Encodable {
             var macs = 0, flops = 0, bops = 0
             var quant: String? = nil
             switch n.op {
-            case .conv2d:
+            case .conv2d, .integerConv:
                 let w = ins[1]
                 macs = try product([count, w[1], w[2], w[3]])
             case .linear:

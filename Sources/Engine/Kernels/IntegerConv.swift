@@ -1,0 +1,90 @@
+import CKernels
+
+/// The ``Op/integerConv(_:)`` kernel (`Sources/CKernels/int8_conv.c`): input level indices
+/// (floats holding integers `0...maxIndex`) gathered as unsigned bytes, int8 weights packed at
+/// plan time, int32 sums, then `y = act((Float(acc) * scale[m] + bias[m]) + residual)`.
+///
+/// The inner loop is chosen at run time: AVX-512 VNNI `vpdpbusd`, or AVX2 `vpmaddubsw` +
+/// `vpmaddwd` (when `2 * maxIndex * max|w| > 32767` a pair of products could saturate int16,
+/// so the indices are split into nibbles), or portable C. Blocks of 64 output pixels of each
+/// image and group run in parallel. Twin: ``ReferenceKernels/integerConv(_:input:weight:scale:bias:padIndex:maxIndex:residual:activation:)``.
+package enum IntegerConv {
+    /// The inner loops (`QK_I8_*`).
+    package enum Path: Int32, Sendable, CaseIterable {
+        case portable = 0, avx2 = 1, vnni = 2
+    }
+
+    /// The fastest path this CPU runs.
+    package static var bestPath: Path { Path(rawValue: qk_i8_best_path()) ?? .portable }
+
+    /// Whether whole-byte `vpmaddubsw` is exact for these ranges.
+    package static func maddubsSafe(maxIndex: Int, maxAbsWeight: Int) -> Bool {
+        qk_i8_maddubs_safe(Int32(maxIndex), Int32(maxAbsWeight)) != 0
+    }
+
+    static func shape(_ g: ConvGeometry, padIndex: Int, maxIndex: Int, maddubsSafe: Bool) -> qk_i8_shape {
+        qk_i8_shape(
+            channels: g.groupInChannels, height: g.inHeight, width: g.inWidth, kernel_h: g.kernelH, kernel_w: g.kernelW,
+            stride_h: g.strideH, stride_w: g.strideW, pad_top: g.padTop, pad_left: g.padLeft, dilation_h: g.dilationH,
+            dilation_w: g.dilationW, out_height: g.outHeight, out_width: g.outWidth, out_channels: g.groupOutChannels,
+            pad_value: UInt8(padIndex), max_index: UInt8(maxIndex), maddubs_safe: maddubsSafe ? 1 : 0)
+    }
+
+    /// Packed bytes of one group's weights.
+    static func groupBytes(_ g: ConvGeometry) -> Int {
+        var s = shape(g, padIndex: 0, maxIndex: 0, maddubsSafe: false)
+        return unsafe Int(qk_i8_packed_weight_bytes(&s))
+    }
+
+    /// Floats that hold the packed int8 weights (4 bytes each).
+    package static func packedWeightCount(_ g: ConvGeometry) -> Int { (g.groups * groupBytes(g) + 3) / 4 }
+
+    /// Packs `w` (`[Cout, Cin/groups, kH, kW]`, integers in `-128...127`, checked by the
+    /// caller) into `dst` (``packedWeightCount(_:)`` floats, as bytes).
+    package static func packWeights(_ g: ConvGeometry, _ w: UnsafeBufferPointer<Float>, into dst: UnsafeMutableBufferPointer<Float>) {
+        precondition(w.count >= g.outChannels * g.patchSize && dst.count >= packedWeightCount(g))
+        let bytes = w.map { Int8($0) }
+        var s = shape(g, padIndex: 0, maxIndex: 0, maddubsSafe: false)
+        let per = groupBytes(g), rows = g.groupOutChannels * g.patchSize
+        let raw = UnsafeMutableRawPointer(dst.baseAddress!).assumingMemoryBound(to: Int8.self)
+        unsafe bytes.withUnsafeBufferPointer { b in
+            for gi in 0..<g.groups { unsafe qk_i8_pack_weights(&s, b.baseAddress! + gi * rows, raw + gi * per) }
+        }
+    }
+
+    /// `y = act((Float(acc) * scale[m] + bias[m]) + residual)` for `x` `[N, Cin, H, W]`;
+    /// `residual` may be the output itself. With `sums`, the int32 sums are written there
+    /// instead (for tests; `[N, Cout, oH, oW]`).
+    package static func forward(
+        _ g: ConvGeometry, padIndex: Int, maxIndex: Int, maddubsSafe: Bool, input: UnsafeBufferPointer<Float>,
+        weight: UnsafeBufferPointer<Float>, scale: UnsafeBufferPointer<Float>, bias: UnsafeBufferPointer<Float>,
+        residual: UnsafeBufferPointer<Float>?, output: UnsafeMutableBufferPointer<Float>, activation: Activation, threads: Int,
+        path: Path = bestPath, sums: UnsafeMutablePointer<Int32>? = nil
+    ) {
+        precondition(input.count >= g.batch * g.inImage && output.count >= g.batch * g.outImage)
+        precondition(weight.count >= packedWeightCount(g) && scale.count >= g.outChannels && bias.count >= g.outChannels)
+        let s0 = shape(g, padIndex: padIndex, maxIndex: maxIndex, maddubsSafe: maddubsSafe)
+        let (lo, hi) = activation.bounds
+        let block = 64
+        let blocks = (g.outPixels + block - 1) / block
+        let per = groupBytes(g)
+        let x0 = input.baseAddress!, y0 = output.baseAddress!, s = scale.baseAddress!, b = bias.baseAddress!
+        let r0 = residual?.baseAddress
+        let w0 = UnsafeRawPointer(weight.baseAddress!).assumingMemoryBound(to: Int8.self)
+        let (cg, mg, plane) = (g.groupInChannels, g.groupOutChannels, g.outPixels)
+        Parallel.forRanges(g.batch * g.groups * blocks, threads: threads) { range in
+            var sh = s0
+            for item in range {
+                let (img, rest) = item.quotientAndRemainder(dividingBy: g.groups * blocks)
+                let (gi, blk) = rest.quotientAndRemainder(dividingBy: blocks)
+                let out = (img * g.outChannels + gi * mg) * plane
+                var ep = unsafe qk_i8_epilogue(
+                    scale: s + gi * mg, bias: b + gi * mg, residual: r0.map { unsafe $0 + out }, lo: lo, hi: hi)
+                let p0 = blk * block, p1 = min(plane, p0 + block)
+                unsafe qk_i8_conv(
+                    &sh, x0 + (img * g.inChannels + gi * cg) * g.inHeight * g.inWidth, w0 + gi * per, p0, p1, y0 + out, plane, &ep,
+                    sums.map { unsafe $0 + out }, path.rawValue)
+            }
+        }
+    }
+}
