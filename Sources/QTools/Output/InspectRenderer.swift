@@ -34,6 +34,7 @@ enum InspectRenderer {
             out.append(line + ")")
             out.append(table(r.tensors, stats: stats))
         }
+        if let p = r.packed { out += packed(p) }
         if !r.quantizers.isEmpty {
             out.append("")
             let layers = Set(r.quantizers.map(\.layer)).count
@@ -65,6 +66,28 @@ enum InspectRenderer {
                 + "\(Numbers.bytes(t.bytes))" + (dtypes.isEmpty ? "" : " (" + dtypes.joined(separator: ", ") + ")")
                 + " · \(Numbers.counted(t.storages, "storage"))")
         return out.joined(separator: "\n")
+    }
+
+    /// The manifest of a packed (bnnpack) file: one row per packed layer, then the sizes.
+    static func packed(_ p: PackedSummary) -> [String] {
+        let m = p.manifest
+        var out = [
+            "", "packed model  (\(m.format) \(m.version), model \(m.model), padding \(m.padding.replacingOccurrences(of: "_", with: " ")))",
+        ]
+        var t = TextTable(["LAYER", "OP", "WEIGHTS", "INPUT", "PAD", "K", "PAD WASTE", "BYTES", "FLOAT32"], rightAligned: [5, 6, 7, 8])
+        for l in p.layers {
+            t.add([
+                l.name, l.op, l.weightEncoding, l.inputEncoding, l.padValue, Numbers.grouped(l.k),
+                Numbers.short(l.paddingWaste * 100, digits: 3) + "%", Numbers.grouped(l.packedBytes), Numbers.grouped(l.float32Bytes),
+            ])
+        }
+        out.append(t.render())
+        for f in m.floatLayers { out.append("  kept as float: \(f.name) (\(f.reason))") }
+        func ratio(_ x: Double) -> String { x == 0 ? "-" : "1/" + Numbers.short(1 / x, digits: 3) }
+        out.append(
+            "  packed layers \(Numbers.bytes(p.packedBytes)) = \(ratio(p.packedLayersRatio)) of their float32 \(Numbers.bytes(p.packedLayersFloat32Bytes)); "
+                + "whole file = \(ratio(p.fileRatio)) of the model's float32 weights (\(Numbers.bytes(p.modelFloat32Bytes)))")
+        return out
     }
 
     static func table(_ rows: [InspectReport.TensorRow], stats: Bool) -> String {
