@@ -6,8 +6,12 @@ enum InspectRenderer {
     static func render(_ r: InspectReport, stats: Bool) -> String {
         var out: [String] = [r.file]
         out.append("  format    \(r.formatDescription), \(Numbers.grouped(r.fileBytes)) bytes")
-        if !r.facts.isEmpty {
-            out += wrap(r.facts.map { "\($0.key) \($0.value)" }, first: "  container ", next: "            ")
+        // A packed file's manifest is shown as its table, and its config record clipped.
+        let facts = r.facts.filter { r.packed == nil || $0.key != "metadata." + PackedFile.manifestKey }.map {
+            r.packed == nil ? "\($0.key) \($0.value)" : clip("\($0.key) \($0.value)", 100)
+        }
+        if !facts.isEmpty {
+            out += wrap(facts, first: "  container ", next: "            ")
         }
         if let s = r.safety {
             if s.weightsOnlyLoadable {
@@ -19,6 +23,7 @@ enum InspectRenderer {
                 out.append("            (qtools never runs them: they are read as placeholders; tensors are intact)")
             }
         }
+        if let p = r.packed { out += packed(p) }
         if !r.entries.isEmpty {
             out.append("")
             out.append("entries")
@@ -34,7 +39,6 @@ enum InspectRenderer {
             out.append(line + ")")
             out.append(table(r.tensors, stats: stats))
         }
-        if let p = r.packed { out += packed(p) }
         if !r.quantizers.isEmpty {
             out.append("")
             let layers = Set(r.quantizers.map(\.layer)).count
