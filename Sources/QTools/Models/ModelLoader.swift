@@ -43,7 +43,9 @@ struct ModelLoader {
         } else if let name, fileExists {
             let entries: [(name: String, tensor: Tensor)]
             (options, entries) = try Self.checkpoint(name, config: config, overrides: given)
-            let manifest = try PackedModelBuilder.manifest(ModelFile.open(path: name).checkpoint)
+            // A packed file is a safetensors file (sniffed from its first bytes: no second parse of a .pth).
+            let isSafeTensors = FileSniffer.sniff(try ByteStore.map(path: name).all) == .safetensors
+            let manifest = isSafeTensors ? try PackedModelBuilder.manifest(ModelFile.open(path: name).checkpoint) : nil
             do {
                 if let manifest {
                     // A packed file (.qpack): its planes unpacked, its float tensors as a state dict.
