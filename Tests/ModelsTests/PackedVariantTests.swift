@@ -33,6 +33,14 @@ import Testing
             name: "xnor channel-scaled activations", golden: "resnet20_bireal_xnor", overrides: ["--fm_custom", "channel"],
             weights: "binary", input: "binary", padValue: "0"),
         .init(
+            name: "xnor channel-scaled, padded before quantization", golden: "resnet20_bireal_xnor",
+            dropLines: ["--padding_after_quant"], overrides: ["--fm_custom", "channel"], weights: "binary", input: "binary",
+            padValue: "0"),
+        .init(
+            name: "xnor resolution-scaled, padded before quantization", golden: "resnet20_bireal_xnor",
+            dropLines: ["--padding_after_quant"], overrides: ["--fm_custom", "resolution"], weights: "binary",
+            input: "binary", padValue: "+1"),
+        .init(
             name: "1-bit dorefa", golden: "resnet20_bireal_xnor", overrides: ["--keyword", bireal + ",dorefa"],
             weights: "binary", input: "unipolar:2", padValue: "0"),
         .init(

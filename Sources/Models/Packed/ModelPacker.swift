@@ -139,7 +139,10 @@ package enum ModelPacker {
         guard let q, q.isEnabled, let method = q.config.method else { return ("float", "none", "0") }
         let levels = method == .lsq && q.state.levelNum.isFinite ? Int(q.state.levelNum) : q.config.levels
         switch method {
-        case .xnor: return ("binary", "xnor(scale=\(q.config.custom.rawValue))", "+1")
+        case .xnor:
+            // A zero-padded pixel binarises to +1, times its scale: none or `resolution` keep
+            // +1 (times E of the channel), `channel` (E = mean over channels of |0|) makes it 0.
+            return ("binary", "xnor(scale=\(q.config.custom.rawValue))", q.config.custom == .channel ? "0" : "+1")
         case .dorefa, .pact: return ("unipolar:\(levels)", q.method, "0")
         case .nonUniform:
             return q.config.halfRange ? ("unipolar:\(levels)", q.method, "0") : ("ternary", q.method, "0")
