@@ -180,6 +180,24 @@ import Testing
         #expect("\(k)".contains("inconsistent geometry"), "\(k)")
     }
 
+    @Test func truncationsAreRefused() throws {
+        let bytes = try Self.file()
+        var rng = SplitMix64(seed: 3)
+        var cuts = Set([0, 1, 7, 8, 9, 64, bytes.count - 1, bytes.count - 8])
+        for _ in 0..<24 { cuts.insert(Int(rng.next() % UInt64(bytes.count))) }
+        for cut in cuts.sorted() {
+            #expect(throws: FormatError.self, "cut at \(cut)") { try ModelFile.read(ByteSlice(Array(bytes.prefix(cut)))) }
+        }
+    }
+
+    @Test func hugeGeometryIsRefusedWithoutOverflow() throws {
+        var m = Self.manifest
+        m.layers[0].kernel = [1 << 40, 1 << 40]
+        m.layers[0].k = 0
+        let e = try Self.readError(try Self.file(manifest: m))
+        #expect("\(e)".contains("inconsistent geometry"), "\(e)")
+    }
+
     @Test(arguments: 0..<16 as Range<UInt64>)
     func corruptedBytesNeverCrash(seed: UInt64) throws {
         var bytes = try Self.file()

@@ -109,8 +109,10 @@ public enum PackedFile {
         guard layer.weightEncoding == (layer.op.hasPrefix("t") ? "ternary" : "binary") else {
             throw FormatError(.invalid("layer \"\(layer.name)\": op \(layer.op) with weight_encoding \"\(layer.weightEncoding)\""))
         }
-        let dims = [layer.inChannels, layer.outChannels, layer.groups] + layer.kernel
-        guard dims.allSatisfy({ $0 > 0 && $0 < 1 << 24 }), layer.kernel.count == 2, layer.inChannels % layer.groups == 0,
+        // Bounded so that no product below can overflow (kernel <= 2^16 each, channels < 2^24).
+        let dims = [layer.inChannels, layer.outChannels, layer.groups]
+        guard dims.allSatisfy({ $0 > 0 && $0 < 1 << 24 }), layer.kernel.count == 2,
+            layer.kernel.allSatisfy({ $0 > 0 && $0 <= 1 << 16 }), layer.inChannels % layer.groups == 0,
             layer.outChannels % layer.groups == 0, layer.k == layer.kernel.reduce(1, *) * layer.rowCount
         else {
             throw FormatError(

@@ -120,6 +120,14 @@ extension WeightPlanes {
         bits = planes[0]
         mask = planes.count > 1 ? planes[1] : nil
         scales = try get(layer.scaleName).floats()
+        // ModelFile validated the file; checked again so that unpacking can never index out of bounds.
+        let planeBytes = layer.rows * BitPlanes.rowBytes(layer.rowCount)
+        for (name, p) in zip(layer.planeNames, planes) where p.count != planeBytes {
+            throw InferenceError(.tensorShape(name, expected: layer.planeShape, found: [p.count]), node: layer.name)
+        }
+        guard scales.count == layer.outChannels else {
+            throw InferenceError(.tensorShape(layer.scaleName, expected: [layer.outChannels], found: [scales.count]), node: layer.name)
+        }
     }
 }
 
