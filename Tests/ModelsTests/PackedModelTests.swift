@@ -73,6 +73,19 @@ import Testing
         }
         let d = Difference(try Self.logits(model, name), try Self.expected(name))
         #expect(d.maxAbs <= 1e-4, "\(name) packed logits vs PyTorch: \(d)")
+
+        // The hooked activations of PyTorch's run (into and out of a packed layer) too.
+        var hooked = model
+        let layer = try #require(model.layer("layer1.0.conv1.0"))
+        for v in [layer.input, layer.output] { hooked.graph.markOutput(v) }
+        let x = try NpyReader.readArray(ByteStore.map(path: Fixtures.path("golden/\(name)/input.npy")).all)
+        let out = try Executor(graph: hooked.graph).run([model.input: x])
+        for (file, value) in [("act_layer1.0.conv1.0_in.npy", layer.input), ("act_layer1.0.conv1.0_out.npy", layer.output)] {
+            let want = try NpyReader.readArray(ByteStore.map(path: Fixtures.path("golden/\(name)/\(file)")).all).floats()
+            let got = try #require(out[value]).floats()
+            let h = Difference(got, want)
+            #expect(h.maxAbs <= 1e-5 * max(1, want.map { abs($0) }.max() ?? 1), "\(name) \(file): \(h)")
+        }
     }
 
     @Test(arguments: cases)

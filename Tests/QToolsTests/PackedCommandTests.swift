@@ -60,7 +60,11 @@ import Testing
             let kept = try Self.pack("resnet20_bireal_xnor", dir, ["--keep-float", "--", "--stable", "0"])
             #expect(kept.result.status == 64, "\(kept.result.stderr)")
             #expect(kept.result.stderr.contains("no binary or ternary layer to pack"), "\(kept.result.stderr)")
-            let twoBit = try Self.pack("resnet20_dorefa_a2w2", dir)
+            let good = try Self.pack("resnet20_bireal_xnor", dir)
+            #expect(good.result.status == 0, "\(good.result.stderr)")
+            let again = try RunQTools.run(["convert", good.path, "-o", dir.appendingPathComponent("again.qpack").path])
+            #expect(again.status == 64 && again.stderr.contains("already a packed model"), "\(again.stderr)")
+            let twoBit = try Self.pack("resnet20_dorefa_a2w2", dir, ["--force"])
             #expect(twoBit.result.status == 65)
             #expect(twoBit.result.stderr.contains("has 4 levels"), "\(twoBit.result.stderr)")
         }

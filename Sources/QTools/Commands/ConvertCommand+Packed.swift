@@ -14,6 +14,9 @@ extension ConvertCommand {
     func runPackedExport() throws {
         try ExitCodes.reporting {
             let file = try OutputFile(path: output, overwrite: force, reading: [input, config])
+            if try ModelFile.open(path: input).checkpoint.format == .bnnpack {
+                throw UsageError("\(input) is already a packed model (bnnpack); pack the checkpoint it was made from")
+            }
             let record = try packedConfigRecord()
             let (options, stateDict) = try ModelLoader.checkpoint(input, config: config, overrides: overrides)
             let packed: ModelPacker.Packed
