@@ -16,6 +16,9 @@ public enum CheckpointFormat: String, Sendable, Codable, CaseIterable {
     case npz
     /// ONNX model (protobuf `ModelProto`); the checkpoint holds its initializers.
     case onnx
+    /// A bit-packed binary/ternary model (`.qpack`): safetensors with bnnpack metadata
+    /// (``PackedFile``), validated on read.
+    case bnnpack
 }
 
 /// A value of a checkpoint's object tree: what the pickle (or other container) holds.

@@ -47,7 +47,16 @@ public enum ModelFile {
             return (kind, try TorchCheckpointReader.read(bytes, verifyCRC: verifyCRC))
         case .torchLegacy, .tar:
             return (kind, try TorchCheckpointReader.read(bytes, verifyCRC: verifyCRC))
-        case .safetensors: return (kind, try SafeTensorsReader.read(bytes))
+        case .safetensors:
+            var checkpoint = try SafeTensorsReader.read(bytes)
+            if PackedFile.declares(checkpoint.safeTensorsMetadata) {
+                let manifest = try PackedFile.validate(checkpoint)
+                checkpoint.format = .bnnpack
+                checkpoint.facts += [
+                    ("bnnpack version", String(manifest.version)), ("packed layers", String(manifest.layers.count)),
+                ]
+            }
+            return (kind, checkpoint)
         case .npy: return (kind, try NpyReader.read(bytes))
         case .onnx: return (kind, try ONNXReader.read(bytes, baseDirectory: baseDirectory))
         case .gitLFSPointer:

@@ -31,6 +31,8 @@ public struct InspectReport: Codable, Sendable {
     public var quantizers: [QuantizerGroup]
     /// Totals over `tensors` + `otherTensors` as listed.
     public var totals: Totals
+    /// A bit-packed model's manifest, layers and size ratios (bnnpack files only).
+    public var packed: PackedSummary? = nil
 
     /// One container fact.
     public struct Fact: Codable, Sendable, Equatable {

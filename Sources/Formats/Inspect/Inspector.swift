@@ -50,7 +50,7 @@ public enum Inspector {
         }
         let quantizers = QuantizerGrouping.groups(
             (located?.entries ?? []).filter { keep($0.name) })
-        return InspectReport(
+        var report = InspectReport(
             file: file, fileBytes: fileBytes, format: checkpoint.format.rawValue,
             formatDescription: describe(checkpoint.format),
             facts: checkpoint.facts.map { InspectReport.Fact(key: $0.key, value: $0.value) },
@@ -61,6 +61,8 @@ public enum Inspector {
             },
             tensors: rows, otherTensors: other, quantizers: quantizers,
             totals: totals(rows + other, storages: stored + otherStored))
+        report.packed = PackedSummary.of(checkpoint, fileBytes: fileBytes)
+        return report
     }
 
     static func row(_ name: String, _ t: StoredTensor) -> InspectReport.TensorRow {
@@ -99,6 +101,7 @@ public enum Inspector {
         case .safetensors: return "safetensors"
         case .npy: return "NumPy .npy array"
         case .npz: return "NumPy .npz archive"
+        case .bnnpack: return "bit-packed model (bnnpack 1: safetensors with U8 bit planes and a manifest)"
         case .onnx: return "ONNX model (protobuf ModelProto; initializers listed as tensors)"
         }
     }

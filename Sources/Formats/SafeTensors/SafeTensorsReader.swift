@@ -50,7 +50,7 @@ public enum SafeTensorsReader {
 extension Checkpoint {
     /// The safetensors `__metadata__` pairs recorded by ``SafeTensorsReader`` (empty otherwise).
     public var safeTensorsMetadata: [(key: String, value: String)] {
-        guard format == .safetensors else { return [] }
+        guard format == .safetensors || format == .bnnpack else { return [] }
         let p = SafeTensorsReader.metadataFactPrefix
         return facts.filter { $0.key.hasPrefix(p) }.map {
             (String($0.key.dropFirst(p.count)), $0.value)

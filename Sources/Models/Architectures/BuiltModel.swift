@@ -24,6 +24,12 @@ package struct BuiltModel: Sendable {
         package var parameters: Int
         /// The weight quantizer (already applied to the graph's weight constant), for exporters.
         package var weightQuantizer: Quantizer? = nil
+        /// The input (activation) quantizer, for the packer (nil: none or full precision).
+        package var activationQuantizer: Quantizer? = nil
+        /// The module's zero padding (`pads`; 0 for linear layers).
+        package var padding: Int = 0
+        /// `--padding_after_quant`: the input is padded after its quantizer, not before.
+        package var paddingAfterQuant: Bool = false
     }
 
     /// The graph: input value ``input`` `[N, inputChannels, S, S]`, output value ``output`` `[N, classes]`.

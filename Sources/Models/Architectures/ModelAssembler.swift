@@ -36,6 +36,9 @@ package struct ModelAssembler {
     /// (``TrainableQuantizeFunction/parameterKeys``) are variables too. Off (inference), the
     /// quantized weight is baked into a constant at build time.
     package var forTraining = false
+    /// Modules whose `.weight` the state dict holds already quantized (unpacked from a packed
+    /// file): their weight quantizer is not applied again.
+    package var prequantized: Set<String> = []
 
     /// An assembler over a binder.
     package init(options: QToolOptions, binder: StateDictBinder) {
@@ -113,7 +116,7 @@ package struct ModelAssembler {
         }
         var v = x
         var convPadding = padding
-        if let q, q.weight.isEnabled, !forTraining {
+        if let q, q.weight.isEnabled, !forTraining, !prequantized.contains(path) {
             do {
                 w = Tensor(floats: try q.quantizeWeight(w.floats(), shape: wShape), shape: wShape)
             } catch { throw QuantizerKeys.error(error) }
@@ -154,7 +157,8 @@ package struct ModelAssembler {
                 name: path, kind: "conv", node: convNode, input: x, output: y,
                 activationBits: q.flatMap { $0.activation.isEnabled ? $0.activation.computedBits : nil },
                 weightBits: q.flatMap { $0.weight.isEnabled ? Self.weightBits($0.weight) : nil },
-                parameters: params, weightQuantizer: q?.weight))
+                parameters: params, weightQuantizer: q?.weight, activationQuantizer: q?.activation,
+                padding: padding, paddingAfterQuant: q?.paddingAfterQuant ?? false))
         if let q { noteIgnoredLevels(path, q.activation, q.weight) }
         if foldedBN, binder.has(path + ".fold_scale") {
             y = try foldedAffine(path, y, channels: cout)
@@ -338,7 +342,7 @@ extension ModelAssembler {
         try QuantizerKeys.claim(q.weight, on: &binder)
         var w = try binder.take(path + ".weight", shape: [cout, cin])
         let b = try binder.take(path + ".bias", shape: [cout])
-        if q.weight.isEnabled, !forTraining {
+        if q.weight.isEnabled, !forTraining, !prequantized.contains(path) {
             do { w = Tensor(floats: try q.weight(w.floats(), shape: [cout, cin]), shape: [cout, cin]) } catch {
                 throw QuantizerKeys.error(error)
             }
@@ -368,7 +372,7 @@ extension ModelAssembler {
                 name: path, kind: "linear", node: name, input: x, output: name,
                 activationBits: q.activation.isEnabled ? q.activation.computedBits : nil,
                 weightBits: q.weight.isEnabled ? q.weight.computedBits : nil,
-                parameters: cout * cin + cout, weightQuantizer: q.weight))
+                parameters: cout * cin + cout, weightQuantizer: q.weight, activationQuantizer: q.activation))
         noteIgnoredLevels(path, q.activation, q.weight)
         return name
     }

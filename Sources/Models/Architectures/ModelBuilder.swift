@@ -28,10 +28,14 @@ package enum ModelBuilder {
     /// raw weight variables under a weight-quantize op, and quantizer parameters (`clip_val`)
     /// are variables (``ModelAssembler/forTraining``); without it (inference) quantized weights
     /// are baked into constants.
+    ///
+    /// `prequantized` names modules whose `.weight` in `stateDict` is already the quantized
+    /// weight (unpacked from a packed file): their weight quantizer is not applied again.
     package static func build(
-        options: QToolOptions, stateDict: [(name: String, tensor: Tensor)], forTraining: Bool = false
+        options: QToolOptions, stateDict: [(name: String, tensor: Tensor)], forTraining: Bool = false,
+        prequantized: Set<String> = []
     ) throws(InferenceError) -> BuiltModel {
-        try build(options: options, binder: StateDictBinder(stateDict), forTraining: forTraining)
+        try build(options: options, binder: StateDictBinder(stateDict), forTraining: forTraining, prequantized: prequantized)
     }
 
     /// Builds `options.model` with seeded random weights, for traces, benchmarks and smoke
@@ -43,12 +47,13 @@ package enum ModelBuilder {
     }
 
     private static func build(
-        options: QToolOptions, binder: StateDictBinder, forTraining: Bool = false
+        options: QToolOptions, binder: StateDictBinder, forTraining: Bool = false, prequantized: Set<String> = []
     )
         throws(InferenceError) -> BuiltModel
     {
         var a = ModelAssembler(options: options, binder: binder)
         a.forTraining = forTraining
+        a.prequantized = prequantized
         a.graph.addInput("input")
         let model = options.model
         let classes = options.resolvedNumClasses

@@ -6,7 +6,35 @@ extension ConvertCommand {
 
     /// Throws a ``UsageError`` naming the options given that the output does not use.
     func refuseInapplicableOptions() throws {
-        if let target, target != "onnx" { throw UsageError("--to must be onnx (got '\(target)')") }
+        if let target, target != "onnx", target != "packed" {
+            throw UsageError("--to must be onnx or packed (got '\(target)')")
+        }
+        if keepFloat && !writesPacked {
+            throw UsageError("--keep-float applies only to a packed output (--to packed or -o MODEL.qpack)")
+        }
+        if writesPacked {
+            var other: [String] = []
+            if !rename.isEmpty { other.append("--rename") }
+            if mapFrom != nil || mapTo != nil { other.append("--map-from/--map-to") }
+            if !stripPrefix.isEmpty { other.append("--strip-prefix") }
+            if addPrefix != nil { other.append("--add-prefix") }
+            if dtype != nil { other.append("--dtype") }
+            if engine.active || engine.tolerance != nil { other.append("--fold-bn/--to-config/--to-model/--to-keyword/--tolerance") }
+            if format != nil { other.append("--format") }
+            if wrap != nil { other.append("--wrap") }
+            if unwrap { other.append("--unwrap") }
+            if dropExtra { other.append("--drop-extra") }
+            if onnxFormat != nil { other.append("--onnx-format") }
+            if opset != nil { other.append("--opset") }
+            if keepBN { other.append("--keep-bn") }
+            if softmax { other.append("--softmax") }
+            if !other.isEmpty {
+                throw UsageError(
+                    "\(Self.list(other)) \(other.count == 1 ? "does" : "do") not apply to a packed output, which packs the model "
+                        + "the engine builds from the checkpoint as it is; convert the checkpoint first, then pack it")
+            }
+            return
+        }
         if writesONNX {
             // Options that change the checkpoint's keys or values: apply them in a first convert.
             var checkpoint: [String] = []

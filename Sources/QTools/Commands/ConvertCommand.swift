@@ -65,6 +65,23 @@ struct ConvertCommand: ParsableCommand {
             (exit 65). \
             --opset 13...25, --keep-bn keeps every BatchNormalization, --softmax appends one.
 
+            Packed (--to packed, or a .qpack output; needs the config): a binary or ternary \
+            network in 1-2 bits per weight. Each conv whose quantized weight has exactly the \
+            levels ±s per output channel (XNOR, XNOR++, wt_bin, 1-bit DoReFa/LSQ/LQ-Nets) \
+            becomes one bit plane plus a scale per channel; {-s, 0, +s} (FATNN non-uniform, \
+            --wt_level 3) becomes sign and mask planes. Bits are LSB-first along the input \
+            channels of each tap (OHWI), 1 = -1, rows padded with 0 bits to 64. The stem, fc, \
+            BN, real-valued skips and quantizer parameters stay float in the same file, with \
+            the config, so `qtools run model.qpack --input x.npy` needs nothing else; \
+            `qtools inspect model.qpack` lists each layer's encoding, K, padding waste and the \
+            size against float32. The file is a safetensors file (Python: safetensors.numpy \
+            load_file, then numpy.unpackbits(plane, bitorder="little")). A quantized layer \
+            that is not really binary or ternary (an XNOR model with iteration <= --stable \
+            passes floats through: train or run it with --stable -1; more than 3 levels) is \
+            refused naming the layer and what was found (exit 65), unless --keep-float \
+            stores it as float. The file is read back and each packed weight checked to \
+            unpack to exactly the weight the float path uses (--no-verify skips it).
+
             Exit status: 0 done; 1 verification failed; 64 usage (bad options, missing \
             --drop-extra, OUT is the input); 65 malformed input, mapping or config, colliding \
             names; 66 input, mapping or config file missing; 73 output cannot be written.
@@ -76,6 +93,7 @@ struct ConvertCommand: ParsableCommand {
               qtools convert model.pth -o run.pth --config config.lsq.r18 -- --fm_bit 4
               qtools convert lsq.pth -o fp.pth --config config.lsq.r18 --to-fp
               qtools convert model.pth --config config.txt -o model.onnx --onnx-format qonnx
+              qtools convert bireal.pth --config config.bireal -o bireal.qpack -- --stable -1
             """)
 
     @Argument(help: "The input: a PyTorch checkpoint (zip, legacy, tar), safetensors, .npy, .npz or ONNX file.")
@@ -128,8 +146,15 @@ struct ConvertCommand: ParsableCommand {
     // ONNX export (ConvertCommand+ONNX.swift).
     @Option(
         name: .customLong("to"),
-        help: "Target: onnx writes the model built from --config as an ONNX graph (also chosen by an .onnx output).")
+        help:
+            "Target: onnx writes the model built from --config as an ONNX graph (also chosen by an .onnx output); packed writes binary/ternary layers as bit planes (bnnpack, also chosen by a .qpack output)."
+    )
     var target: String?
+
+    @Flag(
+        name: .customLong("keep-float"),
+        help: "--to packed: store a quantized layer that is not binary or ternary as float instead of refusing it.")
+    var keepFloat = false
 
     @Option(
         name: .customLong("onnx-format"),
@@ -158,6 +183,7 @@ struct ConvertCommand: ParsableCommand {
     func run() throws {
         try ExitCodes.reporting { try refuseInapplicableOptions() }
         if writesONNX { return try runONNXExport() }
+        if writesPacked { return try runPackedExport() }
         try ExitCodes.reporting {
             let conversion = try makeConversion()
             let big = ((try? FileManager.default.attributesOfItem(atPath: input)[.size] as? Int) ?? 0) > 64 << 20

@@ -10,6 +10,9 @@ struct InspectCommand: ParsableCommand {
         discussion: """
             Reads PyTorch checkpoints (zip format, legacy pre-1.6 format, old tar format),
             safetensors, NumPy .npy/.npz, without Python and without running any pickled code.
+            A packed model (.qpack, bnnpack) is validated (planes, padding bits, manifest) and
+            its manifest listed: each layer's weight and input encoding, K = KH*KW*Cin/groups,
+            the padding waste of its 64-bit rows, and the size against float32 weights.
 
             The state dict is found where QTool looks for it: the 'state_dict' key, then
             'model', then the file's root. Quantizer tensors (<layer>.quant_activation.*,
@@ -20,6 +23,7 @@ struct InspectCommand: ParsableCommand {
               qtools inspect checkpoint.pth --stats --filter 'layer1\\..*weight'
               qtools inspect model.safetensors --json | jq '.tensors[0]'
               qtools inspect old.pth --strict     # fail if weights_only would refuse it
+              qtools inspect model.qpack          # packed layers, K, padding waste, size ratio
             """)
 
     @Argument(help: "The file: a PyTorch checkpoint (zip, legacy, tar), safetensors, .npy, .npz or ONNX model.")

@@ -17,7 +17,9 @@ struct RunCommand: ParsableCommand {
             (after `--` or not) override the config (e.g. --width_alpha 0.125 for a model-zoo \
             name). A bit width an LSQ checkpoint's level_num fixes has no effect, as in QTool, \
             and is reported. MODEL may also be a model-zoo name (pytorch-resnet18, resnet18 \
-            --keyword ...) for random weights, or an ONNX graph (QTool options do not apply).
+            --keyword ...) for random weights, or an ONNX graph (QTool options do not apply), \
+            or a packed binary/ternary model (model.qpack from `qtools convert --to packed`, \
+            which carries its config).
 
             Without --input the input is seeded N(0,1) noise of the model's size \
             ([1, 3, input_size, input_size]; an ONNX graph's declared input shape).
@@ -32,6 +34,7 @@ struct RunCommand: ParsableCommand {
               qtools run checkpoint.pth --config config.txt --input x.npy --output logits.npy
               qtools run checkpoint.pth --config config.txt --json | jq '.samples[0].top5'
               qtools run checkpoint.pth --config config.txt --input x.npy --dump layers/
+              qtools run model.qpack --input x.npy --output logits.npy
 
             --dump DIR writes the input and every layer value the run computes as DIR/<name>.npy \
             (named by module path, e.g. layer1.0.conv1.0.quant_activation.npy; `/` becomes `_`) \

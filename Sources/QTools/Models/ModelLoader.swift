@@ -43,8 +43,16 @@ struct ModelLoader {
         } else if let name, fileExists {
             let entries: [(name: String, tensor: Tensor)]
             (options, entries) = try Self.checkpoint(name, config: config, overrides: given)
+            // A packed file is a safetensors file (sniffed from its first bytes: no second parse of a .pth).
+            let isSafeTensors = FileSniffer.sniff(try ByteStore.map(path: name).all) == .safetensors
+            let manifest = isSafeTensors ? try PackedModelBuilder.manifest(ModelFile.open(path: name).checkpoint) : nil
             do {
-                self.model = try ModelBuilder.build(options: options, stateDict: entries)
+                if let manifest {
+                    // A packed file (.qpack): its planes unpacked, its float tensors as a state dict.
+                    self.model = try PackedModelBuilder.build(options: options, manifest: manifest, tensors: entries)
+                } else {
+                    self.model = try ModelBuilder.build(options: options, stateDict: entries)
+                }
             } catch { throw ModelLoadError(file: name, error: error) }
             randomWeights = false
             if let first = model.ignoredLevels.first {
@@ -54,7 +62,7 @@ struct ModelLoader {
                         + "they compute with the checkpoint's level_num (\(first)\(n > 1 ? "; ..." : ""))")
             }
         } else {
-            let fileSuffixes = [".pth", ".pt", ".tar", ".ckpt", ".bin", ".onnx", ".safetensors", ".npz"]
+            let fileSuffixes = [".pth", ".pt", ".tar", ".ckpt", ".bin", ".onnx", ".safetensors", ".npz", ".qpack"]
             if let name, name.contains("/") || fileSuffixes.contains(where: { name.lowercased().hasSuffix($0) }) {
                 _ = try ModelFile.open(path: name)  // reports the missing file (exit 66)
             }

@@ -6,8 +6,12 @@ enum InspectRenderer {
     static func render(_ r: InspectReport, stats: Bool) -> String {
         var out: [String] = [r.file]
         out.append("  format    \(r.formatDescription), \(Numbers.grouped(r.fileBytes)) bytes")
-        if !r.facts.isEmpty {
-            out += wrap(r.facts.map { "\($0.key) \($0.value)" }, first: "  container ", next: "            ")
+        // A packed file's manifest is shown as its table, and its config record clipped.
+        let facts = r.facts.filter { r.packed == nil || $0.key != "metadata." + PackedFile.manifestKey }.map {
+            r.packed == nil ? "\($0.key) \($0.value)" : clip("\($0.key) \($0.value)", 100)
+        }
+        if !facts.isEmpty {
+            out += wrap(facts, first: "  container ", next: "            ")
         }
         if let s = r.safety {
             if s.weightsOnlyLoadable {
@@ -19,6 +23,7 @@ enum InspectRenderer {
                 out.append("            (qtools never runs them: they are read as placeholders; tensors are intact)")
             }
         }
+        if let p = r.packed { out += packed(p) }
         if !r.entries.isEmpty {
             out.append("")
             out.append("entries")
@@ -65,6 +70,28 @@ enum InspectRenderer {
                 + "\(Numbers.bytes(t.bytes))" + (dtypes.isEmpty ? "" : " (" + dtypes.joined(separator: ", ") + ")")
                 + " · \(Numbers.counted(t.storages, "storage"))")
         return out.joined(separator: "\n")
+    }
+
+    /// The manifest of a packed (bnnpack) file: one row per packed layer, then the sizes.
+    static func packed(_ p: PackedSummary) -> [String] {
+        let m = p.manifest
+        var out = [
+            "", "packed model  (\(m.format) \(m.version), model \(m.model), padding \(m.padding.replacingOccurrences(of: "_", with: " ")))",
+        ]
+        var t = TextTable(["LAYER", "OP", "WEIGHTS", "INPUT", "PAD", "K", "PAD WASTE", "BYTES", "FLOAT32"], rightAligned: [5, 6, 7, 8])
+        for l in p.layers {
+            t.add([
+                l.name, l.op, l.weightEncoding, l.inputEncoding, l.padValue, Numbers.grouped(l.k),
+                Numbers.short(l.paddingWaste * 100, digits: 3) + "%", Numbers.grouped(l.packedBytes), Numbers.grouped(l.float32Bytes),
+            ])
+        }
+        out.append(t.render())
+        for f in m.floatLayers { out.append("  kept as float: \(f.name) (\(f.reason))") }
+        func ratio(_ x: Double) -> String { x == 0 ? "-" : "1/" + Numbers.short(1 / x, digits: 3) }
+        out.append(
+            "  packed layers \(Numbers.bytes(p.packedBytes)) = \(ratio(p.packedLayersRatio)) of their float32 \(Numbers.bytes(p.packedLayersFloat32Bytes)); "
+                + "whole file = \(ratio(p.fileRatio)) of the model's float32 weights (\(Numbers.bytes(p.modelFloat32Bytes)))")
+        return out
     }
 
     static func table(_ rows: [InspectReport.TensorRow], stats: Bool) -> String {
