@@ -162,12 +162,20 @@ void qk_dwconv(const qk_dw_shape *s, const float *x, const float *w, const float
     // Ring rows, then the taps' pointers, ring tags and weights.
     size_t floats = ((size_t)l.slots * (size_t)l.row_len + 15) / 16 * 16;
     size_t bytes = floats * sizeof(float) + (size_t)nt_max * (sizeof(const float *) + sizeof(float))
-                   + (size_t)l.slots * sizeof(long);
+                   + (size_t)(l.slots + kw + h) * sizeof(long);
     float *ring = malloc(bytes);
     if (!ring) abort();  // a few KiB; nothing sensible is left to do without it
     const float **taps = (const float **)(ring + floats);
     long *tag = (long *)(taps + nt_max);
-    float *kv = (float *)(tag + l.slots);
+    // Per call, not per row (small planes have few columns per row): each tap column's
+    // offset in a padded row, and each input row's ring slot.
+    long *xoff = tag + l.slots, *slot_of = xoff + kw;
+    float *kv = (float *)(slot_of + h);
+    for (long kx = 0; kx < kw; kx++) {
+        long off = kx * s->dilation_w;
+        xoff[kx] = (off % s->stride_w) * l.phase_len + off / s->stride_w;
+    }
+    for (long iy = 0; iy < h; iy++) slot_of[iy] = iy % l.slots;
     for (long p = p0; p < p1; p++) {
         long n = p / s->out_channels, oc = p % s->out_channels;
         const float *src = x + (n * s->in_channels + oc / mult) * h * wd;
@@ -181,17 +189,15 @@ void qk_dwconv(const qk_dw_shape *s, const float *x, const float *w, const float
             for (long ky = 0; ky < kh; ky++) {
                 long iy = oy * s->stride_h - s->pad_top + ky * s->dilation_h;
                 if (iy < 0 || iy >= h) continue;  // rows outside the image add nothing
-                long slot = iy % l.slots;
+                long slot = slot_of[iy];
                 const float *r = ring + slot * l.row_len;
                 if (tag[slot] != iy) {
                     dw_fill_row(s, &l, src + iy * wd, ring + slot * l.row_len);
                     tag[slot] = iy;
                 }
-                for (long kx = 0; kx < kw; kx++) {
-                    long off = kx * s->dilation_w;
-                    taps[nt] = r + (off % s->stride_w) * l.phase_len + off / s->stride_w;
+                for (long kx = 0; kx < kw; kx++, nt++) {
+                    taps[nt] = r + xoff[kx];
                     kv[nt] = ker[ky * kw + kx];
-                    nt++;
                 }
             }
             row_fn(nt, taps, kv, b, rsd ? rsd + oy * ow : NULL, dst + oy * ow, ow, lo, hi);
