@@ -10,6 +10,10 @@ typedef void (*qk_micro_fn)(long kc, const float *a, const float *b, float *c, l
 
 void qk_micro_avx2(long kc, const float *a, const float *b, float *c, long ldc, const float *add,
                    const float *bias, float lo, float hi, int final);
+/// Two tiles side by side (QK_MR x 2*QK_NR): columns 0..<16 from strip `b`, 16..<32 from
+/// strip `b2`; `c` and `add` cover all 32 columns. AVX-512F only (the caller checks).
+void qk_micro_avx512_pair(long kc, const float *a, const float *b, const float *b2, float *c, long ldc,
+                          const float *add, const float *bias, float lo, float hi, int final);
 void qk_micro_generic(long kc, const float *a, const float *b, float *c, long ldc,
                       const float *add, const float *bias, float lo, float hi, int final);
 

@@ -55,6 +55,30 @@ static qk_micro_fn micro_kernel(void) {
     return chosen_micro;
 }
 
+// 1 when whole 6x32 tiles run on the AVX-512 pair kernel (qk_gemm_set_avx512 may turn it off).
+static int use_pair = -1;
+
+static int pair_kernel(void) {
+    if (use_pair < 0) {
+#if defined(__x86_64__)
+        __builtin_cpu_init();
+        use_pair = __builtin_cpu_supports("avx512f") && micro_kernel() == qk_micro_avx2;
+#else
+        use_pair = 0;
+#endif
+    }
+    return use_pair;
+}
+
+int qk_gemm_set_avx512(int on) {
+    int was = pair_kernel();
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    use_pair = on && __builtin_cpu_supports("avx512f") && micro_kernel() == qk_micro_avx2;
+#endif
+    return was;
+}
+
 int qk_uses_avx2(void) { return micro_kernel() == qk_micro_avx2; }
 
 void qk_micro_tile(int portable, long kc, const float *a, const float *b, float *c, long ldc,
@@ -98,14 +122,31 @@ static void pack_plain(const void *ctx, long pc, long kc, long jc, long nc, floa
     }
 }
 
+/// One `mr x nr` tile (or a whole one whose `add` has another row stride) through a
+/// zero-padded 6x16 buffer, so the micro-kernel only ever sees whole tiles.
+static void partial_tile(qk_micro_fn micro, long kc, const float *ap, const float *bs, float *cp, long ldc,
+                         const float *add, long add_ld, const float *bias, long mr, long nr, const qk_epilogue *ep,
+                         int final) {
+    float tmp[QK_MR * QK_NR] __attribute__((aligned(32)));
+    float tbias[QK_MR];
+    memset(tmp, 0, sizeof(tmp));
+    if (add) {
+        for (long r = 0; r < mr; r++) memcpy(tmp + r * QK_NR, add + r * add_ld, (size_t)nr * sizeof(float));
+    }
+    if (bias) {
+        for (long r = 0; r < QK_MR; r++) tbias[r] = r < mr ? bias[r] : 0.f;
+    }
+    micro(kc, ap, bs, tmp, QK_NR, add ? tmp : 0, bias ? tbias : 0, ep->lo, ep->hi, final);
+    for (long r = 0; r < mr; r++) memcpy(cp + r * ldc, tmp + r * QK_NR, (size_t)nr * sizeof(float));
+}
+
 /// The blocked loops. B comes from `pack` (into the workspace, one depth block at a time)
 /// or, when `pb` is set, is already packed as whole-depth strips `[n/16][k][16]`.
 static void run(long m, long n, long k, const float *pa, pack_b_fn pack, const void *ctx,
                 const float *pb, float *c, long ldc, const qk_epilogue *ep, float *ws) {
     qk_micro_fn micro = micro_kernel();
     if (!ws && !pb) ws = thread_workspace();
-    float tmp[QK_MR * QK_NR] __attribute__((aligned(32)));
-    float tbias[QK_MR];
+    const int pair = pair_kernel();
     // With all rows in one block, B is packed a few strips at a time: each strip is still in
     // L1 when the micro-kernel reads it (a whole QK_NC block would go out to L2 first).
     const long nc_step = !pb && m <= MC ? 2 * QK_NR : QK_NC;
@@ -117,10 +158,12 @@ static void run(long m, long n, long k, const float *pa, pack_b_fn pack, const v
             if (!pb) pack(ctx, pc, kc, jc, nc, ws);
             for (long ic = 0; ic < m; ic += MC) {
                 long mc = m - ic < MC ? m - ic : MC;
-                for (long jr = 0; jr < nc; jr += QK_NR) {
+                for (long jr = 0; jr < nc;) {
                     long nr = nc - jr < QK_NR ? nc - jr : QK_NR;
                     const float *bs = pb ? pb + ((jc + jr) / QK_NR) * k * QK_NR + pc * QK_NR
                                          : ws + (jr / QK_NR) * kc * QK_NR;
+                    // Two whole strips: 6x32 tiles on the AVX-512 kernel where whole.
+                    const float *bs2 = pair && nc - jr >= 2 * QK_NR ? bs + (pb ? k : kc) * QK_NR : 0;
                     for (long ir = 0; ir < mc; ir += QK_MR) {
                         long row = ic + ir, mr = mc - ir < QK_MR ? mc - ir : QK_MR;
                         const float *ap = pa + row * k + pc * QK_MR;  // panel row/QK_MR, depth pc
@@ -128,21 +171,22 @@ static void run(long m, long n, long k, const float *pa, pack_b_fn pack, const v
                         const float *add = first ? (ep->add_src ? ep->add_src + row * ep->add_ld + jc + jr : 0) : cp;
                         long add_ld = first ? ep->add_ld : ldc;
                         const float *bias = ep->bias ? ep->bias + row : 0;
+                        if (bs2 && mr == QK_MR && (!add || add_ld == ldc)) {
+                            qk_micro_avx512_pair(kc, ap, bs, bs2, cp, ldc, add, bias, ep->lo, ep->hi, final);
+                            continue;
+                        }
+                        if (bs2) {
+                            // A partial pair: the second strip as a 6x16 tile of its own here.
+                            partial_tile(micro, kc, ap, bs2, cp + QK_NR, ldc, add ? add + QK_NR : 0, add_ld, bias, mr,
+                                         QK_NR, ep, final);
+                        }
                         if (mr == QK_MR && nr == QK_NR && (!add || add_ld == ldc)) {
                             micro(kc, ap, bs, cp, ldc, add, bias, ep->lo, ep->hi, final);
                             continue;
                         }
-                        // Partial tile: through a zero-padded 6x16 buffer.
-                        memset(tmp, 0, sizeof(tmp));
-                        if (add) {
-                            for (long r = 0; r < mr; r++) memcpy(tmp + r * QK_NR, add + r * add_ld, (size_t)nr * sizeof(float));
-                        }
-                        if (bias) {
-                            for (long r = 0; r < QK_MR; r++) tbias[r] = r < mr ? bias[r] : 0.f;
-                        }
-                        micro(kc, ap, bs, tmp, QK_NR, add ? tmp : 0, bias ? tbias : 0, ep->lo, ep->hi, final);
-                        for (long r = 0; r < mr; r++) memcpy(cp + r * ldc, tmp + r * QK_NR, (size_t)nr * sizeof(float));
+                        partial_tile(micro, kc, ap, bs, cp, ldc, add, add_ld, bias, mr, nr, ep, final);
                     }
+                    jr += bs2 ? 2 * QK_NR : QK_NR;
                 }
             }
         }

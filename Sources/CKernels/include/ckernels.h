@@ -127,6 +127,10 @@ void qk_linear(long batch, long in, long o0, long o1, const float *x, long ldx, 
 /// 1 when the AVX2+FMA micro-kernel runs on this CPU, 0 for the portable one.
 int qk_uses_avx2(void);
 
+/// Turns the AVX-512 6x32 tiles of the GEMM on (the default where the CPU has AVX-512F) or
+/// off (6x16 AVX2 tiles only; tests compare the two). Returns the previous setting.
+int qk_gemm_set_avx512(int on);
+
 /// The CPU the calling thread runs on (-1 where unknown).
 int qk_current_cpu(void);
 

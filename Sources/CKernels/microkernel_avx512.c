@@ -1,0 +1,56 @@
+// The AVX-512 6x32 micro-kernel: two adjacent 16-column B strips at once (12 zmm
+// accumulators; per depth step two B loads, six A broadcasts, twelve FMAs). Compiled for
+// AVX-512F by function attribute; qk_sgemm calls it only when the CPU has AVX-512F, for
+// whole 6x32 tiles (partial tiles take the 6x16 kernels).
+#include "ckernels.h"
+#include "microkernel.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+__attribute__((target("avx512f")))
+void qk_micro_avx512_pair(long kc, const float *a, const float *b, const float *b2, float *c, long ldc,
+                          const float *add, const float *bias, float lo, float hi, int final) {
+    __m512 acc[QK_MR][2];
+    for (int r = 0; r < QK_MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    for (long p = 0; p < kc; p++) {
+        __m512 v0 = _mm512_loadu_ps(b), v1 = _mm512_loadu_ps(b2);
+        for (int r = 0; r < QK_MR; r++) {
+            __m512 ar = _mm512_set1_ps(a[r]);
+            acc[r][0] = _mm512_fmadd_ps(ar, v0, acc[r][0]);
+            acc[r][1] = _mm512_fmadd_ps(ar, v1, acc[r][1]);
+        }
+        a += QK_MR;
+        b += QK_NR;
+        b2 += QK_NR;
+    }
+    __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
+    for (int r = 0; r < QK_MR; r++) {
+        float *q = c + r * ldc;
+        __m512 x0 = acc[r][0], x1 = acc[r][1];
+        if (add) {
+            const float *s = add + r * ldc;
+            x0 = _mm512_add_ps(x0, _mm512_loadu_ps(s));
+            x1 = _mm512_add_ps(x1, _mm512_loadu_ps(s + 16));
+        }
+        if (final) {
+            if (bias) {
+                __m512 br = _mm512_set1_ps(bias[r]);
+                x0 = _mm512_add_ps(x0, br);
+                x1 = _mm512_add_ps(x1, br);
+            }
+            // max/min return their second operand when one is NaN: NaN passes through.
+            x0 = _mm512_min_ps(vhi, _mm512_max_ps(vlo, x0));
+            x1 = _mm512_min_ps(vhi, _mm512_max_ps(vlo, x1));
+        }
+        _mm512_storeu_ps(q, x0);
+        _mm512_storeu_ps(q + 16, x1);
+    }
+}
+#else
+void qk_micro_avx512_pair(long kc, const float *a, const float *b, const float *b2, float *c, long ldc,
+                          const float *add, const float *bias, float lo, float hi, int final) {
+    qk_micro_generic(kc, a, b, c, ldc, add, bias, lo, hi, final);
+    qk_micro_generic(kc, a, b2, c + QK_NR, ldc, add ? add + QK_NR : 0, bias, lo, hi, final);
+}
+#endif
