@@ -19,7 +19,9 @@ extension ConvertCommand {
             if !stripPrefix.isEmpty { other.append("--strip-prefix") }
             if addPrefix != nil { other.append("--add-prefix") }
             if dtype != nil { other.append("--dtype") }
-            if engine.active || engine.tolerance != nil { other.append("--fold-bn/--to-config/--to-model/--to-keyword/--tolerance") }
+            if engine.active || engine.tolerance != nil {
+                other.append("--fold-bn/--to-config/--to-model/--to-keyword/--to-fp/--tolerance")
+            }
             if format != nil { other.append("--format") }
             if wrap != nil { other.append("--wrap") }
             if unwrap { other.append("--unwrap") }
