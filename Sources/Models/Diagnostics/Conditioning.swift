@@ -44,8 +44,14 @@ package enum Conditioning {
     /// uncertain as the ones are. Exact zeros (padding, ReLU) are exact in every engine and
     /// are skipped. Functions with whole-tensor statistics see the whole tensor move by the
     /// band, a slight overestimate of a single element's uncertainty.
+    ///
+    /// Each element the band moves is located by re-applying the function to the whole tensor
+    /// (a bisection over its ulps), so at most `perQuantizer` of them are located per quantize
+    /// node, in index order: for a function with per-channel statistics (XNOR's `fm_custom
+    /// channel` mean |x|) the band moves nearly every element, and locating them all is
+    /// quadratic in the tensor's size (minutes for one ResNet-20 batch).
     package static func probe(
-        _ graph: Graph, inputs: [String: Tensor], ulps: Int = 16, threads: Int = 2
+        _ graph: Graph, inputs: [String: Tensor], ulps: Int = 16, threads: Int = 2, perQuantizer: Int = 256
     ) throws -> [NearBoundary] {
         precondition(ulps >= 1)
         let captured = try ValueCapture.fast(graph, inputs: inputs, threads: threads)
@@ -63,7 +69,8 @@ package enum Conditioning {
             let band = x.map { $0 == 0 ? 0 : Float(ulps) * max(abs($0), meanAbs).ulp }
             let below = try f.apply(zip(x, band).map { $0 - $1 }, shape: c.shape)
             let above = try f.apply(zip(x, band).map { $0 + $1 }, shape: c.shape)
-            for i in x.indices where band[i] > 0 && (below[i] != y[i] || above[i] != y[i]) {
+            let moved = x.indices.lazy.filter { band[$0] > 0 && (below[$0] != y[$0] || above[$0] != y[$0]) }
+            for i in moved.prefix(perQuantizer) {
                 let towards = below[i] != y[i] ? x[i] - band[i] : x[i] + band[i]
                 guard let b = try QuantizerBoundary.locate(f, input: x, shape: c.shape, index: i, other: towards) else {
                     continue  // moved only through the tensor's statistics, not its own input
