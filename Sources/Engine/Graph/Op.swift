@@ -68,6 +68,11 @@ public enum Op: Sendable, Equatable {
     /// Depth-to-space by `blockSize` s (torch.nn.functional.pixel_shuffle): the inverse of
     /// ``spaceToDepth(blockSize:)``: `[N, C*s*s, H, W] -> [N, C, H*s, W*s]`.
     case depthToSpace(blockSize: Int)
+    /// A binary or ternary convolution on bit-packed codes (XOR/AND + popcount): the input
+    /// `x [N, Cin, H, W]` becomes codes (sign, ternary or unsigned levels), the weights are
+    /// packed codes in the attributes, and `y = Float(sum codes) * multiplier[o] + bias[o]`,
+    /// `[N, Cout, oH, oW]`. See ``BinaryConv2dAttributes``. One input, no constants.
+    case binaryConv2d(BinaryConv2dAttributes)
 
     /// The op's name in profiles and error messages (`conv2d`, `batchNorm`, ...).
     public var typeName: String {
@@ -95,6 +100,7 @@ public enum Op: Sendable, Equatable {
         case .quantize: return "quantize"
         case .spaceToDepth: return "spaceToDepth"
         case .depthToSpace: return "depthToSpace"
+        case .binaryConv2d: return "binaryConv2d"
         }
     }
 
@@ -107,7 +113,7 @@ public enum Op: Sendable, Equatable {
         case .channelAffine: return 3...3
         case .concat: return 1...Int.max
         case .relu, .hardtanh, .clamp, .maxPool2d, .avgPool2d, .adaptiveAvgPool2d, .flatten, .reshape,
-            .softmax, .pad, .identity, .quantize, .spaceToDepth, .depthToSpace, .reduceMean:
+            .softmax, .pad, .identity, .quantize, .spaceToDepth, .depthToSpace, .reduceMean, .binaryConv2d:
             return 1...1
         }
     }

@@ -17,17 +17,21 @@ public struct PlanOptions: Sendable, Equatable {
     /// (``WinogradSelection``). The default, 32 MiB, keeps a run within the peak-memory
     /// anchor (weights + 2x activations + 64 MiB) next to the process's own ~25 MiB.
     public var winogradBudgetBytes: Int
+    /// The popcount code path of binary convolutions (``Op/binaryConv2d(_:)``); nil takes the
+    /// fastest this CPU runs (``BitKernelPath/best``). Planning refuses a path the CPU lacks.
+    public var bitKernelPath: BitKernelPath?
 
     /// All optimisations on by default.
     public init(
         fuse: Bool = true, reuseBuffers: Bool = true, inPlace: Bool = true, winograd: Bool = true,
-        winogradBudgetBytes: Int = 32 << 20
+        winogradBudgetBytes: Int = 32 << 20, bitKernelPath: BitKernelPath? = nil
     ) {
         self.fuse = fuse
         self.reuseBuffers = reuseBuffers
         self.inPlace = inPlace
         self.winograd = winograd
         self.winogradBudgetBytes = winogradBudgetBytes
+        self.bitKernelPath = bitKernelPath
     }
 }
 
