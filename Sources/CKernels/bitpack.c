@@ -205,32 +205,49 @@ long qk_bconv_panel_words(const qk_bconv_shape *s) {
 }
 
 void qk_bconv_im2col(const qk_bconv_shape *s, const uint64_t *image, long strip0, long strip1, uint64_t *b) {
-    const long ap = act_planes(s), words = s->words, taps = s->kernel_h * s->kernel_w;
+    const long ap = act_planes(s), words = s->words, taps = s->kernel_h * s->kernel_w, pw = s->pixel_words;
     const long kwords = taps * words, sw = qk_bconv_strip_words(s);
     const long pixels = s->out_height * s->out_width;
+    const int simple = ap == 1 && s->terms == 1;  // the words of a tap are contiguous in B
+    long tap_offset[taps];                         // of each tap from the window's first pixel
+    for (long t = 0; t < taps; t++) {
+        tap_offset[t] = ((t / s->kernel_w) * s->dilation_h * s->width + (t % s->kernel_w) * s->dilation_w) * pw;
+    }
     for (long st = strip0; st < strip1; st++) {
         uint64_t *dst = b + st * sw;
+        // Per lane: the window's first input pixel, and whether the whole window is inside.
+        long iy0[QK_BSTRIP], ix0[QK_BSTRIP];
+        int inside[QK_BSTRIP];
+        const uint64_t *origin[QK_BSTRIP];
         for (long lane = 0; lane < QK_BSTRIP; lane++) {
             const long p = st * QK_BSTRIP + lane;
-            if (p >= pixels) {
-                for (long i = 0; i < s->terms * kwords * ap; i++) dst[i * QK_BSTRIP + lane] = 0;
-                continue;
-            }
-            const long oy = p / s->out_width, ox = p % s->out_width;
-            for (long ky = 0; ky < s->kernel_h; ky++) {
-                const long iy = oy * s->stride_h - s->pad_top + ky * s->dilation_h;
-                for (long kx = 0; kx < s->kernel_w; kx++) {
-                    const long ix = ox * s->stride_w - s->pad_left + kx * s->dilation_w;
-                    const uint64_t *src = iy >= 0 && iy < s->height && ix >= 0 && ix < s->width
-                                              ? image + (iy * s->width + ix) * s->pixel_words
-                                              : s->pad_pixel;
-                    const long k0 = (ky * s->kernel_w + kx) * words;
-                    for (long t = 0; t < s->terms; t++) {
-                        for (long q = 0; q < ap; q++) {
-                            const uint64_t *from = src + (t * ap + q) * words;
-                            uint64_t *to = dst + ((t * kwords + k0) * ap + q) * QK_BSTRIP + lane;
-                            for (long w = 0; w < words; w++) to[w * ap * QK_BSTRIP] = from[w];
-                        }
+            // Lanes past the last pixel read the pad pixel: their results are never stored.
+            iy0[lane] = p < pixels ? (p / s->out_width) * s->stride_h - s->pad_top : -s->height - 1 - s->dilation_h * s->kernel_h;
+            ix0[lane] = p < pixels ? (p % s->out_width) * s->stride_w - s->pad_left : 0;
+            inside[lane] = iy0[lane] >= 0 && ix0[lane] >= 0 && iy0[lane] + (s->kernel_h - 1) * s->dilation_h < s->height &&
+                           ix0[lane] + (s->kernel_w - 1) * s->dilation_w < s->width;
+            origin[lane] = inside[lane] ? image + (iy0[lane] * s->width + ix0[lane]) * pw : 0;
+        }
+        for (long t = 0; t < taps; t++) {
+            const long ky = t / s->kernel_w, kx = t % s->kernel_w, k0 = t * words;
+            for (long lane = 0; lane < QK_BSTRIP; lane++) {
+                const uint64_t *src;
+                if (inside[lane]) {
+                    src = origin[lane] + tap_offset[t];
+                } else {
+                    const long iy = iy0[lane] + ky * s->dilation_h, ix = ix0[lane] + kx * s->dilation_w;
+                    src = iy >= 0 && iy < s->height && ix >= 0 && ix < s->width ? image + (iy * s->width + ix) * pw
+                                                                               : s->pad_pixel;
+                }
+                if (simple) {
+                    for (long w = 0; w < words; w++) dst[(k0 + w) * QK_BSTRIP + lane] = src[w];
+                    continue;
+                }
+                for (long tt = 0; tt < s->terms; tt++) {
+                    for (long q = 0; q < ap; q++) {
+                        const uint64_t *from = src + (tt * ap + q) * words;
+                        uint64_t *to = dst + ((tt * kwords + k0) * ap + q) * QK_BSTRIP + lane;
+                        for (long w = 0; w < words; w++) to[w * ap * QK_BSTRIP] = from[w];
                     }
                 }
             }

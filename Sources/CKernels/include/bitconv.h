@@ -87,8 +87,8 @@ long qk_bconv_panel_words(const qk_bconv_shape *s);
 
 /// Bit im2col of strips `strip0 ..< strip1`: strip j covers output pixels `8j ..< 8j + 8`
 /// and is written at `b + j * strip_words` as `[term][k][plane][8 lanes]`, k = tap * words + w
-/// (tap = ky * kernel_w + kx); lanes past the last pixel are 0. `image` is the group's word 0
-/// of pixel 0 in the packed image.
+/// (tap = ky * kernel_w + kx); lanes past the last pixel read the pad pixel (their results are
+/// never stored). `image` is the group's word 0 of pixel 0 in the packed image.
 void qk_bconv_im2col(const qk_bconv_shape *s, const uint64_t *image, long strip0, long strip1, uint64_t *b);
 
 /// The output transform of one group: for row (output channel) o and pixel p, with the

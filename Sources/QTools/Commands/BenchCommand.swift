@@ -22,13 +22,25 @@ struct BenchCommand: ParsableCommand {
             memory_anchor_met whether the peak is within it (packed_weight_bytes and \
             arena_bytes are the engine's own buffers).
 
+            --binary-gemm (no MODEL) times the bit-packed binary convolution instead: its XOR + \
+            popcount GEMM core, the whole layer and the engine's float conv of the same shape, on \
+            one thread, for ResNet-18's four 3x3 stage shapes and every popcount code path this \
+            CPU runs (or --path), in G bit-MAC/s.
+
             Examples:
               qtools bench pytorch-resnet18 --runs 20 --json | jq .median_ms
               qtools bench checkpoint.pth --config config.txt --batch 8
+              qtools bench --binary-gemm --json | jq '.results[] | [.path, .gemm_gbitmacs_per_second]'
             """)
 
-    @Argument(help: "A checkpoint file or a model-zoo name (random weights).")
-    var model: String
+    @Argument(help: "A checkpoint file or a model-zoo name (random weights); none with --binary-gemm.")
+    var model: String?
+
+    @Flag(name: .customLong("binary-gemm"), help: "Time the bit-packed binary conv kernels (see BenchCommand+BinaryGemm).")
+    var binaryGemm = false
+
+    @Option(name: .long, parsing: .unconditional, help: "With --binary-gemm: one popcount code path (portable, popcnt, avx2, avx512).")
+    var path: String?
 
     @Option(name: .long, parsing: .unconditional, help: "Input resolution (default: the model's input_size).")
     var size: Int?
@@ -58,6 +70,13 @@ struct BenchCommand: ParsableCommand {
     var overrides: [String] { modelOptions.overrides }
 
     func validate() throws {
+        if binaryGemm {
+            if model != nil { throw ValidationError("--binary-gemm takes no MODEL") }
+            if train { throw ValidationError("--binary-gemm and --train are separate benchmarks") }
+        } else {
+            if model == nil { throw ValidationError("missing MODEL (a checkpoint or a model-zoo name)") }
+            if path != nil { throw ValidationError("--path applies to --binary-gemm") }
+        }
         try OptionChecks.atLeast("--batch", batch, 1)
         try OptionChecks.atLeast("--threads", threads, 1)
         try OptionChecks.atLeast("--runs", runs, 1)
@@ -66,7 +85,9 @@ struct BenchCommand: ParsableCommand {
     }
 
     func run() throws {
+        if binaryGemm { return try runBinaryGemm() }
         if train { return try runTrain() }
+        guard let model else { throw ValidationError("missing MODEL") }
         try ExitCodes.reporting {
             // Only the plan is kept: the loaded graph and its weights are gone after this.
             let planned = try PlannedModel(model: model, config: config, overrides: overrides) {
