@@ -36,6 +36,9 @@ struct BenchCommand: ParsableCommand {
     @Argument(help: "A checkpoint file or a model-zoo name (random weights); none with --binary-gemm.")
     var model: String?
 
+    @Option(name: .long, help: "fast (binary XNOR convs on the bit-packed kernels) or float (binary convs as float convs).")
+    var engine: RunEngine = .fast
+
     @Flag(name: .customLong("binary-gemm"), help: "Time the bit-packed binary conv kernels (see BenchCommand+BinaryGemm).")
     var binaryGemm = false
 
@@ -77,6 +80,7 @@ struct BenchCommand: ParsableCommand {
             if model == nil { throw ValidationError("missing MODEL (a checkpoint or a model-zoo name)") }
             if path != nil { throw ValidationError("--path applies to --binary-gemm") }
         }
+        if engine != .fast && engine != .float { throw ValidationError("bench --engine: fast or float") }
         try OptionChecks.atLeast("--batch", batch, 1)
         try OptionChecks.atLeast("--threads", threads, 1)
         try OptionChecks.atLeast("--runs", runs, 1)
@@ -90,13 +94,14 @@ struct BenchCommand: ParsableCommand {
         guard let model else { throw ValidationError("missing MODEL") }
         try ExitCodes.reporting {
             // Only the plan is kept: the loaded graph and its weights are gone after this.
-            let planned = try PlannedModel(model: model, config: config, overrides: overrides) {
+            let planned = try PlannedModel(model: model, config: config, overrides: overrides, lowerBinary: engine == .fast) {
                 $0.inputShape(batch: batch, size: size)
             }
             let r = try EngineBenchmark.measure(
                 plan: planned.plan, anchor: planned.anchor, iterations: runs, warmup: warmup, threads: threads)
-            let report = BenchReport(
+            var report = BenchReport(
                 model: planned.name, inputShape: planned.inputShape, result: r, randomWeights: planned.randomWeights)
+            report.binaryConvs = planned.binaryConvs
             Terminal.out(out.json ? try JSONOutput.render(report) : report.text)
         }
     }
@@ -126,6 +131,8 @@ struct BenchReport: Encodable {
     var weightBytes: Int, largestActivationBytes: Int, memoryAnchorBytes: Int
     /// `peakRSSBytes <= memoryAnchorBytes` (nil when the peak is unknown).
     var memoryAnchorMet: Bool?
+    /// Convs running as bit-packed binary convs (0 with `--engine float`).
+    var binaryConvs = 0
 
     enum CodingKeys: String, CodingKey {
         case model, inputShape = "input_shape", threads, runs, medianMs = "median_ms", minMs = "min_ms",
@@ -133,7 +140,7 @@ struct BenchReport: Encodable {
             packedWeightBytes = "packed_weight_bytes", randomWeights = "random_weights",
             peakRSSBytes = "peak_rss_bytes", weightBytes = "weight_bytes",
             largestActivationBytes = "largest_activation_bytes", memoryAnchorBytes = "memory_anchor_bytes",
-            memoryAnchorMet = "memory_anchor_met"
+            memoryAnchorMet = "memory_anchor_met", binaryConvs = "binary_convs"
     }
 
     init(model: String, inputShape: [Int], result r: EngineBenchmark.Result, randomWeights: Bool) {
@@ -173,7 +180,12 @@ struct BenchReport: Encodable {
             "\(model) \(inputShape), \(threads) thread\(threads == 1 ? "" : "s"), \(runs) runs\(randomWeights ? " (random weights)" : "")",
             "median \(f(medianMs)) ms  min \(f(minMs)) ms  max \(f(maxMs)) ms",
             memoryLine,
-            "per op type:",
+        ]
+        if binaryConvs > 0 {
+            lines.append("\(binaryConvs) binary conv\(binaryConvs == 1 ? "" : "s") on the bit-packed kernels (--engine float: none)")
+        }
+        lines += [
+            "per op type:"
         ]
         for (op, share) in opShares.sorted(by: { $0.value > $1.value }) {
             lines.append("  \(op.padding(toLength: 18, withPad: " ", startingAt: 0)) \(f(share * 100))%  \(f(opMs[op] ?? 0)) ms")
