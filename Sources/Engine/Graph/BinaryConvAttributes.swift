@@ -281,8 +281,8 @@ public struct BinaryConv2dAttributes: Sendable, Equatable {
     /// How the float input becomes codes.
     public var input: BitActivationEncoding
     /// The input code at padded positions. For ``BitActivationEncoding/sign``: +1 (zero padding
-    /// *before* the sign, QTool's default), -1, or 0 (zero padding *after* the sign:
-    /// `--padding_after_quant`; computed exactly by subtracting the padded taps' weight sums).
+    /// *before* the sign: `sign(0) = +1`), -1, or 0 (zero padding *after* the sign, which a ±1
+    /// code cannot hold: computed exactly by subtracting the padded taps' weight sums).
     /// For the other encodings any code of ``BitActivationEncoding/codeRange`` (0 is zero padding).
     public var padCode: Int
     /// Per output channel: the factor of `acc` (weight scale x activation scale x BN scale).
