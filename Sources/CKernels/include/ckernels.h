@@ -1,8 +1,9 @@
 // qtools compute kernels in C: the packed single-precision GEMM behind convolutions, the
 // Winograd F(2x2)/F(4x4) transforms, max pooling and the fully connected layer.
 //
-// These are the only C kernels of the engine. Each has a naive twin in Swift
-// (Sources/Engine/Kernels/Reference) that the tests compare it with.
+// With bitconv.h (the bit-packed binary / ternary convolution) these are the only C kernels
+// of the engine. Each has a naive twin in Swift (Sources/Engine/Kernels/Reference) that the
+// tests compare it with.
 #ifndef QTOOLS_CKERNELS_H
 #define QTOOLS_CKERNELS_H
 

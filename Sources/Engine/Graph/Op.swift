@@ -74,6 +74,11 @@ public enum Op: Sendable, Equatable {
     /// Cin/groups, kH, kW]` (constant, integers in `-128...127`), `scale [Cout]`, `bias [Cout]`
     /// (constants). Padding reads `padIndex`. See ``IntegerConvAttributes``.
     case integerConv(IntegerConvAttributes)
+    /// A binary or ternary convolution on bit-packed codes (XOR/AND + popcount): the input
+    /// `x [N, Cin, H, W]` becomes codes (sign, ternary or unsigned levels), the weights are
+    /// packed codes in the attributes, and `y = Float(sum codes) * multiplier[o] + bias[o]`,
+    /// `[N, Cout, oH, oW]`. See ``BinaryConv2dAttributes``. One input, no constants.
+    case binaryConv2d(BinaryConv2dAttributes)
 
     /// The op's name in profiles and error messages (`conv2d`, `batchNorm`, ...).
     public var typeName: String {
@@ -102,6 +107,7 @@ public enum Op: Sendable, Equatable {
         case .spaceToDepth: return "spaceToDepth"
         case .depthToSpace: return "depthToSpace"
         case .integerConv: return "integerConv"
+        case .binaryConv2d: return "binaryConv2d"
         }
     }
 
@@ -115,7 +121,7 @@ public enum Op: Sendable, Equatable {
         case .integerConv: return 4...4
         case .concat: return 1...Int.max
         case .relu, .hardtanh, .clamp, .maxPool2d, .avgPool2d, .adaptiveAvgPool2d, .flatten, .reshape,
-            .softmax, .pad, .identity, .quantize, .spaceToDepth, .depthToSpace, .reduceMean:
+            .softmax, .pad, .identity, .quantize, .spaceToDepth, .depthToSpace, .reduceMean, .binaryConv2d:
             return 1...1
         }
     }

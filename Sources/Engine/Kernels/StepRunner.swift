@@ -83,6 +83,10 @@ package enum StepRunner {
                 g, tile: tile, input: r(x), transformedWeight: r(wt), bias: b.map { unsafe r($0) },
                 residual: res.map { unsafe r($0) }, output: w(y), scratch: w(scratch), activation: a,
                 threads: threads)
+        case .binaryConv(let l, let x, let wt, let res, let y, let a):
+            unsafe BinaryConv.forward(
+                l, input: r(x), weights: r(wt), residual: res.map { unsafe r($0) }, output: w(y), scratch: w(scratch),
+                activation: a, threads: threads)
         case .linear(let n, let i, let o, let x, let wt, let b, let y, let a):
             unsafe Linear.forward(
                 batch: n, inFeatures: i, outFeatures: o, input: r(x), weight: r(wt),

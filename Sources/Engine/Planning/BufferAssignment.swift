@@ -61,6 +61,7 @@ struct BufferAssignment {
             guard case .value(let outName) = p.call.output else { continue }
             let out = root(outName)
             if case .conv(let g, _, _, _, _, _, _) = p.call { maxScratch = max(maxScratch, Conv2d.scratchCount(g)) }
+            if case .binaryConv(let l, _, _, _, _, _) = p.call { maxScratch = max(maxScratch, l.scratchCount) }
             if case .winograd(let g, let tile, _, _, _, _, _, _) = p.call {
                 maxScratch = max(maxScratch, Winograd.scratchCount(g, tile: tile))
             }

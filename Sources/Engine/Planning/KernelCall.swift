@@ -27,6 +27,10 @@ package enum KernelCall<B: Sendable>: Sendable {
     /// ``Winograd/forward(_:input:transformedWeight:bias:residual:output:scratch:activation:threads:)``:
     /// a 3x3 stride-1 conv with output tiles `tile x tile` and weights pre-transformed.
     case winograd(ConvGeometry, tile: Int, input: B, weight: B, bias: B?, residual: B?, output: B, activation: Activation)
+    /// ``BinaryConv/forward(_:input:weights:residual:output:scratch:activation:threads:)``: a
+    /// bit-packed binary/ternary conv, `y = act(Float(acc) * mul + bias + residual)`; `weights`
+    /// is the layer's packed span (planes and tables, ``BinaryConvLayout``).
+    case binaryConv(BinaryConvLayout, input: B, weights: B, residual: B?, output: B, activation: Activation)
     /// ``Linear/forward(batch:inFeatures:outFeatures:input:weight:bias:output:activation:threads:)``.
     case linear(batch: Int, inFeatures: Int, outFeatures: Int, input: B, weight: B, bias: B?, output: B, activation: Activation)
     /// `y = act(x * scale[c] + bias[c])` (also lowered batch norm).
@@ -78,6 +82,8 @@ package enum KernelCall<B: Sendable>: Sendable {
             return .winograd(
                 g, tile: tile, input: try f(x), weight: try f(w), bias: try b.map(f), residual: try r.map(f), output: try f(y),
                 activation: a)
+        case .binaryConv(let l, let x, let w, let r, let y, let a):
+            return .binaryConv(l, input: try f(x), weights: try f(w), residual: try r.map(f), output: try f(y), activation: a)
         case .linear(let n, let i, let o, let x, let w, let b, let y, let a):
             return .linear(
                 batch: n, inFeatures: i, outFeatures: o, input: try f(x), weight: try f(w), bias: try b.map(f), output: try f(y),
@@ -129,6 +135,7 @@ package enum KernelCall<B: Sendable>: Sendable {
         switch self {
         case .conv(_, let x, let w, let b, let r, _, _), .winograd(_, _, let x, let w, let b, let r, _, _):
             return [x, w] + (b.map { [$0] } ?? []) + (r.map { [$0] } ?? [])
+        case .binaryConv(_, let x, let w, let r, _, _): return [x, w] + (r.map { [$0] } ?? [])
         case .linear(_, _, _, let x, let w, let b, _, _): return [x, w] + (b.map { [$0] } ?? [])
         case .channelAffine(_, _, _, let x, let s, let b, _, _): return [x, s, b]
         case .activation(_, let x, _), .maxPool(_, let x, _), .avgPool(_, let x, _),
@@ -154,8 +161,8 @@ package enum KernelCall<B: Sendable>: Sendable {
             .adaptiveAvgPool(_, _, _, _, _, _, let y), .add(_, _, let y, _),
             .softmax(_, _, _, _, let y), .pad(_, _, _, _, _, _, let y), .concat(_, _, _, _, let y),
             .copy(_, let y), .quantize(_, _, _, let y), .spaceDepth(_, _, _, _, _, _, _, let y),
-            .mul(_, _, _, let y), .reduceMean(_, _, let y), .gridQuantize(_, _, _, _, _, _, _, _, let y),
-            .integerConv(_, _, _, _, _, _, _, _, _, let y, _):
+            .mul(_, _, _, let y), .reduceMean(_, _, let y), .binaryConv(_, _, _, _, let y, _),
+            .gridQuantize(_, _, _, _, _, _, _, _, let y), .integerConv(_, _, _, _, _, _, _, _, _, let y, _):
             return y
         }
     }
@@ -164,7 +171,8 @@ package enum KernelCall<B: Sendable>: Sendable {
     /// as values of `reads` equal to them.
     package var inPlaceCandidates: [B] {
         switch self {
-        case .conv(_, _, _, _, let r, _, _), .winograd(_, _, _, _, _, let r, _, _), .integerConv(_, _, _, _, _, _, _, _, let r, _, _):
+        case .conv(_, _, _, _, let r, _, _), .winograd(_, _, _, _, _, let r, _, _), .binaryConv(_, _, _, let r, _, _),
+            .integerConv(_, _, _, _, _, _, _, _, let r, _, _):
             return r.map { [$0] } ?? []
         case .channelAffine(_, _, _, let x, _, _, _, _), .activation(_, let x, _),
             .prelu(_, _, _, let x, _, _), .softmax(_, _, _, let x, _):

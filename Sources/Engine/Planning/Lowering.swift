@@ -68,7 +68,18 @@ struct Lowering {
     /// channel), in GEMM panels (rows padded to a multiple of 6) or Winograd-transformed (at
     /// most 36/9 of its size). Only the used part of the reservation is ever resident.
     static func packedCountBound(_ graph: Graph) -> Int {
-        5 * graph.constants.values.reduce(0) { $0 + $1.elementCount } + (1 << 16)
+        var binary = 0
+        for n in graph.nodes {
+            // Panels (rows rounded up to 4 per group, 2 floats a word), pad pixel, tables, alignment.
+            guard case .binaryConv2d(let a) = n.op else { continue }
+            let w = a.weights
+            let planes: Int = w.encoding == .ternary ? 2 : 1
+            let rows: Int = w.outChannels + 3 * a.conv.groups
+            let panels: Int = 2 * rows * w.rowWords * planes
+            let tables: Int = w.outChannels * (4 + w.kernelH * w.kernelW)
+            binary += panels + 64 * w.wordsPerTap + tables + 2
+        }
+        return 5 * graph.constants.values.reduce(0) { $0 + $1.elementCount } + binary + (1 << 16)
     }
 
     /// The value whose buffer `v` uses (follows alias chains).
@@ -339,6 +350,43 @@ struct Lowering {
             }
             return step(
                 .conv(g, input: operand(ins[0]), weight: weight, bias: bias, residual: residual, output: .value(y), activation: act))
+
+        case .binaryConv2d(let a):
+            let g = try ShapeInference.binaryConv(a, input: xShape)
+            let path = options.bitKernelPath ?? .best
+            guard path.isSupported else {
+                throw InferenceError(.unsupported("bit kernel path \(path) does not run on this CPU"), node: node.name)
+            }
+            var v = out
+            var (multiplier, bias) = (a.multiplier, a.bias)
+            if let next = soleConsumer(v), next.inputs[0] == v, let (scale, shift) = affine(of: next) {
+                // y = (acc * m + b) * s + t = acc * (m * s) + (b * s + t), rounded once per step.
+                for o in 0..<g.outChannels {
+                    multiplier[o] = multiplier[o] * scale[o]
+                    bias[o] = bias[o] * scale[o] + shift[o]
+                }
+                absorb(next, into: &nodes)
+                v = next.outputs[0]
+            }
+            let layout = BinaryConv.layout(g, a, path: path)
+            // 64-bit words: the span starts on an even float (the buffer is 16-byte aligned).
+            if weights.count % 2 == 1 { weights.append(0) }
+            let packed: Operand = unsafe .weights(
+                packFilled(count: layout.floatCount) { dst in
+                    unsafe BinaryConv.pack(a, layout, multiplier: multiplier, bias: bias, into: dst)
+                })
+            var residual: Operand? = nil
+            if let next = soleConsumer(v), case .add = next.op {
+                let other = next.inputs[0] == v ? next.inputs[1] : next.inputs[0]
+                if other != v, available.contains(other) {
+                    residual = operand(other)
+                    absorb(next, into: &nodes)
+                    v = next.outputs[0]
+                }
+            }
+            let (act, y) = fuseActivation(after: v, nodes: &nodes)
+            return step(
+                .binaryConv(layout, input: operand(ins[0]), weights: packed, residual: residual, output: .value(y), activation: act))
 
         case .integerConv(let a):
             let g = try ShapeInference.integerConv(a, ins.map { shapes[$0]! })

@@ -17,6 +17,9 @@ public struct PlanOptions: Sendable, Equatable {
     /// (``WinogradSelection``). The default, 32 MiB, keeps a run within the peak-memory
     /// anchor (weights + 2x activations + 64 MiB) next to the process's own ~25 MiB.
     public var winogradBudgetBytes: Int
+    /// The popcount code path of binary convolutions (``Op/binaryConv2d(_:)``); nil takes the
+    /// fastest this CPU runs (``BitKernelPath/best``). Planning refuses a path the CPU lacks.
+    public var bitKernelPath: BitKernelPath?
     /// With ``fuse``: merge a `pad` into the grid-quantize step next to it (the padded or
     /// unpadded quantizer input is then never written). Off, both values exist, as value
     /// capture needs (``ValueCapture``: the quantizer's input of a near-boundary probe).
@@ -25,7 +28,7 @@ public struct PlanOptions: Sendable, Equatable {
     /// All optimisations on by default.
     public init(
         fuse: Bool = true, reuseBuffers: Bool = true, inPlace: Bool = true, winograd: Bool = true,
-        winogradBudgetBytes: Int = 32 << 20, fuseQuantizePad: Bool = true
+        winogradBudgetBytes: Int = 32 << 20, bitKernelPath: BitKernelPath? = nil, fuseQuantizePad: Bool = true
     ) {
         self.fuseQuantizePad = fuseQuantizePad
         self.fuse = fuse
@@ -33,6 +36,7 @@ public struct PlanOptions: Sendable, Equatable {
         self.inPlace = inPlace
         self.winograd = winograd
         self.winogradBudgetBytes = winogradBudgetBytes
+        self.bitKernelPath = bitKernelPath
     }
 }
 

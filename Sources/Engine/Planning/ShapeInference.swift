@@ -8,6 +8,9 @@ package enum ShapeInference {
         case .conv2d(let a):
             let g = try conv(a, input: s[0], weight: s[1], bias: s.count > 2 ? s[2] : nil)
             return [g.batch, g.outChannels, g.outHeight, g.outWidth]
+        case .binaryConv2d(let a):
+            let g = try binaryConv(a, input: s[0])
+            return [g.batch, g.outChannels, g.outHeight, g.outWidth]
         case .integerConv(let a):
             let g = try integerConv(a, s)
             return [g.batch, g.outChannels, g.outHeight, g.outWidth]
@@ -165,6 +168,32 @@ package enum ShapeInference {
             outHeight: oh, outWidth: ow, kernelH: w[2], kernelW: w[3], strideH: a.stride.h,
             strideW: a.stride.w, padTop: p.top, padLeft: p.left, dilationH: a.dilation.h,
             dilationW: a.dilation.w, groups: a.groups)
+    }
+
+    /// The conv geometry of a binary conv on input `[N, Cin, H, W]`, after checking its
+    /// attributes: encoding parameters, pad code, multiplier and bias sizes.
+    package static func binaryConv(_ a: BinaryConv2dAttributes, input x: [Int]) throws(InferenceError) -> ConvGeometry {
+        let g = try conv(a.conv, input: x, weight: a.weightShape, bias: nil)
+        switch a.input {
+        case .sign: break
+        case .ternary(let step):
+            guard step > 0, step.isFinite else { throw InferenceError(.invalidAttribute("ternary step \(step)")) }
+        case .unsigned(let levels, let step):
+            guard step > 0, step.isFinite, levels >= 1, levels < 1 << 16 else {
+                throw InferenceError(.invalidAttribute("unsigned levels \(levels), step \(step)"))
+            }
+        }
+        guard a.input.isValidPadCode(a.padCode) else {
+            throw InferenceError(.invalidAttribute("pad code \(a.padCode) for \(a.input) input (codes \(a.input.codeRange))"))
+        }
+        try requireVector([a.multiplier.count], g.outChannels, "binaryConv2d multiplier")
+        try requireVector([a.bias.count], g.outChannels, "binaryConv2d bias")
+        // |acc| <= K * max|code| must stay exact in Float and in the kernels' int32 counters.
+        let largest = max(abs(a.input.codeRange.lowerBound), a.input.codeRange.upperBound)
+        guard a.weights.codesPerRow.multipliedReportingOverflow(by: largest).partialValue < 1 << 24 else {
+            throw InferenceError(.unsupported("binaryConv2d dot products of \(a.weights.codesPerRow) codes up to \(largest) exceed 2^24"))
+        }
+        return g
     }
 
     /// ``Op/integerConv(_:)``'s geometry: the conv rule, `scale` and `bias` of `[Cout]`, and

@@ -41,6 +41,13 @@ public struct MemoryAnchor: Sendable, Equatable {
 }
 
 extension Graph {
-    /// Bytes of every constant as float32 (4 per element, whatever its stored dtype).
-    public var parameterBytes: Int { 4 * constants.values.reduce(0) { $0 + $1.elementCount } }
+    /// Bytes of every constant as float32 (4 per element, whatever its stored dtype), plus the
+    /// parameters binary convolutions hold in their attributes (packed planes, multipliers, biases).
+    public var parameterBytes: Int {
+        4 * constants.values.reduce(0) { $0 + $1.elementCount }
+            + nodes.reduce(0) { sum, n in
+                if case .binaryConv2d(let a) = n.op { return sum + a.parameterBytes }
+                return sum
+            }
+    }
 }

@@ -46,6 +46,8 @@ package enum ReferenceExecutor {
         case .conv2d(let a):
             let g = try ShapeInference.conv(a, input: s[0], weight: s[1], bias: s.count > 2 ? s[2] : nil)
             return R.conv2d(g, input: x[0], weight: x[1], bias: x.count > 2 ? x[2] : nil)
+        case .binaryConv2d(let a):
+            return R.binaryConv2d(try ShapeInference.binaryConv(a, input: s[0]), a, input: x[0])
         case .batchNorm(let eps):
             return R.batchNorm(
                 x[0], batch: batch, channels: channels, inner: inner, gamma: x[1], beta: x[2], mean: x[3], variance: x[4], epsilon: eps)

@@ -90,10 +90,14 @@ package struct ModelTrace: Sendable, Encodable {
             let count = try product(out)
             var macs = 0, flops = 0, bops = 0
             var quant: String? = nil
+            var codeBits: (activation: Int, weight: Int)? = nil
             switch n.op {
             case .conv2d, .integerConv:
                 let w = ins[1]
                 macs = try product([count, w[1], w[2], w[3]])
+            case .binaryConv2d(let b):
+                macs = try product([count, b.weights.codesPerRow])
+                codeBits = (b.input.bits, b.weights.encoding == .ternary ? 2 : 1)
             case .linear:
                 macs = try product([count, ins[1][1]])
             case .batchNorm, .channelAffine, .relu, .prelu, .hardtanh, .clamp, .add, .quantize,
@@ -106,8 +110,8 @@ package struct ModelTrace: Sendable, Encodable {
             }
             if macs > 0 {
                 let l = byNode[n.name]
-                let a = l?.activationBits.map { Int($0.rounded(.up)) }
-                let w = l?.weightBits.map { Int($0.rounded(.up)) }
+                let a = codeBits?.activation ?? l?.activationBits.map { Int($0.rounded(.up)) }
+                let w = codeBits?.weight ?? l?.weightBits.map { Int($0.rounded(.up)) }
                 if a != nil || w != nil {
                     bops = try product([macs, a ?? 32, w ?? 32])
                     quant = "a\(a.map(String.init) ?? "32")w\(w.map(String.init) ?? "32")"

@@ -342,7 +342,7 @@ struct ONNXEmitter {
                     .ints("kernel_shape", [Int64(f), Int64(f)]), .ints("strides", [Int64(f), Int64(f)]),
                     .ints("pads", [0, 0, 0, 0]), .int("group", Int64(c)),
                 ])
-        case .depthToSpace, .integerConv:
+        case .depthToSpace, .integerConv, .binaryConv2d:
             // No QTool network the builder supports uses them yet, so refuse rather than guess.
             throw InferenceError(.unsupported("\(n.op.typeName) has no ONNX export yet"), node: n.name)
         }

@@ -15,7 +15,7 @@ extension BenchCommand {
         try ExitCodes.reporting {
             if size != nil { throw UsageError("--size does not apply to --train (the model's input size is used)") }
             MemoryPolicy.training()
-            let (options, stateDict, random) = try Self.trainingState(model: model, config: config, overrides: overrides)
+            let (options, stateDict, random) = try Self.trainingState(model: model ?? "", config: config, overrides: overrides)
             let step = try TrainStep(options: options, stateDict: stateDict)
             let r = try TrainBenchmark.measure(
                 step, batch: batch, threads: threads, steps: runs, warmup: warmup, fast: !exact)

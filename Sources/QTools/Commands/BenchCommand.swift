@@ -22,13 +22,28 @@ struct BenchCommand: ParsableCommand {
             memory_anchor_met whether the peak is within it (packed_weight_bytes and \
             arena_bytes are the engine's own buffers).
 
+            --binary-gemm (no MODEL) times the bit-packed binary convolution instead: its XOR + \
+            popcount GEMM core, the whole layer and the engine's float conv of the same shape, on \
+            one thread, for ResNet-18's four 3x3 stage shapes and every popcount code path this \
+            CPU runs (or --path), in G bit-MAC/s.
+
             Examples:
               qtools bench pytorch-resnet18 --runs 20 --json | jq .median_ms
               qtools bench checkpoint.pth --config config.txt --batch 8
+              qtools bench --binary-gemm --json | jq '.results[] | [.path, .gemm_gbitmacs_per_second]'
             """)
 
-    @Argument(help: "A checkpoint file or a model-zoo name (random weights).")
-    var model: String
+    @Argument(help: "A checkpoint file or a model-zoo name (random weights); none with --binary-gemm.")
+    var model: String?
+
+    @Option(name: .long, help: "fast (binary XNOR convs on the bit-packed kernels) or float (binary convs as float convs).")
+    var engine: RunEngine = .fast
+
+    @Flag(name: .customLong("binary-gemm"), help: "Time the bit-packed binary conv kernels (see BenchCommand+BinaryGemm).")
+    var binaryGemm = false
+
+    @Option(name: .long, parsing: .unconditional, help: "With --binary-gemm: one popcount code path (portable, popcnt, avx2, avx512).")
+    var path: String?
 
     @Option(name: .long, parsing: .unconditional, help: "Input resolution (default: the model's input_size).")
     var size: Int?
@@ -58,6 +73,14 @@ struct BenchCommand: ParsableCommand {
     var overrides: [String] { modelOptions.overrides }
 
     func validate() throws {
+        if binaryGemm {
+            if model != nil { throw ValidationError("--binary-gemm takes no MODEL") }
+            if train { throw ValidationError("--binary-gemm and --train are separate benchmarks") }
+        } else {
+            if model == nil { throw ValidationError("missing MODEL (a checkpoint or a model-zoo name)") }
+            if path != nil { throw ValidationError("--path applies to --binary-gemm") }
+        }
+        if engine != .fast && engine != .float { throw ValidationError("bench --engine: fast or float") }
         try OptionChecks.atLeast("--batch", batch, 1)
         try OptionChecks.atLeast("--threads", threads, 1)
         try OptionChecks.atLeast("--runs", runs, 1)
@@ -66,16 +89,19 @@ struct BenchCommand: ParsableCommand {
     }
 
     func run() throws {
+        if binaryGemm { return try runBinaryGemm() }
         if train { return try runTrain() }
+        guard let model else { throw ValidationError("missing MODEL") }
         try ExitCodes.reporting {
             // Only the plan is kept: the loaded graph and its weights are gone after this.
-            let planned = try PlannedModel(model: model, config: config, overrides: overrides) {
+            let planned = try PlannedModel(model: model, config: config, overrides: overrides, lowerBinary: engine == .fast) {
                 $0.inputShape(batch: batch, size: size)
             }
             let r = try EngineBenchmark.measure(
                 plan: planned.plan, anchor: planned.anchor, iterations: runs, warmup: warmup, threads: threads)
-            let report = BenchReport(
+            var report = BenchReport(
                 model: planned.name, inputShape: planned.inputShape, result: r, randomWeights: planned.randomWeights)
+            report.binaryConvs = planned.binaryConvs
             Terminal.out(out.json ? try JSONOutput.render(report) : report.text)
         }
     }
@@ -105,6 +131,8 @@ struct BenchReport: Encodable {
     var weightBytes: Int, largestActivationBytes: Int, memoryAnchorBytes: Int
     /// `peakRSSBytes <= memoryAnchorBytes` (nil when the peak is unknown).
     var memoryAnchorMet: Bool?
+    /// Convs running as bit-packed binary convs (0 with `--engine float`).
+    var binaryConvs = 0
 
     enum CodingKeys: String, CodingKey {
         case model, inputShape = "input_shape", threads, runs, medianMs = "median_ms", minMs = "min_ms",
@@ -112,7 +140,7 @@ struct BenchReport: Encodable {
             packedWeightBytes = "packed_weight_bytes", randomWeights = "random_weights",
             peakRSSBytes = "peak_rss_bytes", weightBytes = "weight_bytes",
             largestActivationBytes = "largest_activation_bytes", memoryAnchorBytes = "memory_anchor_bytes",
-            memoryAnchorMet = "memory_anchor_met"
+            memoryAnchorMet = "memory_anchor_met", binaryConvs = "binary_convs"
     }
 
     init(model: String, inputShape: [Int], result r: EngineBenchmark.Result, randomWeights: Bool) {
@@ -152,7 +180,12 @@ struct BenchReport: Encodable {
             "\(model) \(inputShape), \(threads) thread\(threads == 1 ? "" : "s"), \(runs) runs\(randomWeights ? " (random weights)" : "")",
             "median \(f(medianMs)) ms  min \(f(minMs)) ms  max \(f(maxMs)) ms",
             memoryLine,
-            "per op type:",
+        ]
+        if binaryConvs > 0 {
+            lines.append("\(binaryConvs) binary conv\(binaryConvs == 1 ? "" : "s") on the bit-packed kernels (--engine float: none)")
+        }
+        lines += [
+            "per op type:"
         ]
         for (op, share) in opShares.sorted(by: { $0.value > $1.value }) {
             lines.append("  \(op.padding(toLength: 18, withPad: " ", startingAt: 0)) \(f(share * 100))%  \(f(opMs[op] ?? 0)) ms")

@@ -72,7 +72,11 @@ struct RunCommand: ParsableCommand {
     @Option(name: .long, help: "Write every layer value as DIR/<module path>.npy plus DIR/index.json.")
     var dump: String?
 
-    @Option(name: .long, help: "Executor: fast (what run uses), unfused (fast kernels, no fusion) or reference (naive kernels).")
+    @Option(
+        name: .long,
+        help:
+            "Executor: fast (what run uses; binary XNOR convs on the bit-packed kernels), float (fast, binary convs as float convs), unfused (fast kernels, no fusion) or reference (naive kernels)."
+    )
     var engine: RunEngine = .fast
 
     @Flag(help: "List quantizer inputs within --ulps of a level boundary and how far flipping each moves the logits.")
@@ -91,20 +95,20 @@ struct RunCommand: ParsableCommand {
         try OptionChecks.atLeast("--threads", threads, 1)
         try OptionChecks.atLeast("--ulps", ulps, 1)
         if ulps != 16 && !conditioning { throw ValidationError("--ulps applies to --conditioning only") }
-        if conditioning && engine != .fast {
+        if conditioning && engine != .fast && engine != .float {
             throw ValidationError("--conditioning probes the fast engine's run (the one qtools run uses); drop --engine \(engine.rawValue)")
         }
     }
 
     func run() throws {
-        if dump != nil || engine != .fast || conditioning { return try runCapturing() }
+        if dump != nil || (engine != .fast && engine != .float) || conditioning { return try runCapturing() }
         try ExitCodes.reporting {
             // The output is checked (and its temporary file created) before any work.
             let modelFile = FileManager.default.fileExists(atPath: model) ? model : nil
             let sink = try output.map { try OutputFile(path: $0, overwrite: force, reading: [modelFile, config, input]) }
             let given = try input.map { try ModelIO.float32(ModelIO.read($0)) }
             // Planned for the input's shape; the loaded graph and its weights are gone after this.
-            let planned = try PlannedModel(model: model, config: config, overrides: overrides) {
+            let planned = try PlannedModel(model: model, config: config, overrides: overrides, lowerBinary: engine == .fast) {
                 if let given { return try ModelIO.batch(given, for: $0).shape }
                 return $0.inputShape()
             }

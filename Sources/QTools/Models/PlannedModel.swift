@@ -26,8 +26,15 @@ struct PlannedModel {
     /// The input shape the plan was made for.
     var inputShape: [Int] { plan.inputShapes[input] ?? [] }
 
-    /// Loads `model` (see ``ModelLoader``) and plans it for the shape `shape` picks.
-    init(model: String, config: String?, overrides: [String], shape: (BuiltModel) throws -> [Int]) throws {
+    /// Binary convs lowered to the engine's bit-packed conv (``BinaryConvLowering``).
+    var binaryConvs: Int = 0
+
+    /// Loads `model` (see ``ModelLoader``) and plans it for the shape `shape` picks. With
+    /// `lowerBinary` (the default; `--engine float` turns it off) XNOR-style binary convs run
+    /// as the engine's bit-packed conv.
+    init(
+        model: String, config: String?, overrides: [String], lowerBinary: Bool = true, shape: (BuiltModel) throws -> [Int]
+    ) throws {
         var loaded = try ModelLoader(model: model, config: config, overrides: overrides)
         name = loaded.model.model
         input = loaded.model.input
@@ -36,9 +43,15 @@ struct PlannedModel {
         externalFiles = loaded.externalFiles
         let inputShapes = [input: try shape(loaded.model)]
         try MemoryLimits.checkInput(inputShapes[input]!)
-        let graph = loaded.model.graph
+        var graph = loaded.model.graph
         loaded.model.graph = Graph()  // the plan gets the only reference: weights freed as packed
+        // The weights as loaded (float, before any lowering): what the process has held.
         let weightBytes = graph.parameterBytes
+        if lowerBinary {
+            let lowered = BinaryConvLowering.lower(graph)
+            binaryConvs = lowered.lowered.count
+            graph = lowered.graph
+        }
         plan = try Plan(graph: consume graph, inputShapes: inputShapes)
         try MemoryLimits.check(plan, model: model)  // before the executor allocates the arena
         anchor = MemoryAnchor(weightBytes: weightBytes, largestActivationBytes: plan.largestActivationBytes)
