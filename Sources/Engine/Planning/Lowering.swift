@@ -156,6 +156,18 @@ struct Lowering {
         }
     }
 
+    /// Absorbs a following `add` of `v` and another available value (a residual a conv step
+    /// adds in its epilogue), if any: returns that value's operand and moves `v` to the sum.
+    private mutating func fuseResidual(after v: inout String, nodes: inout [String]) -> Operand? {
+        guard let next = soleConsumer(v), case .add = next.op else { return nil }
+        let other = next.inputs[0] == v ? next.inputs[1] : next.inputs[0]
+        guard other != v, available.contains(other) else { return nil }
+        let residual = operand(other)
+        absorb(next, into: &nodes)
+        v = next.outputs[0]
+        return residual
+    }
+
     /// Absorbs a following activation node, if any: returns it and the new output value.
     private mutating func fuseActivation(after v: String, nodes: inout [String]) -> (Activation, String) {
         if let next = soleConsumer(v), let a = activation(of: next.op) {
@@ -332,15 +344,7 @@ struct Lowering {
             } else {
                 bias = ins.count > 2 ? operand(ins[2]) : nil
             }
-            var residual: Operand? = nil
-            if let next = soleConsumer(v), case .add = next.op {
-                let other = next.inputs[0] == v ? next.inputs[1] : next.inputs[0]
-                if other != v, available.contains(other) {
-                    residual = operand(other)
-                    absorb(next, into: &nodes)
-                    v = next.outputs[0]
-                }
-            }
+            let residual = fuseResidual(after: &v, nodes: &nodes)
             let (act, y) = fuseActivation(after: v, nodes: &nodes)
             if let tile = winogradTile {
                 return step(
@@ -375,15 +379,7 @@ struct Lowering {
                 packFilled(count: layout.floatCount) { dst in
                     unsafe BinaryConv.pack(a, layout, multiplier: multiplier, bias: bias, into: dst)
                 })
-            var residual: Operand? = nil
-            if let next = soleConsumer(v), case .add = next.op {
-                let other = next.inputs[0] == v ? next.inputs[1] : next.inputs[0]
-                if other != v, available.contains(other) {
-                    residual = operand(other)
-                    absorb(next, into: &nodes)
-                    v = next.outputs[0]
-                }
-            }
+            let residual = fuseResidual(after: &v, nodes: &nodes)
             let (act, y) = fuseActivation(after: v, nodes: &nodes)
             return step(
                 .binaryConv(layout, input: operand(ins[0]), weights: packed, residual: residual, output: .value(y), activation: act))
@@ -403,15 +399,7 @@ struct Lowering {
                     unsafe values.withUnsafeBufferPointer { unsafe IntegerConv.packWeights(g, $0, into: dst) }
                 })
             var v = out
-            var residual: Operand? = nil
-            if let next = soleConsumer(v), case .add = next.op {
-                let other = next.inputs[0] == v ? next.inputs[1] : next.inputs[0]
-                if other != v, available.contains(other) {
-                    residual = operand(other)
-                    absorb(next, into: &nodes)
-                    v = next.outputs[0]
-                }
-            }
+            let residual = fuseResidual(after: &v, nodes: &nodes)
             let (act, y) = fuseActivation(after: v, nodes: &nodes)
             return step(
                 .integerConv(
