@@ -74,8 +74,11 @@ ckernels() {
         clang -O2 -g $CASAN -I Sources/CKernels/include -c "$c" -o "$OUT/ckernels/$(basename "$c" .c).o"
     done
     ar rcs "$OUT/libCKernels.a" "$OUT"/ckernels/*.o
-    printf 'module CKernels {\n    header "%s/Sources/CKernels/include/ckernels.h"\n    export *\n}\n' "$PWD" \
-        > "$OUT/ckernels/module.modulemap"
+    # Every public header, as SwiftPM's umbrella directory gives them to Swift.
+    { echo 'module CKernels {'
+      for h in Sources/CKernels/include/*.h; do echo "    header \"$PWD/$h\""; done
+      echo '    export *'
+      echo '}'; } > "$OUT/ckernels/module.modulemap"
 }
 
 seed() {  # seed TARGET FILES...: fixtures, then the committed corpus Fuzz/corpus/TARGET
