@@ -12,24 +12,7 @@ import Testing
     ]
 
     static func multiply(m: Int, n: Int, k: Int, a: [Float], b: [Float], add: [Float]?, bias: [Float]?) -> [Float] {
-        var c = add ?? [Float](repeating: .nan, count: m * n)
-        let packed = PackedGemm.pack(a, rows: m, depth: k)
-        let biasValues = bias ?? []
-        packed.withUnsafeBufferPointer { pa in
-            b.withUnsafeBufferPointer { pb in
-                biasValues.withUnsafeBufferPointer { pbias in
-                    c.withUnsafeMutableBufferPointer { pc in
-                        PackedGemm.multiply(
-                            rows: m, columns: n, depth: k, packedA: pa.baseAddress!, b: pb.baseAddress!, ldb: n,
-                            c: pc.baseAddress!, ldc: n,
-                            epilogue: PackedGemm.Epilogue(
-                                add: add == nil ? nil : UnsafePointer(pc.baseAddress!),
-                                bias: bias == nil ? nil : pbias.baseAddress, activation: .clamp(lo: -0.5, hi: 0.75)))
-                    }
-                }
-            }
-        }
-        return c
+        PackedGemmTests.multiply(m: m, n: n, k: k, a: a, b: b, add: add, bias: bias, activation: .clamp(lo: -0.5, hi: 0.75))
     }
 
     @Test func pairTilesEqualSingleTiles() {

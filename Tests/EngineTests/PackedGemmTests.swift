@@ -35,7 +35,17 @@ import Testing
         let add: [Float]? = variant & 2 == 2 ? rng.floats(m * n) : nil
         let act: Activation = [.none, .relu, .clamp(lo: -0.5, hi: 0.25), .relu][variant]
         let want = Self.expected(m: m, n: n, k: k, a: a, b: b, add: add, bias: bias, activation: act)
-        // The residual is accumulated in place: C starts as `add` and is its own addend.
+        let c = Self.multiply(m: m, n: n, k: k, a: a, b: b, add: add, bias: bias, activation: act)
+        let d = Difference(c, want)
+        #expect(d.maxAbs <= 2e-6 * Float(k).squareRoot() * 4, "\(shape) variant \(variant): \(d)")
+    }
+
+    /// `PackedGemm.multiply` of `a [m, k]` (packed here) and `b [k, n]` with the epilogue's
+    /// residual `add` (accumulated in place: C starts as `add` and is its own addend), `bias`
+    /// and `activation`.
+    static func multiply(
+        m: Int, n: Int, k: Int, a: [Float], b: [Float], add: [Float]?, bias: [Float]?, activation: Activation
+    ) -> [Float] {
         var c = add ?? [Float](repeating: .nan, count: m * n)
         let packed = PackedGemm.pack(a, rows: m, depth: k)
         let biasValues = bias ?? []
@@ -48,13 +58,12 @@ import Testing
                             c: pc.baseAddress!, ldc: n,
                             epilogue: PackedGemm.Epilogue(
                                 add: add == nil ? nil : UnsafePointer(pc.baseAddress!),
-                                bias: bias == nil ? nil : pbias.baseAddress, activation: act))
+                                bias: bias == nil ? nil : pbias.baseAddress, activation: activation))
                     }
                 }
             }
         }
-        let d = Difference(c, want)
-        #expect(d.maxAbs <= 2e-6 * Float(k).squareRoot() * 4, "\(shape) variant \(variant): \(d)")
+        return c
     }
 
     @Test(arguments: [false, true], [1, 7, 300])
