@@ -195,6 +195,10 @@ import Testing
             #expect(r.status != 0 && r.stderr.contains("imagenet"), "\(r.stderr)")
             r = try RunQTools.run(Self.args(w, ["--lr_policy", "linear"]))
             #expect(r.status != 0 && r.stderr.contains("linear"), "\(r.stderr)")
+            for flag in ["--stop-after-steps", "--stop-after"] {
+                r = try RunQTools.run(Self.args(w, [flag, "0"]))
+                #expect(r.status == 64 && r.stderr.contains("\(flag) must be at least 1 (got 0)"), "\(r.stderr)")
+            }
         }
     }
 }

@@ -109,8 +109,7 @@ final class TrainOutputs {
         let seen = previous.seen + size
         let loss = size > 0 ? (average * Double(seen) - previous.average * Double(previous.seen)) / Double(size) : average
         previous = (average, seen)
-        let freq = reportFrequency
-        if freq > 0, Double(i - 1).truncatingRemainder(dividingBy: freq) == 0, pending == nil {
+        if reports(at: i), pending == nil {
             do {
                 try detail(
                     TrainLog.trainReport(
@@ -130,16 +129,16 @@ final class TrainOutputs {
     /// After evaluation batch `i` (1-based) of `n`: every `report_freq` batches the
     /// reference's `test i/len top1 top5` line (a detail line: log file, and stderr on a pipe).
     func evaluationStep(_ i: Int, _ n: Int, _ top1: Double, _ top5: Double) {
-        let freq = reportFrequency
-        guard freq > 0, Double(i - 1).truncatingRemainder(dividingBy: freq) == 0, pending == nil else { return }
+        guard reports(at: i), pending == nil else { return }
         do { try detail(TrainLog.testReport(i - 1, n, top1: top1, top5: top5)) } catch { pending = error }
     }
 
-    /// `--report_freq` (main.py's default 20).
-    var reportFrequency: Double {
-        if case .float(let f) = options["report_freq"] { return f }
-        if case .int(let f) = options["report_freq"] { return Double(f) }
-        return 20
+    /// Whether step or batch `i` (1-based) gets a report line: every `--report_freq` (main.py's
+    /// default 20), from the first.
+    func reports(at i: Int) -> Bool {
+        var freq = 20.0
+        if case .float(let f) = options["report_freq"] { freq = f } else if case .int(let f) = options["report_freq"] { freq = Double(f) }
+        return freq > 0 && Double(i - 1).truncatingRemainder(dividingBy: freq) == 0
     }
 
     /// Images in training step `i` (0-based) when the loop cycles over `trainCount` images.
