@@ -85,6 +85,23 @@ import Testing
             #expect(help.stdout.contains("--keep-float") && help.stdout.contains("Packed (--to packed"))
         }
     }
+
+    /// `-o` naming a file the packing reads (the checkpoint, the config) is refused (exit 64)
+    /// and the file is left as it was.
+    @Test func packingOntoAnInputIsRefused() throws {
+        try withTemporaryDirectory { dir in
+            let c = "resnet20_bireal_xnor"
+            let ckpt = dir.appendingPathComponent("model.pth").path, cfg = dir.appendingPathComponent("config.txt").path
+            try FileManager.default.copyItem(atPath: Self.golden(c, "checkpoint.pth"), toPath: ckpt)
+            try FileManager.default.copyItem(atPath: Self.golden(c, "config.txt"), toPath: cfg)
+            for target in [ckpt, cfg] {
+                let before = try Data(contentsOf: URL(fileURLWithPath: target))
+                let r = try RunQTools.run(["convert", ckpt, "--config", cfg, "--to", "packed", "-o", target, "--force"])
+                #expect(r.status == 64, "\(target): \(r.stderr)")
+                #expect(try Data(contentsOf: URL(fileURLWithPath: target)) == before, "\(target) was changed")
+            }
+        }
+    }
 }
 
 /// The file opens in the Python `safetensors` package, and unpacking its planes with
