@@ -106,8 +106,10 @@ run() {  # run NAME MAX_LEN -- libFuzzer options
         echo "== fuzz $name for ${SECS}s"
         limit="-max_total_time=$SECS"
     fi
+    # Swift's own backtracer would take the trap signal of a runtime failure first, and
+    # libFuzzer would then never write the crashing input: it is turned off here.
     # shellcheck disable=SC2086
-    "$OUT/$name-fuzz" $limit -timeout="${QTOOLS_FUZZ_TIMEOUT:-2}" -rss_limit_mb=2048 -artifact_prefix="$OUT/crash-$name-" \
+    SWIFT_BACKTRACE=enable=no "$OUT/$name-fuzz" $limit -timeout="${QTOOLS_FUZZ_TIMEOUT:-2}" -rss_limit_mb=2048 -artifact_prefix="$OUT/crash-$name-" \
         -print_final_stats=1 -max_len="$maxlen" ${QTOOLS_FUZZ_FLAGS:-} "$@" "$OUT/corpus-$name"
 }
 

@@ -84,7 +84,8 @@ public struct ZipArchive: Sendable {
         {
             var l = ByteReader(bytes, offset: eocd - 12)
             let z64 = try l.u64()
-            guard z64 <= UInt64(n - 56) else {
+            // (A file too short to hold a 56-byte zip64 end record has no room for one.)
+            guard n >= 56, z64 <= UInt64(n - 56) else {
                 throw FormatError(
                     .invalid("zip64 end record offset \(z64) is outside the file"), offset: eocd - 20)
             }
