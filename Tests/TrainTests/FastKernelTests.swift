@@ -102,6 +102,20 @@ import Testing
         }
         #expect(same(ParallelLayerGradients.clamp(xb, lo: 0, hi: .infinity, threads: 3), ReferenceKernels.activation(xb, .relu)))
         #expect(same(ParallelLayerGradients.clamp(xb, lo: -1, hi: 1, threads: 3), ReferenceKernels.activation(xb, .clamp(lo: -1, hi: 1))))
+
+        // Long enough for several thread ranges (at least 2^14 elements each), whose starts
+        // and ends are not multiples of the 16-lane vector loop.
+        let long = 40_003 + Int(seed)
+        var xl = rng.floats(long, -2, 2)
+        let dyl = rng.floats(long)
+        for i in stride(from: 0, to: long, by: 7) { xl[i] = [0, -0.0, 1, -1, .nan][i / 7 % 5] }
+        #expect(
+            ParallelLayerGradients.activationBackward(xl, dy: dyl, lo: 0, hi: .infinity, strict: true, threads: 3)
+                == LayerGradients.activationBackward(xl, dy: dyl) { $0 > 0 })
+        #expect(
+            ParallelLayerGradients.activationBackward(xl, dy: dyl, lo: -1, hi: 1, strict: false, threads: 2)
+                == LayerGradients.activationBackward(xl, dy: dyl) { $0 >= -1 && $0 <= 1 })
+        #expect(same(ParallelLayerGradients.clamp(xl, lo: 0, hi: .infinity, threads: 3), ReferenceKernels.activation(xl, .relu)))
     }
 
     /// Padding (asymmetric, zero-sized sides), its backward, addition and in-place gradient

@@ -1,14 +1,17 @@
 import Engine
 
-/// Convolution forward and backward for training in float32: per image, the im2col matrix
-/// and single-threaded OpenBLAS `sgemm`s, with the images split over threads. The fast
+/// Convolution forward and backward for training in float32, with the images split over
+/// threads: the forward and a stride-1 input gradient through the engine's convolution
+/// (``Conv2d``), the weight gradient (and other input gradients) through the im2col matrix
+/// and single-threaded OpenBLAS `sgemm`s. The fast
 /// counterpart of ``ConvGradient`` (double GEMMs); ``ReferenceConvGradient`` is the naive twin
 /// the tests compare both with.
 ///
 /// Per image and group, with `K = Cin/g * kH * kW` and `P = oH * oW`:
 /// - forward: `y[Cout/g, P] = W[Cout/g, K] * col[K, P] (+ b)`;
 /// - weight gradient: `dW[Cout/g, K] += dy[Cout/g, P] * col[K, P]^T`;
-/// - input gradient: `dcol[K, P] = W^T[K, Cout/g] * dy[Cout/g, P]`, scattered back by col2im.
+/// - input gradient: `dx = conv(dy, flip(W)^T)` for stride 1, else
+///   `dcol[K, P] = W^T[K, Cout/g] * dy[Cout/g, P]`, scattered back by col2im.
 ///
 /// The results do not depend on the thread count: every image's GEMMs are the same calls on
 /// any thread, and the weight gradient is summed per fixed block of ``imagesPerBlock`` images
@@ -19,38 +22,20 @@ enum FastConvGradient {
     /// Images whose weight-gradient products one float32 accumulator sums.
     static let imagesPerBlock = 8
 
-    /// `y [N, Cout, oH, oW]` of `x [N, Cin, H, W]`, `w [Cout, Cin/g, kH, kW]`, `b [Cout]`.
+    /// `y [N, Cout, oH, oW]` of `x [N, Cin, H, W]`, `w [Cout, Cin/g, kH, kW]`, `b [Cout]`: the
+    /// engine's convolution (``Conv2d``: packed weights, im2col gathered on the fly, bias in
+    /// the epilogue), one image at a time per thread.
     static func forward(_ g: ConvGeometry, x: [Float], w: [Float], b: [Float]?, threads: Int) -> [Float] {
-        Gemm.setThreads(1)
-        let (k, p, cog) = (g.patchSize, g.outPixels, g.groupOutChannels)
         var y = [Float](repeating: 0, count: g.batch * g.outImage)
-        let direct = isPointwise(g)
+        let packed = Conv2d.packWeights(g, w)
         unsafe x.withUnsafeBufferPointer { px in
-            unsafe w.withUnsafeBufferPointer { pw in
-                unsafe y.withUnsafeMutableBufferPointer { py in
-                    let (xs, ws, ys) = unsafe (px.baseAddress!, pw.baseAddress!, py.baseAddress!)
-                    Parallel.forRanges(g.batch, threads: threads) { images in
-                        var col = [Float](repeating: 0, count: direct ? 0 : k * p)
-                        unsafe col.withUnsafeMutableBufferPointer { pc in
+            unsafe y.withUnsafeMutableBufferPointer { py in
+                unsafe packed.withUnsafeBufferPointer { pw in
+                    unsafe withOptionalBuffer(b) { pb in
+                        let (xs, ys) = unsafe (px.baseAddress!, py.baseAddress!)
+                        Parallel.forRanges(g.batch, threads: threads) { images in
                             for n in images {
-                                for grp in 0..<g.groups {
-                                    let src: UnsafePointer<Float>
-                                    if direct {
-                                        src = unsafe xs + (n * g.inChannels + grp * g.groupInChannels) * g.inHeight * g.inWidth
-                                    } else {
-                                        unsafe im2col(g, xs, image: n, group: grp, into: pc.baseAddress!)
-                                        src = unsafe UnsafePointer(pc.baseAddress!)
-                                    }
-                                    let out = unsafe ys + (n * g.outChannels + grp * cog) * p
-                                    unsafe Gemm.sgemm(
-                                        m: cog, n: p, k: k, a: ws + grp * cog * k, lda: k, b: src, ldb: p, c: out, ldc: p)
-                                    if let b {
-                                        for oc in 0..<cog {
-                                            let bias = b[grp * cog + oc]
-                                            for i in 0..<p { unsafe out[oc * p + i] += bias }
-                                        }
-                                    }
-                                }
+                                unsafe imageConv(g, xs + n * g.inImage, weight: pw, bias: pb, into: ys + n * g.outImage)
                             }
                         }
                     }
@@ -60,7 +45,59 @@ enum FastConvGradient {
         return y
     }
 
+    /// One image of `g` through the engine's single-threaded convolution.
+    private static func imageConv(
+        _ g: ConvGeometry, _ x: UnsafePointer<Float>, weight: UnsafeBufferPointer<Float>,
+        bias: UnsafeBufferPointer<Float>?, into y: UnsafeMutablePointer<Float>
+    ) {
+        var one = g
+        one.batch = 1
+        unsafe Conv2d.forward(
+            one, input: UnsafeBufferPointer(start: x, count: g.inImage), weight: weight, bias: bias,
+            output: UnsafeMutableBufferPointer(start: y, count: g.outImage),
+            scratch: UnsafeMutableBufferPointer(start: nil, count: 0), activation: .none, threads: 1)
+    }
+
+    private static func withOptionalBuffer<R>(_ a: [Float]?, _ body: (UnsafeBufferPointer<Float>?) -> R) -> R {
+        guard let a else { return unsafe body(nil) }
+        return unsafe a.withUnsafeBufferPointer { unsafe body($0) }
+    }
+
+    /// The input gradient of a stride-1 conv as a convolution of `dy` (its transpose): weights
+    /// `[Cin, Cout/g, kH, kW]` flipped in both spatial axes, padding `dilation * (k - 1) - pad`
+    /// on the top and left. Nil when the conv has a stride or pads more than that.
+    static func transposedGeometry(_ g: ConvGeometry) -> ConvGeometry? {
+        let top = g.dilationH * (g.kernelH - 1) - g.padTop, left = g.dilationW * (g.kernelW - 1) - g.padLeft
+        guard g.strideH == 1, g.strideW == 1, top >= 0, left >= 0 else { return nil }
+        return ConvGeometry(
+            batch: 1, inChannels: g.outChannels, inHeight: g.outHeight, inWidth: g.outWidth, outChannels: g.inChannels,
+            outHeight: g.inHeight, outWidth: g.inWidth, kernelH: g.kernelH, kernelW: g.kernelW, strideH: 1, strideW: 1,
+            padTop: top, padLeft: left, dilationH: g.dilationH, dilationW: g.dilationW, groups: g.groups)
+    }
+
+    /// `w [Cout, Cin/g, kH, kW]` as the weights of ``transposedGeometry(_:)``.
+    static func transposedWeights(_ g: ConvGeometry, _ w: [Float]) -> [Float] {
+        let (cig, cog, kh, kw) = (g.groupInChannels, g.groupOutChannels, g.kernelH, g.kernelW)
+        var out = [Float](repeating: 0, count: w.count)
+        for grp in 0..<g.groups {
+            for i in 0..<cig {
+                for j in 0..<cog {
+                    let src = ((grp * cog + j) * cig + i) * kh * kw, dst = ((grp * cig + i) * cog + j) * kh * kw
+                    for ky in 0..<kh {
+                        for kx in 0..<kw { out[dst + ky * kw + kx] = w[src + (kh - 1 - ky) * kw + (kw - 1 - kx)] }
+                    }
+                }
+            }
+        }
+        return out
+    }
+
     /// The gradients of `x`, `w` and `b` for the output gradient `dy` (`dx` only when `inputGradient`).
+    ///
+    /// Per image: the weight gradient by an sgemm against the image's im2col matrix; the input
+    /// gradient of a stride-1 conv by the engine's convolution of `dy` with the flipped weights
+    /// (``transposedGeometry(_:)``), of a pointwise conv by one sgemm, of any other by an sgemm
+    /// into a patch-gradient matrix scattered back by col2im.
     static func backward(
         _ g: ConvGeometry, x: [Float], w: [Float], dy: [Float], inputGradient: Bool, threads: Int
     ) -> (dx: [Float]?, dw: [Float], db: [Float]) {
@@ -69,53 +106,69 @@ enum FastConvGradient {
         let blocks = (g.batch + imagesPerBlock - 1) / imagesPerBlock
         var partial = [Float](repeating: 0, count: blocks * w.count)
         var dx = [Float](repeating: 0, count: inputGradient ? g.batch * g.inImage : 0)
-        // W^T per group: [K, Cout/g].
-        var wt = [Float](repeating: 0, count: w.count)
-        for grp in 0..<g.groups {
-            for r in 0..<cog { for c in 0..<k { wt[grp * cog * k + c * cog + r] = w[grp * cog * k + r * k + c] } }
-        }
         let direct = isPointwise(g)
+        let transposed = inputGradient && !direct ? transposedGeometry(g) : nil
+        let packedTransposed = transposed.map { Conv2d.packWeights($0, transposedWeights(g, w)) } ?? []
+        // W^T per group, [K, Cout/g], for the sgemm forms of the input gradient.
+        var wt = [Float](repeating: 0, count: inputGradient && transposed == nil ? w.count : 0)
+        if !wt.isEmpty {
+            for grp in 0..<g.groups {
+                for r in 0..<cog { for c in 0..<k { wt[grp * cog * k + c * cog + r] = w[grp * cog * k + r * k + c] } }
+            }
+        }
         unsafe x.withUnsafeBufferPointer { px in
             unsafe dy.withUnsafeBufferPointer { pdy in
                 unsafe wt.withUnsafeBufferPointer { pwt in
-                    unsafe partial.withUnsafeMutableBufferPointer { ppart in
-                        unsafe dx.withUnsafeMutableBufferPointer { pdx in
-                            let (xs, dys, wts, parts) = unsafe (
-                                px.baseAddress!, pdy.baseAddress!, pwt.baseAddress!, ppart.baseAddress!
-                            )
-                            let dxs = unsafe pdx.baseAddress
-                            Parallel.forRanges(blocks, threads: threads) { range in
-                                var col = [Float](repeating: 0, count: direct ? 0 : k * p)
-                                var dcol = [Float](repeating: 0, count: inputGradient && !direct ? k * p : 0)
-                                unsafe col.withUnsafeMutableBufferPointer { pc in
-                                    unsafe dcol.withUnsafeMutableBufferPointer { pdc in
-                                        for block in range {
-                                            let acc = unsafe parts + block * w.count
-                                            let first = block * imagesPerBlock
-                                            for n in first..<min(first + imagesPerBlock, g.batch) {
-                                                for grp in 0..<g.groups {
-                                                    let dyg = unsafe dys + (n * g.outChannels + grp * cog) * p
-                                                    let xOffset = (n * g.inChannels + grp * g.groupInChannels) * g.inHeight * g.inWidth
-                                                    let src: UnsafePointer<Float>
-                                                    if direct {
-                                                        src = unsafe xs + xOffset
-                                                    } else {
-                                                        unsafe im2col(g, xs, image: n, group: grp, into: pc.baseAddress!)
-                                                        src = unsafe UnsafePointer(pc.baseAddress!)
+                    unsafe packedTransposed.withUnsafeBufferPointer { ppt in
+                        unsafe partial.withUnsafeMutableBufferPointer { ppart in
+                            unsafe dx.withUnsafeMutableBufferPointer { pdx in
+                                let (xs, dys, wts, parts) = unsafe (
+                                    px.baseAddress!, pdy.baseAddress!, pwt.baseAddress, ppart.baseAddress!
+                                )
+                                let dxs = unsafe pdx.baseAddress
+                                Parallel.forRanges(blocks, threads: threads) { range in
+                                    var col = [Float](repeating: 0, count: direct ? 0 : k * p)
+                                    let scatter = inputGradient && !direct && transposed == nil
+                                    var dcol = [Float](repeating: 0, count: scatter ? k * p : 0)
+                                    unsafe col.withUnsafeMutableBufferPointer { pc in
+                                        unsafe dcol.withUnsafeMutableBufferPointer { pdc in
+                                            for block in range {
+                                                let acc = unsafe parts + block * w.count
+                                                let first = block * imagesPerBlock
+                                                for n in first..<min(first + imagesPerBlock, g.batch) {
+                                                    for grp in 0..<g.groups {
+                                                        let dyg = unsafe dys + (n * g.outChannels + grp * cog) * p
+                                                        let xOffset =
+                                                            (n * g.inChannels + grp * g.groupInChannels) * g.inHeight * g.inWidth
+                                                        let src: UnsafePointer<Float>
+                                                        if direct {
+                                                            src = unsafe xs + xOffset
+                                                        } else {
+                                                            unsafe im2col(g, xs, image: n, group: grp, into: pc.baseAddress!)
+                                                            src = unsafe UnsafePointer(pc.baseAddress!)
+                                                        }
+                                                        unsafe Gemm.sgemm(
+                                                            m: cog, n: k, k: p, a: dyg, lda: p, transB: true, b: src, ldb: p,
+                                                            c: acc + grp * cog * k, ldc: k, beta: 1)
+                                                        // (An empty array's base address is not nil: test the flags.)
+                                                        guard inputGradient, transposed == nil, let dxs = unsafe dxs,
+                                                            let wts = unsafe wts
+                                                        else { continue }
+                                                        if direct {
+                                                            unsafe Gemm.sgemm(
+                                                                m: k, n: p, k: cog, a: wts + grp * cog * k, lda: cog, b: dyg,
+                                                                ldb: p, c: dxs + xOffset, ldc: p)
+                                                        } else {
+                                                            unsafe Gemm.sgemm(
+                                                                m: k, n: p, k: cog, a: wts + grp * cog * k, lda: cog, b: dyg,
+                                                                ldb: p, c: pdc.baseAddress!, ldc: p)
+                                                            unsafe col2im(g, pdc.baseAddress!, into: dxs, image: n, group: grp)
+                                                        }
                                                     }
-                                                    unsafe Gemm.sgemm(
-                                                        m: cog, n: k, k: p, a: dyg, lda: p, transB: true, b: src, ldb: p,
-                                                        c: acc + grp * cog * k, ldc: k, beta: 1)
-                                                    guard inputGradient, let dxs = unsafe dxs else { continue }
-                                                    if direct {
-                                                        unsafe Gemm.sgemm(
-                                                            m: k, n: p, k: cog, a: wts + grp * cog * k, lda: cog, b: dyg,
-                                                            ldb: p, c: dxs + xOffset, ldc: p)
-                                                    } else {
-                                                        unsafe Gemm.sgemm(
-                                                            m: k, n: p, k: cog, a: wts + grp * cog * k, lda: cog, b: dyg,
-                                                            ldb: p, c: pdc.baseAddress!, ldc: p)
-                                                        unsafe col2im(g, pdc.baseAddress!, into: dxs, image: n, group: grp)
+                                                    if inputGradient, let tg = transposed, let dxs = unsafe dxs {
+                                                        unsafe imageConv(
+                                                            tg, dys + n * g.outImage, weight: ppt, bias: nil,
+                                                            into: dxs + n * g.inImage)
                                                     }
                                                 }
                                             }
