@@ -6,8 +6,8 @@ import Testing
 @testable import Engine
 @testable import Models
 
-/// ``BinaryConvLowering`` on the XNOR golden cases: the binary convs run as the engine's
-/// bit-packed conv and the logits still match PyTorch's `output.npy`.
+/// ``BinaryConvLowering`` on the XNOR and FATNN golden cases: the binary and ternary convs run
+/// as the engine's bit-packed conv and the logits still match PyTorch's `output.npy`.
 @Suite struct BinaryConvLoweringTests {
     static let cases = ["resnet20_bireal_xnor", "resnet20_xnorpp"]
 
@@ -31,6 +31,32 @@ import Testing
         let f = Difference(lowered.floats(), float.floats())
         #expect(f.maxAbs <= 1e-4, "\(name) \(path) vs the float path: \(f)")
         // The reference interpreter runs the lowered graph with the naive twin.
+        let reference = try ReferenceExecutor.run(r.graph, inputs: [model.input: x])[model.output]!
+        #expect(Difference(reference.floats(), expected).maxAbs <= 1e-4)
+    }
+
+    /// FATNN (non-uniform activations {0, 1, 2}, ternary weights {-1, 0, 1}): the block convs
+    /// run as ternary-weight x unsigned-level bit-packed convs and reproduce PyTorch.
+    @Test(arguments: BitKernelPath.supported)
+    func loweredTernaryGoldenModelMatchesPyTorch(path: BitKernelPath) throws {
+        let name = "resnet20_ternary_fatnn"
+        let c = try GoldenCase(name)
+        let model = try ModelGoldenTests.model(c)
+        let r = BinaryConvLowering.lower(model.graph)
+        #expect(r.lowered.count == 18, "\(name): lowered \(r.lowered), kept \(r.kept)")
+        #expect(r.kept.isEmpty, "\(r.kept)")
+        var ternary = 0
+        for n in r.graph.nodes {
+            guard case .binaryConv2d(let a) = n.op else { continue }
+            #expect(a.input == .unsigned(levels: 2, step: 1) && a.padCode == 0, "\(n.name): \(a.input) pad \(a.padCode)")
+            if a.weights.encoding == .ternary { ternary += 1 }
+        }
+        #expect(ternary == 18)
+        let x = try c.npy("input.npy")
+        let expected = try c.npy("output.npy").floats()
+        let lowered = try Executor(graph: r.graph, options: PlanOptions(bitKernelPath: path)).run([model.input: x])[model.output]!
+        let d = Difference(lowered.floats(), expected)
+        #expect(d.maxAbs <= 1e-4, "\(name) \(path) vs PyTorch: \(d)")
         let reference = try ReferenceExecutor.run(r.graph, inputs: [model.input: x])[model.output]!
         #expect(Difference(reference.floats(), expected).maxAbs <= 1e-4)
     }
