@@ -61,6 +61,26 @@ import Testing
         #expect(Difference(reference.floats(), expected).maxAbs <= 1e-4)
     }
 
+    /// FATNN with `--padding_after_quant` (quantize -> pad -> conv): the conv reads the padded
+    /// codes. The quantizer maps 0 to code 0, so the padding is the same and so are the logits.
+    @Test func loweredTernaryBehindAPadMatchesPyTorch() throws {
+        let c = try GoldenCase("resnet20_ternary_fatnn")
+        let options = try c.options.applying(arguments: ["--padding_after_quant"])
+        let model = try ModelBuilder.build(options: options, stateDict: c.tensors.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
+        let r = BinaryConvLowering.lower(model.graph)
+        #expect(r.lowered.count == 18 && r.kept.isEmpty, "lowered \(r.lowered), kept \(r.kept)")
+        var padded = 0
+        for n in r.graph.nodes {
+            guard case .binaryConv2d = n.op, let p = r.graph.producer(of: n.inputs[0]), case .pad = p.op else { continue }
+            padded += 1
+        }
+        #expect(padded == 18)  // every block conv is 3x3 with padding 1
+        let x = try c.npy("input.npy")
+        let lowered = try Executor(graph: r.graph).run([model.input: x])[model.output]!
+        let d = Difference(lowered.floats(), try c.npy("output.npy").floats())
+        #expect(d.maxAbs <= 1e-4, "\(d)")
+    }
+
     /// Lowering with the wrong pad code (padding before the sign instead of after) is caught
     /// by the golden logits: the anti-test of the padding convention.
     @Test func wrongPadCodeMissesTheGoldenLogits() throws {
