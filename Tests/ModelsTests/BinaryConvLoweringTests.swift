@@ -6,8 +6,8 @@ import Testing
 @testable import Engine
 @testable import Models
 
-/// ``BinaryConvLowering`` on the XNOR golden cases: the binary convs run as the engine's
-/// bit-packed conv and the logits still match PyTorch's `output.npy`.
+/// ``BinaryConvLowering`` on the XNOR and FATNN golden cases: the binary and ternary convs run
+/// as the engine's bit-packed conv and the logits still match PyTorch's `output.npy`.
 @Suite struct BinaryConvLoweringTests {
     static let cases = ["resnet20_bireal_xnor", "resnet20_xnorpp"]
 
@@ -33,6 +33,52 @@ import Testing
         // The reference interpreter runs the lowered graph with the naive twin.
         let reference = try ReferenceExecutor.run(r.graph, inputs: [model.input: x])[model.output]!
         #expect(Difference(reference.floats(), expected).maxAbs <= 1e-4)
+    }
+
+    /// FATNN (non-uniform activations {0, 1, 2}, ternary weights {-1, 0, 1}): the block convs
+    /// run as ternary-weight x unsigned-level bit-packed convs and reproduce PyTorch.
+    @Test(arguments: BitKernelPath.supported)
+    func loweredTernaryGoldenModelMatchesPyTorch(path: BitKernelPath) throws {
+        let name = "resnet20_ternary_fatnn"
+        let c = try GoldenCase(name)
+        let model = try ModelGoldenTests.model(c)
+        let r = BinaryConvLowering.lower(model.graph)
+        #expect(r.lowered.count == 18, "\(name): lowered \(r.lowered), kept \(r.kept)")
+        #expect(r.kept.isEmpty, "\(r.kept)")
+        var ternary = 0
+        for n in r.graph.nodes {
+            guard case .binaryConv2d(let a) = n.op else { continue }
+            #expect(a.input == .unsigned(levels: 2, step: 1) && a.padCode == 0, "\(n.name): \(a.input) pad \(a.padCode)")
+            if a.weights.encoding == .ternary { ternary += 1 }
+        }
+        #expect(ternary == 18)
+        let x = try c.npy("input.npy")
+        let expected = try c.npy("output.npy").floats()
+        let lowered = try Executor(graph: r.graph, options: PlanOptions(bitKernelPath: path)).run([model.input: x])[model.output]!
+        let d = Difference(lowered.floats(), expected)
+        #expect(d.maxAbs <= 1e-4, "\(name) \(path) vs PyTorch: \(d)")
+        let reference = try ReferenceExecutor.run(r.graph, inputs: [model.input: x])[model.output]!
+        #expect(Difference(reference.floats(), expected).maxAbs <= 1e-4)
+    }
+
+    /// FATNN with `--padding_after_quant` (quantize -> pad -> conv): the conv reads the padded
+    /// codes. The quantizer maps 0 to code 0, so the padding is the same and so are the logits.
+    @Test func loweredTernaryBehindAPadMatchesPyTorch() throws {
+        let c = try GoldenCase("resnet20_ternary_fatnn")
+        let options = try c.options.applying(arguments: ["--padding_after_quant"])
+        let model = try ModelBuilder.build(options: options, stateDict: c.tensors.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
+        let r = BinaryConvLowering.lower(model.graph)
+        #expect(r.lowered.count == 18 && r.kept.isEmpty, "lowered \(r.lowered), kept \(r.kept)")
+        var padded = 0
+        for n in r.graph.nodes {
+            guard case .binaryConv2d = n.op, let p = r.graph.producer(of: n.inputs[0]), case .pad = p.op else { continue }
+            padded += 1
+        }
+        #expect(padded == 18)  // every block conv is 3x3 with padding 1
+        let x = try c.npy("input.npy")
+        let lowered = try Executor(graph: r.graph).run([model.input: x])[model.output]!
+        let d = Difference(lowered.floats(), try c.npy("output.npy").floats())
+        #expect(d.maxAbs <= 1e-4, "\(d)")
     }
 
     /// Lowering with the wrong pad code (padding before the sign instead of after) is caught

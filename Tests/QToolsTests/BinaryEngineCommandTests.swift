@@ -4,12 +4,12 @@ import Tensors
 import TestSupport
 import Testing
 
-/// `qtools run` / `bench` on the XNOR golden cases: binary convs on the bit-packed kernels by
+/// `qtools run` / `bench` on the XNOR and FATNN golden cases: binary and ternary convs on the bit-packed kernels by
 /// default, as float convs with `--engine float`; both reproduce PyTorch's logits.
 @Suite struct BinaryEngineCommandTests {
     static func golden(_ c: String, _ f: String) -> String { Fixtures.path("golden/\(c)/\(f)") }
 
-    @Test(arguments: ["resnet20_bireal_xnor", "resnet20_xnorpp"], ["fast", "float"])
+    @Test(arguments: ["resnet20_bireal_xnor", "resnet20_xnorpp", "resnet20_ternary_fatnn"], ["fast", "float"])
     func runMatchesPyTorchOnBothEngines(name: String, engine: String) throws {
         try withTemporaryDirectory { dir in
             let out = dir.appendingPathComponent("logits.npy").path

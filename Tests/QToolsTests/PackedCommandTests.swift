@@ -37,6 +37,12 @@ import Testing
             let d = Difference(got.floats(), want.floats())
             #expect(d.maxAbs <= 1e-4, "\(name): \(d)")
 
+            // The packed layers run bit-packed, on the file's planes.
+            let bench = try RunQTools.run(["bench", path, "--runs", "1", "--warmup", "0", "--json"])
+            #expect(bench.status == 0, "\(bench.stderr)")
+            let benchDoc = try #require(try JSONSerialization.jsonObject(with: Data(bench.stdout.utf8)) as? [String: Any])
+            #expect(benchDoc["binary_convs"] as? Int == 18, "\(name): \(bench.stdout.prefix(400))")
+
             let inspect = try RunQTools.run(["inspect", path])
             #expect(inspect.status == 0, "\(inspect.stderr)")
             let op = name.contains("ternary") ? "tconv2d" : "bconv2d"

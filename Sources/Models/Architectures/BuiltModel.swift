@@ -61,6 +61,10 @@ package struct BuiltModel: Sendable {
     /// Random builds: every tensor a checkpoint of this model holds (key, shape, needed by the
     /// forward), in state-dict order of the build (see ``StateDictBinder/declared``).
     package var declaredTensors: [(key: String, shape: [Int], required: Bool)] = []
+    /// A packed file built with its planes kept (``PackedModelBuilder/build(options:manifest:tensors:planes:)``):
+    /// the planes of each packed weight, by the name of its weight constant, which is then a
+    /// zero placeholder until ``BinaryConvLowering/lower(_:planes:)`` replaces it.
+    package var packedWeights: [String: WeightPlanes] = [:]
 
     /// The input shape for a batch: `[batch, inputChannels, inputSize, inputSize]`.
     package func inputShape(batch: Int = 1, size: Int? = nil) -> [Int] {

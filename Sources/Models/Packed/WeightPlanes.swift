@@ -76,6 +76,19 @@ package struct WeightPlanes: Sendable, Equatable {
         return w
     }
 
+    /// The planes as the engine's bit-packed conv weights (the same bytes: bnnpack rows are
+    /// the OHWI rows of ``Engine/PackedConvWeights``) and the scales, for a conv weight of `shape`.
+    /// - Throws: ``InferenceError`` when `shape` is not the planes' conv shape.
+    package func convWeights(shape expected: [Int]) throws(InferenceError) -> (weights: PackedConvWeights, scale: [Float]) {
+        guard shape.count == 4, shape == expected else {
+            throw InferenceError(.shapeMismatch("planes of shape \(shape) for a conv weight \(expected)"))
+        }
+        let weights = try PackedConvWeights(
+            outChannels: shape[0], groupInChannels: shape[1], kernelH: shape[2], kernelW: shape[3],
+            encoding: ternary ? .ternary : .binary, signBytes: bits, maskBytes: mask)
+        return (weights, scales)
+    }
+
     /// The plane tensors (U8, shape `planeShape`) in manifest order, then the scale (F32 `[Cout]`).
     package func tensors(_ layer: PackedManifest.Layer) -> [(name: String, tensor: Tensor)] {
         let planes = [bits] + (mask.map { [$0] } ?? [])

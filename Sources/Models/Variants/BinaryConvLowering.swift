@@ -15,6 +15,11 @@ import Tensors
 /// a reader, and the float weight, are dropped. Anything else stays as it is, with the reason
 /// in ``Result/kept`` when the input was a sign quantizer.
 ///
+/// A conv behind FATNN's non-uniform activation quantizer (``integerCodes(_:)``: its outputs
+/// are the integer codes themselves, `0 ... levels - 1` or `-1, 0, 1`) is lowered too, with
+/// binary or ternary weight codes (`{-alpha[o], 0, +alpha[o]}`): it reads the quantizer's
+/// output, padded or not, with step 1, and the quantizer stays a float op.
+///
 /// The lowered model computes the same function: the codes are the quantizer's output
 /// exactly, and the integer dot products are exact; only the float rounding of the final
 /// `acc * alpha + bias` differs from the float conv's summation order.
@@ -37,8 +42,25 @@ package enum BinaryConvLowering {
             && !c.passesThrough(iteration: quantizer.state.iteration)
     }
 
+    /// The integer codes a quantize op outputs exactly, as an input encoding with step 1: the
+    /// FATNN non-uniform activation quantizer (`fm`, no closed form, past `stable`), whose
+    /// outputs are the integers `0 ..< levels` (one-sided) or `-1, 0, 1` (two-sided, 3 levels).
+    static func integerCodes(_ op: Op) -> BitActivationEncoding? {
+        guard case .quantize(let q) = op, let quantizer = q.quantizer else { return nil }
+        let c = quantizer.config
+        guard c.method == .nonUniform, c.tag == .fm, !c.closedForm, !c.passesThrough(iteration: quantizer.state.iteration)
+        else { return nil }
+        if c.halfRange { return (2...4).contains(c.levels) ? .unsigned(levels: c.levels - 1, step: 1) : nil }
+        return c.levels == 3 ? .ternary(step: 1) : nil
+    }
+
     /// Lowers every eligible conv of `graph` (see the type's summary).
-    package static func lower(_ graph: Graph) -> Result {
+    ///
+    /// `planes` (a packed file's ``BuiltModel/packedWeights``) gives weights by constant name
+    /// as bit planes: a conv reading one takes its codes and scales from the planes (the
+    /// constant is only a placeholder), and a placeholder still read after lowering (a conv
+    /// kept float) is replaced by the weight the planes hold, so the graph returned is exact.
+    package static func lower(_ graph: Graph, planes: [String: WeightPlanes] = [:]) -> Result {
         var consumers: [String: Int] = [:]
         for n in graph.nodes { for v in n.inputs { consumers[v, default: 0] += 1 } }
         for o in graph.outputs { consumers[o, default: 0] += 1 }
@@ -47,23 +69,31 @@ package enum BinaryConvLowering {
         var kept: [(node: String, reason: String)] = []
         for n in graph.nodes {
             guard case .conv2d(let a) = n.op, let source = graph.producer(of: n.inputs[0]) else { continue }
-            // The three layouts the model builder emits: quantize -> pad -> conv (padding after
-            // quantization), pad -> quantize -> conv (before), quantize -> conv (conv pads).
+            let input: BitActivationEncoding
             var x: String
             var padding = a.padding
             var padCode = 0
+            var weightEncodings: [BitWeightEncoding] = [.binary]
+            // The three layouts the model builder emits: quantize -> pad -> conv (padding after
+            // quantization), pad -> quantize -> conv (before), quantize -> conv (conv pads).
             if case .pad(let p) = source.op, let q = graph.producer(of: source.inputs[0]), isSign(q.op) {
                 guard a.padding.isZero else { continue }
                 guard p.value == 0 || p.value == 1 || p.value == -1 else {
                     kept.append((n.name, "padding value \(p.value) after the sign is not a code"))
                     continue
                 }
-                (x, padding, padCode) = (q.inputs[0], p.padding, Int(p.value))
+                (input, x, padding, padCode) = (.sign, q.inputs[0], p.padding, Int(p.value))
             } else if isSign(source.op) {
-                x = source.inputs[0]
+                (input, x) = (.sign, source.inputs[0])
                 if let p = graph.producer(of: x), case .pad(let pa) = p.op, a.padding.isZero, consumers[x] == 1 {
                     (x, padding, padCode) = (p.inputs[0], pa.padding, pa.value < 0 ? -1 : 1)  // sign of the pad value
                 }
+            } else if let codes = integerCodes(source.op) ?? integerCodesBehindPad(source, graph) {
+                // Integer codes (FATNN): the conv reads the quantizer's output (padded or not) as
+                // it is, each value its own code; the conv's own padding is zeros, code 0.
+                guard a.padding.isZero || codes.isValidPadCode(0) else { continue }
+                (input, x) = (codes, n.inputs[0])
+                weightEncodings = [.binary, .ternary]
             } else {
                 continue
             }
@@ -71,27 +101,58 @@ package enum BinaryConvLowering {
                 kept.append((n.name, "the weight is computed"))
                 continue
             }
-            let packed: PackedConvWeights
-            let alpha: [Float]
-            do {
-                (packed, alpha) = try PackedConvWeights.quantized(w.floats(), shape: w.shape, encoding: .binary)
-            } catch {
-                kept.append((n.name, "weight \(n.inputs[1]) is not binary per output channel: \(error)"))
-                continue
+            var found: (weights: PackedConvWeights, scale: [Float])?
+            if let p = planes[n.inputs[1]] {
+                do {
+                    found = try p.convWeights(shape: w.shape)
+                } catch {
+                    kept.append((n.name, "the packed planes of \(n.inputs[1]) do not fit the conv: \(error)"))
+                    continue
+                }
+                guard let e = found?.weights.encoding, weightEncodings.contains(e) else {
+                    kept.append((n.name, "weight \(n.inputs[1]) is packed \(found!.weights.encoding), the input is a sign"))
+                    continue
+                }
+            } else {
+                var errors: [String] = []
+                for e in weightEncodings where found == nil {
+                    do { found = try PackedConvWeights.quantized(w.floats(), shape: w.shape, encoding: e) } catch {
+                        errors.append("\(error)")
+                    }
+                }
+                guard found != nil else {
+                    let what = weightEncodings.map(\.rawValue).joined(separator: " or ")
+                    kept.append((n.name, "weight \(n.inputs[1]) is not \(what) per output channel: \(errors.last ?? "")"))
+                    continue
+                }
             }
+            guard let f = found else { continue }
+            let (packed, alpha) = (f.weights, f.scale)
             let bias = n.inputs.count > 2 ? graph.constants[n.inputs[2]]?.floats() : nil
             if n.inputs.count > 2 && bias == nil {
                 kept.append((n.name, "the bias is computed"))
                 continue
             }
             let attributes = BinaryConv2dAttributes(
-                weights: packed, input: .sign,
+                weights: packed, input: input,
                 conv: Conv2dAttributes(stride: a.stride, padding: padding, dilation: a.dilation, groups: a.groups),
                 padCode: padCode, multiplier: alpha, bias: bias)
             replaced[n.name] = Graph.Node(name: n.name, op: .binaryConv2d(attributes), inputs: [x], outputs: n.outputs)
             lowered.append(n.name)
         }
-        return Result(graph: rebuilt(graph, replacing: replaced), lowered: lowered, kept: kept)
+        var g = rebuilt(graph, replacing: replaced)
+        for (name, p) in planes.sorted(by: { $0.key < $1.key }) where g.constants[name] != nil {
+            g.addConstant(name, Tensor(floats: p.unpacked(), shape: p.shape))  // a conv kept float: its weight
+        }
+        return Result(graph: g, lowered: lowered, kept: kept)
+    }
+
+    /// The integer codes (``integerCodes(_:)``) behind a pad node with a value that is one of them.
+    private static func integerCodesBehindPad(_ node: Graph.Node, _ graph: Graph) -> BitActivationEncoding? {
+        guard case .pad(let p) = node.op, let q = graph.producer(of: node.inputs[0]), let codes = integerCodes(q.op),
+            p.value.rounded() == p.value, codes.isValidPadCode(Int(p.value))
+        else { return nil }
+        return codes
     }
 
     /// `graph` with the `replaced` nodes swapped in and every node and constant no graph

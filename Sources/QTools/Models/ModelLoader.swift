@@ -27,8 +27,13 @@ struct ModelLoader {
     static let configEntry = "qtools_config"
 
     /// Loads and builds; see the type's summary. `shapesOnly` makes random weights zeros
-    /// (fast; for `trace`).
-    init(model name: String?, config: String?, overrides given: [String], shapesOnly: Bool = false) throws {
+    /// (fast; for `trace`). `packedPlanes` builds a packed file with its planes kept and zero
+    /// placeholders for their weights (``BuiltModel/packedWeights``): only for a caller that
+    /// runs ``BinaryConvLowering/lower(_:planes:)`` on the graph.
+    init(
+        model name: String?, config: String?, overrides given: [String], shapesOnly: Bool = false,
+        packedPlanes: Bool = false
+    ) throws {
         let overrides = QToolOverrides.normalized(given)
         let fileExists = name.map { FileManager.default.fileExists(atPath: $0) } ?? false
         let env = ProcessInfo.processInfo.environment
@@ -48,8 +53,9 @@ struct ModelLoader {
             let manifest = isSafeTensors ? try PackedModelBuilder.manifest(ModelFile.open(path: name).checkpoint) : nil
             do {
                 if let manifest {
-                    // A packed file (.qpack): its planes unpacked, its float tensors as a state dict.
-                    self.model = try PackedModelBuilder.build(options: options, manifest: manifest, tensors: entries)
+                    // A packed file (.qpack): its planes (unpacked unless kept), its float tensors as a state dict.
+                    self.model = try PackedModelBuilder.build(
+                        options: options, manifest: manifest, tensors: entries, planes: packedPlanes)
                 } else {
                     self.model = try ModelBuilder.build(options: options, stateDict: entries)
                 }

@@ -31,11 +31,12 @@ struct PlannedModel {
 
     /// Loads `model` (see ``ModelLoader``) and plans it for the shape `shape` picks. With
     /// `lowerBinary` (the default; `--engine float` turns it off) XNOR-style binary convs run
-    /// as the engine's bit-packed conv.
+    /// as the engine's bit-packed conv; a packed file's convs then run on its planes directly
+    /// (its binary weights are never unpacked to floats).
     init(
         model: String, config: String?, overrides: [String], lowerBinary: Bool = true, shape: (BuiltModel) throws -> [Int]
     ) throws {
-        var loaded = try ModelLoader(model: model, config: config, overrides: overrides)
+        var loaded = try ModelLoader(model: model, config: config, overrides: overrides, packedPlanes: lowerBinary)
         name = loaded.model.model
         input = loaded.model.input
         output = loaded.model.output
@@ -44,11 +45,19 @@ struct PlannedModel {
         let inputShapes = [input: try shape(loaded.model)]
         try MemoryLimits.checkInput(inputShapes[input]!)
         var graph = loaded.model.graph
+        let planes = loaded.model.packedWeights
         loaded.model.graph = Graph()  // the plan gets the only reference: weights freed as packed
-        // The weights as loaded (float, before any lowering): what the process has held.
-        let weightBytes = graph.parameterBytes
+        loaded.model.packedWeights = [:]
+        // The weights as loaded (before any lowering): what the process has held. A packed
+        // file's placeholders share one buffer of the largest layer's size, next to the planes.
+        var weightBytes = graph.parameterBytes
+        if !planes.isEmpty {
+            let floats = planes.values.map { 4 * $0.shape.reduce(1, *) }
+            weightBytes += (floats.max() ?? 0) - floats.reduce(0, +)
+            weightBytes += planes.values.reduce(0) { $0 + $1.bits.count + ($1.mask?.count ?? 0) + 4 * $1.scales.count }
+        }
         if lowerBinary {
-            let lowered = BinaryConvLowering.lower(graph)
+            let lowered = BinaryConvLowering.lower(graph, planes: planes)
             binaryConvs = lowered.lowered.count
             graph = lowered.graph
         }
