@@ -25,6 +25,14 @@ enum MemoryPolicy {
     /// Measured (ResNet-20 w0.25, batch 128, `bench --train`): minor page faults 1.35 M ->
     /// 77 k and CPU time 8.8 -> 6.7 s (fp, 1 thread); 16.5 -> 11.0 s (LSQ 2-bit, 2 threads);
     /// peak RSS +1%.
+    /// Running a planned model: once its weights are packed (the reason for ``apply()``), the
+    /// ops that run outside the arena (quantizers on the function path: FATNN, LQ-Nets, XNOR
+    /// scales, imported element-wise programs) allocate and free their output arrays on every
+    /// run; kept on the heap, as in ``training()``, they are reused instead of faulted in and
+    /// zeroed by the kernel each time (FATNN ternary ResNet-18: a tenth of `bench`'s time was
+    /// page faults).
+    static func running() { training() }
+
     static func training() {
         #if canImport(CMalloc)
             _ = mallopt(M_MMAP_THRESHOLD, 32 << 20)

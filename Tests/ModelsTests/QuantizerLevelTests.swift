@@ -255,3 +255,32 @@ import Testing
         #expect(p[21] == 5 && p[26] == 8 && p.reduce(0, +) == 36)
     }
 }
+
+/// The non-uniform (FATNN) quantizer's one-pass form against its term-by-term twin:
+/// bit-identical for every level count, one- and two-sided, per-tensor and per-group alphas,
+/// on values at and around every threshold, zeros, infinities and NaN.
+@Suite struct NonUniformElementwiseTests {
+    @Test(arguments: [(2, true), (3, true), (4, true), (3, false)])
+    func onePassEqualsTheTermByTermTwin(levels: Int, oneSided: Bool) {
+        var rng = SplitMix64(seed: UInt64(levels * 10 + (oneSided ? 1 : 0)))
+        for groups in [1, 3] {
+            let chunk = 37
+            let a = (0..<max(levels - 1, 2)).map { _ in (0..<groups).map { _ in Float.random(in: 0.3...3, using: &rng) } }
+            var x = (0..<(chunk * groups * 2)).map { _ in Float.random(in: -3...4, using: &rng) }
+            // Every threshold exactly, and its float neighbours.
+            let thresholds = [0.5 / a[0][0], 1 / a[0][0] + 0.5 / a[1][0], 1 / a[0][0] + 1 / a[1][0] + 0.5 / a.last![0]]
+            var k = 0
+            for t in thresholds + thresholds.map(-) {
+                for v in [t, t.nextUp, t.nextDown] where k < x.count { x[k] = v; k += 2 }
+            }
+            for v: Float in [0, -0.0, .infinity, -.infinity, .nan] { x[k] = v; k += 2 }
+            let group: (Int) -> Int = { ($0 / chunk) % groups }
+            let fast = NonUniformQuantizer.elementwise(x, a: a, chunk: chunk, groups: groups, levels: levels, oneSided: oneSided)
+            let twin = NonUniformQuantizer.termByTerm(x, a: a, group: group, levels: levels, oneSided: oneSided, scaledClamp: false)
+            #expect(fast.map(\.bitPattern) == twin.map(\.bitPattern), "levels \(levels) oneSided \(oneSided) groups \(groups)")
+            // And the results are the level set's integers (NaN aside).
+            let allowed: Set<Float> = oneSided ? Set((0..<levels).map(Float.init)) : [-1, 0, 1]
+            #expect(fast.allSatisfy { $0.isNaN || allowed.contains($0) })
+        }
+    }
+}

@@ -22,7 +22,30 @@ enum NonUniformQuantizer {
         _ x: [Float], alphas: [[Float]], group: (Int) -> Int, levels: Int, oneSided: Bool,
         scaledClamp: Bool
     ) -> [Float] {
+        termByTerm(
+            x, a: alphas.map { $0.map { abs($0) } }, group: group, levels: levels, oneSided: oneSided,
+            scaledClamp: scaledClamp)
+    }
+
+    /// ``apply(_:alphas:group:levels:oneSided:scaledClamp:)`` with the groups as `groups`
+    /// contiguous chunks of `chunk` elements, repeating (element `i` is in group
+    /// `(i / chunk) % groups`): in one pass (``elementwise(_:a:chunk:groups:levels:oneSided:)``)
+    /// unless `scaledClamp` makes each clamp depend on the whole tensor.
+    static func apply(
+        _ x: [Float], alphas: [[Float]], chunk: Int, groups: Int, levels: Int, oneSided: Bool, scaledClamp: Bool
+    ) -> [Float] {
         let a = alphas.map { $0.map { abs($0) } }
+        if !scaledClamp { return elementwise(x, a: a, chunk: chunk, groups: groups, levels: levels, oneSided: oneSided) }
+        return termByTerm(
+            x, a: a, group: { ($0 / chunk) % groups }, levels: levels, oneSided: oneSided, scaledClamp: scaledClamp)
+    }
+
+    /// The formula term by term, each term a whole tensor (the naive twin of
+    /// ``elementwise(_:a:group:levels:oneSided:)``; what `STE-scale` needs). `a` holds
+    /// `|alpha_k|` per group.
+    static func termByTerm(
+        _ x: [Float], a: [[Float]], group: (Int) -> Int, levels: Int, oneSided: Bool, scaledClamp: Bool
+    ) -> [Float] {
         func term(_ k: Int, _ lo: Float, _ hi: Float, _ input: (Int) -> Float) -> [Float] {
             var t = x.indices.map { input($0) * a[k][group($0)] }
             QuantMath.clamp(&t, lo, hi, scaled: scaledClamp)
@@ -46,5 +69,53 @@ enum NonUniformQuantizer {
             for i in y.indices { y[i] += y3[i] }
         }
         return y
+    }
+
+    /// The quantizer without `STE-scale` (each clamp then depends on its element alone), in one
+    /// pass: per element the same float operations in the same order as the term-by-term form
+    /// (its naive twin, ``termByTerm(_:a:group:levels:oneSided:scaledClamp:)``), and the
+    /// rounding of a clamped term written out (``roundUnit(_:)``, ``roundNegativeUnit(_:)``),
+    /// so the result is bit-identical, signed zeros and NaN included. `a` holds `|alpha_k|`
+    /// per group; element `i` is in group `(i / chunk) % groups`.
+    static func elementwise(
+        _ x: [Float], a: [[Float]], chunk: Int, groups: Int, levels: Int, oneSided: Bool
+    ) -> [Float] {
+        var y = [Float](repeating: 0, count: x.count)
+        let a0 = a[0], a1 = a.count > 1 ? a[1] : a0, a2 = a.count > 2 ? a[2] : a0
+        // Per group, the offsets `1/a0` and `1/a0 + 1/a1` of the later terms.
+        let r0 = a0.map { 1 / $0 }
+        let r01 = (0..<groups).map { 1 / a0[$0] + 1 / a1[$0] }
+        var start = 0
+        while start < x.count {
+            let g = (start / chunk) % groups
+            let end = min(x.count, (start / chunk + 1) * chunk)
+            let (b0, b1, b2, o0, o01) = (a0[g], a1[g], a2[g], r0[g], r01[g])
+            if !oneSided {
+                for j in start..<end { y[j] = roundNegativeUnit(x[j] * b0) + roundUnit(x[j] * b1) }
+            } else if levels == 2 {
+                for j in start..<end { y[j] = roundUnit(x[j] * b0) }
+            } else if levels == 3 {
+                for j in start..<end { y[j] = roundUnit(x[j] * b0) + roundUnit((x[j] - o0) * b1) }
+            } else {
+                for j in start..<end {
+                    y[j] = roundUnit(x[j] * b0) + roundUnit((x[j] - o0) * b1) + roundUnit((x[j] - o01) * b2)
+                }
+            }
+            start = end
+        }
+        return y
+    }
+
+    /// `round(clamp(u, 0, 1))` (round half to even; NaN and the sign of a zero `u` kept).
+    @inline(__always)
+    static func roundUnit(_ u: Float) -> Float {
+        u > 0.5 ? 1 : (u.isNaN || u == 0 ? u : 0)
+    }
+
+    /// `round(clamp(u, -1, 0))` (round half to even: -0.5 and above round to -0; NaN and the
+    /// sign of a zero `u` kept).
+    @inline(__always)
+    static func roundNegativeUnit(_ u: Float) -> Float {
+        u < -0.5 ? -1 : (u < 0 ? -0.0 : (u.isNaN || u == 0 ? u : 0))
     }
 }

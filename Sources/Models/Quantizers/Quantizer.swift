@@ -94,7 +94,7 @@ package struct Quantizer: Equatable, Sendable {
                 )
             } else {
                 y = NonUniformQuantizer.apply(
-                    w, alphas: state.alphas, group: { $0 / size }, levels: 3, oneSided: false,
+                    w, alphas: state.alphas, chunk: size, groups: qg, levels: 3, oneSided: false,
                     scaledClamp: config.scaledClamp)
             }
         case .lqNet:
@@ -155,7 +155,7 @@ package struct Quantizer: Equatable, Sendable {
             }
             let chunk = channels * plane / qg
             y = NonUniformQuantizer.apply(
-                x, alphas: state.alphas, group: { ($0 / chunk) % qg }, levels: config.levels,
+                x, alphas: state.alphas, chunk: chunk, groups: qg, levels: config.levels,
                 oneSided: config.halfRange, scaledClamp: config.scaledClamp)
             if config.closedForm { y = y.map { $0 * state.basis[0] } }
         case .lqNet:

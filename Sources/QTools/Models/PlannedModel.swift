@@ -36,6 +36,7 @@ struct PlannedModel {
     init(
         model: String, config: String?, overrides: [String], lowerBinary: Bool = true, shape: (BuiltModel) throws -> [Int]
     ) throws {
+        MemoryPolicy.apply()  // planning (again, when a command plans a second model): see ``MemoryPolicy``
         var loaded = try ModelLoader(model: model, config: config, overrides: overrides, packedPlanes: lowerBinary)
         name = loaded.model.model
         input = loaded.model.input
@@ -64,6 +65,7 @@ struct PlannedModel {
         plan = try Plan(graph: consume graph, inputShapes: inputShapes)
         try MemoryLimits.check(plan, model: model)  // before the executor allocates the arena
         anchor = MemoryAnchor(weightBytes: weightBytes, largestActivationBytes: plan.largestActivationBytes)
+        MemoryPolicy.running()  // runs: function-path ops' arrays reused from the heap
     }
 
     /// The logits `[N, classes]` for `x` (float32, of ``inputShape``).
