@@ -113,7 +113,8 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) static void pack_sign_word_
 #endif
 
 // ---------------------------------------------------------------------------------------
-// Coded activations (ternary, thermometer, unipolar): portable, the same on every path.
+// Coded activations (ternary, thermometer, unipolar): portable, and an AVX-512 form of the
+// same arithmetic (pack_coded_avx512, below).
 
 /// The integer code of x: clamp(rint(x / step), lo, hi); NaN gives lo.
 static inline long code_of(float x, float step, long lo, long hi) {
@@ -162,12 +163,79 @@ static void pack_coded(const qk_bits_pack_shape *s, const float *x, long g, long
     }
 }
 
+#if defined(__x86_64__)
+/// pack_coded for pixels p0 ..< p0 + 8 * k (the largest such range inside p1), eight pixels at
+/// a time: the same code (x / step, rint, clamp to [lo, hi], NaN to lo) and bits as
+/// code_of and pack_coded; returns where it stopped.
+__attribute__((target("avx512f,avx512bw,avx512vl"))) static long pack_coded_avx512(const qk_bits_pack_shape *s,
+                                                                                   const float *x, long g, long p0,
+                                                                                   long p1, uint64_t *dst,
+                                                                                   long stride) {
+    const long words = s->words, planes = s->planes, terms = s->terms;
+    const float lo = s->encoding == QK_ACT_TERNARY ? -1.f : 0.f;
+    const float hi = s->encoding == QK_ACT_TERNARY ? 1.f : s->encoding == QK_ACT_THERMO ? 2.f : (float)s->levels;
+    const __m256 vstep = _mm256_set1_ps(s->step), vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
+    const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.f);
+    const long end = p0 + (p1 - p0) / 8 * 8;
+    for (long w = 0; w < words; w++) {
+        const long c0 = w * 64, n = s->channels - c0 < 64 ? s->channels - c0 : 64;
+        for (long t = 0; t < terms; t++) {
+            for (long p = p0; p < end; p += 8) {
+                __m512i sw = _mm512_setzero_si512(), mw = _mm512_setzero_si512();
+                for (long c = 0; c < n; c++) {
+                    const __m256 v = _mm256_loadu_ps(x + (g * s->channels + c0 + c) * s->plane_size + p);
+                    __m256 r = _mm256_round_ps(_mm256_div_ps(v, vstep), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+                    // r >= lo ? min(r, hi) : lo (a NaN compares false: lo).
+                    r = _mm256_mask_blend_ps(_mm256_cmp_ps_mask(r, vlo, _CMP_GE_OQ), vlo, _mm256_min_ps(r, vhi));
+                    __mmask8 sb, mb;
+                    switch (s->encoding) {
+                    case QK_ACT_TERNARY:
+                        sb = _mm256_cmp_ps_mask(r, zero, _CMP_LT_OQ);
+                        mb = _mm256_cmp_ps_mask(r, zero, _CMP_NEQ_OQ);
+                        break;
+                    case QK_ACT_THERMO:
+                        sb = _mm256_cmp_ps_mask(r, zero, _CMP_EQ_OQ);
+                        mb = _mm256_cmp_ps_mask(r, one, _CMP_NEQ_OQ);
+                        break;
+                    default: {  // unipolar: bit t of the code
+                        const __m256i q = _mm256_cvttps_epi32(r);
+                        sb = 0;
+                        mb = _mm256_test_epi32_mask(q, _mm256_set1_epi32(1 << t));
+                    }
+                    }
+                    const __m512i bit = _mm512_set1_epi64((long long)(1ULL << c));
+                    sw = _mm512_mask_or_epi64(sw, sb, sw, bit);
+                    mw = _mm512_mask_or_epi64(mw, mb, mw, bit);
+                }
+                uint64_t sv[8], mv[8];
+                _mm512_storeu_si512((void *)sv, sw);
+                _mm512_storeu_si512((void *)mv, mw);
+                for (long j = 0; j < 8; j++) {
+                    uint64_t *d = dst + (p + j) * stride + (t * planes) * words + w;
+                    if (planes == 2) {
+                        d[0] = sv[j];
+                        d[words] = mv[j];
+                    } else {
+                        d[0] = mv[j];  // unipolar: the mask plane only
+                    }
+                }
+            }
+        }
+    }
+    return end;
+}
+#endif
+
 void qk_bits_pack(int isa, const qk_bits_pack_shape *s, const float *x, long p0, long p1, uint64_t *dst) {
     const long stride = qk_bits_pixel_words(s);
     for (long g = 0; g < s->groups; g++) {
         uint64_t *dg = dst + g * s->terms * s->planes * s->words;
         if (s->encoding != QK_ACT_SIGN) {
-            pack_coded(s, x, g, p0, p1, dg, stride);
+            long p = p0;
+#if defined(__x86_64__)
+            if (isa == QK_BITS_AVX512) p = pack_coded_avx512(s, x, g, p0, p1, dg, stride);
+#endif
+            if (p < p1) pack_coded(s, x, g, p, p1, dg, stride);
             continue;
         }
         for (long w = 0; w < s->words; w++) {
