@@ -75,7 +75,7 @@ struct RunCommand: ParsableCommand {
     @Option(
         name: .long,
         help:
-            "Executor: fast (what run uses; binary XNOR convs on the bit-packed kernels), float (fast, binary convs as float convs), unfused (fast kernels, no fusion) or reference (naive kernels)."
+            "Executor: fast (what run uses; binary XNOR convs on the bit-packed kernels, uniform quantized convs on the int8 kernels), float (fast, both as float convs), unfused (fast kernels, no fusion) or reference (naive kernels)."
     )
     var engine: RunEngine = .fast
 
@@ -108,7 +108,7 @@ struct RunCommand: ParsableCommand {
             let sink = try output.map { try OutputFile(path: $0, overwrite: force, reading: [modelFile, config, input]) }
             let given = try input.map { try ModelIO.float32(ModelIO.read($0)) }
             // Planned for the input's shape; the loaded graph and its weights are gone after this.
-            let planned = try PlannedModel(model: model, config: config, overrides: overrides, lowerBinary: engine == .fast) {
+            let planned = try PlannedModel(model: model, config: config, overrides: overrides, lowerQuantized: engine == .fast) {
                 if let given { return try ModelIO.batch(given, for: $0).shape }
                 return $0.inputShape()
             }

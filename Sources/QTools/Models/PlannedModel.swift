@@ -28,12 +28,15 @@ struct PlannedModel {
 
     /// Binary convs lowered to the engine's bit-packed conv (``BinaryConvLowering``).
     var binaryConvs: Int = 0
+    /// Convs of uniform quantizers lowered to the engine's int8 conv (``IntegerConvLowering``).
+    var integerConvs: Int = 0
 
     /// Loads `model` (see ``ModelLoader``) and plans it for the shape `shape` picks. With
-    /// `lowerBinary` (the default; `--engine float` turns it off) XNOR-style binary convs run
-    /// as the engine's bit-packed conv.
+    /// `lowerQuantized` (the default; `--engine float` turns it off) XNOR-style binary convs run
+    /// as the engine's bit-packed conv, then the convs behind a uniform activation quantizer
+    /// with integer-grid weights as its int8 conv.
     init(
-        model: String, config: String?, overrides: [String], lowerBinary: Bool = true, shape: (BuiltModel) throws -> [Int]
+        model: String, config: String?, overrides: [String], lowerQuantized: Bool = true, shape: (BuiltModel) throws -> [Int]
     ) throws {
         var loaded = try ModelLoader(model: model, config: config, overrides: overrides)
         name = loaded.model.model
@@ -47,10 +50,12 @@ struct PlannedModel {
         loaded.model.graph = Graph()  // the plan gets the only reference: weights freed as packed
         // The weights as loaded (float, before any lowering): what the process has held.
         let weightBytes = graph.parameterBytes
-        if lowerBinary {
-            let lowered = BinaryConvLowering.lower(graph)
-            binaryConvs = lowered.lowered.count
-            graph = lowered.graph
+        if lowerQuantized {
+            let binary = BinaryConvLowering.lower(graph)
+            binaryConvs = binary.lowered.count
+            let integer = IntegerConvLowering.lower(binary.graph)
+            integerConvs = integer.lowered.count
+            graph = integer.graph
         }
         plan = try Plan(graph: consume graph, inputShapes: inputShapes)
         try MemoryLimits.check(plan, model: model)  // before the executor allocates the arena

@@ -11,8 +11,9 @@ import Tensors
 /// exists (BN no longer folded: results move by rounding). `reference` is the naive
 /// interpreter (`ReferenceExecutor`: Double accumulation, no fusion), the executable
 /// specification; slow at ImageNet sizes. `float` is `fast` for `run` and `bench` without
-/// lowering XNOR-style binary convs to the bit-packed kernels (``BinaryConvLowering``, which
-/// `run` and `bench` apply by default); captured values (`--dump`, per-layer `verify`) always
+/// lowering XNOR-style binary convs to the bit-packed kernels (``BinaryConvLowering``) and
+/// uniform quantized convs to the int8 kernels (``IntegerConvLowering``), which `run` and
+/// `bench` apply by default; captured values (`--dump`, per-layer `verify`) always
 /// come from the float graph, so there `float` and `fast` are the same.
 enum RunEngine: String, ExpressibleByArgument, CaseIterable {
     case fast, float, unfused, reference
