@@ -37,10 +37,13 @@ int qk_i8_best_path(void) {
     return QK_I8_PORTABLE;
 }
 
+// Branch-free (max, min, truncate): the indices of real activations are unpredictable, and
+// two mispredicted branches per gathered tap cost more than the whole int8 dot product.
 static inline unsigned char level(float v, unsigned char max_index) {
-    if (!(v > 0)) return 0;  // negative and NaN
-    if (v >= (float)max_index) return max_index;
-    return (unsigned char)v;
+    const float hi = (float)max_index;
+    float c = v > 0.0f ? v : 0.0f;  // negative and NaN -> 0
+    c = c < hi ? c : hi;
+    return (unsigned char)(int)c;
 }
 
 /// Packs columns `p0 ..< p0 + n` (n <= BLOCK) of the im2col matrix into strips: strip `t`
