@@ -62,7 +62,8 @@ def main():
         torch.save(model.state_dict(), fp)
         with open(fp_cfg, "w") as f:
             f.write("model='pytorch-resnet18'\ndataset='imagenet'\nkeyword='imagenet'\n")
-        qtools(a.qtools, ["convert", fp, "--config", fp_cfg, "--to-config", a.lsq_config, "-o", lsq, "--force"])
+        qtools(a.qtools, ["convert", fp, "--config", fp_cfg, "--to-config", a.lsq_config, "-o", lsq, "--force",
+                           "--wrap", "state_dict"])
         qtools(a.qtools, ["convert", lsq, "--config", a.lsq_config, "-o", onnx_path, "--onnx-format", "qcdq", "--force"])
 
         core = ov.Core()
