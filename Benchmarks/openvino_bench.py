@@ -16,7 +16,8 @@ machine may be loaded: only same-run ratios mean something), it takes the median
   * qtools bench of the float32 ResNet-18,
   * OpenVINO's CPU plugin on the QCDQ file (in-process, `--threads` inference threads),
 all at 224x224, batch 1, and prints each with its ratio to OpenVINO, plus the max abs
-difference of OpenVINO's logits from `qtools run`'s on one input.
+difference from `qtools run --engine float`'s logits on one input of `qtools run`'s (the int8
+path), onnxruntime's and OpenVINO's on the same QCDQ file.
 """
 import argparse, json, os, statistics, subprocess, sys, tempfile, time
 
@@ -72,9 +73,19 @@ def main():
         request = compiled.create_infer_request()
         x = np.random.default_rng(0).standard_normal((1, 3, 224, 224), dtype=np.float32)
         np.save(x_path, x)
-        qtools(a.qtools, ["run", lsq, "--config", a.lsq_config, "--input", x_path, "--output", y_path, "--force", "-q"])
-        ov_out = request.infer({0: x})[compiled.output(0)]
-        diff = float(np.abs(ov_out - np.load(y_path)).max())
+        def logits(engine):
+            qtools(a.qtools, ["run", lsq, "--config", a.lsq_config, "--input", x_path, "--output", y_path, "--force", "-q",
+                              "--engine", engine])
+            return np.load(y_path)
+
+        import onnxruntime as ort
+        reference = logits("float")
+        session = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
+        others = {
+            "qtools int8": logits("fast"),
+            "onnxruntime": session.run(None, {session.get_inputs()[0].name: x})[0],
+            "OpenVINO": request.infer({0: x})[compiled.output(0)],
+        }
 
         def openvino_ms():
             for _ in range(3):
@@ -102,7 +113,11 @@ def main():
             ratios = [q / o for q, o in zip(ms, rows["OpenVINO QCDQ"])]
             print(f"  {name:26s} {m:8.2f} ms   {m / ov_med:5.2f}x OpenVINO "
                   f"(per-round ratios {min(ratios):.2f}-{max(ratios):.2f})")
-        print(f"  OpenVINO vs qtools run logits: max abs diff {diff:.2e}")
+        same = [q / f for q, f in zip(rows["qtools int8"], rows["qtools --engine float"])]
+        print(f"  qtools int8 / --engine float per round: {', '.join(f'{r:.2f}' for r in same)}")
+        print(f"logits vs qtools --engine float (max |logit| {np.abs(reference).max():.3g}, top-1 {reference.argmax()}):")
+        for name, y in others.items():
+            print(f"  {name:26s} max abs diff {float(np.abs(y - reference).max()):.2e}, top-1 {y.argmax()}")
 
 
 if __name__ == "__main__":
