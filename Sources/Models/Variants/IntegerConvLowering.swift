@@ -2,9 +2,10 @@ import Engine
 import Tensors
 
 /// Lowers the convolutions of a built model whose input is a uniform activation quantizer
-/// (DoReFa, PACT, LSQ, an imported grid: a ``Engine/QuantizeFunction`` with a
-/// ``Engine/QuantizeFunction/gridForm``) and whose weight lies on a per-output-channel integer
-/// grid to the engine's ``Engine/Op/integerConv(_:)``: int8 weights, int32 sums, one rescale.
+/// (a ``Engine/QuantizeFunction`` with a ``Engine/QuantizeFunction/gridForm``: DoReFa, PACT,
+/// LSQ; imported QCDQ/QONNX programs have no grid form yet, so their convs stay float) and
+/// whose weight lies on a per-output-channel integer grid to the engine's
+/// ``Engine/Op/integerConv(_:)``: int8 weights, int32 sums, one rescale.
 ///
 /// The quantizer's levels are `y_k = alpha * (k - zero)`, `k = 0...maxIndex` (checked level by
 /// level on the float values the quantizer outputs, identical in every channel); the weights
