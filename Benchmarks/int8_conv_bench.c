@@ -12,7 +12,8 @@ int main(int argc,char**argv){
   qk_i8_shape s={C,H,H,3,3,1,1,1,1,1,1,H,H,M,0,3,0};
   s.maddubs_safe=qk_i8_maddubs_safe(3,1);
   long K=C*9, P=H*H;
-  float*x=malloc(sizeof(float)*C*H*H); for(long i=0;i<C*H*H;i++)x[i]=i%4;
+  float*xf=malloc(sizeof(float)*C*H*H); for(long i=0;i<C*H*H;i++)xf[i]=rand()%4;
+  unsigned char*x=malloc(C*H*H); qk_i8_levels(xf,C*H*H,3,x);
   int8_t*w=malloc(M*K); for(long i=0;i<M*K;i++)w[i]=(i%3)-1;
   int8_t*pw=malloc(qk_i8_packed_weight_bytes(&s)); qk_i8_pack_weights(&s,w,pw);
   float*y=malloc(sizeof(float)*M*P); float*sc=malloc(4*M),*b=calloc(M,4); for(int i=0;i<M;i++)sc[i]=0.01f;

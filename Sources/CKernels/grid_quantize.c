@@ -21,6 +21,7 @@ float qk_grid_one(const qk_grid *g, float x) {
         t = g->hi;
     }
     if (g->centered) t = (t + 1.0f) / 2.0f;
+    if (g->indices) return rintf(t * g->steps);
     t = rintf(t * g->steps) / g->steps;
     if (g->centered) t = t * 2.0f - 1.0f;
     return (t * g->scale) * g->gain;
@@ -48,6 +49,10 @@ QK_GRID_AVX2 static void row_avx2(const qk_grid *g, const float *x, float *y, lo
         if (!g->keep_nan) t = _mm256_blendv_ps(t, nanv, isnan);
         if (g->centered) t = _mm256_div_ps(_mm256_add_ps(t, one), two);
         t = _mm256_round_ps(_mm256_mul_ps(t, steps), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        if (g->indices) {
+            _mm256_storeu_ps(y + i, t);
+            continue;
+        }
         t = _mm256_div_ps(t, steps);
         if (g->centered) t = _mm256_sub_ps(_mm256_mul_ps(t, two), one);
         _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_mul_ps(t, scale), gain));

@@ -61,11 +61,14 @@ import Testing
         return x
     }
 
-    @Test(arguments: Array(0..<48 as Range<UInt64>))
-    func kernelMatchesScalarTwin(seed: UInt64) {
+    /// Values and, with `indices`, level indices (``GridQuantization/indices``, what the
+    /// integer conv reads): the kernel bit for bit as the scalar twin.
+    @Test(arguments: Array(0..<48 as Range<UInt64>), [false, true])
+    func kernelMatchesScalarTwin(seed: UInt64, indices: Bool) {
         var rng = SplitMix64(seed: seed)
         let (n, c, h, w) = (rng.int(1...3), rng.int(1...7), rng.int(1...9), rng.int(1...21))
-        let form = Self.randomForm(&rng, channels: c)
+        var form = Self.randomForm(&rng, channels: c)
+        form.indices = indices
         let p = Padding2d(top: rng.int(0...2), left: rng.int(0...2), bottom: rng.int(0...2), right: rng.int(0...2))
         let x = Self.inputs(&rng, n * c * h * w, form)
         let padValue: Float = rng.bool() ? 0 : 0.25
@@ -93,6 +96,22 @@ import Testing
                 }
                 #expect(got.map(\.bitPattern) == want.map(\.bitPattern), "portable \(portable) threads \(threads) \(form)")
             }
+        }
+        guard indices else { return }
+        // Each index is the level of the value the quantizer outputs: k in 0...steps, and
+        // ((k / steps [* 2 - 1]) * scale) * gain is that value, bit for bit.
+        var values = form
+        values.indices = false
+        for (i, v) in x.enumerated() where !v.isNaN || form.nanValue != nil {
+            let ch = (i / (h * w)) % c
+            let k = form.apply(v, channel: ch)
+            var t = k / form.steps
+            if form.centered { t = t * 2 - 1 }
+            let level =
+                (t * (form.scale.count == 1 ? form.scale[0] : form.scale[ch])) * (form.gain.count == 1 ? form.gain[0] : form.gain[ch])
+            let top = ((form.centered ? (form.hi + 1) / 2 : form.hi) * form.steps).rounded()
+            #expect(k == k.rounded() && k >= 0 && k <= top, "\(v) -> \(k)")
+            #expect(level.bitPattern == values.apply(v, channel: ch).bitPattern, "\(v) -> \(k): \(level)")
         }
     }
 

@@ -11,10 +11,11 @@ extern "C" {
 /// `t = x / divisor`; NaN -> `nan_value` unless `keep_nan`, else `t < lo` (`t <= lo` with
 /// `lower_inclusive`) -> lo, `t > hi` -> hi; `centered`: `t = (t + 1) / 2`;
 /// `t = rint(t * steps) / steps` (half to even); `centered`: `t = t * 2 - 1`;
-/// `y = (t * scale) * gain`.
+/// `y = (t * scale) * gain`. With `indices`, `y = rint(t * steps)` instead: the level index
+/// (`0...steps` when the clamp range maps onto `[0, 1]`), not its value.
 typedef struct {
     float divisor, lo, hi, nan_value, steps, scale, gain;
-    int keep_nan, lower_inclusive, centered;
+    int keep_nan, lower_inclusive, centered, indices;
 } qk_grid;
 
 /// `y` for one value (the scalar rule the vector path reproduces bit for bit).

@@ -44,13 +44,16 @@ typedef struct {
     float lo, hi;
 } qk_i8_epilogue;
 
+/// The level indices of `n` floats as bytes: clamped to 0...max_index and truncated, NaN
+/// reads as 0 (what qk_i8_conv's input holds).
+void qk_i8_levels(const float *x, long n, unsigned char max_index, unsigned char *dst);
+
 /// Output columns (pixels) `p0 ..< p1` of one image and group: `x` holds the group's input
-/// level indices as floats (integers in 0...max_index; anything else is clamped to that
-/// range and truncated, NaN reads as 0), `pw` the packed weights, `y` the
+/// level indices as bytes (qk_i8_levels), `pw` the packed weights, `y` the
 /// `out_channels x out_height*out_width` output (row stride `ld`). `acc`, when not NULL,
 /// receives the int32 sums instead (row stride `ld`; the epilogue is skipped). `path` is one
 /// of QK_I8_*; a path this CPU lacks falls back to the portable loop.
-void qk_i8_conv(const qk_i8_shape *s, const float *x, const int8_t *pw, long p0, long p1, float *y, long ld,
+void qk_i8_conv(const qk_i8_shape *s, const unsigned char *x, const int8_t *pw, long p0, long p1, float *y, long ld,
                 const qk_i8_epilogue *ep, int32_t *acc, int path);
 
 /// Whether a path may use `vpmaddubsw` on whole bytes: `2 * max_index * max|w| <= 32767`.

@@ -12,6 +12,8 @@
 /// t = t * 2 - 1                            if centered
 /// y = (t * scale[c]) * gain[c]
 /// ```
+/// With ``indices`` the result is `round(t * steps)` (after the centring), the level index,
+/// instead of its value: what ``Op/integerConv(_:)`` reads.
 /// Division by 1 and multiplication by 1 are exact, so a function without a divisor, scale or
 /// gain sets them to `[1]`. Per-channel arrays hold one value (all channels) or one per
 /// channel. The kernel must give the bits ``QuantizeFunction/apply(_:shape:)`` gives: the
@@ -34,6 +36,8 @@ public struct GridQuantization: Sendable, Equatable {
     public var scale: [Float]
     /// Per-channel multiplier after `scale` (a learned gain).
     public var gain: [Float]
+    /// Outputs the level index `round(t * steps)` instead of the value (see the type's summary).
+    public var indices = false
 
     /// A form; per-channel arrays hold one value or one per channel.
     public init(
@@ -68,6 +72,7 @@ public struct GridQuantization: Sendable, Equatable {
             t = hi
         }
         if centered { t = (t + 1) / 2 }
+        if indices { return (t * steps).rounded(.toNearestOrEven) }
         t = (t * steps).rounded(.toNearestOrEven) / steps
         if centered { t = t * 2 - 1 }
         return (t * at(scale)) * at(gain)

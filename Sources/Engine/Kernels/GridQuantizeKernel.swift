@@ -50,6 +50,6 @@ package enum GridQuantizeKernel {
         return qk_grid(
             divisor: at(q.divisor), lo: q.lo, hi: q.hi, nan_value: q.nanValue ?? .nan, steps: q.steps, scale: at(q.scale),
             gain: at(q.gain), keep_nan: q.nanValue == nil ? 1 : 0, lower_inclusive: q.lowerInclusive ? 1 : 0,
-            centered: q.centered ? 1 : 0)
+            centered: q.centered ? 1 : 0, indices: q.indices ? 1 : 0)
     }
 }

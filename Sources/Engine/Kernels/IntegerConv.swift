@@ -1,7 +1,7 @@
 import CKernels
 
 /// The ``Op/integerConv(_:)`` kernel (`Sources/CKernels/int8_conv.c`): input level indices
-/// (floats holding integers `0...maxIndex`) gathered as unsigned bytes, int8 weights packed at
+/// (floats holding integers `0...maxIndex`) converted to unsigned bytes once, then gathered, int8 weights packed at
 /// plan time, int32 sums, then `y = act((Float(acc) * scale[m] + bias[m]) + residual)`.
 ///
 /// The inner loop is chosen at run time: AVX-512 VNNI `vpdpbusd`, or AVX2 `vpmaddubsw` +
@@ -68,22 +68,38 @@ package enum IntegerConv {
         let block = 64
         let blocks = (g.outPixels + block - 1) / block
         let per = groupBytes(g)
-        let x0 = input.baseAddress!, y0 = output.baseAddress!, s = scale.baseAddress!, b = bias.baseAddress!
+        // The level indices as bytes, converted once (each is gathered up to kH * kW times).
+        let n = g.batch * g.inImage
+        var levels = [UInt8](repeating: 0, count: n)
+        let chunk = 1 << 16
+        unsafe levels.withUnsafeMutableBufferPointer { dst in
+            let d0 = dst.baseAddress!, x = input.baseAddress!
+            Parallel.forRanges((n + chunk - 1) / chunk, threads: threads) { r in
+                for i in r {
+                    let lo = i * chunk, count = min(n, lo + chunk) - lo
+                    unsafe qk_i8_levels(x + lo, count, UInt8(maxIndex), d0 + lo)
+                }
+            }
+        }
+        let y0 = output.baseAddress!, s = scale.baseAddress!, b = bias.baseAddress!
         let r0 = residual?.baseAddress
         let w0 = UnsafeRawPointer(weight.baseAddress!).assumingMemoryBound(to: Int8.self)
         let (cg, mg, plane) = (g.groupInChannels, g.groupOutChannels, g.outPixels)
-        Parallel.forRanges(g.batch * g.groups * blocks, threads: threads) { range in
-            var sh = s0
-            for item in range {
-                let (img, rest) = item.quotientAndRemainder(dividingBy: g.groups * blocks)
-                let (gi, blk) = rest.quotientAndRemainder(dividingBy: blocks)
-                let out = (img * g.outChannels + gi * mg) * plane
-                var ep = unsafe qk_i8_epilogue(
-                    scale: s + gi * mg, bias: b + gi * mg, residual: r0.map { unsafe $0 + out }, lo: lo, hi: hi)
-                let p0 = blk * block, p1 = min(plane, p0 + block)
-                unsafe qk_i8_conv(
-                    &sh, x0 + (img * g.inChannels + gi * cg) * g.inHeight * g.inWidth, w0 + gi * per, p0, p1, y0 + out, plane, &ep,
-                    sums.map { unsafe $0 + out }, path.rawValue)
+        unsafe levels.withUnsafeBufferPointer { lv in
+            let x0 = lv.baseAddress!
+            Parallel.forRanges(g.batch * g.groups * blocks, threads: threads) { range in
+                var sh = s0
+                for item in range {
+                    let (img, rest) = item.quotientAndRemainder(dividingBy: g.groups * blocks)
+                    let (gi, blk) = rest.quotientAndRemainder(dividingBy: blocks)
+                    let out = (img * g.outChannels + gi * mg) * plane
+                    var ep = unsafe qk_i8_epilogue(
+                        scale: s + gi * mg, bias: b + gi * mg, residual: r0.map { unsafe $0 + out }, lo: lo, hi: hi)
+                    let p0 = blk * block, p1 = min(plane, p0 + block)
+                    unsafe qk_i8_conv(
+                        &sh, x0 + (img * g.inChannels + gi * cg) * g.inHeight * g.inWidth, w0 + gi * per, p0, p1, y0 + out, plane, &ep,
+                        sums.map { unsafe $0 + out }, path.rawValue)
+                }
             }
         }
     }

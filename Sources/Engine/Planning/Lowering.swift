@@ -399,13 +399,24 @@ struct Lowering {
                     unsafe values.withUnsafeBufferPointer { unsafe IntegerConv.packWeights(g, $0, into: dst) }
                 })
             var v = out
+            let scale: Operand, bias: Operand
+            if let next = soleConsumer(v), next.inputs[0] == v, let (s, t) = affine(of: next) {
+                // A following batch norm: y = (acc * m + b) * s + t = acc * (m * s) + (b * s + t).
+                let (m, b) = (constantFloats(ins[2]), constantFloats(ins[3]))
+                scale = .weights(pack((0..<g.outChannels).map { m[$0] * s[$0] }))
+                bias = .weights(pack((0..<g.outChannels).map { b[$0] * s[$0] + t[$0] }))
+                absorb(next, into: &nodes)
+                v = next.outputs[0]
+            } else {
+                (scale, bias) = (operand(ins[2]), operand(ins[3]))
+            }
             let residual = fuseResidual(after: &v, nodes: &nodes)
             let (act, y) = fuseActivation(after: v, nodes: &nodes)
             return step(
                 .integerConv(
                     g, padIndex: a.padIndex, maxIndex: a.maxIndex,
                     maddubsSafe: IntegerConv.maddubsSafe(maxIndex: a.maxIndex, maxAbsWeight: maxAbs), input: operand(ins[0]),
-                    weight: weight, scale: operand(ins[2]), bias: operand(ins[3]), residual: residual, output: .value(y), activation: act))
+                    weight: weight, scale: scale, bias: bias, residual: residual, output: .value(y), activation: act))
 
         case .linear:
             let w = shapes[ins[1]]!

@@ -155,10 +155,14 @@ package enum BinaryConvLowering {
         return codes
     }
 
-    /// `graph` with the `replaced` nodes swapped in and every node and constant no graph
-    /// output depends on any more removed (inputs stay).
-    private static func rebuilt(_ graph: Graph, replacing replaced: [String: Graph.Node]) -> Graph {
-        let nodes = graph.nodes.map { replaced[$0.name] ?? $0 }
+    /// `graph` with the `replaced` nodes swapped in, the `inserting` nodes placed before the
+    /// node they are listed under, the new `constants` added, and every node and constant no
+    /// graph output depends on any more removed (inputs stay). Shared by the lowerings.
+    package static func rebuilt(
+        _ graph: Graph, replacing replaced: [String: Graph.Node], inserting: [String: [Graph.Node]] = [:],
+        constants added: [String: Tensor] = [:]
+    ) -> Graph {
+        let nodes = graph.nodes.flatMap { (inserting[$0.name] ?? []) + [replaced[$0.name] ?? $0] }
         // Live values: from the outputs back through the producers.
         var producer: [String: Int] = [:]
         for (i, n) in nodes.enumerated() { for o in n.outputs { producer[o] = i } }
@@ -171,7 +175,8 @@ package enum BinaryConvLowering {
         }
         var g = Graph()
         for i in graph.inputs { g.addInput(i) }
-        for (name, t) in graph.constants.sorted(by: { $0.key < $1.key }) where needed.contains(name) {
+        let constants = graph.constants.merging(added) { _, new in new }
+        for (name, t) in constants.sorted(by: { $0.key < $1.key }) where needed.contains(name) {
             if graph.variables.contains(name) { g.addVariable(name, t) } else { g.addConstant(name, t) }
         }
         for (i, n) in nodes.enumerated() where live.contains(i) { g.add(n) }

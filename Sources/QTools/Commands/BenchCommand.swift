@@ -36,7 +36,11 @@ struct BenchCommand: ParsableCommand {
     @Argument(help: "A checkpoint file or a model-zoo name (random weights); none with --binary-gemm.")
     var model: String?
 
-    @Option(name: .long, help: "fast (binary XNOR convs on the bit-packed kernels) or float (binary convs as float convs).")
+    @Option(
+        name: .long,
+        help:
+            "fast (binary and ternary convs on the bit-packed kernels), float (every conv as a float conv) or int8 (fast, plus uniform quantized convs - LSQ, DoReFa, PACT - on the exact int8 kernels; not yet faster than fast)."
+    )
     var engine: RunEngine = .fast
 
     @Flag(name: .customLong("binary-gemm"), help: "Time the bit-packed binary conv kernels (see BenchCommand+BinaryGemm).")
@@ -80,7 +84,7 @@ struct BenchCommand: ParsableCommand {
             if model == nil { throw ValidationError("missing MODEL (a checkpoint or a model-zoo name)") }
             if path != nil { throw ValidationError("--path applies to --binary-gemm") }
         }
-        if engine != .fast && engine != .float { throw ValidationError("bench --engine: fast or float") }
+        if ![.fast, .float, .int8].contains(engine) { throw ValidationError("bench --engine: fast, float or int8") }
         try OptionChecks.atLeast("--batch", batch, 1)
         try OptionChecks.atLeast("--threads", threads, 1)
         try OptionChecks.atLeast("--runs", runs, 1)
@@ -94,7 +98,9 @@ struct BenchCommand: ParsableCommand {
         guard let model else { throw ValidationError("missing MODEL") }
         try ExitCodes.reporting {
             // Only the plan is kept: the loaded graph and its weights are gone after this.
-            let planned = try PlannedModel(model: model, config: config, overrides: overrides, lowerBinary: engine == .fast) {
+            let planned = try PlannedModel(
+                model: model, config: config, overrides: overrides, lowerBinary: engine != .float, lowerInteger: engine == .int8
+            ) {
                 $0.inputShape(batch: batch, size: size)
             }
             let r = try EngineBenchmark.measure(
@@ -102,6 +108,7 @@ struct BenchCommand: ParsableCommand {
             var report = BenchReport(
                 model: planned.name, inputShape: planned.inputShape, result: r, randomWeights: planned.randomWeights)
             report.binaryConvs = planned.binaryConvs
+            report.integerConvs = planned.integerConvs
             Terminal.out(out.json ? try JSONOutput.render(report) : report.text)
         }
     }
@@ -133,6 +140,8 @@ struct BenchReport: Encodable {
     var memoryAnchorMet: Bool?
     /// Convs running as bit-packed binary convs (0 with `--engine float`).
     var binaryConvs = 0
+    /// Convs running as int8 integer convs (only with `--engine int8`).
+    var integerConvs = 0
 
     enum CodingKeys: String, CodingKey {
         case model, inputShape = "input_shape", threads, runs, medianMs = "median_ms", minMs = "min_ms",
@@ -140,7 +149,7 @@ struct BenchReport: Encodable {
             packedWeightBytes = "packed_weight_bytes", randomWeights = "random_weights",
             peakRSSBytes = "peak_rss_bytes", weightBytes = "weight_bytes",
             largestActivationBytes = "largest_activation_bytes", memoryAnchorBytes = "memory_anchor_bytes",
-            memoryAnchorMet = "memory_anchor_met", binaryConvs = "binary_convs"
+            memoryAnchorMet = "memory_anchor_met", binaryConvs = "binary_convs", integerConvs = "integer_convs"
     }
 
     init(model: String, inputShape: [Int], result r: EngineBenchmark.Result, randomWeights: Bool) {
@@ -183,6 +192,9 @@ struct BenchReport: Encodable {
         ]
         if binaryConvs > 0 {
             lines.append("\(binaryConvs) binary conv\(binaryConvs == 1 ? "" : "s") on the bit-packed kernels (--engine float: none)")
+        }
+        if integerConvs > 0 {
+            lines.append("\(integerConvs) integer conv\(integerConvs == 1 ? "" : "s") on the int8 kernels (--engine int8)")
         }
         lines += [
             "per op type:"

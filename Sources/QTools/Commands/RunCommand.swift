@@ -75,7 +75,7 @@ struct RunCommand: ParsableCommand {
     @Option(
         name: .long,
         help:
-            "Executor: fast (what run uses; binary XNOR convs on the bit-packed kernels), float (fast, binary convs as float convs), unfused (fast kernels, no fusion) or reference (naive kernels)."
+            "Executor: fast (what run uses; binary and ternary convs on the bit-packed kernels), float (fast, every conv as a float conv), int8 (fast, plus uniform quantized convs - LSQ, DoReFa, PACT - on the exact int8 kernels; not yet faster), unfused (fast kernels, no fusion) or reference (naive kernels)."
     )
     var engine: RunEngine = .fast
 
@@ -95,20 +95,22 @@ struct RunCommand: ParsableCommand {
         try OptionChecks.atLeast("--threads", threads, 1)
         try OptionChecks.atLeast("--ulps", ulps, 1)
         if ulps != 16 && !conditioning { throw ValidationError("--ulps applies to --conditioning only") }
-        if conditioning && engine != .fast && engine != .float {
+        if conditioning && ![.fast, .float, .int8].contains(engine) {
             throw ValidationError("--conditioning probes the fast engine's run (the one qtools run uses); drop --engine \(engine.rawValue)")
         }
     }
 
     func run() throws {
-        if dump != nil || (engine != .fast && engine != .float) || conditioning { return try runCapturing() }
+        if dump != nil || ![.fast, .float, .int8].contains(engine) || conditioning { return try runCapturing() }
         try ExitCodes.reporting {
             // The output is checked (and its temporary file created) before any work.
             let modelFile = FileManager.default.fileExists(atPath: model) ? model : nil
             let sink = try output.map { try OutputFile(path: $0, overwrite: force, reading: [modelFile, config, input]) }
             let given = try input.map { try ModelIO.float32(ModelIO.read($0)) }
             // Planned for the input's shape; the loaded graph and its weights are gone after this.
-            let planned = try PlannedModel(model: model, config: config, overrides: overrides, lowerBinary: engine == .fast) {
+            let planned = try PlannedModel(
+                model: model, config: config, overrides: overrides, lowerBinary: engine != .float, lowerInteger: engine == .int8
+            ) {
                 if let given { return try ModelIO.batch(given, for: $0).shape }
                 return $0.inputShape()
             }

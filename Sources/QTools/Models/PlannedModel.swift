@@ -28,13 +28,18 @@ struct PlannedModel {
 
     /// Binary convs lowered to the engine's bit-packed conv (``BinaryConvLowering``).
     var binaryConvs: Int = 0
+    /// Convs of uniform quantizers lowered to the engine's int8 conv (``IntegerConvLowering``).
+    var integerConvs: Int = 0
 
     /// Loads `model` (see ``ModelLoader``) and plans it for the shape `shape` picks. With
     /// `lowerBinary` (the default; `--engine float` turns it off) XNOR-style binary convs run
     /// as the engine's bit-packed conv; a packed file's convs then run on its planes directly
-    /// (its binary weights are never unpacked to floats).
+    /// (its binary weights are never unpacked to floats). With `lowerInteger` (`--engine int8`)
+    /// the convs behind a uniform activation quantizer with integer-grid weights then run as
+    /// its int8 conv.
     init(
-        model: String, config: String?, overrides: [String], lowerBinary: Bool = true, shape: (BuiltModel) throws -> [Int]
+        model: String, config: String?, overrides: [String], lowerBinary: Bool = true, lowerInteger: Bool = false,
+        shape: (BuiltModel) throws -> [Int]
     ) throws {
         MemoryPolicy.apply()  // planning (again, when a command plans a second model): see ``MemoryPolicy``
         var loaded = try ModelLoader(model: model, config: config, overrides: overrides, packedPlanes: lowerBinary)
@@ -60,6 +65,11 @@ struct PlannedModel {
         if lowerBinary {
             let lowered = BinaryConvLowering.lower(graph, planes: planes)
             binaryConvs = lowered.lowered.count
+            graph = lowered.graph
+        }
+        if lowerInteger {
+            let lowered = IntegerConvLowering.lower(graph)
+            integerConvs = lowered.lowered.count
             graph = lowered.graph
         }
         plan = try Plan(graph: consume graph, inputShapes: inputShapes)

@@ -10,18 +10,20 @@ import Tensors
 /// is not materialised. `unfused` runs the fast kernels with fusion off, so every node's value
 /// exists (BN no longer folded: results move by rounding). `reference` is the naive
 /// interpreter (`ReferenceExecutor`: Double accumulation, no fusion), the executable
-/// specification; slow at ImageNet sizes. `float` is `fast` for `run` and `bench` without
-/// lowering XNOR-style binary convs to the bit-packed kernels (``BinaryConvLowering``, which
-/// `run` and `bench` apply by default); captured values (`--dump`, per-layer `verify`) always
-/// come from the float graph, so there `float` and `fast` are the same.
+/// specification; slow at ImageNet sizes. `run` and `bench` lower XNOR-style binary convs to
+/// the bit-packed kernels (``BinaryConvLowering``); `float` keeps them float convs, and `int8`
+/// also lowers uniform quantized convs (LSQ, DoReFa, PACT) to the int8 kernels
+/// (``IntegerConvLowering``: exact, but not yet faster than the float path, so not the
+/// default). Captured values (`--dump`, per-layer `verify`) always come from the float graph,
+/// so there `float`, `int8` and `fast` are the same.
 enum RunEngine: String, ExpressibleByArgument, CaseIterable {
-    case fast, float, unfused, reference
+    case fast, float, int8, unfused, reference
 
     /// Every node value of `model` on `x` (an image batch), in execution order.
     func capture(_ model: BuiltModel, _ x: Tensor, threads: Int = 2) throws -> [CapturedValue] {
         let inputs = [model.input: try ModelIO.batch(x, for: model)]
         switch self {
-        case .fast, .float: return try ValueCapture.fast(model.graph, inputs: inputs, threads: threads)
+        case .fast, .float, .int8: return try ValueCapture.fast(model.graph, inputs: inputs, threads: threads)
         case .unfused: return try ValueCapture.fast(model.graph, inputs: inputs, threads: threads, options: PlanOptions(fuse: false))
         case .reference: return try ValueCapture.reference(model.graph, inputs: inputs)
         }

@@ -1,0 +1,46 @@
+import Formats
+import Foundation
+import Tensors
+import TestSupport
+import Testing
+
+/// `qtools run` / `bench` on uniform quantized golden cases: the quantized convs on the int8
+/// kernels with `--engine int8`, as float fake-quant convs by default (`fast`, until the int8
+/// path is the faster one) and with `--engine float`; every engine reproduces PyTorch's logits.
+@Suite struct IntegerEngineCommandTests {
+    static func golden(_ c: String, _ f: String) -> String { Fixtures.path("golden/\(c)/\(f)") }
+
+    @Test(arguments: ["resnet20_lsq_a2w2", "resnet20_pact_a2w2"], ["int8", "fast", "float"])
+    func runMatchesPyTorchOnBothEngines(name: String, engine: String) throws {
+        try withTemporaryDirectory { dir in
+            let out = dir.appendingPathComponent("logits.npy").path
+            let r = try RunQTools.run([
+                "run", Self.golden(name, "checkpoint.pth"), "--config", Self.golden(name, "config.txt"), "--input",
+                Self.golden(name, "input.npy"), "--output", out, "--engine", engine,
+            ])
+            #expect(r.status == 0, "\(r.stderr)")
+            let got = try NpyReader.readArray(ByteStore.map(path: out).all)
+            let want = try NpyReader.readArray(ByteStore.map(path: Self.golden(name, "output.npy")).all)
+            #expect(got.shape == want.shape)
+            #expect(Difference(got.floats(), want.floats()).maxAbs <= 1e-4)
+        }
+    }
+
+    @Test func benchCountsTheIntegerConvs() throws {
+        let name = "resnet20_dorefa_a2w2"
+        let base = [
+            "bench", Self.golden(name, "checkpoint.pth"), "--config", Self.golden(name, "config.txt"), "--runs", "1", "--warmup",
+            "0", "--json",
+        ]
+        for (engine, count) in [("int8", 18), ("fast", 0), ("float", 0)] {
+            let r = try RunQTools.run(base + ["--engine", engine])
+            #expect(r.status == 0, "\(r.stderr)")
+            let doc = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+            #expect(doc["integer_convs"] as? Int == count, "\(engine)")
+            #expect(doc["binary_convs"] as? Int == 0, "\(engine)")
+            #expect(((doc["op_shares"] as? [String: Double])?["integerConv"] != nil) == (count > 0), "\(engine)")
+        }
+        let text = try RunQTools.run(Array(base.dropLast()) + ["--engine", "int8"])
+        #expect(text.stdout.contains("18 integer convs on the int8 kernels"), "\(text.stdout)")
+    }
+}
