@@ -15,6 +15,8 @@ torch_resnets.py) with random weights and BN statistics, exported by torch.onnx.
 (opset 13) with a dynamic batch axis. Each round times onnxruntime, then each qtools binary
 (its own median of --runs); the table gives the median of the round medians and the median
 of the per-round ratios (same-run ratios: the machine is shared, absolute times move).
+`--models bireal18,fatnn18` times the binary (Bi-Real) and ternary (FATNN) ResNet-18s on the
+bit-packed kernels against onnxruntime's float32 ResNet-18 (issue 13's anchor).
 """
 import argparse, json, os, statistics, subprocess, sys, tempfile, time
 
@@ -29,6 +31,12 @@ MODELS = {
     "mobilenetv2": (mobilenet_v2, ["mobilenetv2", "--keyword", "imagenet,cbas"]),
     "resnet50": (resnet50, ["pytorch-resnet50"]),
     "resnet18": (resnet18, ["pytorch-resnet18"]),
+    # Low-bit ResNet-18s (issue 13) against onnxruntime's *float32* ResNet-18: Bi-Real (binary,
+    # the seed config) and FATNN ternary (Benchmarks/binary-configs), quantizers past `stable`.
+    "bireal18": (resnet18, ["resnet18", "--config", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                 "fixtures/seed-configs/config.bireal.train-scratch.dali.bin.resnet18"), "--stable", "-1"]),
+    "fatnn18": (resnet18, ["resnet18", "--config", os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                "binary-configs/fatnn_ternary_resnet18.txt"), "--stable", "-1"]),
 }
 
 

@@ -39,6 +39,6 @@ import Testing
             #expect((doc["op_shares"] as? [String: Double])?[op] != nil, "\(engine)")
         }
         let bad = try RunQTools.run(base + ["--engine", "reference"])
-        #expect(bad.status != 0 && bad.stderr.contains("fast or float"), "\(bad.stderr)")
+        #expect(bad.status != 0 && bad.stderr.contains("fast, float or int8"), "\(bad.stderr)")
     }
 }

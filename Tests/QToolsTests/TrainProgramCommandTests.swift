@@ -166,17 +166,20 @@ import Testing
 
     /// PyTorch's own checkpoint (main.py's `final_checkpoint.pth` after epoch 2) resumes with
     /// its optimizer state: a 4th epoch (a new sgdr cycle) from it trains as the 4th epoch of
-    /// an uninterrupted qtools run does (same loss within the golden tolerance).
+    /// an uninterrupted qtools run does (same loss within the golden tolerance). Both on the
+    /// exact path, whose epochs follow PyTorch's (TrainProgramGoldenTests): three epochs of a
+    /// 2-bit LSQ net on the fast float32 path move some quantizer inputs across a level, and
+    /// the trajectories part by more than the tolerance, which is not what this test is about.
     @Test func pytorchCheckpointResumes() throws {
         try withTemporaryDirectory { tmp in
             let a = try Self.weights(tmp.appendingPathComponent("a"))
             let b = try Self.weights(tmp.appendingPathComponent("b"))
-            let whole = try RunQTools.run(Self.args(a, ["--epochs", "4"]))
+            let whole = try RunQTools.run(Self.args(a, ["--epochs", "4", "--exact"]))
             #expect(whole.status == 0, "\(whole.stderr)")
             try FileManager.default.copyItem(
                 atPath: "\(Self.folder)/final_checkpoint.pth",
                 toPath: "\(b)/resnet20/golden-resnet20_lsq_a2w2-checkpoint.pth.tar")
-            let resumed = try RunQTools.run(Self.args(b, ["--epochs", "4", "-r"]))
+            let resumed = try RunQTools.run(Self.args(b, ["--epochs", "4", "-r", "--exact"]))
             #expect(resumed.status == 0, "\(resumed.stderr)")
             let x = try #require(try Self.records(whole.stdout).last), y = try #require(try Self.records(resumed.stdout).first)
             #expect(x["epoch"] as? Int == 3 && y["epoch"] as? Int == 3)
