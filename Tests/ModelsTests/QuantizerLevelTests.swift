@@ -278,6 +278,14 @@ import Testing
             let fast = NonUniformQuantizer.elementwise(x, a: a, chunk: chunk, groups: groups, levels: levels, oneSided: oneSided)
             let twin = NonUniformQuantizer.termByTerm(x, a: a, group: group, levels: levels, oneSided: oneSided, scaledClamp: false)
             #expect(fast.map(\.bitPattern) == twin.map(\.bitPattern), "levels \(levels) oneSided \(oneSided) groups \(groups)")
+            // Over several threads' ranges (2^15 elements at least each), their bounds inside groups.
+            let long = (0..<70_001).map { _ in Float.random(in: -3...4, using: &rng) }
+            let longGroup: (Int) -> Int = { ($0 / 1_000) % groups }
+            let parallel = NonUniformQuantizer.elementwise(
+                long, a: a, chunk: 1_000, groups: groups, levels: levels, oneSided: oneSided, threads: 3)
+            let longTwin = NonUniformQuantizer.termByTerm(
+                long, a: a, group: longGroup, levels: levels, oneSided: oneSided, scaledClamp: false)
+            #expect(parallel.map(\.bitPattern) == longTwin.map(\.bitPattern), "3 threads, groups \(groups)")
             // And the results are the level set's integers (NaN aside).
             let allowed: Set<Float> = oneSided ? Set((0..<levels).map(Float.init)) : [-1, 0, 1]
             #expect(fast.allSatisfy { $0.isNaN || allowed.contains($0) })

@@ -16,11 +16,17 @@ public protocol QuantizeFunction: Sendable {
     var levels: Int { get }
     /// `y = f(x)` for `x` of `shape` (row-major, same count).
     func apply(_ x: [Float], shape: [Int]) throws -> [Float]
+    /// ``apply(_:shape:)`` on up to `threads` threads (by default on one: the same call).
+    func apply(_ x: [Float], shape: [Int], threads: Int) throws -> [Float]
     /// The function as an element-wise per-channel grid, when it is one (see
     /// ``GridQuantization``; nil by default): the engine then runs it as a fused kernel.
     var gridForm: GridQuantization? { get }
     /// Value equality with another function (same type and same parameters).
     func isEqual(to other: any QuantizeFunction) -> Bool
+}
+
+extension QuantizeFunction {
+    public func apply(_ x: [Float], shape: [Int], threads: Int) throws -> [Float] { try apply(x, shape: shape) }
 }
 
 extension QuantizeFunction where Self: Equatable {
@@ -54,9 +60,9 @@ public struct QuantizeAttributes: Sendable, Equatable {
 
     /// `y = function(x)` for `x` of `shape` (row-major).
     /// - Throws: ``InferenceError`` `.unsupported` when the function rejects the shape.
-    package func apply(_ x: [Float], shape: [Int]) throws(InferenceError) -> [Float] {
+    package func apply(_ x: [Float], shape: [Int], threads: Int = 1) throws(InferenceError) -> [Float] {
         do {
-            return try function.apply(x, shape: shape)
+            return try function.apply(x, shape: shape, threads: threads)
         } catch {
             throw InferenceError(.unsupported("\(error)"))
         }

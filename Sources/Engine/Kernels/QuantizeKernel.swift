@@ -8,16 +8,16 @@
 enum QuantizeKernel {
     static func forward(
         _ q: QuantizeAttributes, shape: [Int], input: UnsafeBufferPointer<Float>,
-        output: UnsafeMutableBufferPointer<Float>
+        output: UnsafeMutableBufferPointer<Float>, threads: Int = 1
     ) {
         let x = unsafe Array(input)
         let y: [Float]
         do {
-            y = try q.apply(x, shape: shape)
+            y = try q.apply(x, shape: shape, threads: threads)
         } catch {
             preconditionFailure("quantize function \(q.name) failed after plan-time check: \(error)")
         }
         precondition(y.count == output.count)
-        for i in 0..<y.count { unsafe output[i] = y[i] }
+        unsafe y.withUnsafeBufferPointer { unsafe output.baseAddress!.update(from: $0.baseAddress!, count: y.count) }
     }
 }

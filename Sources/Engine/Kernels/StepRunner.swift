@@ -139,7 +139,7 @@ package enum StepRunner {
         case .copy(let x, let y):
             unsafe Elementwise.copy(r(x), to: w(y), count: x.count)
         case .quantize(let q, let shape, let x, let y):
-            unsafe QuantizeKernel.forward(q, shape: shape, input: r(x), output: w(y))
+            unsafe QuantizeKernel.forward(q, shape: shape, input: r(x), output: w(y), threads: threads)
         case .integerConv(let g, let pi, let mi, let safe, let x, let wt, let s, let b, let res, let y, let a):
             unsafe IntegerConv.forward(
                 g, padIndex: pi, maxIndex: mi, maddubsSafe: safe, input: r(x), weight: r(wt), scale: r(s), bias: r(b),

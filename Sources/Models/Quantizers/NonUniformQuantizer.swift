@@ -32,10 +32,13 @@ enum NonUniformQuantizer {
     /// `(i / chunk) % groups`): in one pass (``elementwise(_:a:chunk:groups:levels:oneSided:)``)
     /// unless `scaledClamp` makes each clamp depend on the whole tensor.
     static func apply(
-        _ x: [Float], alphas: [[Float]], chunk: Int, groups: Int, levels: Int, oneSided: Bool, scaledClamp: Bool
+        _ x: [Float], alphas: [[Float]], chunk: Int, groups: Int, levels: Int, oneSided: Bool, scaledClamp: Bool,
+        threads: Int = 1
     ) -> [Float] {
         let a = alphas.map { $0.map { abs($0) } }
-        if !scaledClamp { return elementwise(x, a: a, chunk: chunk, groups: groups, levels: levels, oneSided: oneSided) }
+        if !scaledClamp {
+            return elementwise(x, a: a, chunk: chunk, groups: groups, levels: levels, oneSided: oneSided, threads: threads)
+        }
         return termByTerm(
             x, a: a, group: { ($0 / chunk) % groups }, levels: levels, oneSided: oneSided, scaledClamp: scaledClamp)
     }
@@ -78,30 +81,46 @@ enum NonUniformQuantizer {
     /// so the result is bit-identical, signed zeros and NaN included. `a` holds `|alpha_k|`
     /// per group; element `i` is in group `(i / chunk) % groups`.
     static func elementwise(
-        _ x: [Float], a: [[Float]], chunk: Int, groups: Int, levels: Int, oneSided: Bool
+        _ x: [Float], a: [[Float]], chunk: Int, groups: Int, levels: Int, oneSided: Bool, threads: Int = 1
     ) -> [Float] {
         var y = [Float](repeating: 0, count: x.count)
         let a0 = a[0], a1 = a.count > 1 ? a[1] : a0, a2 = a.count > 2 ? a[2] : a0
         // Per group, the offsets `1/a0` and `1/a0 + 1/a1` of the later terms.
         let r0 = a0.map { 1 / $0 }
         let r01 = (0..<groups).map { 1 / a0[$0] + 1 / a1[$0] }
-        var start = 0
-        while start < x.count {
-            let g = (start / chunk) % groups
-            let end = min(x.count, (start / chunk + 1) * chunk)
-            let (b0, b1, b2, o0, o01) = (a0[g], a1[g], a2[g], r0[g], r01[g])
-            if !oneSided {
-                for j in start..<end { y[j] = roundNegativeUnit(x[j] * b0) + roundUnit(x[j] * b1) }
-            } else if levels == 2 {
-                for j in start..<end { y[j] = roundUnit(x[j] * b0) }
-            } else if levels == 3 {
-                for j in start..<end { y[j] = roundUnit(x[j] * b0) + roundUnit((x[j] - o0) * b1) }
-            } else {
-                for j in start..<end {
-                    y[j] = roundUnit(x[j] * b0) + roundUnit((x[j] - o0) * b1) + roundUnit((x[j] - o01) * b2)
+        unsafe x.withUnsafeBufferPointer { px in
+            unsafe y.withUnsafeMutableBufferPointer { py in
+                let (xs, ys) = unsafe (px.baseAddress!, py.baseAddress!)
+                // Element ranges over the threads (disjoint writes), each in runs of one group.
+                Parallel.forRanges(x.count, threads: threads, grain: 1 << 15) { range in
+                    var start = range.lowerBound
+                    while start < range.upperBound {
+                        let g = (start / chunk) % groups
+                        let end = min(range.upperBound, (start / chunk + 1) * chunk)
+                        let (b0, b1, b2, o0, o01) = (a0[g], a1[g], a2[g], r0[g], r01[g])
+                        // One loop per form (the branch outside the element loop).
+                        if !oneSided {
+                            for j in start..<end {
+                                let v = unsafe xs[j]
+                                unsafe ys[j] = roundNegativeUnit(v * b0) + roundUnit(v * b1)
+                            }
+                        } else if levels == 2 {
+                            for j in start..<end { unsafe ys[j] = roundUnit(unsafe xs[j] * b0) }
+                        } else if levels == 3 {
+                            for j in start..<end {
+                                let v = unsafe xs[j]
+                                unsafe ys[j] = roundUnit(v * b0) + roundUnit((v - o0) * b1)
+                            }
+                        } else {
+                            for j in start..<end {
+                                let v = unsafe xs[j]
+                                unsafe ys[j] = roundUnit(v * b0) + roundUnit((v - o0) * b1) + roundUnit((v - o01) * b2)
+                            }
+                        }
+                        start = end
+                    }
                 }
             }
-            start = end
         }
         return y
     }

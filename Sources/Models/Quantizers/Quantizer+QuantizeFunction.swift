@@ -8,6 +8,11 @@ extension Quantizer: QuantizeFunction {
     package var levels: Int { config.method == .xnor ? 2 : config.levels }
     /// The eval-mode forward (seed-reference §11).
     package func apply(_ x: [Float], shape: [Int]) throws -> [Float] { try self(x, shape: shape) }
+    /// The eval-mode forward on up to `threads` threads (the element-wise quantizers that run
+    /// here, not as a grid kernel: FATNN's non-uniform one).
+    package func apply(_ x: [Float], shape: [Int], threads: Int) throws -> [Float] {
+        try self(x, shape: shape, threads: threads)
+    }
 }
 
 /// Imported ONNX element-wise nodes run as a quantize op too.

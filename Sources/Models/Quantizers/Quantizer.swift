@@ -45,7 +45,7 @@ package struct Quantizer: Equatable, Sendable {
     /// The eval-mode forward of `x` (row-major, `shape`): NCHW for fm/ot, `[out, in, kh, kw]`
     /// for weights (`[out, in]` for a linear layer's weight).
     /// - Throws: ``QuantizerError`` `.inputShape` / `.unsupported` where QTool would fail.
-    package func callAsFunction(_ x: [Float], shape: [Int]) throws -> [Float] {
+    package func callAsFunction(_ x: [Float], shape: [Int], threads: Int = 1) throws -> [Float] {
         guard let method = config.method else { return x }
         do {
             guard shape.reduce(1, *) == x.count, !x.isEmpty else {
@@ -54,7 +54,7 @@ package struct Quantizer: Equatable, Sendable {
                         "\(x.count) values do not fill shape \(QuantizerError.dims(shape))"))
             }
             return config.tag == .wt
-                ? try weight(method, x, shape) : try activation(method, x, shape)
+                ? try weight(method, x, shape) : try activation(method, x, shape, threads: threads)
         } catch let e as QuantizerError {
             throw e.located(name)
         }
@@ -116,7 +116,7 @@ package struct Quantizer: Equatable, Sendable {
     }
 
     private func activation(
-        _ method: QuantizerMethod, _ x: [Float], _ shape: [Int]
+        _ method: QuantizerMethod, _ x: [Float], _ shape: [Int], threads: Int
     ) throws
         -> [Float]
     {
@@ -156,7 +156,7 @@ package struct Quantizer: Equatable, Sendable {
             let chunk = channels * plane / qg
             y = NonUniformQuantizer.apply(
                 x, alphas: state.alphas, chunk: chunk, groups: qg, levels: config.levels,
-                oneSided: config.halfRange, scaledClamp: config.scaledClamp)
+                oneSided: config.halfRange, scaledClamp: config.scaledClamp, threads: threads)
             if config.closedForm { y = y.map { $0 * state.basis[0] } }
         case .lqNet:
             guard channels % qg == 0, ![.mean, .var].contains(config.adaptive) || shape.count == 4
