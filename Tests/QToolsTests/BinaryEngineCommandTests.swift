@@ -5,12 +5,16 @@ import TestSupport
 import Testing
 
 /// `qtools run` / `bench` on the XNOR and FATNN golden cases: binary and ternary convs on the bit-packed kernels by
-/// default, as float convs with `--engine float`; both reproduce PyTorch's logits.
+/// default, as float convs with `--engine float`; both reproduce PyTorch's logits. The run test
+/// also covers the uniform quantized cases on every engine (`int8`: IntegerEngineCommandTests).
 @Suite struct BinaryEngineCommandTests {
     static func golden(_ c: String, _ f: String) -> String { Fixtures.path("golden/\(c)/\(f)") }
 
-    @Test(arguments: ["resnet20_bireal_xnor", "resnet20_xnorpp", "resnet20_ternary_fatnn"], ["fast", "float"])
-    func runMatchesPyTorchOnBothEngines(name: String, engine: String) throws {
+    @Test(
+        arguments: [
+            "resnet20_bireal_xnor", "resnet20_xnorpp", "resnet20_ternary_fatnn", "resnet20_lsq_a2w2", "resnet20_pact_a2w2",
+        ], ["fast", "float", "int8"])
+    func runMatchesPyTorchOnEveryEngine(name: String, engine: String) throws {
         try withTemporaryDirectory { dir in
             let out = dir.appendingPathComponent("logits.npy").path
             let r = try RunQTools.run([
