@@ -106,7 +106,7 @@ enum FastConvGradient {
         let blocks = (g.batch + imagesPerBlock - 1) / imagesPerBlock
         var partial = [Float](repeating: 0, count: blocks * w.count)
         var dx = [Float](repeating: 0, count: inputGradient ? g.batch * g.inImage : 0)
-        let direct = isPointwise(g)
+        let direct = g.isPointwise  // the input is the `[K, P]` matrix itself
         let transposed = inputGradient && !direct ? transposedGeometry(g) : nil
         let packedTransposed = transposed.map { Conv2d.packWeights($0, transposedWeights(g, w)) } ?? []
         // W^T per group, [K, Cout/g], for the sgemm forms of the input gradient.
@@ -198,12 +198,6 @@ enum FastConvGradient {
             db[oc] = Float(s)
         }
         return (inputGradient ? dx : nil, dw, db)
-    }
-
-    /// A 1x1 convolution with stride 1 and no padding reads its input as the `[K, P]` matrix.
-    static func isPointwise(_ g: ConvGeometry) -> Bool {
-        g.kernelH == 1 && g.kernelW == 1 && g.strideH == 1 && g.strideW == 1 && g.padTop == 0 && g.padLeft == 0
-            && g.outHeight == g.inHeight && g.outWidth == g.inWidth
     }
 
     /// The output columns `[lo, hi)` whose tap `kx` reads inside the input row
