@@ -117,6 +117,14 @@ public struct Graph: Sendable {
             + nodes.flatMap { $0.outputs.map { Value(name: $0, constant: nil) } }
     }
 
+    /// How often each value is read: as a node input (once per occurrence) or as a graph output.
+    public var readCounts: [String: Int] {
+        var counts: [String: Int] = [:]
+        for n in nodes { for v in n.inputs { counts[v, default: 0] += 1 } }
+        for o in outputs { counts[o, default: 0] += 1 }
+        return counts
+    }
+
     /// The node that produces `value`, if any.
     public func producer(of value: String) -> Node? {
         nodes.first { $0.outputs.contains(value) }

@@ -61,9 +61,7 @@ package enum BinaryConvLowering {
     /// constant is only a placeholder), and a placeholder still read after lowering (a conv
     /// kept float) is replaced by the weight the planes hold, so the graph returned is exact.
     package static func lower(_ graph: Graph, planes: [String: WeightPlanes] = [:]) -> Result {
-        var consumers: [String: Int] = [:]
-        for n in graph.nodes { for v in n.inputs { consumers[v, default: 0] += 1 } }
-        for o in graph.outputs { consumers[o, default: 0] += 1 }
+        let consumers = graph.readCounts
         var replaced: [String: Graph.Node] = [:]
         var lowered: [String] = []
         var kept: [(node: String, reason: String)] = []

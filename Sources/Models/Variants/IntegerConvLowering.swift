@@ -143,9 +143,7 @@ package enum IntegerConvLowering {
 
     /// Lowers every eligible conv of `graph` (see the type's summary).
     package static func lower(_ graph: Graph) -> Result {
-        var consumers: [String: Int] = [:]
-        for n in graph.nodes { for v in n.inputs { consumers[v, default: 0] += 1 } }
-        for o in graph.outputs { consumers[o, default: 0] += 1 }
+        let consumers = graph.readCounts
         var replaced: [String: Graph.Node] = [:]
         var inserted: [String: [Graph.Node]] = [:]
         var constants: [String: Tensor] = [:]
