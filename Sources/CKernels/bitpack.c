@@ -122,10 +122,23 @@ static inline long code_of(float x, float step, long lo, long hi) {
     return r >= (float)lo ? (r <= (float)hi ? (long)r : hi) : lo;
 }
 
+/// One pixel's sign and mask words of channel word `w`, term `t` (at `pixel`, the pixel's
+/// first word): both planes, or for unipolar codes the mask plane only.
+static inline void store_coded(const qk_bits_pack_shape *s, uint64_t *pixel, long w, long t, uint64_t sign,
+                               uint64_t mask) {
+    uint64_t *d = pixel + (t * s->planes) * s->words + w;
+    if (s->planes == 2) {
+        d[0] = sign;
+        d[s->words] = mask;
+    } else {
+        d[0] = mask;
+    }
+}
+
 static void pack_coded(const qk_bits_pack_shape *s, const float *x, long g, long p0, long p1, uint64_t *dst,
                        long stride) {
     enum { CHUNK = 64 };
-    const long words = s->words, planes = s->planes, terms = s->terms;
+    const long words = s->words, terms = s->terms;
     const long lo = s->encoding == QK_ACT_TERNARY ? -1 : 0;
     const long hi = s->encoding == QK_ACT_TERNARY ? 1 : s->encoding == QK_ACT_THERMO ? 2 : s->levels;
     uint64_t tmp[CHUNK][2];
@@ -149,15 +162,7 @@ static void pack_coded(const qk_bits_pack_shape *s, const float *x, long g, long
                         tmp[j][1] |= mb << c;
                     }
                 }
-                for (long j = 0; j < m; j++) {
-                    uint64_t *d = dst + (q0 + j) * stride + (t * planes) * words + w;
-                    if (planes == 2) {
-                        d[0] = tmp[j][0];
-                        d[words] = tmp[j][1];
-                    } else {
-                        d[0] = tmp[j][1];  // unipolar: the mask plane only
-                    }
-                }
+                for (long j = 0; j < m; j++) store_coded(s, dst + (q0 + j) * stride, w, t, tmp[j][0], tmp[j][1]);
             }
         }
     }
@@ -171,7 +176,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) static long pack_coded_avx5
                                                                                    const float *x, long g, long p0,
                                                                                    long p1, uint64_t *dst,
                                                                                    long stride) {
-    const long words = s->words, planes = s->planes, terms = s->terms;
+    const long words = s->words, terms = s->terms;
     const float lo = s->encoding == QK_ACT_TERNARY ? -1.f : 0.f;
     const float hi = s->encoding == QK_ACT_TERNARY ? 1.f : s->encoding == QK_ACT_THERMO ? 2.f : (float)s->levels;
     const __m256 vstep = _mm256_set1_ps(s->step), vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
@@ -210,15 +215,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) static long pack_coded_avx5
                 uint64_t sv[8], mv[8];
                 _mm512_storeu_si512((void *)sv, sw);
                 _mm512_storeu_si512((void *)mv, mw);
-                for (long j = 0; j < 8; j++) {
-                    uint64_t *d = dst + (p + j) * stride + (t * planes) * words + w;
-                    if (planes == 2) {
-                        d[0] = sv[j];
-                        d[words] = mv[j];
-                    } else {
-                        d[0] = mv[j];  // unipolar: the mask plane only
-                    }
-                }
+                for (long j = 0; j < 8; j++) store_coded(s, dst + (p + j) * stride, w, t, sv[j], mv[j]);
             }
         }
     }
