@@ -18,7 +18,7 @@ of the per-round ratios (same-run ratios: the machine is shared, absolute times 
 `--models bireal18,fatnn18` times the binary (Bi-Real) and ternary (FATNN) ResNet-18s on the
 bit-packed kernels against onnxruntime's float32 ResNet-18 (issue 13's anchor).
 """
-import argparse, json, os, statistics, subprocess, sys, tempfile, time
+import argparse, json, os, statistics, subprocess, sys, tempfile
 
 import numpy as np
 import torch
@@ -26,6 +26,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from torch_mobilenet import mobilenet_v2
 from torch_resnets import resnet18, resnet50, randomize_bn_statistics
+import engine_bench
 
 MODELS = {
     "mobilenetv2": (mobilenet_v2, ["mobilenetv2", "--keyword", "imagenet,cbas"]),
@@ -41,14 +42,8 @@ MODELS = {
 
 
 def timed(fn, runs, warmup):
-    for _ in range(warmup):
-        fn()
-    ts = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        ts.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(ts)
+    """Median ms of `runs` calls after `warmup` (engine_bench's timer)."""
+    return engine_bench.timed(fn, runs, warmup)[0]
 
 
 def qtools_bench(binary, args, batch, runs, warmup, threads):

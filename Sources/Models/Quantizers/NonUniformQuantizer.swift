@@ -29,7 +29,7 @@ enum NonUniformQuantizer {
 
     /// ``apply(_:alphas:group:levels:oneSided:scaledClamp:)`` with the groups as `groups`
     /// contiguous chunks of `chunk` elements, repeating (element `i` is in group
-    /// `(i / chunk) % groups`): in one pass (``elementwise(_:a:chunk:groups:levels:oneSided:)``)
+    /// `(i / chunk) % groups`): in one pass (``elementwise(_:a:chunk:groups:levels:oneSided:threads:)``)
     /// unless `scaledClamp` makes each clamp depend on the whole tensor.
     static func apply(
         _ x: [Float], alphas: [[Float]], chunk: Int, groups: Int, levels: Int, oneSided: Bool, scaledClamp: Bool,
@@ -44,7 +44,7 @@ enum NonUniformQuantizer {
     }
 
     /// The formula term by term, each term a whole tensor (the naive twin of
-    /// ``elementwise(_:a:group:levels:oneSided:)``; what `STE-scale` needs). `a` holds
+    /// ``elementwise(_:a:chunk:groups:levels:oneSided:threads:)``; what `STE-scale` needs). `a` holds
     /// `|alpha_k|` per group.
     static func termByTerm(
         _ x: [Float], a: [[Float]], group: (Int) -> Int, levels: Int, oneSided: Bool, scaledClamp: Bool
