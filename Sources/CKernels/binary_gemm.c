@@ -198,10 +198,14 @@ __attribute__((target(QK_AVX512), always_inline)) static inline void body_avx512
             }
         }
     }
+    // One 512-bit store per row: the driver reads each row back as one vector, which two
+    // 256-bit stores could not forward to it.
     for (int r = 0; r < 4; r++) {
-        for (int v = 0; v < 2; v++) {
-            _mm256_storeu_si256((__m256i *)&c2[r][v * 8], _mm512_cvtepi64_epi32(t2[r][v]));
-            _mm256_storeu_si256((__m256i *)&c1[r][v * 8], _mm512_cvtepi64_epi32(t1[r][v]));
+        _mm512_storeu_si512((void *)c2[r], _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(t2[r][0])),
+                                                              _mm512_cvtepi64_epi32(t2[r][1]), 1));
+        if (am) {
+            _mm512_storeu_si512((void *)c1[r], _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(t1[r][0])),
+                                                                  _mm512_cvtepi64_epi32(t1[r][1]), 1));
         }
     }
 }
@@ -250,36 +254,17 @@ static bmicro_fn micro_for(int isa, const qk_bconv_shape *s) {
 // ---------------------------------------------------------------------------------------
 // Driver and output transform.
 
-/// Sum of the tap codes of row `o` over the taps of output pixel (oy, ox) that fall outside
-/// the image.
-static int64_t padded_tap_sum(const qk_bconv_shape *s, const int32_t *tap_sum_row, long oy, long ox) {
-    int64_t sum = 0;
-    for (long ky = 0; ky < s->kernel_h; ky++) {
-        const long iy = oy * s->stride_h - s->pad_top + ky * s->dilation_h;
-        const int row_out = iy < 0 || iy >= s->height;
-        for (long kx = 0; kx < s->kernel_w; kx++) {
-            const long ix = ox * s->stride_w - s->pad_left + kx * s->dilation_w;
-            if (row_out || ix < 0 || ix >= s->width) sum += tap_sum_row[ky * s->kernel_w + kx];
-        }
-    }
-    return sum;
-}
-
-/// True when some tap of output pixel (oy, ox) falls outside the image.
-static int touches_padding(const qk_bconv_shape *s, long oy, long ox) {
-    const long iy0 = oy * s->stride_h - s->pad_top, ix0 = ox * s->stride_w - s->pad_left;
-    const long iy1 = iy0 + (s->kernel_h - 1) * s->dilation_h, ix1 = ix0 + (s->kernel_w - 1) * s->dilation_w;
-    return iy0 < 0 || ix0 < 0 || iy1 >= s->height || ix1 >= s->width;
-}
-
-/// y = act(float(acc + off) * mul + bias [+ res]) for n pixels of one row.
+/// y = act(float(acc + off) * mul + bias [+ res]) for n pixels of one row. `res` may be
+/// `out` itself: it is copied first, so that the loop vectorises without an overlap check.
 QK_ALWAYS_INLINE void transform_row(const int32_t *acc, long n, int32_t off, float mul, float bias, const float *res,
                                     float lo, float hi, float *out) {
     if (res) {
+        float r[2 * QK_BSTRIP];
+        for (long j = 0; j < n; j++) r[j] = res[j];
         for (long j = 0; j < n; j++) {
             float y = (float)(acc[j] + off) * mul;
             y = y + bias;
-            y = y + res[j];
+            y = y + r[j];
             y = lo >= y ? lo : y;
             out[j] = hi < y ? hi : y;
         }
@@ -293,10 +278,22 @@ QK_ALWAYS_INLINE void transform_row(const int32_t *acc, long n, int32_t off, flo
     }
 }
 
-/// The driver, compiled once per code path so that the transform is vectorised for it.
+#if defined(__x86_64__)
+/// `acc[j] -= corr[cls[j]]` for one row of 16 pixels and at most 16 classes: one permute
+/// (a gather, which the loop compiles to, is several times slower on this path).
+__attribute__((target(QK_AVX512))) static inline void correct_avx512(int32_t *acc, const int32_t *corr, long classes,
+                                                                      const int32_t *cls) {
+    const __m512i table = _mm512_maskz_loadu_epi32((__mmask16)((1u << classes) - 1), corr);
+    const __m512i fix = _mm512_permutexvar_epi32(_mm512_loadu_si512((const void *)cls), table);
+    _mm512_storeu_si512((void *)acc, _mm512_sub_epi32(_mm512_loadu_si512((const void *)acc), fix));
+}
+#endif
+
+/// The driver, compiled once per code path so that the transform is vectorised for it
+/// (`avx512`: the path's own correction).
 QK_ALWAYS_INLINE void gemm_driver(const bmicro_fn micro, const qk_bconv_shape *s, long rows, const uint64_t *a,
                                   const uint64_t *b, long panel0, long panel1, long pair0, long pair1,
-                                  const qk_bconv_epilogue *e) {
+                                  const qk_bconv_epilogue *e, const int avx512) {
     enum { NP = 2 * QK_BSTRIP };
     const long taps = s->kernel_h * s->kernel_w, kwords = taps * s->words;
     const long ap = s->act_sign + s->act_mask;
@@ -308,11 +305,14 @@ QK_ALWAYS_INLINE void gemm_driver(const bmicro_fn micro, const qk_bconv_shape *s
         const long p0 = pair * NP;
         const long np = pixels - p0 < NP ? pixels - p0 : NP;
         if (np <= 0) continue;
-        int border[NP] = {0}, any_border = 0;
-        if (e->tap_sum) {
+        // The padding class of each pixel (0: every tap inside; lanes past np stay 0).
+        int32_t cls[NP] = {0}, any_border = 0;
+        if (e->correction) {
+            long oy = p0 / s->out_width, ox = p0 % s->out_width;
             for (long j = 0; j < np; j++) {
-                border[j] = touches_padding(s, (p0 + j) / s->out_width, (p0 + j) % s->out_width);
-                any_border |= border[j];
+                cls[j] = e->y_class[oy] * (int32_t)e->x_classes + e->x_class[ox];
+                any_border |= cls[j];
+                if (++ox == s->out_width) ox = 0, oy++;
             }
         }
         for (long panel = panel0; panel < panel1; panel++) {
@@ -334,11 +334,14 @@ QK_ALWAYS_INLINE void gemm_driver(const bmicro_fn micro, const qk_bconv_shape *s
             for (long r = 0; r < nr; r++) {
                 const long o = r0 + r;
                 if (any_border) {
-                    for (long j = 0; j < np; j++) {
-                        if (border[j]) {
-                            acc[r][j] -= (int32_t)padded_tap_sum(s, e->tap_sum + o * taps, (p0 + j) / s->out_width,
-                                                                 (p0 + j) % s->out_width);
-                        }
+                    const int32_t *corr = e->correction + o * e->classes;
+#if defined(__x86_64__)
+                    if (avx512 && e->classes <= 16) {
+                        correct_avx512(acc[r], corr, e->classes, cls);
+                    } else
+#endif
+                    {
+                        for (long j = 0; j < NP; j++) acc[r][j] -= corr[cls[j]];
                     }
                 }
                 const int32_t off = e->sum_w ? (int32_t)e->offset * e->sum_w[o] : 0;
@@ -357,7 +360,7 @@ QK_ALWAYS_INLINE void gemm_driver(const bmicro_fn micro, const qk_bconv_shape *s
 static void gemm_portable(const bmicro_fn micro, const qk_bconv_shape *s, long rows, const uint64_t *a,
                           const uint64_t *b, long panel0, long panel1, long pair0, long pair1,
                           const qk_bconv_epilogue *e) {
-    gemm_driver(micro, s, rows, a, b, panel0, panel1, pair0, pair1, e);
+    gemm_driver(micro, s, rows, a, b, panel0, panel1, pair0, pair1, e, 0);
 }
 
 #if defined(__x86_64__)
@@ -365,14 +368,14 @@ __attribute__((target("avx2"))) static void gemm_avx2(const bmicro_fn micro, con
                                                       const uint64_t *a, const uint64_t *b, long panel0,
                                                       long panel1, long pair0, long pair1,
                                                       const qk_bconv_epilogue *e) {
-    gemm_driver(micro, s, rows, a, b, panel0, panel1, pair0, pair1, e);
+    gemm_driver(micro, s, rows, a, b, panel0, panel1, pair0, pair1, e, 0);
 }
 
 __attribute__((target(QK_AVX512))) static void gemm_avx512(const bmicro_fn micro, const qk_bconv_shape *s, long rows,
                                                            const uint64_t *a, const uint64_t *b, long panel0,
                                                            long panel1, long pair0, long pair1,
                                                            const qk_bconv_epilogue *e) {
-    gemm_driver(micro, s, rows, a, b, panel0, panel1, pair0, pair1, e);
+    gemm_driver(micro, s, rows, a, b, panel0, panel1, pair0, pair1, e, 1);
 }
 #endif
 

@@ -116,8 +116,14 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) static void pack_sign_word_
 // Coded activations (ternary, thermometer, unipolar): portable, and an AVX-512 form of the
 // same arithmetic (pack_coded_avx512, below).
 
-/// The integer code of x: clamp(rint(x / step), lo, hi); NaN gives lo.
-static inline long code_of(float x, float step, long lo, long hi) {
+/// The integer code of x: clamp(rint(x / step), lo, hi), or with thresholds lo + the number
+/// of thresholds x reaches; NaN gives lo.
+static inline long code_of(float x, float step, long lo, long hi, const float *thresholds) {
+    if (thresholds) {
+        long q = lo;
+        for (long k = 0; k < hi - lo; k++) q += x >= thresholds[k];
+        return q;
+    }
     float r = rintf(x / step);
     return r >= (float)lo ? (r <= (float)hi ? (long)r : hi) : lo;
 }
@@ -151,7 +157,7 @@ static void pack_coded(const qk_bits_pack_shape *s, const float *x, long g, long
                 for (long c = 0; c < n; c++) {
                     const float *row = x + (g * s->channels + c0 + c) * s->plane_size + q0;
                     for (long j = 0; j < m; j++) {
-                        long q = code_of(row[j], s->step, lo, hi);
+                        long q = code_of(row[j], s->step, lo, hi, s->thresholds);
                         uint64_t sb, mb;
                         switch (s->encoding) {
                         case QK_ACT_TERNARY: sb = q < 0; mb = q != 0; break;
@@ -170,8 +176,8 @@ static void pack_coded(const qk_bits_pack_shape *s, const float *x, long g, long
 
 #if defined(__x86_64__)
 /// pack_coded for pixels p0 ..< p0 + 8 * k (the largest such range inside p1), eight pixels at
-/// a time: the same code (x / step, rint, clamp to [lo, hi], NaN to lo) and bits as
-/// code_of and pack_coded; returns where it stopped.
+/// a time: the same code (x / step, rint, clamp to [lo, hi], NaN to lo; or the thresholds
+/// reached) and bits as code_of and pack_coded; returns where it stopped.
 __attribute__((target("avx512f,avx512bw,avx512vl"))) static long pack_coded_avx512(const qk_bits_pack_shape *s,
                                                                                    const float *x, long g, long p0,
                                                                                    long p1, uint64_t *dst,
@@ -182,6 +188,11 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) static long pack_coded_avx5
     const __m256 vstep = _mm256_set1_ps(s->step), vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
     const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.f);
     const long end = p0 + (p1 - p0) / 8 * 8;
+    // The fused quantizer's thresholds (hi - lo of them; more than 15 runs portable).
+    const long nt = s->thresholds ? (long)(hi - lo) : 0;
+    if (nt > 15) return p0;
+    __m256 vt[15];
+    for (long k = 0; k < nt; k++) vt[k] = _mm256_set1_ps(s->thresholds[k]);
     for (long w = 0; w < words; w++) {
         const long c0 = w * 64, n = s->channels - c0 < 64 ? s->channels - c0 : 64;
         for (long t = 0; t < terms; t++) {
@@ -189,9 +200,18 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) static long pack_coded_avx5
                 __m512i sw = _mm512_setzero_si512(), mw = _mm512_setzero_si512();
                 for (long c = 0; c < n; c++) {
                     const __m256 v = _mm256_loadu_ps(x + (g * s->channels + c0 + c) * s->plane_size + p);
-                    __m256 r = _mm256_round_ps(_mm256_div_ps(v, vstep), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-                    // r >= lo ? min(r, hi) : lo (a NaN compares false: lo).
-                    r = _mm256_mask_blend_ps(_mm256_cmp_ps_mask(r, vlo, _CMP_GE_OQ), vlo, _mm256_min_ps(r, vhi));
+                    __m256 r;
+                    if (s->thresholds) {
+                        // lo + the thresholds v reaches (a NaN on either side compares false).
+                        r = vlo;
+                        for (long k = 0; k < nt; k++) {
+                            r = _mm256_mask_add_ps(r, _mm256_cmp_ps_mask(v, vt[k], _CMP_GE_OQ), r, one);
+                        }
+                    } else {
+                        r = _mm256_round_ps(_mm256_div_ps(v, vstep), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+                        // r >= lo ? min(r, hi) : lo (a NaN compares false: lo).
+                        r = _mm256_mask_blend_ps(_mm256_cmp_ps_mask(r, vlo, _CMP_GE_OQ), vlo, _mm256_min_ps(r, vhi));
+                    }
                     __mmask8 sb, mb;
                     switch (s->encoding) {
                     case QK_ACT_TERNARY:

@@ -103,9 +103,26 @@ import Testing
             let r = input.codeRange
             let padCode = input == .sign ? [-1, 0, 1][rng.int(0...2)] : rng.int(r)
             let conv = Conv2dAttributes(stride: (sh, sw), padding: pad, dilation: (dh, dw), groups: groups)
-            let a = BinaryConv2dAttributes(weights: weights, input: input, conv: conv, padCode: padCode)
+            // A third of the coded cases take a fused quantizer: random thresholds (one may be
+            // -inf or never reached), and inputs that sit exactly on them.
+            var thresholds: [Float]?
+            if input != .sign, rng.int(0...2) == 0 {
+                let step: Float = if case .ternary(let s) = input { s } else if case .unsigned(_, let s) = input { s } else { 1 }
+                var t = rng.floats(r.count - 1, Float(r.lowerBound - 1) * step, Float(r.upperBound + 1) * step).sorted()
+                switch rng.int(0...3) {
+                case 0: t[0] = -.infinity
+                case 1: t[t.count - 1] = .nan
+                default: break
+                }
+                thresholds = t
+            }
+            let a = BinaryConv2dAttributes(weights: weights, input: input, conv: conv, padCode: padCode, thresholds: thresholds)
             let shape = [batch, cig * groups, h, w]
-            return Case(attributes: a, shape: shape, x: randomInput(input, count: shape.reduce(1, *), &rng))
+            var x = randomInput(input, count: shape.reduce(1, *), &rng)
+            if let t = thresholds?.filter(\.isFinite), !t.isEmpty {
+                for i in x.indices where rng.int(0...9) == 0 { x[i] = t[rng.int(0...(t.count - 1))] }
+            }
+            return Case(attributes: a, shape: shape, x: x)
         }
     }
 
@@ -113,7 +130,7 @@ import Testing
     /// float (Double sums) with the weight codes. On codes every sum is an exact integer.
     static func floatOracle(_ c: Case) throws -> [Float] {
         let a = c.attributes
-        let codes = c.x.map { Float(a.input.code($0)) }
+        let codes = c.x.map { Float(a.code($0)) }
         let p = a.conv.padding
         let padded = ReferenceKernels.pad(
             codes, planes: c.shape[0] * c.shape[1], height: c.shape[2], width: c.shape[3], padding: p, value: Float(a.padCode))
@@ -121,6 +138,30 @@ import Testing
         let unpadded = Conv2dAttributes(stride: a.conv.stride, padding: Padding2d(0), dilation: a.conv.dilation, groups: a.conv.groups)
         let g = try ShapeInference.conv(unpadded, input: pshape, weight: a.weightShape, bias: nil)
         return ReferenceKernels.conv2d(g, input: padded, weight: a.weights.codes(), bias: nil)
+    }
+
+    // MARK: - Padding classes
+
+    /// The zero-padding correction looks each pixel up by padding class: rows and columns of a
+    /// 3x3 pad-1 conv fall into top/inside/bottom and left/inside/right (class 0 inside), and
+    /// a stride-2 pad-1 conv on an even size has no bottom or right class.
+    @Test func paddingClassesSplitRowsAndColumnsByTheirOutsideTaps() {
+        func geometry(_ h: Int, _ w: Int, stride: Int, pad: Int, out: (Int, Int)) -> ConvGeometry {
+            ConvGeometry(
+                batch: 1, inChannels: 1, inHeight: h, inWidth: w, outChannels: 1, outHeight: out.0, outWidth: out.1,
+                kernelH: 3, kernelW: 3, strideH: stride, strideW: stride, padTop: pad, padLeft: pad, dilationH: 1,
+                dilationW: 1, groups: 1)
+        }
+        let same = BinaryConv.paddingClasses(geometry(5, 4, stride: 1, pad: 1, out: (5, 4)))
+        #expect(same.y.patterns == [[false, false, false], [true, false, false], [false, false, true]])
+        #expect(same.y.classOf == [1, 0, 0, 0, 2])
+        #expect(same.x.classOf == [1, 0, 0, 2])
+        let strided = BinaryConv.paddingClasses(geometry(6, 6, stride: 2, pad: 1, out: (3, 3)))
+        #expect(strided.y.patterns == [[false, false, false], [true, false, false]])
+        #expect(strided.x.classOf == [1, 0, 0])
+        // A 1x1 image: every tap but the centre is outside, and no position is inside.
+        let tiny = BinaryConv.paddingClasses(geometry(1, 1, stride: 1, pad: 1, out: (1, 1)))
+        #expect(tiny.y.patterns == [[false, false, false], [true, false, true]] && tiny.y.classOf == [1])
     }
 
     // MARK: - Packing

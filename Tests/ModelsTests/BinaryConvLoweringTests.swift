@@ -52,6 +52,9 @@ import Testing
             if a.weights.encoding == .ternary { ternary += 1 }
         }
         #expect(ternary == 18)
+        // Padding before the quantizer: pad -> quantize -> conv, all taken into the conv.
+        let fused = r.graph.nodes.filter { if case .binaryConv2d(let a) = $0.op { a.thresholds != nil } else { false } }
+        #expect(fused.count == 18 && !r.graph.nodes.contains { if case .pad = $0.op { true } else { false } })
         let x = try c.npy("input.npy")
         let expected = try c.npy("output.npy").floats()
         let lowered = try Executor(graph: r.graph, options: PlanOptions(bitKernelPath: path)).run([model.input: x])[model.output]!
@@ -61,20 +64,24 @@ import Testing
         #expect(Difference(reference.floats(), expected).maxAbs <= 1e-4)
     }
 
-    /// FATNN with `--padding_after_quant` (quantize -> pad -> conv): the conv reads the padded
-    /// codes. The quantizer maps 0 to code 0, so the padding is the same and so are the logits.
+    /// FATNN with `--padding_after_quant` (quantize -> pad -> conv): the quantizer and the pad
+    /// move into the conv (thresholds, padding 1 with code 0), and the logits stay PyTorch's.
     @Test func loweredTernaryBehindAPadMatchesPyTorch() throws {
         let c = try GoldenCase("resnet20_ternary_fatnn")
         let options = try c.options.applying(arguments: ["--padding_after_quant"])
         let model = try ModelBuilder.build(options: options, stateDict: c.tensors.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
         let r = BinaryConvLowering.lower(model.graph)
         #expect(r.lowered.count == 18 && r.kept.isEmpty, "lowered \(r.lowered), kept \(r.kept)")
-        var padded = 0
+        var fused = 0
         for n in r.graph.nodes {
-            guard case .binaryConv2d = n.op, let p = r.graph.producer(of: n.inputs[0]), case .pad = p.op else { continue }
-            padded += 1
+            guard case .binaryConv2d(let a) = n.op else { continue }
+            let p = r.graph.producer(of: n.inputs[0])
+            if case .pad = p?.op { continue }
+            if case .quantize = p?.op { continue }
+            if a.thresholds?.count == 2, a.conv.padding == Padding2d(1), a.padCode == 0 { fused += 1 }
         }
-        #expect(padded == 18)  // every block conv is 3x3 with padding 1
+        #expect(fused == 18)  // every block conv is 3x3 with padding 1
+        #expect(!r.graph.nodes.contains { if case .quantize = $0.op { return true } else { return false } })
         let x = try c.npy("input.npy")
         let lowered = try Executor(graph: r.graph).run([model.input: x])[model.output]!
         let d = Difference(lowered.floats(), try c.npy("output.npy").floats())

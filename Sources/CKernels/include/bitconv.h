@@ -12,7 +12,8 @@
 //   QK_ACT_THERMO     q = clamp(rint(x / step), 0, 2), stored as A = q - 1 in planes s, m
 //                     (q = 1 + A, so sum(q w) = sum(w) + sum(A w): one ternary pass)
 //   QK_ACT_UNIPOLAR   q = clamp(rint(x / step), 0, levels), one plane per bit of q (terms)
-// (NaN gives the lowest code in the last three.) Weight codes are binary (plane s) or
+// (NaN gives the lowest code in the last three; with thresholds, the code counts the ones x
+// reaches: an input quantizer fused into the packing.) Weight codes are binary (plane s) or
 // ternary (planes s, m with s & ~m = 0).
 //
 // Every kernel takes an `isa` (QK_BITS_*): the popcount code path. The portable one uses no
@@ -51,6 +52,10 @@ typedef struct {
     long terms;       // 1, or the number of bit planes of QK_ACT_UNIPOLAR
     long planes;      // planes per term: 2 for TERNARY / THERMO, else 1
     long plane_size;  // H * W
+    // NULL, or the input quantizer fused in: the ascending thresholds t_1 .. t_n (n = hi - lo,
+    // the encoding's code range) and code = lo + #{k : x >= t_k} instead of rint(x / step)
+    // (NaN: lo). A NaN threshold is never reached.
+    const float *thresholds;
 } qk_bits_pack_shape;
 
 /// Words per pixel of a packed image: `groups * terms * planes * words`.
@@ -95,15 +100,19 @@ void qk_bconv_im2col(const qk_bconv_shape *s, const uint64_t *image, long strip0
 /// exact integer `acc = offset * sum_w[o] + sum_t coef[t] * dot_t(o, p) - correction(o, p)`,
 ///   y = act(float(acc) * mul[o] + bias[o] + residual[o][p]),   act(v) = min(max(v, lo), hi)
 /// evaluated in this order in float (no fused multiply-add), with Swift's min/max. dot_t is
-/// the ±1/ternary dot product of term t; `correction` subtracts, for taps outside the image,
-/// what the +1 pad codes contributed (`tap_sum[o * taps + tap]` = the sum of that tap's weight
-/// codes), which turns one-padding into zero padding for sign activations.
+/// the ±1/ternary dot product of term t; `correction(o, p)` subtracts, for taps outside the
+/// image, what the +1 pad codes contributed, which turns one-padding into zero padding for sign
+/// activations: `correction[o * classes + y_class[oy] * x_classes + x_class[ox]]`, the pixel's
+/// padding class (class 0, every tap inside, is 0).
 typedef struct {
     const float *mul, *bias;      // [rows]
     const int32_t *base;          // [rows]: bits per row (binary weights) or nonzeros (ternary); when the activation has no mask
     const int32_t *sum_w;         // [rows] or NULL (offset 0)
     long offset;
-    const int32_t *tap_sum;       // [rows * taps] or NULL: no correction
+    const int32_t *correction;    // [rows * classes] or NULL: no correction
+    long classes, x_classes;
+    const int32_t *y_class;       // [out_height]
+    const int32_t *x_class;       // [out_width]
     const long *coef;             // [terms]
     const float *residual;        // [rows][pixels] or NULL
     float lo, hi;

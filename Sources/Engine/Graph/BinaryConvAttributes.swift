@@ -289,16 +289,26 @@ public struct BinaryConv2dAttributes: Sendable, Equatable {
     public var multiplier: [Float]
     /// Per output channel: the bias added after the product.
     public var bias: [Float]
+    /// The input quantizer fused into the conv, as the inputs where its code steps up: when
+    /// set (ascending, one per step of ``BitActivationEncoding/codeRange``, not for
+    /// ``BitActivationEncoding/sign``), an input `x` has the code `lo + #{k : x >= thresholds[k]}`
+    /// (NaN: `lo`; a NaN threshold is never reached) instead of the encoding's rounding, so
+    /// the conv reads the quantizer's float input and the quantize op disappears.
+    public var thresholds: [Float]?
 
     /// A binary/ternary conv; `multiplier` defaults to 1 and `bias` to 0 per output channel.
     public init(
         weights: PackedConvWeights, input: BitActivationEncoding = .sign, conv: Conv2dAttributes = Conv2dAttributes(),
-        padCode: Int = 1, multiplier: [Float]? = nil, bias: [Float]? = nil
+        padCode: Int = 1, multiplier: [Float]? = nil, bias: [Float]? = nil, thresholds: [Float]? = nil
     ) {
+        precondition(
+            thresholds == nil || (input != .sign && thresholds!.count == input.codeRange.count - 1),
+            "thresholds: one per step of the code range of a coded input")
         self.conv = conv
         self.weights = weights
         self.input = input
         self.padCode = padCode
+        self.thresholds = thresholds
         self.multiplier = multiplier ?? [Float](repeating: 1, count: weights.outChannels)
         self.bias = bias ?? [Float](repeating: 0, count: weights.outChannels)
     }
@@ -306,9 +316,15 @@ public struct BinaryConv2dAttributes: Sendable, Equatable {
     /// Weight shape in PyTorch's layout: `[outChannels, groupInChannels, kernelH, kernelW]`.
     public var weightShape: [Int] { [weights.outChannels, weights.groupInChannels, weights.kernelH, weights.kernelW] }
 
+    /// The code of input `x` (the encoding's rule, or the fused ``thresholds``).
+    public func code(_ x: Float) -> Int {
+        guard let t = thresholds else { return input.code(x) }
+        return input.codeRange.lowerBound + t.reduce(0) { $0 + (x >= $1 ? 1 : 0) }
+    }
+
     /// True when the padded positions are zeros of a sign input (the correction path).
     var needsZeroPadCorrection: Bool { input == .sign && padCode == 0 && !conv.padding.isZero }
 
     /// Bytes of the layer's parameters as held (planes, multiplier, bias).
-    public var parameterBytes: Int { weights.byteCount + 4 * (multiplier.count + bias.count) }
+    public var parameterBytes: Int { weights.byteCount + 4 * (multiplier.count + bias.count + (thresholds?.count ?? 0)) }
 }

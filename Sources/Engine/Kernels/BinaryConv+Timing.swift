@@ -30,7 +30,8 @@ extension BinaryConv {
                         let strips = unsafe image + l.packedImageWords
                         let packShape = qk_bits_pack_shape(
                             encoding: l.encoding, levels: l.levels, step: l.step, channels: g.groupInChannels, groups: 1,
-                            words: l.words, terms: l.terms, planes: l.planes, plane_size: g.inHeight * g.inWidth)
+                            words: l.words, terms: l.terms, planes: l.planes, plane_size: g.inHeight * g.inWidth,
+                            thresholds: l.thresholdCount > 0 ? wb.baseAddress! + l.thresholdAt : nil)
                         let shape = unsafe qk_bconv_shape(
                             height: g.inHeight, width: g.inWidth, out_height: g.outHeight, out_width: g.outWidth,
                             kernel_h: g.kernelH, kernel_w: g.kernelW, stride_h: g.strideH, stride_w: g.strideW,
@@ -45,7 +46,9 @@ extension BinaryConv {
                                     let epilogue = unsafe qk_bconv_epilogue(
                                         mul: wb.baseAddress! + l.mulAt, bias: wb.baseAddress! + l.biasAt, base: wints + l.baseAt,
                                         sum_w: l.offset != 0 ? wints + l.sumWAt : nil, offset: l.offset,
-                                        tap_sum: l.correction ? wints + l.tapSumAt : nil, coef: coef.baseAddress!, residual: nil,
+                                        correction: l.correction ? wints + l.correctionAt : nil, classes: l.classes,
+                                        x_classes: l.xClasses, y_class: wints + l.yClassAt, x_class: wints + l.xClassAt,
+                                        coef: coef.baseAddress!, residual: nil,
                                         lo: -.infinity, hi: .infinity, out: ob.baseAddress!)
                                     unsafe withUnsafePointer(to: epilogue) { e in
                                         for run in 0...max(runs, 1) {

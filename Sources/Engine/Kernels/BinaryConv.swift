@@ -37,8 +37,9 @@ public enum BitKernelPath: Int, Sendable, CaseIterable, Equatable, Hashable, Cus
 /// each, starting 8-byte aligned) hold, in order: the A panels of every group, the pad pixel
 /// (the words a tap outside the image reads), then as 32-bit values the multiplier and bias
 /// (float), the per-row base (codes per row for binary weights, nonzero codes for ternary),
-/// the per-row weight sum (thermometer inputs) and the per-row, per-tap weight sums (the
-/// zero-padding correction).
+/// the per-row weight sum (thermometer inputs) and, for the zero-padding correction, each
+/// row's correction per padding class followed by the class of each output row and column
+/// (``paddingClasses(_:)``).
 package struct BinaryConvLayout: Sendable, Equatable {
     package var geometry: ConvGeometry
     package var path: BitKernelPath
@@ -57,12 +58,18 @@ package struct BinaryConvLayout: Sendable, Equatable {
     package var offset: Int
     /// Zero padding of a sign input: subtract the padded taps' weight sums.
     package var correction: Bool
+    /// The fused input quantizer's thresholds (``BinaryConv2dAttributes/thresholds``; 0: none).
+    package var thresholdCount: Int
+    /// Padding classes of the correction (``paddingClasses(_:)``): `yClasses * xClasses`.
+    package var yClasses: Int, xClasses: Int
     /// Offsets (in floats) of the tables within the span.
-    package var padPixelAt: Int, mulAt: Int, biasAt: Int, baseAt: Int, sumWAt: Int, tapSumAt: Int
+    package var padPixelAt: Int, mulAt: Int, biasAt: Int, baseAt: Int, sumWAt: Int, correctionAt: Int
+    package var yClassAt: Int, xClassAt: Int, thresholdAt: Int
     /// Floats of the span.
     package var floatCount: Int
 
     package var taps: Int { geometry.kernelH * geometry.kernelW }
+    package var classes: Int { yClasses * xClasses }
     package var rowWords: Int { taps * words }
     package var weightPlanes: Int { weightMask ? 2 : 1 }
     package var panelsPerGroup: Int { (geometry.groupOutChannels + Int(QK_BPANEL) - 1) / Int(QK_BPANEL) }
@@ -129,8 +136,14 @@ package enum BinaryConv {
         var l = BinaryConvLayout(
             geometry: g, path: path, encoding: encoding, levels: levels, step: step, terms: terms, planes: planes,
             actSign: actSign, actMask: actMask, weightMask: a.weights.encoding == .ternary, words: words, coef: coef,
-            offset: offset, correction: a.needsZeroPadCorrection, padPixelAt: 0, mulAt: 0, biasAt: 0, baseAt: 0, sumWAt: 0,
-            tapSumAt: 0, floatCount: 0)
+            offset: offset, correction: a.needsZeroPadCorrection, thresholdCount: a.thresholds?.count ?? 0, yClasses: 1,
+            xClasses: 1, padPixelAt: 0, mulAt: 0, biasAt: 0, baseAt: 0, sumWAt: 0, correctionAt: 0, yClassAt: 0,
+            xClassAt: 0, thresholdAt: 0, floatCount: 0)
+        if l.correction {
+            let (y, x) = paddingClasses(g)
+            l.yClasses = y.patterns.count
+            l.xClasses = x.patterns.count
+        }
         let cout = g.outChannels
         let at = 2 * g.groups * l.groupPanelWords
         l.padPixelAt = at
@@ -138,9 +151,51 @@ package enum BinaryConv {
         l.biasAt = l.mulAt + cout
         l.baseAt = l.biasAt + cout
         l.sumWAt = l.baseAt + cout
-        l.tapSumAt = l.sumWAt + cout
-        l.floatCount = l.tapSumAt + (l.correction ? cout * l.taps : 0)
+        l.correctionAt = l.sumWAt + cout
+        l.yClassAt = l.correctionAt + (l.correction ? cout * l.classes : 0)
+        l.xClassAt = l.yClassAt + (l.correction ? g.outHeight : 0)
+        l.thresholdAt = l.xClassAt + (l.correction ? g.outWidth : 0)
+        l.floatCount = l.thresholdAt + l.thresholdCount
         return l
+    }
+
+    /// The padding classes of one axis: `patterns[c][k]` is true when kernel offset k of an
+    /// output position of class c falls outside the image, `classOf[i]` is output position
+    /// i's class, and class 0 is the position with every tap inside (listed even when no
+    /// position has it), whose correction is 0.
+    package struct AxisClasses: Equatable {
+        package var patterns: [[Bool]]
+        package var classOf: [Int]
+    }
+
+    /// The padding classes of `g`'s rows and columns: an output pixel's taps outside the image
+    /// are those of its row class or its column class, so the correction of pixel (oy, ox) in
+    /// row o is one table entry, `correction[o][yClass[oy] * xClasses + xClass[ox]]`.
+    package static func paddingClasses(_ g: ConvGeometry) -> (y: AxisClasses, x: AxisClasses) {
+        func axis(out: Int, size: Int, kernel: Int, stride: Int, pad: Int, dilation: Int) -> AxisClasses {
+            var classes = AxisClasses(patterns: [[Bool](repeating: false, count: kernel)], classOf: [])
+            for i in 0..<out {
+                let pattern = (0..<kernel).map { k -> Bool in
+                    let at = i * stride - pad + k * dilation
+                    return at < 0 || at >= size
+                }
+                if let c = classes.patterns.firstIndex(of: pattern) {
+                    classes.classOf.append(c)
+                } else {
+                    classes.classOf.append(classes.patterns.count)
+                    classes.patterns.append(pattern)
+                }
+            }
+            return classes
+        }
+        return (
+            axis(
+                out: g.outHeight, size: g.inHeight, kernel: g.kernelH, stride: g.strideH, pad: g.padTop,
+                dilation: g.dilationH),
+            axis(
+                out: g.outWidth, size: g.inWidth, kernel: g.kernelW, stride: g.strideW, pad: g.padLeft,
+                dilation: g.dilationW)
+        )
     }
 
     /// One image `[groups * channels, pixels]` packed as the conv packs its input (`qk_bits_pack`
@@ -161,7 +216,7 @@ package enum BinaryConv {
         var out = [UInt64](repeating: 0xDEAD_BEEF, count: l.packedImageWords)
         let shape = qk_bits_pack_shape(
             encoding: l.encoding, levels: l.levels, step: l.step, channels: channels, groups: groups, words: l.words,
-            terms: l.terms, planes: l.planes, plane_size: pixels)
+            terms: l.terms, planes: l.planes, plane_size: pixels, thresholds: nil)
         unsafe withUnsafePointer(to: shape) { ps in
             unsafe x.withUnsafeBufferPointer { px in
                 unsafe out.withUnsafeMutableBufferPointer { po in
@@ -226,6 +281,8 @@ package enum BinaryConv {
         let ints = unsafe UnsafeMutablePointer<Int32>(OpaquePointer(raw))
         let taps = l.taps
         let wpt = l.words
+        let classes = l.correction ? Self.paddingClasses(g) : nil
+        var tapSum = [Int](repeating: 0, count: taps)
         for o in 0..<g.outChannels {
             unsafe dst[l.mulAt + o] = multiplier[o]
             unsafe dst[l.biasAt + o] = bias[o]
@@ -242,11 +299,28 @@ package enum BinaryConv {
                 if w.mask.isEmpty { tn = g.groupInChannels }
                 nonzero += tn
                 negative += tneg
-                if l.correction { unsafe ints[l.tapSumAt + o * taps + t] = Int32(tn - 2 * tneg) }
+                tapSum[t] = tn - 2 * tneg
+            }
+            if let (y, x) = classes {
+                // What the +1 codes read at the outside taps of each class contributed.
+                for (yc, yp) in y.patterns.enumerated() {
+                    for (xc, xp) in x.patterns.enumerated() {
+                        var sum = 0
+                        for ky in 0..<g.kernelH {
+                            for kx in 0..<g.kernelW where yp[ky] || xp[kx] { sum += tapSum[ky * g.kernelW + kx] }
+                        }
+                        unsafe ints[l.correctionAt + o * l.classes + yc * l.xClasses + xc] = Int32(sum)
+                    }
+                }
             }
             unsafe ints[l.baseAt + o] = Int32(nonzero)
             unsafe ints[l.sumWAt + o] = Int32(nonzero - 2 * negative)
         }
+        if let (y, x) = classes {
+            for (i, c) in y.classOf.enumerated() { unsafe ints[l.yClassAt + i] = Int32(c) }
+            for (i, c) in x.classOf.enumerated() { unsafe ints[l.xClassAt + i] = Int32(c) }
+        }
+        for (k, t) in (a.thresholds ?? []).enumerated() { unsafe dst[l.thresholdAt + k] = t }
     }
 
     /// `output = act(binaryConv(input) (+ residual))`: `input [N, Cin, H, W]`, `output` and
@@ -276,7 +350,8 @@ package enum BinaryConv {
         let strips = unsafe image + l.packedImageWords
         let packShape = qk_bits_pack_shape(
             encoding: l.encoding, levels: l.levels, step: l.step, channels: g.groupInChannels, groups: g.groups,
-            words: l.words, terms: l.terms, planes: l.planes, plane_size: g.inHeight * g.inWidth)
+            words: l.words, terms: l.terms, planes: l.planes, plane_size: g.inHeight * g.inWidth,
+            thresholds: l.thresholdCount > 0 ? wfloats + l.thresholdAt : nil)
         let shape = unsafe qk_bconv_shape(
             height: g.inHeight, width: g.inWidth, out_height: g.outHeight, out_width: g.outWidth, kernel_h: g.kernelH,
             kernel_w: g.kernelW, stride_h: g.strideH, stride_w: g.strideW, pad_top: g.padTop, pad_left: g.padLeft,
@@ -309,7 +384,9 @@ package enum BinaryConv {
                             let epilogue = unsafe qk_bconv_epilogue(
                                 mul: wfloats + l.mulAt + grp * og, bias: wfloats + l.biasAt + grp * og,
                                 base: wints + l.baseAt + grp * og, sum_w: l.offset != 0 ? wints + l.sumWAt + grp * og : nil,
-                                offset: l.offset, tap_sum: l.correction ? wints + l.tapSumAt + grp * og * l.taps : nil,
+                                offset: l.offset, correction: l.correction ? wints + l.correctionAt + grp * og * l.classes : nil,
+                                classes: l.classes, x_classes: l.xClasses, y_class: wints + l.yClassAt,
+                                x_class: wints + l.xClassAt,
                                 coef: coef.baseAddress!, residual: res, lo: lo, hi: hi, out: output.baseAddress! + rowOffset)
                             let a = unsafe wwords + grp * l.groupPanelWords
                             unsafe withUnsafePointer(to: epilogue) { e in

@@ -17,8 +17,12 @@ import Tensors
 ///
 /// A conv behind FATNN's non-uniform activation quantizer (``integerCodes(_:)``: its outputs
 /// are the integer codes themselves, `0 ... levels - 1` or `-1, 0, 1`) is lowered too, with
-/// binary or ternary weight codes (`{-alpha[o], 0, +alpha[o]}`): it reads the quantizer's
-/// output, padded or not, with step 1, and the quantizer stays a float op.
+/// binary or ternary weight codes (`{-alpha[o], 0, +alpha[o]}`). When the quantizer has one
+/// group, no `STE-scale`, and the conv is the only reader of its output (and of the pad
+/// around it), the conv takes the quantizer in as thresholds (``QuantizerThresholds``): it
+/// reads the quantizer's input, the padding moves into the conv with the pad value's code,
+/// and the quantize and pad ops are dropped. Otherwise it reads the quantizer's output,
+/// padded or not, with step 1, and the quantizer stays a float op.
 ///
 /// The lowered model computes the same function: the codes are the quantizer's output
 /// exactly, and the integer dot products are exact; only the float rounding of the final
@@ -72,6 +76,7 @@ package enum BinaryConvLowering {
             var padding = a.padding
             var padCode = 0
             var weightEncodings: [BitWeightEncoding] = [.binary]
+            var thresholds: [Float]?
             // The three layouts the model builder emits: quantize -> pad -> conv (padding after
             // quantization), pad -> quantize -> conv (before), quantize -> conv (conv pads).
             if case .pad(let p) = source.op, let q = graph.producer(of: source.inputs[0]), isSign(q.op) {
@@ -92,6 +97,9 @@ package enum BinaryConvLowering {
                 guard a.padding.isZero || codes.isValidPadCode(0) else { continue }
                 (input, x) = (codes, n.inputs[0])
                 weightEncodings = [.binary, .ternary]
+                if let f = fusedQuantizer(source, conv: a, codes: codes, graph, consumers) {
+                    (x, padding, padCode, thresholds) = (f.input, f.padding, f.padCode, f.thresholds)
+                }
             } else {
                 continue
             }
@@ -134,7 +142,7 @@ package enum BinaryConvLowering {
             let attributes = BinaryConv2dAttributes(
                 weights: packed, input: input,
                 conv: Conv2dAttributes(stride: a.stride, padding: padding, dilation: a.dilation, groups: a.groups),
-                padCode: padCode, multiplier: alpha, bias: bias)
+                padCode: padCode, multiplier: alpha, bias: bias, thresholds: thresholds)
             replaced[n.name] = Graph.Node(name: n.name, op: .binaryConv2d(attributes), inputs: [x], outputs: n.outputs)
             lowered.append(n.name)
         }
@@ -143,6 +151,36 @@ package enum BinaryConvLowering {
             g.addConstant(name, Tensor(floats: p.unpacked(), shape: p.shape))  // a conv kept float: its weight
         }
         return Result(graph: g, lowered: lowered, kept: kept)
+    }
+
+    /// The quantizer in front of a conv (its `source`, the quantize node or a pad behind one)
+    /// taken into the conv as thresholds: the value the conv then reads, its padding and pad
+    /// code. The three layouts: quantize -> conv (the conv pads the codes with 0), quantize ->
+    /// pad -> conv (the pad value is a code), pad -> quantize -> conv (the pad value's code).
+    /// Nil when a node on the way has another reader or the quantizer has no exact thresholds.
+    private static func fusedQuantizer(
+        _ source: Graph.Node, conv a: Conv2dAttributes, codes: BitActivationEncoding, _ graph: Graph,
+        _ consumers: [String: Int]
+    ) -> (input: String, padding: Padding2d, padCode: Int, thresholds: [Float])? {
+        func soleReader(_ n: Graph.Node) -> Bool { n.outputs.count == 1 && consumers[n.outputs[0]] == 1 }
+        func thresholds(_ q: Graph.Node) -> [Float]? {
+            guard case .quantize(let attributes) = q.op, let quantizer = attributes.quantizer else { return nil }
+            return QuantizerThresholds.of(quantizer, codes: codes.codeRange)
+        }
+        guard soleReader(source) else { return nil }
+        if case .pad(let p) = source.op {
+            // quantize -> pad -> conv (integerCodesBehindPad checked the pad value).
+            guard a.padding.isZero, let q = graph.producer(of: source.inputs[0]), soleReader(q), let t = thresholds(q)
+            else { return nil }
+            return (q.inputs[0], p.padding, Int(p.value), t)
+        }
+        guard let t = thresholds(source) else { return nil }
+        if a.padding.isZero, let p = graph.producer(of: source.inputs[0]), case .pad(let pa) = p.op, soleReader(p) {
+            // pad -> quantize -> conv: the padded positions hold the code of the pad value.
+            let code = codes.codeRange.lowerBound + t.reduce(0) { $0 + (pa.value >= $1 ? 1 : 0) }
+            return (p.inputs[0], pa.padding, code, t)
+        }
+        return (source.inputs[0], a.padding, 0, t)
     }
 
     /// The integer codes (``integerCodes(_:)``) behind a pad node with a value that is one of them.

@@ -2,12 +2,12 @@
 /// with the pad code written into the padded positions, and the output transform.
 extension ReferenceKernels {
     /// The exact integer accumulators `acc[n][o][oy][ox] = sum a * w` of a binary conv:
-    /// `a` the input's codes (``BitActivationEncoding/code(_:)``) or `padCode` outside the
+    /// `a` the input's codes (``BinaryConv2dAttributes/code(_:)``) or `padCode` outside the
     /// image, `w` the weight codes. `[N, Cout, oH, oW]`.
     package static func binaryConvAccumulators(
         _ g: ConvGeometry, _ a: BinaryConv2dAttributes, input x: [Float]
     ) -> [Int] {
-        let codes = x.map { a.input.code($0) }
+        let codes = x.map { a.code($0) }
         let w = a.weights.codes().map { Int($0) }
         var acc = [Int](repeating: 0, count: g.batch * g.outImage)
         let cig = g.groupInChannels, cog = g.groupOutChannels
