@@ -2,7 +2,7 @@
 //
 // Loops: columns in blocks of QK_NC, depth in blocks of QK_KC (B block packed into the
 // workspace as 16-column strips), rows in blocks of MC, then strips, then 6-row panels of
-// the pre-packed A. Partial tiles go through a 6x16 buffer, so the micro-kernel only ever
+// the pre-packed A. Partial tiles go through a 6x16 (or 6x32) buffer, so the micro-kernel only ever
 // sees whole tiles. The first depth block adds the epilogue's `add_src`, later blocks add
 // the partial sums already in C, and the last block applies bias and clamp.
 #include "ckernels.h"
@@ -55,7 +55,8 @@ static qk_micro_fn micro_kernel(void) {
     return chosen_micro;
 }
 
-// 1 when whole 6x32 tiles run on the AVX-512 pair kernel (qk_gemm_set_avx512 may turn it off).
+// 1 when whole 6x32 tiles run on the AVX-512 pair kernel and the other tiles on its 6x16
+// kernel (qk_gemm_set_avx512 may turn both off: AVX2 tiles only).
 static int use_pair = -1;
 
 static int pair_kernel(void) {
@@ -140,13 +141,33 @@ static void partial_tile(qk_micro_fn micro, long kc, const float *ap, const floa
     for (long r = 0; r < mr; r++) memcpy(cp + r * ldc, tmp + r * QK_NR, (size_t)nr * sizeof(float));
 }
 
+/// One `mr x nr` piece (nr > 16) of a 6x32 pair tile, or a whole one whose `add` has another
+/// row stride, through a zero-padded 6x32 buffer: the pair kernel computes the empty lanes of
+/// the second strip too, which costs less than a 6x16 tile of its own (twice the FLOP rate).
+static void partial_pair(long kc, const float *ap, const float *bs, const float *bs2, float *cp, long ldc,
+                         const float *add, long add_ld, const float *bias, long mr, long nr, const qk_epilogue *ep,
+                         int final) {
+    float tmp[QK_MR * 2 * QK_NR] __attribute__((aligned(64)));
+    float tbias[QK_MR];
+    memset(tmp, 0, sizeof(tmp));
+    if (add) {
+        for (long r = 0; r < mr; r++) memcpy(tmp + r * 2 * QK_NR, add + r * add_ld, (size_t)nr * sizeof(float));
+    }
+    if (bias) {
+        for (long r = 0; r < QK_MR; r++) tbias[r] = r < mr ? bias[r] : 0.f;
+    }
+    qk_micro_avx512_pair(kc, ap, bs, bs2, tmp, 2 * QK_NR, add ? tmp : 0, bias ? tbias : 0, ep->lo, ep->hi, final);
+    for (long r = 0; r < mr; r++) memcpy(cp + r * ldc, tmp + r * 2 * QK_NR, (size_t)nr * sizeof(float));
+}
+
 /// The blocked loops. B comes from `pack` (into the workspace, one depth block at a time)
 /// or, when `pb` is set, is already packed as whole-depth strips `[n/16][k][16]`.
 static void run(long m, long n, long k, const float *pa, pack_b_fn pack, const void *ctx,
                 const float *pb, float *c, long ldc, const qk_epilogue *ep, float *ws) {
-    qk_micro_fn micro = micro_kernel();
     if (!ws && !pb) ws = thread_workspace();
     const int pair = pair_kernel();
+    // With AVX-512 on, the tiles that are not whole pairs run on its 6x16 kernel too.
+    qk_micro_fn micro = pair ? qk_micro_avx512 : micro_kernel();
     // With all rows in one block, B is packed a few strips at a time: each strip is still in
     // L1 when the micro-kernel reads it (a whole QK_NC block would go out to L2 first).
     const long nc_step = !pb && m <= MC ? 2 * QK_NR : QK_NC;
@@ -162,8 +183,9 @@ static void run(long m, long n, long k, const float *pa, pack_b_fn pack, const v
                     long nr = nc - jr < QK_NR ? nc - jr : QK_NR;
                     const float *bs = pb ? pb + ((jc + jr) / QK_NR) * k * QK_NR + pc * QK_NR
                                          : ws + (jr / QK_NR) * kc * QK_NR;
-                    // Two whole strips: 6x32 tiles on the AVX-512 kernel where whole.
-                    const float *bs2 = pair && nc - jr >= 2 * QK_NR ? bs + (pb ? k : kc) * QK_NR : 0;
+                    // Two strips (the second possibly partial): 6x32 tiles on the AVX-512 kernel.
+                    const long pair_nr = nc - jr < 2 * QK_NR ? nc - jr : 2 * QK_NR;
+                    const float *bs2 = pair && pair_nr > QK_NR ? bs + (pb ? k : kc) * QK_NR : 0;
                     for (long ir = 0; ir < mc; ir += QK_MR) {
                         long row = ic + ir, mr = mc - ir < QK_MR ? mc - ir : QK_MR;
                         const float *ap = pa + row * k + pc * QK_MR;  // panel row/QK_MR, depth pc
@@ -171,22 +193,28 @@ static void run(long m, long n, long k, const float *pa, pack_b_fn pack, const v
                         const float *add = first ? (ep->add_src ? ep->add_src + row * ep->add_ld + jc + jr : 0) : cp;
                         long add_ld = first ? ep->add_ld : ldc;
                         const float *bias = ep->bias ? ep->bias + row : 0;
-                        if (bs2 && mr == QK_MR && (!add || add_ld == ldc)) {
-                            qk_micro_avx512_pair(kc, ap, bs, bs2, cp, ldc, add, bias, ep->lo, ep->hi, final);
+                        if (bs2) {
+                            if (mr == QK_MR && pair_nr == 2 * QK_NR && (!add || add_ld == ldc)) {
+                                qk_micro_avx512_pair(kc, ap, bs, bs2, cp, ldc, add, bias, ep->lo, ep->hi, final);
+                            } else {
+                                partial_pair(kc, ap, bs, bs2, cp, ldc, add, add_ld, bias, mr, pair_nr, ep, final);
+                            }
                             continue;
                         }
-                        if (bs2) {
-                            // A partial pair: the second strip as a 6x16 tile of its own here.
-                            partial_tile(micro, kc, ap, bs2, cp + QK_NR, ldc, add ? add + QK_NR : 0, add_ld, bias, mr,
-                                         QK_NR, ep, final);
-                        }
                         if (mr == QK_MR && nr == QK_NR && (!add || add_ld == ldc)) {
+                            if (pair && mc - ir >= 2 * QK_MR) {
+                                // A lone strip: two panels at a time.
+                                qk_micro_avx512_tall(kc, ap, ap + QK_MR * k, bs, cp, ldc, add, bias, ep->lo, ep->hi,
+                                                     final);
+                                ir += QK_MR;
+                                continue;
+                            }
                             micro(kc, ap, bs, cp, ldc, add, bias, ep->lo, ep->hi, final);
                             continue;
                         }
                         partial_tile(micro, kc, ap, bs, cp, ldc, add, add_ld, bias, mr, nr, ep, final);
                     }
-                    jr += bs2 ? 2 * QK_NR : QK_NR;
+                    jr += bs2 ? pair_nr : QK_NR;
                 }
             }
         }

@@ -5,10 +5,13 @@ import Testing
 
 /// The GEMM's AVX-512 6x32 tiles (two B strips at once) against its 6x16 AVX2 tiles (the
 /// same sums in the same order: bit-identical) and against the naive twin, around the pair's
-/// edges: odd strip counts, partial panels, residual and bias, packed B (conv) and plain B.
+/// edges: odd strip counts, partial pairs, lone strips (two panels at a time), partial panels,
+/// residual and bias, packed B (conv) and plain B.
 @Suite(.serialized) struct PackedGemmAVX512Tests {
     static let shapes: [(Int, Int, Int)] = [
         (6, 32, 256), (7, 65, 257), (13, 49, 600), (64, 400, 64), (12, 385, 9), (5, 48, 3), (18, 31, 17),
+        // A lone strip (n = 16, 80): two panels at a time, then the odd panel or rows.
+        (24, 16, 100), (30, 80, 33), (17, 16, 5),
     ]
 
     static func multiply(m: Int, n: Int, k: Int, a: [Float], b: [Float], add: [Float]?, bias: [Float]?) -> [Float] {
