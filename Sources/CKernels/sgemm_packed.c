@@ -160,6 +160,11 @@ static void partial_pair(long kc, const float *ap, const float *bs, const float 
     for (long r = 0; r < mr; r++) memcpy(cp + r * ldc, tmp + r * 2 * QK_NR, (size_t)nr * sizeof(float));
 }
 
+/// Prefetches `count` floats at `p` into the caches, one request per 64-byte line.
+static inline void prefetch_slice(const float *p, long count) {
+    for (long i = 0; i < count; i += 16) __builtin_prefetch(p + i, 0, 3);
+}
+
 /// The blocked loops. B comes from `pack` (into the workspace, one depth block at a time)
 /// or, when `pb` is set, is already packed as whole-depth strips `[n/16][k][16]`.
 static void run(long m, long n, long k, const float *pa, pack_b_fn pack, const void *ctx,
@@ -189,6 +194,10 @@ static void run(long m, long n, long k, const float *pa, pack_b_fn pack, const v
                     for (long ir = 0; ir < mc; ir += QK_MR) {
                         long row = ic + ir, mr = mc - ir < QK_MR ? mc - ir : QK_MR;
                         const float *ap = pa + row * k + pc * QK_MR;  // panel row/QK_MR, depth pc
+                        // The first strip brings the block's A panels in: ask for the next
+                        // panel's slice now (it lies k * 6 floats on, where the hardware
+                        // prefetchers do not look), so it arrives while this tile computes.
+                        if (jr == 0 && ir + QK_MR < mc) prefetch_slice(ap + QK_MR * k, kc * QK_MR);
                         float *cp = c + row * ldc + jc + jr;
                         const float *add = first ? (ep->add_src ? ep->add_src + row * ep->add_ld + jc + jr : 0) : cp;
                         long add_ld = first ? ep->add_ld : ldc;
