@@ -282,6 +282,53 @@ static int deinterleaved_taps(const float *img, const qk_conv_shape *s, long y, 
     return 1;
 }
 
+#if defined(__x86_64__)
+/// pack_conv on AVX-512 for strips that are not wide stride-2 rows: per strip, each tap's 16
+/// lane offsets into a channel plane and the mask of lanes inside the image (and the strip)
+/// are computed once; every row (channel, tap) is then one masked gather, zeros elsewhere.
+/// The same values as pack_conv's copies (bit for bit: loads, no arithmetic). Returns 0,
+/// having written nothing, for a kernel of more than 64 taps.
+__attribute__((target("avx512f"))) static int pack_conv_gather(const conv_b *p, long pc, long kc, long jc,
+                                                                long nc, float *dst) {
+    const qk_conv_shape *s = p->s;
+    const long taps = s->kernel_h * s->kernel_w, plane = s->height * s->width;
+    if (taps > 64) return 0;
+    int32_t off[64][QK_NR] __attribute__((aligned(64)));
+    __mmask16 inside[64];
+    for (long j0 = 0; j0 < nc; j0 += QK_NR, dst += kc * QK_NR) {
+        const long w = nc - j0 < QK_NR ? nc - j0 : QK_NR;
+        long oy0[QK_NR], ox0[QK_NR];
+        for (long q = 0; q < w; q++) {
+            const long col = p->n0 + jc + j0 + q;
+            oy0[q] = (col / s->out_width) * s->stride_h - s->pad_top;
+            ox0[q] = (col % s->out_width) * s->stride_w - s->pad_left;
+        }
+        for (long t = 0; t < taps; t++) {
+            const long dy = (t / s->kernel_w) * s->dilation_h, dx = (t % s->kernel_w) * s->dilation_w;
+            __mmask16 m = 0;
+            for (long q = 0; q < QK_NR; q++) {
+                const long y = q < w ? oy0[q] + dy : -1, x = q < w ? ox0[q] + dx : -1;
+                const int in = y >= 0 && y < s->height && x >= 0 && x < s->width;
+                off[t][q] = in ? (int32_t)(y * s->width + x) : 0;
+                m |= (__mmask16)(in << q);
+            }
+            inside[t] = m;
+        }
+        long ci = pc / taps, t = pc % taps;
+        float *o = dst;
+        for (long kk = 0; kk < kc; kk++, o += QK_NR) {
+            const __m512i idx = _mm512_load_si512((const void *)off[t]);
+            _mm512_storeu_ps(o, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), inside[t], idx, p->image + ci * plane, 4));
+            if (++t == taps) {
+                t = 0;
+                ci++;
+            }
+        }
+    }
+    return 1;
+}
+#endif
+
 /// im2col straight into strips, one strip (16 output pixels) at a time so the writes are
 /// sequential: row `pc + kk` is (channel, ky, kx); column j is output pixel `n0 + jc + j`.
 /// A strip is cut into runs that lie in one output row; the taps of a run that fall inside
@@ -290,6 +337,12 @@ static int deinterleaved_taps(const float *img, const qk_conv_shape *s, long y, 
 static void pack_conv(const void *ctx, long pc, long kc, long jc, long nc, float *dst) {
     const conv_b *p = ctx;
     const qk_conv_shape *s = p->s;
+#if defined(__x86_64__)
+    // Gathers, except for the wide stride-2 kernels' rows (the stem), which the deinterleaved
+    // copies below serve better.
+    const int wide_stride2 = s->stride_w == 2 && s->dilation_w == 1 && s->kernel_w >= 5 && s->out_width >= QK_NR;
+    if (!wide_stride2 && pair_kernel() && pack_conv_gather(p, pc, kc, jc, nc, dst)) return;
+#endif
     long taps = s->kernel_h * s->kernel_w, plane = s->height * s->width, sw = s->stride_w;
     for (long j0 = 0; j0 < nc; j0 += QK_NR, dst += kc * QK_NR) {
         long w = nc - j0 < QK_NR ? nc - j0 : QK_NR;
