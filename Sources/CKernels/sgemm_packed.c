@@ -285,7 +285,8 @@ static int deinterleaved_taps(const float *img, const qk_conv_shape *s, long y, 
 #if defined(__x86_64__)
 /// pack_conv on AVX-512 for strips that are not wide stride-2 rows: per strip, each tap's 16
 /// lane offsets into a channel plane and the mask of lanes inside the image (and the strip)
-/// are computed once; every row (channel, tap) is then one masked gather, zeros elsewhere.
+/// are computed once; every row (channel, tap) is then one masked load (stride 1, the strip
+/// in one output row; two and a permute at stride 2) or one masked gather, zeros elsewhere.
 /// The same values as pack_conv's copies (bit for bit: loads, no arithmetic). Returns 0,
 /// having written nothing, for a kernel of more than 64 taps.
 __attribute__((target("avx512f"))) static int pack_conv_gather(const conv_b *p, long pc, long kc, long jc,
@@ -316,6 +317,38 @@ __attribute__((target("avx512f"))) static int pack_conv_gather(const conv_b *p, 
         }
         long ci = pc / taps, t = pc % taps;
         float *o = dst;
+        // Stride 1 and the strip in one output row: every tap's lanes are consecutive floats
+        // of one input row, one masked load (masked lanes neither read nor fault; lane 0's
+        // address may lie before the row, or the image, when it is masked).
+        const long col0 = p->n0 + jc + j0;
+        // Stride 2 likewise: two masked loads of 32 floats, the even ones kept.
+        if ((s->stride_w == 1 || s->stride_w == 2) && col0 % s->out_width + w <= s->out_width) {
+            long first[64];
+            __mmask32 pairs[64];
+            for (long t2 = 0; t2 < taps; t2++) {
+                first[t2] = (oy0[0] + (t2 / s->kernel_w) * s->dilation_h) * s->width + ox0[0] +
+                            (t2 % s->kernel_w) * s->dilation_w;
+                __mmask32 m = 0;
+                for (long q = 0; q < QK_NR; q++) m |= (__mmask32)((inside[t2] >> q) & 1) << (2 * q);
+                pairs[t2] = m;
+            }
+            const __m512i evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+            for (long kk = 0; kk < kc; kk++, o += QK_NR) {
+                const float *src = p->image + ci * plane + first[t];
+                if (s->stride_w == 1) {
+                    _mm512_storeu_ps(o, _mm512_maskz_loadu_ps(inside[t], src));
+                } else {
+                    const __m512 lo = _mm512_maskz_loadu_ps((__mmask16)pairs[t], src);
+                    const __m512 hi = _mm512_maskz_loadu_ps((__mmask16)(pairs[t] >> 16), src + 16);
+                    _mm512_storeu_ps(o, _mm512_permutex2var_ps(lo, evens, hi));
+                }
+                if (++t == taps) {
+                    t = 0;
+                    ci++;
+                }
+            }
+            continue;
+        }
         for (long kk = 0; kk < kc; kk++, o += QK_NR) {
             const __m512i idx = _mm512_load_si512((const void *)off[t]);
             _mm512_storeu_ps(o, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), inside[t], idx, p->image + ci * plane, 4));
