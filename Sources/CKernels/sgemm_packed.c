@@ -304,24 +304,33 @@ __attribute__((target("avx512f"))) static int pack_conv_gather(const conv_b *p, 
             oy0[q] = (col / s->out_width) * s->stride_h - s->pad_top;
             ox0[q] = (col % s->out_width) * s->stride_w - s->pad_left;
         }
-        for (long t = 0; t < taps; t++) {
-            const long dy = (t / s->kernel_w) * s->dilation_h, dx = (t % s->kernel_w) * s->dilation_w;
+        // The lanes inside the image: those whose row is inside for tap row ky and whose
+        // column is inside for tap column kx.
+        __mmask16 rows_in[64], cols_in[64];
+        for (long ky = 0; ky < s->kernel_h; ky++) {
             __mmask16 m = 0;
-            for (long q = 0; q < QK_NR; q++) {
-                const long y = q < w ? oy0[q] + dy : -1, x = q < w ? ox0[q] + dx : -1;
-                const int in = y >= 0 && y < s->height && x >= 0 && x < s->width;
-                off[t][q] = in ? (int32_t)(y * s->width + x) : 0;
-                m |= (__mmask16)(in << q);
+            for (long q = 0; q < w; q++) {
+                const long y = oy0[q] + ky * s->dilation_h;
+                m |= (__mmask16)((y >= 0 && y < s->height) << q);
             }
-            inside[t] = m;
+            rows_in[ky] = m;
         }
+        for (long kx = 0; kx < s->kernel_w; kx++) {
+            __mmask16 m = 0;
+            for (long q = 0; q < w; q++) {
+                const long x = ox0[q] + kx * s->dilation_w;
+                m |= (__mmask16)((x >= 0 && x < s->width) << q);
+            }
+            cols_in[kx] = m;
+        }
+        for (long t = 0; t < taps; t++) inside[t] = rows_in[t / s->kernel_w] & cols_in[t % s->kernel_w];
         long ci = pc / taps, t = pc % taps;
         float *o = dst;
         // Stride 1 and the strip in one output row: every tap's lanes are consecutive floats
         // of one input row, one masked load (masked lanes neither read nor fault; lane 0's
-        // address may lie before the row, or the image, when it is masked).
+        // address may lie before the row, or the image, when it is masked). Stride 2
+        // likewise: two masked loads of 32 floats, the even ones kept.
         const long col0 = p->n0 + jc + j0;
-        // Stride 2 likewise: two masked loads of 32 floats, the even ones kept.
         if ((s->stride_w == 1 || s->stride_w == 2) && col0 % s->out_width + w <= s->out_width) {
             long first[64];
             __mmask32 pairs[64];
@@ -348,6 +357,12 @@ __attribute__((target("avx512f"))) static int pack_conv_gather(const conv_b *p, 
                 }
             }
             continue;
+        }
+        for (long t2 = 0; t2 < taps; t2++) {
+            const long dy = (t2 / s->kernel_w) * s->dilation_h, dx = (t2 % s->kernel_w) * s->dilation_w;
+            for (long q = 0; q < QK_NR; q++) {
+                off[t2][q] = (inside[t2] >> q) & 1 ? (int32_t)((oy0[q] + dy) * s->width + ox0[q] + dx) : 0;
+            }
         }
         for (long kk = 0; kk < kc; kk++, o += QK_NR) {
             const __m512i idx = _mm512_load_si512((const void *)off[t]);
