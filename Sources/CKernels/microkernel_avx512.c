@@ -48,6 +48,25 @@ void qk_micro_avx512_pair(long kc, const float *a, const float *b, const float *
     }
 }
 
+/// The epilogue of the 16-wide kernels: row r is `acc[r] + add[r]`, and when `final`
+/// `clamp(. + bias[r], lo, hi)`, stored at `c + r * ldc`.
+__attribute__((target("avx512f"), always_inline)) static inline void store_rows16(const __m512 *acc, int rows, float *c,
+                                                                                  long ldc, const float *add,
+                                                                                  const float *bias, float lo, float hi,
+                                                                                  int final) {
+    __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
+    for (int r = 0; r < rows; r++) {
+        __m512 x0 = acc[r];
+        if (add) x0 = _mm512_add_ps(x0, _mm512_loadu_ps(add + r * ldc));
+        if (final) {
+            if (bias) x0 = _mm512_add_ps(x0, _mm512_set1_ps(bias[r]));
+            // max/min return their second operand when one is NaN: NaN passes through.
+            x0 = _mm512_min_ps(vhi, _mm512_max_ps(vlo, x0));
+        }
+        _mm512_storeu_ps(c + r * ldc, x0);
+    }
+}
+
 /// The 6x16 tile on one zmm per row (6 accumulators): the strips that have no pair (n not a
 /// multiple of 32, the Winograd GEMMs' few tiles) and the partial tiles. The same FMAs in
 /// the same order as the AVX2 kernel and the pair kernel, so every tiling gives the same bits;
@@ -63,17 +82,7 @@ void qk_micro_avx512(long kc, const float *a, const float *b, float *c, long ldc
         a += QK_MR;
         b += QK_NR;
     }
-    __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
-    for (int r = 0; r < QK_MR; r++) {
-        __m512 x0 = acc[r];
-        if (add) x0 = _mm512_add_ps(x0, _mm512_loadu_ps(add + r * ldc));
-        if (final) {
-            if (bias) x0 = _mm512_add_ps(x0, _mm512_set1_ps(bias[r]));
-            // max/min return their second operand when one is NaN: NaN passes through.
-            x0 = _mm512_min_ps(vhi, _mm512_max_ps(vlo, x0));
-        }
-        _mm512_storeu_ps(c + r * ldc, x0);
-    }
+    store_rows16(acc, QK_MR, c, ldc, add, bias, lo, hi, final);
 }
 
 /// Two 6x16 tiles one above the other: rows 0..<6 from panel `a`, rows 6..<12 from panel
@@ -92,16 +101,7 @@ void qk_micro_avx512_tall(long kc, const float *a, const float *a2, const float 
         a2 += QK_MR;
         b += QK_NR;
     }
-    __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
-    for (int r = 0; r < 2 * QK_MR; r++) {
-        __m512 x0 = acc[r];
-        if (add) x0 = _mm512_add_ps(x0, _mm512_loadu_ps(add + r * ldc));
-        if (final) {
-            if (bias) x0 = _mm512_add_ps(x0, _mm512_set1_ps(bias[r]));
-            x0 = _mm512_min_ps(vhi, _mm512_max_ps(vlo, x0));
-        }
-        _mm512_storeu_ps(c + r * ldc, x0);
-    }
+    store_rows16(acc, 2 * QK_MR, c, ldc, add, bias, lo, hi, final);
 }
 #else
 void qk_micro_avx512_tall(long kc, const float *a, const float *a2, const float *b, float *c, long ldc,

@@ -283,6 +283,13 @@ static int deinterleaved_taps(const float *img, const qk_conv_shape *s, long y, 
 }
 
 #if defined(__x86_64__)
+/// Bit q set for the first `w` lanes whose coordinate `origin[q] + offset` lies in [0, size).
+static inline __mmask16 lanes_inside(const long *origin, long w, long offset, long size) {
+    __mmask16 m = 0;
+    for (long q = 0; q < w; q++) m |= (__mmask16)((origin[q] + offset >= 0 && origin[q] + offset < size) << q);
+    return m;
+}
+
 /// pack_conv on AVX-512 for strips that are not wide stride-2 rows: per strip, each tap's 16
 /// lane offsets into a channel plane and the mask of lanes inside the image (and the strip)
 /// are computed once; every row (channel, tap) is then one masked load (stride 1, the strip
@@ -307,22 +314,8 @@ __attribute__((target("avx512f"))) static int pack_conv_gather(const conv_b *p, 
         // The lanes inside the image: those whose row is inside for tap row ky and whose
         // column is inside for tap column kx.
         __mmask16 rows_in[64], cols_in[64];
-        for (long ky = 0; ky < s->kernel_h; ky++) {
-            __mmask16 m = 0;
-            for (long q = 0; q < w; q++) {
-                const long y = oy0[q] + ky * s->dilation_h;
-                m |= (__mmask16)((y >= 0 && y < s->height) << q);
-            }
-            rows_in[ky] = m;
-        }
-        for (long kx = 0; kx < s->kernel_w; kx++) {
-            __mmask16 m = 0;
-            for (long q = 0; q < w; q++) {
-                const long x = ox0[q] + kx * s->dilation_w;
-                m |= (__mmask16)((x >= 0 && x < s->width) << q);
-            }
-            cols_in[kx] = m;
-        }
+        for (long ky = 0; ky < s->kernel_h; ky++) rows_in[ky] = lanes_inside(oy0, w, ky * s->dilation_h, s->height);
+        for (long kx = 0; kx < s->kernel_w; kx++) cols_in[kx] = lanes_inside(ox0, w, kx * s->dilation_w, s->width);
         for (long t = 0; t < taps; t++) inside[t] = rows_in[t / s->kernel_w] & cols_in[t % s->kernel_w];
         long ci = pc / taps, t = pc % taps;
         float *o = dst;
