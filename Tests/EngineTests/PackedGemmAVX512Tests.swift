@@ -55,8 +55,14 @@ import Testing
                 batch: 1, inChannels: 24, inHeight: 28, inWidth: 28, outChannels: 37, outHeight: 28, outWidth: 28,
                 kernelH: 1, kernelW: 1, strideH: 1, strideW: 1, padTop: 0, padLeft: 0, dilationH: 1, dilationW: 1,
                 groups: 1),
+            // The stem's 7x7 stride 2 with whole strips per output row: deinterleaved copies
+            // (AVX-512 off) against two masked loads and a permute per row (on).
+            ConvGeometry(
+                batch: 1, inChannels: 3, inHeight: 40, inWidth: 96, outChannels: 8, outHeight: 20, outWidth: 48,
+                kernelH: 7, kernelW: 7, strideH: 2, strideW: 2, padTop: 3, padLeft: 3, dilationH: 1, dilationW: 1,
+                groups: 1),
         ]
-        for seed in 0..<27 as Range<UInt64> {
+        for seed in 0..<28 as Range<UInt64> {
             var rng = SplitMix64(seed: seed &+ 500)
             let g = seed < 24 ? randomConvGeometry(&rng).0 : fixed[Int(seed) - 24]
             let x = rng.floats(g.batch * g.inImage)
