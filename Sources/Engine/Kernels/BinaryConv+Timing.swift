@@ -28,7 +28,7 @@ extension BinaryConv {
                         let sraw = unsafe UnsafeMutableRawPointer(sbase) + (8 - Int(bitPattern: sbase) % 8) % 8
                         let image = unsafe UnsafeMutablePointer<UInt64>(OpaquePointer(sraw))
                         let strips = unsafe image + l.packedImageWords
-                        let packShape = qk_bits_pack_shape(
+                        let packShape = unsafe qk_bits_pack_shape(
                             encoding: l.encoding, levels: l.levels, step: l.step, channels: g.groupInChannels, groups: 1,
                             words: l.words, terms: l.terms, planes: l.planes, plane_size: g.inHeight * g.inWidth,
                             thresholds: l.thresholdCount > 0 ? wb.baseAddress! + l.thresholdAt : nil)

@@ -214,7 +214,7 @@ package enum BinaryConv {
             sign: [UInt64](repeating: 0, count: groups * ((channels + 63) / 64)))
         let l = layout(g, BinaryConv2dAttributes(weights: w, input: input, conv: Conv2dAttributes(groups: groups)), path: path)
         var out = [UInt64](repeating: 0xDEAD_BEEF, count: l.packedImageWords)
-        let shape = qk_bits_pack_shape(
+        let shape = unsafe qk_bits_pack_shape(
             encoding: l.encoding, levels: l.levels, step: l.step, channels: channels, groups: groups, words: l.words,
             terms: l.terms, planes: l.planes, plane_size: pixels, thresholds: nil)
         unsafe withUnsafePointer(to: shape) { ps in
@@ -348,7 +348,7 @@ package enum BinaryConv {
         let sraw = unsafe UnsafeMutableRawPointer(sbase) + misalignment
         let image = unsafe UnsafeMutablePointer<UInt64>(OpaquePointer(sraw))
         let strips = unsafe image + l.packedImageWords
-        let packShape = qk_bits_pack_shape(
+        let packShape = unsafe qk_bits_pack_shape(
             encoding: l.encoding, levels: l.levels, step: l.step, channels: g.groupInChannels, groups: g.groups,
             words: l.words, terms: l.terms, planes: l.planes, plane_size: g.inHeight * g.inWidth,
             thresholds: l.thresholdCount > 0 ? wfloats + l.thresholdAt : nil)

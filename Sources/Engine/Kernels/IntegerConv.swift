@@ -43,10 +43,10 @@ package enum IntegerConv {
     /// caller) into `dst` (``packedWeightCount(_:)`` floats, as bytes).
     package static func packWeights(_ g: ConvGeometry, _ w: UnsafeBufferPointer<Float>, into dst: UnsafeMutableBufferPointer<Float>) {
         precondition(w.count >= g.outChannels * g.patchSize && dst.count >= packedWeightCount(g))
-        let bytes = w.map { Int8($0) }
+        let bytes = unsafe w.map { Int8($0) }
         var s = shape(g, padIndex: 0, maxIndex: 0, maddubsSafe: false)
         let per = groupBytes(g), rows = g.groupOutChannels * g.patchSize
-        let raw = UnsafeMutableRawPointer(dst.baseAddress!).assumingMemoryBound(to: Int8.self)
+        let raw = unsafe UnsafeMutableRawPointer(dst.baseAddress!).assumingMemoryBound(to: Int8.self)
         unsafe bytes.withUnsafeBufferPointer { b in
             for gi in 0..<g.groups { unsafe qk_i8_pack_weights(&s, b.baseAddress! + gi * rows, raw + gi * per) }
         }
@@ -82,8 +82,8 @@ package enum IntegerConv {
             }
         }
         let y0 = output.baseAddress!, s = scale.baseAddress!, b = bias.baseAddress!
-        let r0 = residual?.baseAddress
-        let w0 = UnsafeRawPointer(weight.baseAddress!).assumingMemoryBound(to: Int8.self)
+        let r0 = unsafe residual?.baseAddress
+        let w0 = unsafe UnsafeRawPointer(weight.baseAddress!).assumingMemoryBound(to: Int8.self)
         let (cg, mg, plane) = (g.groupInChannels, g.groupOutChannels, g.outPixels)
         unsafe levels.withUnsafeBufferPointer { lv in
             let x0 = lv.baseAddress!
