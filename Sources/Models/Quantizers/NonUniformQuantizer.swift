@@ -90,7 +90,7 @@ enum NonUniformQuantizer {
         let r01 = (0..<groups).map { 1 / a0[$0] + 1 / a1[$0] }
         unsafe x.withUnsafeBufferPointer { px in
             unsafe y.withUnsafeMutableBufferPointer { py in
-                let (xs, ys) = unsafe (px.baseAddress!, py.baseAddress!)
+                let (xs, ys) = (px.baseAddress!, py.baseAddress!)
                 // Element ranges over the threads (disjoint writes), each in runs of one group.
                 Parallel.forRanges(x.count, threads: threads, grain: 1 << 15) { range in
                     var start = range.lowerBound

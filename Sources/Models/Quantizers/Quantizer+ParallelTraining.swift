@@ -75,8 +75,8 @@ package struct ParallelLSQ: Sendable {
         let magic = SIMD16<Float>(repeating: 12_582_912)
         let r = (x + magic) - magic
         let sign = SIMD16<UInt32>(repeating: 0x8000_0000)
-        let bits = (unsafeBitCast(r, to: SIMD16<UInt32>.self) & ~sign) | (unsafeBitCast(x, to: SIMD16<UInt32>.self) & sign)
-        return unsafeBitCast(bits, to: SIMD16<Float>.self)
+        let bits = unsafe (unsafeBitCast(r, to: SIMD16<UInt32>.self) & ~sign) | (unsafeBitCast(x, to: SIMD16<UInt32>.self) & sign)
+        return unsafe unsafeBitCast(bits, to: SIMD16<Float>.self)
     }
 
     /// `y = v * step` per element.
@@ -84,7 +84,7 @@ package struct ParallelLSQ: Sendable {
         var y = [Float](repeating: 0, count: x.count)
         unsafe x.withUnsafeBufferPointer { px in
             unsafe y.withUnsafeMutableBufferPointer { py in
-                let (xs, ys) = unsafe (px.baseAddress!, py.baseAddress!)
+                let (xs, ys) = (px.baseAddress!, py.baseAddress!)
                 Parallel.forRanges(x.count, threads: threads, grain: 1 << 14) { range in
                     var i = range.lowerBound
                     while i + 16 <= range.upperBound {
@@ -109,7 +109,7 @@ package struct ParallelLSQ: Sendable {
             unsafe dy.withUnsafeBufferPointer { pdy in
                 unsafe dx.withUnsafeMutableBufferPointer { pdx in
                     unsafe sums.withUnsafeMutableBufferPointer { ps in
-                        let (xs, dys, dxs, ss) = unsafe (px.baseAddress!, pdy.baseAddress!, pdx.baseAddress!, ps.baseAddress!)
+                        let (xs, dys, dxs, ss) = (px.baseAddress!, pdy.baseAddress!, pdx.baseAddress!, ps.baseAddress!)
                         let count = x.count
                         Parallel.forRanges(blocks, threads: threads) { range in
                             for b in range {
