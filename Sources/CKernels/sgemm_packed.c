@@ -124,40 +124,28 @@ static void pack_plain(const void *ctx, long pc, long kc, long jc, long nc, floa
 }
 
 /// One `mr x nr` tile (or a whole one whose `add` has another row stride) through a
-/// zero-padded 6x16 buffer, so the micro-kernel only ever sees whole tiles.
-static void partial_tile(qk_micro_fn micro, long kc, const float *ap, const float *bs, float *cp, long ldc,
-                         const float *add, long add_ld, const float *bias, long mr, long nr, const qk_epilogue *ep,
-                         int final) {
-    float tmp[QK_MR * QK_NR] __attribute__((aligned(32)));
-    float tbias[QK_MR];
-    memset(tmp, 0, sizeof(tmp));
-    if (add) {
-        for (long r = 0; r < mr; r++) memcpy(tmp + r * QK_NR, add + r * add_ld, (size_t)nr * sizeof(float));
-    }
-    if (bias) {
-        for (long r = 0; r < QK_MR; r++) tbias[r] = r < mr ? bias[r] : 0.f;
-    }
-    micro(kc, ap, bs, tmp, QK_NR, add ? tmp : 0, bias ? tbias : 0, ep->lo, ep->hi, final);
-    for (long r = 0; r < mr; r++) memcpy(cp + r * ldc, tmp + r * QK_NR, (size_t)nr * sizeof(float));
-}
-
-/// One `mr x nr` piece (nr > 16) of a 6x32 pair tile, or a whole one whose `add` has another
-/// row stride, through a zero-padded 6x32 buffer: the pair kernel computes the empty lanes of
-/// the second strip too, which costs less than a 6x16 tile of its own (twice the FLOP rate).
-static void partial_pair(long kc, const float *ap, const float *bs, const float *bs2, float *cp, long ldc,
-                         const float *add, long add_ld, const float *bias, long mr, long nr, const qk_epilogue *ep,
-                         int final) {
+/// zero-padded buffer, so the micro-kernels only ever see whole tiles: 6x16 on `micro`, or,
+/// with a second strip `bs2` (nr > 16), 6x32 on the AVX-512 pair kernel, which computes the
+/// empty lanes of the second strip for less than a 6x16 tile of its own (twice the FLOP rate).
+static void partial_tile(qk_micro_fn micro, long kc, const float *ap, const float *bs, const float *bs2, float *cp,
+                         long ldc, const float *add, long add_ld, const float *bias, long mr, long nr,
+                         const qk_epilogue *ep, int final) {
+    const long width = bs2 ? 2 * QK_NR : QK_NR;
     float tmp[QK_MR * 2 * QK_NR] __attribute__((aligned(64)));
     float tbias[QK_MR];
-    memset(tmp, 0, sizeof(tmp));
+    memset(tmp, 0, (size_t)(QK_MR * width) * sizeof(float));
     if (add) {
-        for (long r = 0; r < mr; r++) memcpy(tmp + r * 2 * QK_NR, add + r * add_ld, (size_t)nr * sizeof(float));
+        for (long r = 0; r < mr; r++) memcpy(tmp + r * width, add + r * add_ld, (size_t)nr * sizeof(float));
     }
     if (bias) {
         for (long r = 0; r < QK_MR; r++) tbias[r] = r < mr ? bias[r] : 0.f;
     }
-    qk_micro_avx512_pair(kc, ap, bs, bs2, tmp, 2 * QK_NR, add ? tmp : 0, bias ? tbias : 0, ep->lo, ep->hi, final);
-    for (long r = 0; r < mr; r++) memcpy(cp + r * ldc, tmp + r * 2 * QK_NR, (size_t)nr * sizeof(float));
+    if (bs2) {
+        qk_micro_avx512_pair(kc, ap, bs, bs2, tmp, width, add ? tmp : 0, bias ? tbias : 0, ep->lo, ep->hi, final);
+    } else {
+        micro(kc, ap, bs, tmp, width, add ? tmp : 0, bias ? tbias : 0, ep->lo, ep->hi, final);
+    }
+    for (long r = 0; r < mr; r++) memcpy(cp + r * ldc, tmp + r * width, (size_t)nr * sizeof(float));
 }
 
 /// Prefetches `count` floats at `p` into the caches, one request per 64-byte line.
@@ -206,7 +194,7 @@ static void run(long m, long n, long k, const float *pa, pack_b_fn pack, const v
                             if (mr == QK_MR && pair_nr == 2 * QK_NR && (!add || add_ld == ldc)) {
                                 qk_micro_avx512_pair(kc, ap, bs, bs2, cp, ldc, add, bias, ep->lo, ep->hi, final);
                             } else {
-                                partial_pair(kc, ap, bs, bs2, cp, ldc, add, add_ld, bias, mr, pair_nr, ep, final);
+                                partial_tile(micro, kc, ap, bs, bs2, cp, ldc, add, add_ld, bias, mr, pair_nr, ep, final);
                             }
                             continue;
                         }
@@ -221,7 +209,7 @@ static void run(long m, long n, long k, const float *pa, pack_b_fn pack, const v
                             micro(kc, ap, bs, cp, ldc, add, bias, ep->lo, ep->hi, final);
                             continue;
                         }
-                        partial_tile(micro, kc, ap, bs, cp, ldc, add, add_ld, bias, mr, nr, ep, final);
+                        partial_tile(micro, kc, ap, bs, 0, cp, ldc, add, add_ld, bias, mr, nr, ep, final);
                     }
                     jr += bs2 ? pair_nr : QK_NR;
                 }
@@ -331,7 +319,7 @@ __attribute__((target("avx512f"))) static int pack_conv_gather(const conv_b *p, 
                 first[t2] = (oy0[0] + (t2 / s->kernel_w) * s->dilation_h) * s->width + ox0[0] +
                             (t2 % s->kernel_w) * s->dilation_w;
                 __mmask32 m = 0;
-                for (long q = 0; q < QK_NR; q++) m |= (__mmask32)((inside[t2] >> q) & 1) << (2 * q);
+                for (long q = 0; q < QK_NR && s->stride_w == 2; q++) m |= (__mmask32)((inside[t2] >> q) & 1) << (2 * q);
                 pairs[t2] = m;
             }
             const __m512i evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);

@@ -319,7 +319,13 @@ public struct BinaryConv2dAttributes: Sendable, Equatable {
     /// The code of input `x` (the encoding's rule, or the fused ``thresholds``).
     public func code(_ x: Float) -> Int {
         guard let t = thresholds else { return input.code(x) }
-        return input.codeRange.lowerBound + t.reduce(0) { $0 + (x >= $1 ? 1 : 0) }
+        return Self.code(x, lowest: input.codeRange.lowerBound, thresholds: t)
+    }
+
+    /// `lowest` plus the number of `thresholds` that `x` reaches (`x >= t`; a NaN on either
+    /// side never does): the code of a fused input quantizer.
+    public static func code(_ x: Float, lowest: Int, thresholds: [Float]) -> Int {
+        lowest + thresholds.reduce(0) { $0 + (x >= $1 ? 1 : 0) }
     }
 
     /// True when the padded positions are zeros of a sign input (the correction path).

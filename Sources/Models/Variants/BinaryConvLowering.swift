@@ -177,7 +177,7 @@ package enum BinaryConvLowering {
         guard let t = thresholds(source) else { return nil }
         if a.padding.isZero, let p = graph.producer(of: source.inputs[0]), case .pad(let pa) = p.op, soleReader(p) {
             // pad -> quantize -> conv: the padded positions hold the code of the pad value.
-            let code = codes.codeRange.lowerBound + t.reduce(0) { $0 + (pa.value >= $1 ? 1 : 0) }
+            let code = BinaryConv2dAttributes.code(pa.value, lowest: codes.codeRange.lowerBound, thresholds: t)
             return (p.inputs[0], pa.padding, code, t)
         }
         return (source.inputs[0], a.padding, 0, t)

@@ -49,8 +49,9 @@ enum QuantizerThresholds {
         var probes: [Float] = [0, -0.0, .infinity, -.infinity, .greatestFiniteMagnitude, -.greatestFiniteMagnitude]
         for t in thresholds where t.isFinite { probes += [t, t.nextDown, t.nextUp] }
         for x in probes {
-            let counted = range.lowerBound + thresholds.reduce(0) { $0 + (x >= $1 ? 1 : 0) }
-            guard code(x) == counted else { return nil }
+            guard code(x) == BinaryConv2dAttributes.code(x, lowest: range.lowerBound, thresholds: thresholds) else {
+                return nil
+            }
         }
         return thresholds
     }
