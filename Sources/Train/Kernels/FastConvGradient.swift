@@ -107,6 +107,7 @@ enum FastConvGradient {
         var partial = [Float](repeating: 0, count: blocks * w.count)
         var dx = [Float](repeating: 0, count: inputGradient ? g.batch * g.inImage : 0)
         let direct = g.isPointwise  // the input is the `[K, P]` matrix itself
+        let same = StrideOneWeightGradient(g, imagesPerBlock: imagesPerBlock)
         let transposed = inputGradient && !direct ? transposedGeometry(g) : nil
         let packedTransposed = transposed.map { Conv2d.packWeights($0, transposedWeights(g, w)) } ?? []
         // W^T per group, [K, Cout/g], for the sgemm forms of the input gradient.
@@ -127,7 +128,8 @@ enum FastConvGradient {
                                 )
                                 let dxs = unsafe pdx.baseAddress
                                 Parallel.forRanges(blocks, threads: threads) { range in
-                                    var col = [Float](repeating: 0, count: direct ? 0 : k * p)
+                                    var padded = [Float](repeating: 0, count: same?.blockFloats ?? 0)
+                                    var col = [Float](repeating: 0, count: direct || same != nil ? 0 : k * p)
                                     let scatter = inputGradient && !direct && transposed == nil
                                     var dcol = [Float](repeating: 0, count: scatter ? k * p : 0)
                                     unsafe col.withUnsafeMutableBufferPointer { pc in
@@ -135,21 +137,28 @@ enum FastConvGradient {
                                             for block in range {
                                                 let acc = unsafe parts + block * w.count
                                                 let first = block * imagesPerBlock
-                                                for n in first..<min(first + imagesPerBlock, g.batch) {
-                                                    for grp in 0..<g.groups {
+                                                let last = min(first + imagesPerBlock, g.batch)
+                                                if let same {
+                                                    unsafe same.weightGradient(
+                                                        x: xs, dy: dys, images: first..<last, padded: &padded, into: acc)
+                                                }
+                                                for n in first..<last {
+                                                    for grp in 0..<g.groups where same == nil || scatter || direct {
                                                         let dyg = unsafe dys + (n * g.outChannels + grp * cog) * p
                                                         let xOffset =
                                                             (n * g.inChannels + grp * g.groupInChannels) * g.inHeight * g.inWidth
-                                                        let src: UnsafePointer<Float>
-                                                        if direct {
-                                                            src = unsafe xs + xOffset
-                                                        } else {
-                                                            unsafe im2col(g, xs, image: n, group: grp, into: pc.baseAddress!)
-                                                            src = unsafe UnsafePointer(pc.baseAddress!)
+                                                        if same == nil {
+                                                            let src: UnsafePointer<Float>
+                                                            if direct {
+                                                                src = unsafe xs + xOffset
+                                                            } else {
+                                                                unsafe im2col(g, xs, image: n, group: grp, into: pc.baseAddress!)
+                                                                src = unsafe UnsafePointer(pc.baseAddress!)
+                                                            }
+                                                            unsafe Gemm.sgemm(
+                                                                m: cog, n: k, k: p, a: dyg, lda: p, transB: true, b: src, ldb: p,
+                                                                c: acc + grp * cog * k, ldc: k, beta: 1)
                                                         }
-                                                        unsafe Gemm.sgemm(
-                                                            m: cog, n: k, k: p, a: dyg, lda: p, transB: true, b: src, ldb: p,
-                                                            c: acc + grp * cog * k, ldc: k, beta: 1)
                                                         // (An empty array's base address is not nil: test the flags.)
                                                         guard inputGradient, transposed == nil, let dxs = unsafe dxs,
                                                             let wts = unsafe wts
