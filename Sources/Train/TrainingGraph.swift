@@ -40,8 +40,8 @@ package struct TrainingGraph: Sendable {
         /// Convolution GEMMs in double (``ConvGradient``), everything on one thread: the
         /// exactness path the golden steps are checked with.
         case exact
-        /// Convolution GEMMs in float32 through OpenBLAS sgemm (``FastConvGradient``), batch
-        /// norm and activations split over ``TrainingGraph/threads``
+        /// Convolutions in float32 (``FastConvGradient``), batch norm in float32 lanes
+        /// (``FastBatchNorm``), activations split over ``TrainingGraph/threads``
         /// (``ParallelLayerGradients``, bit-identical to the exact path's).
         case fast
     }
@@ -169,7 +169,7 @@ package struct TrainingGraph: Sendable {
         case .batchNorm(let eps):
             let (y, st) =
                 precision == .fast
-                ? ParallelLayerGradients.batchNormForward(
+                ? FastBatchNorm.forward(
                     x[0], batch: batch, channels: channels, inner: inner, gamma: x[1], beta: x[2], epsilon: eps,
                     threads: threads)
                 : LayerGradients.batchNormForward(
@@ -261,7 +261,7 @@ package struct TrainingGraph: Sendable {
                 }
             }
             guard let dy = grads[n.outputs[0]] else { continue }
-            if let bad = dy.first(where: { !$0.isFinite }) {
+            if let bad = ParallelCopies.firstNonFinite(dy) {
                 throw TrainError(.nonFinite("gradient \(bad) at the output of \(n.name)"), node: n.name)
             }
             let x = n.inputs.map { tape.values[$0] ?? [] }  // a lean tape has only the ``backwardReads``
@@ -276,7 +276,9 @@ package struct TrainingGraph: Sendable {
                     let g = try ShapeInference.conv(a, input: s[0], weight: s[1], bias: s.count > 2 ? s[2] : nil)
                     let r =
                         fast
-                        ? FastConvGradient.backward(g, x: x[0], w: x[1], dy: dy, inputGradient: needsInput, threads: threads)
+                        ? FastConvGradient.backward(
+                            g, x: x[0], w: x[1], dy: dy, inputGradient: needsInput, biasGradient: n.inputs.count > 2,
+                            threads: threads)
                         : ConvGradient.backward(g, x: x[0], w: x[1], dy: dy, inputGradient: needsInput)
                     if let dx = r.dx { accumulate(n.inputs[0], dx) }
                     accumulate(n.inputs[1], r.dw)
@@ -284,7 +286,7 @@ package struct TrainingGraph: Sendable {
                 case .batchNorm(let eps):
                     let r =
                         fast
-                        ? ParallelLayerGradients.batchNormBackward(
+                        ? FastBatchNorm.backward(
                             x[0], dy: dy, batch: batch, channels: channels, inner: inner, gamma: x[1],
                             statistics: tape.batchStatistics[n.name]!, epsilon: eps, threads: threads)
                         : LayerGradients.batchNormBackward(

@@ -33,6 +33,9 @@ import Testing
         }
     }
 
+    /// On the exact path (`--exact`): the fast path, `qtools train`'s default, parts from QTool's
+    /// run from epoch 1 on through a ReLU input within float32 rounding of zero
+    /// (`TrainProgramGoldenTests`, which checks its epoch 0 and names that boundary).
     @Test func goldenLoopThroughTheCommandLine() throws {
         let loop = try #require(
             try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(Self.folder)/loop.json")))
@@ -40,7 +43,7 @@ import Testing
         let epochs = try #require(loop["epochs"] as? [[String: Any]])
         try withTemporaryDirectory { tmp in
             let w = try Self.weights(tmp)
-            let r = try RunQTools.run(Self.args(w))
+            let r = try RunQTools.run(Self.args(w, ["--exact"]))
             #expect(r.status == 0, "\(r.stderr)")
             let got = try Self.records(r.stdout)
             #expect(got.count == 3)

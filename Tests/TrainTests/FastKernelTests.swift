@@ -48,11 +48,11 @@ import Testing
         #expect(Difference(fast.dx!, slow.dx).maxAbs <= 1e-5, "dx \(g)")
         #expect(Difference(fast.dw, slow.dw).maxAbs <= tolerance, "dw \(g)")
         #expect(Difference(fast.db, slow.db).maxAbs <= 1e-5, "db \(g)")
-        let noInput = FastConvGradient.backward(g, x: x, w: w, dy: dy, inputGradient: false, threads: 2)
-        #expect(noInput.dx == nil && noInput.dw == fast.dw)
+        let noInput = FastConvGradient.backward(g, x: x, w: w, dy: dy, inputGradient: false, biasGradient: false, threads: 2)
+        #expect(noInput.dx == nil && noInput.dw == fast.dw && noInput.db.isEmpty)
     }
 
-    /// A random stride-1 geometry, the one ``StrideOneWeightGradient`` takes: 1x1 to 5x5 taps,
+    /// A random stride-1 geometry, the one ``StrideOneConv`` takes: 1x1 to 5x5 taps,
     /// dilation, asymmetric padding from none (a valid conv, input rows wider than output
     /// rows) to more than the taps' extent, groups, widths below, at and across the 16-lane
     /// vectors, channel counts off the kernel's 4 x 6 tile; `same` pads to an output as large
@@ -76,21 +76,28 @@ import Testing
         }
     }
 
-    /// The direct weight gradient of stride-1 convs (``StrideOneWeightGradient``, AVX-512)
-    /// against the double-precision naive twin, and at 1 and 3 threads bit-identical; seed 0 at
-    /// a real ResNet-20 layer size (16 channels, 32 x 32, more than one block of images).
+    /// Stride-1 convs straight from the input rows (``StrideOneConv``, AVX-512: the forward,
+    /// the weight gradient and the input gradient as the transposed conv) against the naive
+    /// twins, and at 1 and 3 threads bit-identical; seed 0 at a real ResNet-20 layer size (16
+    /// channels, 32 x 32, more than one block of images).
     @Test(arguments: Array(0..<32 as Range<UInt64>))
     func strideOneWeightGradientMatchesTheNaiveTwin(seed: UInt64) throws {
         var rng = SplitMix64(seed: 5000 + seed)
         let (g, xs, ws) = Self.strideOneGeometry(&rng, same: seed % 2 == 0, real: seed == 0)
         if seed % 2 == 0 { #expect(g.outHeight == g.inHeight && g.outWidth == g.inWidth) }
-        if StrideOneWeightGradient.isAvailable { #expect(StrideOneWeightGradient(g, imagesPerBlock: 8) != nil, "\(g)") }
+        if StrideOneConv.isAvailable { #expect(StrideOneConv(g, imagesPerBlock: 8) != nil, "\(g)") }
         let x = rng.floats(xs.reduce(1, *)), w = rng.floats(ws.reduce(1, *)), dy = rng.floats(g.batch * g.outImage)
+        let b = rng.floats(g.outChannels)
+        let y = FastConvGradient.forward(g, x: x, w: w, b: b, threads: 2)
+        // Sums of patchSize products of magnitude <= 1 in float32, in another order than the twin's.
+        let sumTolerance = 1e-7 * Float(g.patchSize) + 1e-5
+        #expect(Difference(y, ReferenceKernels.conv2d(g, input: x, weight: w, bias: b)).maxAbs <= sumTolerance, "forward \(g)")
+        #expect(FastConvGradient.forward(g, x: x, w: w, b: b, threads: 3) == y)
         let fast = FastConvGradient.backward(g, x: x, w: w, dy: dy, inputGradient: true, threads: 2)
         let slow = ReferenceConvGradient.backward(g, x: x, w: w, dy: dy)
         let tolerance = 1e-6 * Float(g.batch * g.outPixels) + 1e-5
         #expect(Difference(fast.dw, slow.dw).maxAbs <= tolerance, "dw \(g)")
-        #expect(Difference(fast.dx!, slow.dx).maxAbs <= 1e-5, "dx \(g)")
+        #expect(Difference(fast.dx!, slow.dx).maxAbs <= 1e-7 * Float(g.outChannels * g.kernelH * g.kernelW) + 1e-5, "dx \(g)")
         for t in [1, 3] {
             #expect(FastConvGradient.backward(g, x: x, w: w, dy: dy, inputGradient: false, threads: t).dw == fast.dw)
         }
@@ -112,8 +119,9 @@ import Testing
         }
     }
 
-    /// Batch norm and activations split over threads: bit-identical to the single-threaded
-    /// ``LayerGradients`` twins (odd channel counts and planes, batch > 1).
+    /// Batch norm in float32 lanes (within rounding of the double twins) and activations split
+    /// over threads (bit-identical to the single-threaded ``LayerGradients`` twins), at odd
+    /// channel counts and planes, batch > 1.
     @Test(arguments: Array(0..<8 as Range<UInt64>))
     func parallelLayersMatchTheirTwins(seed: UInt64) {
         var rng = SplitMix64(seed: 3000 + seed)
@@ -122,15 +130,9 @@ import Testing
         let x = rng.floats(n, -2, 2), dy = rng.floats(n)
         let gamma = rng.floats(channels, 0.5, 1.5), beta = rng.floats(channels)
         let a = LayerGradients.batchNormForward(x, batch: batch, channels: channels, inner: inner, gamma: gamma, beta: beta, epsilon: 1e-5)
-        let b = ParallelLayerGradients.batchNormForward(
-            x, batch: batch, channels: channels, inner: inner, gamma: gamma, beta: beta, epsilon: 1e-5, threads: 3)
-        #expect(a.y == b.y && a.statistics.mean == b.statistics.mean && a.statistics.variance == b.statistics.variance)
         let ga = LayerGradients.batchNormBackward(
             x, dy: dy, batch: batch, channels: channels, inner: inner, gamma: gamma, statistics: a.statistics, epsilon: 1e-5)
-        let gb = ParallelLayerGradients.batchNormBackward(
-            x, dy: dy, batch: batch, channels: channels, inner: inner, gamma: gamma, statistics: a.statistics, epsilon: 1e-5,
-            threads: 3)
-        #expect(ga.dx == gb.dx && ga.dgamma == gb.dgamma && ga.dbeta == gb.dbeta)
+        checkFastBatchNorm(x, dy, batch: batch, channels: channels, inner: inner, gamma: gamma, beta: beta, a, ga)
 
         // Boundary values included: exact zeros, the clamp bounds, NaN.
         var xb = x
@@ -160,6 +162,69 @@ import Testing
             ParallelLayerGradients.activationBackward(xl, dy: dyl, lo: -1, hi: 1, strict: false, threads: 2)
                 == LayerGradients.activationBackward(xl, dy: dyl) { $0 >= -1 && $0 <= 1 })
         #expect(same(ParallelLayerGradients.clamp(xl, lo: 0, hi: .infinity, threads: 3), ReferenceKernels.activation(xl, .relu)))
+    }
+
+    /// ``FastBatchNorm`` (float32 lanes) against the double twins `a` and `ga`: within float32
+    /// rounding of them, and bit-identical at 1 and 3 threads.
+    func checkFastBatchNorm(
+        _ x: [Float], _ dy: [Float], batch: Int, channels: Int, inner: Int, gamma: [Float], beta: [Float],
+        _ a: (y: [Float], statistics: LayerGradients.BatchStatistics),
+        _ ga: (dx: [Float], dgamma: [Float], dbeta: [Float])
+    ) {
+        let count = Float(batch * inner)
+        var runs: [(y: [Float], dx: [Float], dgamma: [Float], dbeta: [Float])] = []
+        for t in [1, 3] {
+            let b = FastBatchNorm.forward(
+                x, batch: batch, channels: channels, inner: inner, gamma: gamma, beta: beta, epsilon: 1e-5, threads: t)
+            for c in 0..<channels {
+                #expect(abs(b.statistics.mean[c] - a.statistics.mean[c]) <= 1e-6 * (1 + abs(a.statistics.mean[c])))
+                #expect(abs(b.statistics.variance[c] - a.statistics.variance[c]) <= 1e-5 * (1e-3 + a.statistics.variance[c]))
+            }
+            #expect(Difference(b.y, a.y).maxAbs <= 1e-4, "y")
+            let gb = FastBatchNorm.backward(
+                x, dy: dy, batch: batch, channels: channels, inner: inner, gamma: gamma, statistics: a.statistics,
+                epsilon: 1e-5, threads: t)
+            #expect(Difference(gb.dx, ga.dx).maxAbs <= 1e-4, "dx")
+            #expect(Difference(gb.dgamma, ga.dgamma).maxAbs <= 1e-5 * count, "dgamma")
+            #expect(Difference(gb.dbeta, ga.dbeta).maxAbs <= 1e-6 * count, "dbeta")
+            runs.append((b.y, gb.dx, gb.dgamma, gb.dbeta))
+        }
+        #expect(runs[0].y == runs[1].y && runs[0].dx == runs[1].dx && runs[0].dgamma == runs[1].dgamma)
+    }
+
+    /// ``FastBatchNorm`` at a real layer size (128 images of 16 x 32 x 32, offset and scaled
+    /// activations, as after a conv) against the double twins.
+    @Test func fastBatchNormAtRealSize() {
+        var rng = SplitMix64(seed: 3100)
+        let (batch, channels, inner) = (128, 16, 1024)
+        var x = rng.floats(batch * channels * inner, -2, 2)
+        for i in x.indices { x[i] = x[i] * Float(1 + i / inner % channels) + 3 }  // per-channel scale, mean 3
+        let dy = rng.floats(x.count)
+        let gamma = rng.floats(channels, 0.5, 1.5), beta = rng.floats(channels)
+        let a = LayerGradients.batchNormForward(x, batch: batch, channels: channels, inner: inner, gamma: gamma, beta: beta, epsilon: 1e-5)
+        let ga = LayerGradients.batchNormBackward(
+            x, dy: dy, batch: batch, channels: channels, inner: inner, gamma: gamma, statistics: a.statistics, epsilon: 1e-5)
+        checkFastBatchNorm(x, dy, batch: batch, channels: channels, inner: inner, gamma: gamma, beta: beta, a, ga)
+    }
+
+    /// The vector scan for a non-finite gradient finds what the scalar scan finds: nothing in
+    /// finite data (huge values and zeros included), else the first infinity or NaN, in the
+    /// vector body or the tail.
+    @Test func firstNonFiniteMatchesTheScalarScan() {
+        var rng = SplitMix64(seed: 3200)
+        for n in [0, 1, 15, 16, 17, 100, 1003] {
+            var a = rng.floats(n)
+            if n > 2 { (a[0], a[1]) = (.greatestFiniteMagnitude, -0.0) }
+            #expect(ParallelCopies.firstNonFinite(a) == nil)
+            for bad: Float in [.infinity, -.infinity, .nan] where n > 0 {
+                for at in Set([0, n / 2, n - 1]) {
+                    var b = a
+                    b[at] = bad
+                    let got = ParallelCopies.firstNonFinite(b)
+                    #expect(got != nil && (bad.isNaN ? got!.isNaN : got == bad), "n \(n) at \(at)")
+                }
+            }
+        }
     }
 
     /// Padding (asymmetric, zero-sized sides), its backward, addition and in-place gradient

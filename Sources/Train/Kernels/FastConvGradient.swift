@@ -1,11 +1,8 @@
 import Engine
 
 /// Convolution forward and backward for training in float32, with the images split over
-/// threads: the forward and a stride-1 input gradient through the engine's convolution
-/// (``Conv2d``), the weight gradient (and other input gradients) through the im2col matrix
-/// and single-threaded OpenBLAS `sgemm`s. The fast
-/// counterpart of ``ConvGradient`` (double GEMMs); ``ReferenceConvGradient`` is the naive twin
-/// the tests compare both with.
+/// threads. The fast counterpart of ``ConvGradient`` (double GEMMs); ``ReferenceConvGradient``
+/// is the naive twin the tests compare both with.
 ///
 /// Per image and group, with `K = Cin/g * kH * kW` and `P = oH * oW`:
 /// - forward: `y[Cout/g, P] = W[Cout/g, K] * col[K, P] (+ b)`;
@@ -13,31 +10,34 @@ import Engine
 /// - input gradient: `dx = conv(dy, flip(W)^T)` for stride 1, else
 ///   `dcol[K, P] = W^T[K, Cout/g] * dy[Cout/g, P]`, scattered back by col2im.
 ///
-/// The results do not depend on the thread count: every image's GEMMs are the same calls on
-/// any thread, and the weight gradient is summed per fixed block of ``imagesPerBlock`` images
-/// (float32, sgemm with beta 1), the block sums then added in block order in double. OpenBLAS
-/// must run single-threaded (``Gemm/setThreads(_:)``; ``FastConvGradient`` sets it), so that
-/// its blocking, and with it the rounding, is the same on every call.
+/// Stride-1 convs (every conv of a CIFAR ResNet but the two downsampling ones, and every
+/// input gradient by the transposed conv) run on ``StrideOneConv`` where the CPU has it: the
+/// forward and the weight gradient straight from the input rows, no im2col matrix or packing,
+/// which at training's 16-64 channels cost as much as the GEMM itself. The rest: the forward
+/// through the engine's ``Conv2d`` and the weight gradient through the im2col matrix and
+/// single-threaded OpenBLAS `sgemm`s.
+///
+/// The results do not depend on the thread count: every image's products are the same calls
+/// on any thread, and the weight gradient is summed per fixed block of ``imagesPerBlock``
+/// images in float32, the block sums then added in block order in double. OpenBLAS must run
+/// single-threaded (``Gemm/setThreads(_:)``; ``FastConvGradient`` sets it), so that its
+/// blocking, and with it the rounding, is the same on every call.
 enum FastConvGradient {
     /// Images whose weight-gradient products one float32 accumulator sums.
     static let imagesPerBlock = 8
 
-    /// `y [N, Cout, oH, oW]` of `x [N, Cin, H, W]`, `w [Cout, Cin/g, kH, kW]`, `b [Cout]`: the
-    /// engine's convolution (``Conv2d``: packed weights, im2col gathered on the fly, bias in
-    /// the epilogue), one image at a time per thread.
+    /// `y [N, Cout, oH, oW]` of `x [N, Cin, H, W]`, `w [Cout, Cin/g, kH, kW]`, `b [Cout]`, one
+    /// image at a time per thread (``ImageConv``).
     static func forward(_ g: ConvGeometry, x: [Float], w: [Float], b: [Float]?, threads: Int) -> [Float] {
         var y = [Float](repeating: 0, count: g.batch * g.outImage)
-        let packed = Conv2d.packWeights(g, w)
+        let conv = ImageConv(g, weights: w)
         unsafe x.withUnsafeBufferPointer { px in
             unsafe y.withUnsafeMutableBufferPointer { py in
-                unsafe packed.withUnsafeBufferPointer { pw in
-                    unsafe withOptionalBuffer(b) { pb in
-                        let (xs, ys) = unsafe (px.baseAddress!, py.baseAddress!)
-                        Parallel.forRanges(g.batch, threads: threads) { images in
-                            for n in images {
-                                unsafe imageConv(g, xs + n * g.inImage, weight: pw, bias: pb, into: ys + n * g.outImage)
-                            }
-                        }
+                unsafe withOptionalBuffer(b) { pb in
+                    let (xs, ys) = unsafe (px.baseAddress!, py.baseAddress!)
+                    Parallel.forRanges(g.batch, threads: threads) { images in
+                        var scratch = conv.scratch()
+                        for n in images { unsafe conv.run(xs, image: n, bias: pb, scratch: &scratch, into: ys) }
                     }
                 }
             }
@@ -45,17 +45,45 @@ enum FastConvGradient {
         return y
     }
 
-    /// One image of `g` through the engine's single-threaded convolution.
-    private static func imageConv(
-        _ g: ConvGeometry, _ x: UnsafePointer<Float>, weight: UnsafeBufferPointer<Float>,
-        bias: UnsafeBufferPointer<Float>?, into y: UnsafeMutablePointer<Float>
-    ) {
-        var one = g
-        one.batch = 1
-        unsafe Conv2d.forward(
-            one, input: UnsafeBufferPointer(start: x, count: g.inImage), weight: weight, bias: bias,
-            output: UnsafeMutableBufferPointer(start: y, count: g.outImage),
-            scratch: UnsafeMutableBufferPointer(start: nil, count: 0), activation: .none, threads: 1)
+    /// One image of a convolution at a time: straight from the input rows for a stride-1 conv
+    /// on a CPU that runs ``StrideOneConv`` (no packing, which at training's channel counts
+    /// costs as much as the GEMM), else the engine's single-threaded ``Conv2d`` (packed
+    /// weights, im2col gathered on the fly, bias in the epilogue).
+    struct ImageConv {
+        let geometry: ConvGeometry
+        let direct: StrideOneConv?
+        /// `w` as it is for the direct kernel, packed for the engine.
+        let weights: [Float]
+
+        init(_ g: ConvGeometry, weights w: [Float]) {
+            geometry = g
+            direct = StrideOneConv(g, imagesPerBlock: 1)
+            weights = direct != nil ? w : Conv2d.packWeights(g, w)
+        }
+
+        /// The per-thread scratch of ``run(_:image:bias:scratch:into:)``.
+        func scratch() -> [Float] { [Float](repeating: 0, count: direct?.scratchFloats ?? 0) }
+
+        /// Image `n` of `x` (the batch's start) into image `n` of `y`.
+        func run(
+            _ x: UnsafePointer<Float>, image n: Int, bias: UnsafeBufferPointer<Float>?, scratch: inout [Float],
+            into y: UnsafeMutablePointer<Float>
+        ) {
+            let g = geometry
+            unsafe weights.withUnsafeBufferPointer { pw in
+                if let direct {
+                    unsafe direct.forward(
+                        x: x, weight: pw.baseAddress!, bias: bias?.baseAddress, images: n..<n + 1, scratch: &scratch, into: y)
+                    return
+                }
+                var one = g
+                one.batch = 1
+                unsafe Conv2d.forward(
+                    one, input: UnsafeBufferPointer(start: x + n * g.inImage, count: g.inImage), weight: pw, bias: bias,
+                    output: UnsafeMutableBufferPointer(start: y + n * g.outImage, count: g.outImage),
+                    scratch: UnsafeMutableBufferPointer(start: nil, count: 0), activation: .none, threads: 1)
+            }
+        }
     }
 
     private static func withOptionalBuffer<R>(_ a: [Float]?, _ body: (UnsafeBufferPointer<Float>?) -> R) -> R {
@@ -92,14 +120,16 @@ enum FastConvGradient {
         return out
     }
 
-    /// The gradients of `x`, `w` and `b` for the output gradient `dy` (`dx` only when `inputGradient`).
+    /// The gradients of `x`, `w` and `b` for the output gradient `dy` (`dx` only when
+    /// `inputGradient`, `db` only when `biasGradient`, else empty).
     ///
     /// Per image: the weight gradient by an sgemm against the image's im2col matrix; the input
     /// gradient of a stride-1 conv by the engine's convolution of `dy` with the flipped weights
     /// (``transposedGeometry(_:)``), of a pointwise conv by one sgemm, of any other by an sgemm
     /// into a patch-gradient matrix scattered back by col2im.
     static func backward(
-        _ g: ConvGeometry, x: [Float], w: [Float], dy: [Float], inputGradient: Bool, threads: Int
+        _ g: ConvGeometry, x: [Float], w: [Float], dy: [Float], inputGradient: Bool, biasGradient: Bool = true,
+        threads: Int
     ) -> (dx: [Float]?, dw: [Float], db: [Float]) {
         Gemm.setThreads(1)
         let (k, p, cog) = (g.patchSize, g.outPixels, g.groupOutChannels)
@@ -107,9 +137,9 @@ enum FastConvGradient {
         var partial = [Float](repeating: 0, count: blocks * w.count)
         var dx = [Float](repeating: 0, count: inputGradient ? g.batch * g.inImage : 0)
         let direct = g.isPointwise  // the input is the `[K, P]` matrix itself
-        let same = StrideOneWeightGradient(g, imagesPerBlock: imagesPerBlock)
+        let same = StrideOneConv(g, imagesPerBlock: imagesPerBlock)
         let transposed = inputGradient && !direct ? transposedGeometry(g) : nil
-        let packedTransposed = transposed.map { Conv2d.packWeights($0, transposedWeights(g, w)) } ?? []
+        let transposedConv = transposed.map { ImageConv($0, weights: transposedWeights(g, w)) }
         // W^T per group, [K, Cout/g], for the sgemm forms of the input gradient.
         var wt = [Float](repeating: 0, count: inputGradient && transposed == nil ? w.count : 0)
         if !wt.isEmpty {
@@ -120,65 +150,62 @@ enum FastConvGradient {
         unsafe x.withUnsafeBufferPointer { px in
             unsafe dy.withUnsafeBufferPointer { pdy in
                 unsafe wt.withUnsafeBufferPointer { pwt in
-                    unsafe packedTransposed.withUnsafeBufferPointer { ppt in
-                        unsafe partial.withUnsafeMutableBufferPointer { ppart in
-                            unsafe dx.withUnsafeMutableBufferPointer { pdx in
-                                let (xs, dys, wts, parts) = unsafe (
-                                    px.baseAddress!, pdy.baseAddress!, pwt.baseAddress, ppart.baseAddress!
-                                )
-                                let dxs = unsafe pdx.baseAddress
-                                Parallel.forRanges(blocks, threads: threads) { range in
-                                    var padded = [Float](repeating: 0, count: same?.blockFloats ?? 0)
-                                    var col = [Float](repeating: 0, count: direct || same != nil ? 0 : k * p)
-                                    let scatter = inputGradient && !direct && transposed == nil
-                                    var dcol = [Float](repeating: 0, count: scatter ? k * p : 0)
-                                    unsafe col.withUnsafeMutableBufferPointer { pc in
-                                        unsafe dcol.withUnsafeMutableBufferPointer { pdc in
-                                            for block in range {
-                                                let acc = unsafe parts + block * w.count
-                                                let first = block * imagesPerBlock
-                                                let last = min(first + imagesPerBlock, g.batch)
-                                                if let same {
-                                                    unsafe same.weightGradient(
-                                                        x: xs, dy: dys, images: first..<last, padded: &padded, into: acc)
-                                                }
-                                                for n in first..<last {
-                                                    for grp in 0..<g.groups where same == nil || scatter || direct {
-                                                        let dyg = unsafe dys + (n * g.outChannels + grp * cog) * p
-                                                        let xOffset =
-                                                            (n * g.inChannels + grp * g.groupInChannels) * g.inHeight * g.inWidth
-                                                        if same == nil {
-                                                            let src: UnsafePointer<Float>
-                                                            if direct {
-                                                                src = unsafe xs + xOffset
-                                                            } else {
-                                                                unsafe im2col(g, xs, image: n, group: grp, into: pc.baseAddress!)
-                                                                src = unsafe UnsafePointer(pc.baseAddress!)
-                                                            }
-                                                            unsafe Gemm.sgemm(
-                                                                m: cog, n: k, k: p, a: dyg, lda: p, transB: true, b: src, ldb: p,
-                                                                c: acc + grp * cog * k, ldc: k, beta: 1)
-                                                        }
-                                                        // (An empty array's base address is not nil: test the flags.)
-                                                        guard inputGradient, transposed == nil, let dxs = unsafe dxs,
-                                                            let wts = unsafe wts
-                                                        else { continue }
+                    unsafe partial.withUnsafeMutableBufferPointer { ppart in
+                        unsafe dx.withUnsafeMutableBufferPointer { pdx in
+                            let (xs, dys, wts, parts) = unsafe (
+                                px.baseAddress!, pdy.baseAddress!, pwt.baseAddress, ppart.baseAddress!
+                            )
+                            let dxs = unsafe pdx.baseAddress
+                            Parallel.forRanges(blocks, threads: threads) { range in
+                                var padded = [Float](repeating: 0, count: same?.scratchFloats ?? 0)
+                                var transposedScratch = transposedConv?.scratch() ?? []
+                                var col = [Float](repeating: 0, count: direct || same != nil ? 0 : k * p)
+                                let scatter = inputGradient && !direct && transposed == nil
+                                var dcol = [Float](repeating: 0, count: scatter ? k * p : 0)
+                                unsafe col.withUnsafeMutableBufferPointer { pc in
+                                    unsafe dcol.withUnsafeMutableBufferPointer { pdc in
+                                        for block in range {
+                                            let acc = unsafe parts + block * w.count
+                                            let first = block * imagesPerBlock
+                                            let last = min(first + imagesPerBlock, g.batch)
+                                            if let same {
+                                                unsafe same.weightGradient(
+                                                    x: xs, dy: dys, images: first..<last, scratch: &padded, into: acc)
+                                            }
+                                            for n in first..<last {
+                                                for grp in 0..<g.groups where same == nil || scatter || direct {
+                                                    let dyg = unsafe dys + (n * g.outChannels + grp * cog) * p
+                                                    let xOffset =
+                                                        (n * g.inChannels + grp * g.groupInChannels) * g.inHeight * g.inWidth
+                                                    if same == nil {
+                                                        let src: UnsafePointer<Float>
                                                         if direct {
-                                                            unsafe Gemm.sgemm(
-                                                                m: k, n: p, k: cog, a: wts + grp * cog * k, lda: cog, b: dyg,
-                                                                ldb: p, c: dxs + xOffset, ldc: p)
+                                                            src = unsafe xs + xOffset
                                                         } else {
-                                                            unsafe Gemm.sgemm(
-                                                                m: k, n: p, k: cog, a: wts + grp * cog * k, lda: cog, b: dyg,
-                                                                ldb: p, c: pdc.baseAddress!, ldc: p)
-                                                            unsafe col2im(g, pdc.baseAddress!, into: dxs, image: n, group: grp)
+                                                            unsafe im2col(g, xs, image: n, group: grp, into: pc.baseAddress!)
+                                                            src = unsafe UnsafePointer(pc.baseAddress!)
                                                         }
+                                                        unsafe Gemm.sgemm(
+                                                            m: cog, n: k, k: p, a: dyg, lda: p, transB: true, b: src, ldb: p,
+                                                            c: acc + grp * cog * k, ldc: k, beta: 1)
                                                     }
-                                                    if inputGradient, let tg = transposed, let dxs = unsafe dxs {
-                                                        unsafe imageConv(
-                                                            tg, dys + n * g.outImage, weight: ppt, bias: nil,
-                                                            into: dxs + n * g.inImage)
+                                                    // (An empty array's base address is not nil: test the flags.)
+                                                    guard inputGradient, transposed == nil, let dxs = unsafe dxs,
+                                                        let wts = unsafe wts
+                                                    else { continue }
+                                                    if direct {
+                                                        unsafe Gemm.sgemm(
+                                                            m: k, n: p, k: cog, a: wts + grp * cog * k, lda: cog, b: dyg,
+                                                            ldb: p, c: dxs + xOffset, ldc: p)
+                                                    } else {
+                                                        unsafe Gemm.sgemm(
+                                                            m: k, n: p, k: cog, a: wts + grp * cog * k, lda: cog, b: dyg,
+                                                            ldb: p, c: pdc.baseAddress!, ldc: p)
+                                                        unsafe col2im(g, pdc.baseAddress!, into: dxs, image: n, group: grp)
                                                     }
+                                                }
+                                                if inputGradient, let tc = transposedConv, let dxs = unsafe dxs {
+                                                    unsafe tc.run(dys, image: n, bias: nil, scratch: &transposedScratch, into: dxs)
                                                 }
                                             }
                                         }
@@ -197,14 +224,27 @@ enum FastConvGradient {
             for block in 0..<blocks { s += Double(partial[block * w.count + i]) }
             dw[i] = Float(s)
         }
-        var db = [Float](repeating: 0, count: g.outChannels)
-        for oc in 0..<g.outChannels {
-            var s = 0.0
-            for n in 0..<g.batch {
-                let base = (n * g.outChannels + oc) * p
-                for i in 0..<p { s += Double(dy[base + i]) }
+        // The bias gradient per channel: each image's row in float32 lanes, the rows in double.
+        var db = [Float](repeating: 0, count: biasGradient ? g.outChannels : 0)
+        unsafe dy.withUnsafeBufferPointer { pdy in
+            for oc in db.indices {
+                var s = 0.0
+                for n in 0..<g.batch {
+                    let row = unsafe pdy.baseAddress! + (n * g.outChannels + oc) * p
+                    var lanes = SIMD16<Float>()
+                    var i = 0
+                    while i + 16 <= p {
+                        lanes += unsafe UnsafeRawPointer(row + i).loadUnaligned(as: SIMD16<Float>.self)
+                        i += 16
+                    }
+                    s += Double(lanes.sum())
+                    while i < p {
+                        s += Double(unsafe row[i])
+                        i += 1
+                    }
+                }
+                db[oc] = Float(s)
             }
-            db[oc] = Float(s)
         }
         return (inputGradient ? dx : nil, dw, db)
     }

@@ -74,4 +74,24 @@ enum ParallelCopies {
             }
         }
     }
+
+    /// The first element of `a` that is not finite, scanning 16 lanes at a time (`v * 0` is 0
+    /// for every finite `v` and NaN for infinities and NaN) and only then element by element.
+    static func firstNonFinite(_ a: [Float]) -> Float? {
+        typealias V = SIMD16<Float>
+        let clean = unsafe a.withUnsafeBufferPointer { p -> Bool in
+            var acc = V()
+            var i = 0
+            while i + 16 <= p.count {
+                acc += unsafe UnsafeRawPointer(p.baseAddress! + i).loadUnaligned(as: V.self) * 0
+                i += 16
+            }
+            while i < p.count {
+                acc[0] += unsafe p[i] * 0
+                i += 1
+            }
+            return acc == V()
+        }
+        return clean ? nil : a.first { !$0.isFinite }
+    }
 }
