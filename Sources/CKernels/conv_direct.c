@@ -15,6 +15,38 @@
 
 enum { WG_CO = 4, WG_TAPS = 6, FW_CO = 4, FW_V = 4 };
 
+long qk_conv_direct_vectors(const qk_direct_shape *s) {
+    long out_plane = s->out_height * s->out_stride;
+    return s->in_width == s->out_stride ? (out_plane + 15) / 16 : s->out_height * ((s->out_width + 15) / 16);
+}
+
+void qk_conv_direct_plan(const qk_direct_shape *s, long *offsets, uint16_t *masks) {
+    long kh = s->kernel_h, kw = s->kernel_w, iw = s->in_width, ow = s->out_width, os = s->out_stride;
+    long out_plane = s->out_height * os, nv = qk_conv_direct_vectors(s), taps = s->in_group * kh * kw;
+    int across = iw == os;
+    long per_row = (ow + 15) / 16;
+    for (long v = 0; v < nv; v++) {
+        long oy = across ? 0 : v / per_row, q0 = across ? v * 16 : v % per_row * 16;  // q0: in row oy
+        offsets[2 * v] = oy * iw + q0;
+        offsets[2 * v + 1] = oy * os + q0;
+        for (long k = 0; k <= kw; k++) {
+            unsigned m = 0;
+            for (long j = 0; j < 16; j++) {
+                long q = q0 + j, ox = across ? q % os : q, ix = ox + k * s->dilation_w - s->pad_left;
+                int inside = ox < ow && (!across || q < out_plane);
+                if (inside && (k == kw || (ix >= 0 && ix < iw))) m |= 1u << j;
+            }
+            masks[v * (kw + 1) + k] = (uint16_t)m;
+        }
+    }
+    long *tap_offset = offsets + 2 * nv, *tap_column = tap_offset + taps;
+    for (long r = 0; r < taps; r++) {
+        long ci = r / (kh * kw), ky = r / kw % kh, kx = r % kw;
+        tap_column[r] = kx;
+        tap_offset[r] = ci * s->plane + ky * s->dilation_h * iw + kx * s->dilation_w - s->pad_left;
+    }
+}
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 
@@ -23,55 +55,23 @@ int qk_conv_direct_available(void) {
     return __builtin_cpu_supports("avx512f");
 }
 
-/// Per 16-pixel vector: its input offset and output offset (within an image's plane), and
-/// `kernel_w + 1` lane masks: per kernel column the lanes whose tap reads inside the input
-/// row, then the lanes inside the output. Per tap: its input offset and kernel column.
+/// The plan of conv_direct.h, unpacked: per vector its input and output offsets, per tap its
+/// input offset and kernel column, and the masks.
 typedef struct {
     long nv, taps;
-    long *offsets;     // [2 * nv]: input, output
-    __mmask16 *masks;  // [nv * (kernel_w + 1)]
-    long *tap_offset;  // [taps]
-    long *tap_column;  // [taps]
+    const long *offsets, *tap_offset, *tap_column;
+    const __mmask16 *masks;
 } plan;
 
-static plan make_plan(const qk_direct_shape *s) {
-    long kh = s->kernel_h, kw = s->kernel_w, iw = s->in_width, ow = s->out_width, os = s->out_stride;
-    long out_plane = s->out_height * os;
-    int across = iw == os;
-    long per_row = (ow + 15) / 16;
+static plan unpack(const qk_direct_shape *s, const long *offsets, const uint16_t *masks) {
     plan p;
-    p.nv = across ? (out_plane + 15) / 16 : s->out_height * per_row;
-    p.taps = s->in_group * kh * kw;
-    p.offsets = malloc((size_t)(2 * p.nv + 2 * p.taps) * sizeof(long));
-    p.masks = malloc((size_t)(p.nv * (kw + 1)) * sizeof(__mmask16));
-    if (!p.offsets || !p.masks) abort();  // a few KiB
-    p.tap_offset = p.offsets + 2 * p.nv;
+    p.nv = qk_conv_direct_vectors(s);
+    p.taps = s->in_group * s->kernel_h * s->kernel_w;
+    p.offsets = offsets;
+    p.tap_offset = offsets + 2 * p.nv;
     p.tap_column = p.tap_offset + p.taps;
-    for (long v = 0; v < p.nv; v++) {
-        long oy = across ? 0 : v / per_row, q0 = across ? v * 16 : v % per_row * 16;  // q0: in row oy
-        p.offsets[2 * v] = oy * iw + q0;
-        p.offsets[2 * v + 1] = oy * os + q0;
-        for (long k = 0; k <= kw; k++) {
-            unsigned m = 0;
-            for (long j = 0; j < 16; j++) {
-                long q = q0 + j, ox = across ? q % os : q, ix = ox + k * s->dilation_w - s->pad_left;
-                int inside = ox < ow && (!across || q < out_plane);
-                if (inside && (k == kw || (ix >= 0 && ix < iw))) m |= 1u << j;
-            }
-            p.masks[v * (kw + 1) + k] = (__mmask16)m;
-        }
-    }
-    for (long r = 0; r < p.taps; r++) {
-        long ci = r / (kh * kw), ky = r / kw % kh, kx = r % kw;
-        p.tap_column[r] = kx;
-        p.tap_offset[r] = ci * s->plane + ky * s->dilation_h * iw + kx * s->dilation_w - s->pad_left;
-    }
+    p.masks = (const __mmask16 *)masks;
     return p;
-}
-
-static void free_plan(plan *p) {
-    free(p->offsets);
-    free(p->masks);
 }
 
 /// One weight-gradient tile summed over the block: `d[i]` the output channels' dy planes
@@ -100,8 +100,9 @@ __attribute__((target("avx512f"))) static void wgrad_tile(const plan *p, long kw
         for (int t = 0; t < WG_TAPS; t++) out[i][t] = _mm512_reduce_add_ps(acc[i][t]);
 }
 
-void qk_conv_wgrad(const qk_direct_shape *s, const float *x, const float *dy, float *dw) {
-    plan p = make_plan(s);
+void qk_conv_wgrad(const qk_direct_shape *s, const long *offsets, const uint16_t *masks, const float *x,
+                   const float *dy, float *dw) {
+    plan p = unpack(s, offsets, masks);
     long kw = s->kernel_w, taps = p.taps, out_plane = s->out_height * s->out_stride;
     long x_image = s->groups * s->in_group * s->plane, dy_image = s->groups * s->out_group * out_plane;
     for (long g = 0; g < s->groups; g++) {
@@ -127,7 +128,6 @@ void qk_conv_wgrad(const qk_direct_shape *s, const float *x, const float *dy, fl
             }
         }
     }
-    free_plan(&p);
 }
 
 /// One forward tile: output channels `w[i]` (their weight rows) at the vectors `vs[j]` of one
@@ -160,8 +160,9 @@ __attribute__((target("avx512f"))) static void forward_tile(const plan *p, long 
             _mm512_mask_storeu_ps(y[i] + p->offsets[2 * vs[j] + 1], mv[j][kw], acc[i][j]);
 }
 
-void qk_conv_direct(const qk_direct_shape *s, const float *x, const float *w, const float *bias, float *y) {
-    plan p = make_plan(s);
+void qk_conv_direct(const qk_direct_shape *s, const long *offsets, const uint16_t *masks, const float *x,
+                    const float *w, const float *bias, float *y) {
+    plan p = unpack(s, offsets, masks);
     long kw = s->kernel_w, taps = p.taps, out_plane = s->out_height * s->out_stride;
     long x_image = s->groups * s->in_group * s->plane, y_image = s->groups * s->out_group * out_plane;
     for (long n = 0; n < s->images; n++) {
@@ -187,16 +188,17 @@ void qk_conv_direct(const qk_direct_shape *s, const float *x, const float *w, co
             }
         }
     }
-    free_plan(&p);
 }
 #else
 int qk_conv_direct_available(void) { return 0; }
-void qk_conv_wgrad(const qk_direct_shape *s, const float *x, const float *dy, float *dw) {
-    (void)s, (void)x, (void)dy, (void)dw;
+void qk_conv_wgrad(const qk_direct_shape *s, const long *offsets, const uint16_t *masks, const float *x,
+                   const float *dy, float *dw) {
+    (void)s, (void)offsets, (void)masks, (void)x, (void)dy, (void)dw;
     abort();  // callers check qk_conv_direct_available first
 }
-void qk_conv_direct(const qk_direct_shape *s, const float *x, const float *w, const float *bias, float *y) {
-    (void)s, (void)x, (void)w, (void)bias, (void)y;
+void qk_conv_direct(const qk_direct_shape *s, const long *offsets, const uint16_t *masks, const float *x,
+                    const float *w, const float *bias, float *y) {
+    (void)s, (void)offsets, (void)masks, (void)x, (void)w, (void)bias, (void)y;
     abort();
 }
 #endif

@@ -4,6 +4,8 @@
 #ifndef QTOOLS_CONV_DIRECT_H
 #define QTOOLS_CONV_DIRECT_H
 
+#include <stdint.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -28,15 +30,27 @@ typedef struct {
 /// for the rest.
 int qk_conv_direct_available(void);
 
+/// The 16-pixel vectors of one output plane of `s`.
+long qk_conv_direct_vectors(const qk_direct_shape *s);
+
+/// The kernels' plan of `s` (independent of `s->images`), made once per geometry: `offsets`
+/// holds `2 * vectors + 2 * taps` longs (per vector its input and output offset in a plane, per
+/// tap `(input channel, ky, kx)` its input offset and kernel column), `masks` `vectors *
+/// (kernel_w + 1)` lane masks (per vector and kernel column the lanes whose tap reads inside
+/// the input row, then the lanes inside the output), with `taps = in_group * kernel_h * kernel_w`.
+void qk_conv_direct_plan(const qk_direct_shape *s, long *offsets, uint16_t *masks);
+
 /// `dw [groups*out_group, in_group*kernel_h*kernel_w] = sum over the block's images and
 /// pixels of dy[o, p] * x[i, p + tap]`, summed in float32 in a fixed order (per output,
 /// 16 lanes of pixels, images in order, then the lanes added), independent of threads.
-void qk_conv_wgrad(const qk_direct_shape *s, const float *x, const float *dy, float *dw);
+void qk_conv_wgrad(const qk_direct_shape *s, const long *offsets, const uint16_t *masks, const float *x,
+                   const float *dy, float *dw);
 
 /// `y[o, p] = sum over taps of w[o, tap] * x[tap's input at p] (+ bias[o])` for the block's
 /// images; `w` is `[groups*out_group, in_group*kernel_h*kernel_w]`, `bias` may be NULL. Each
 /// output is summed over the taps in order in float32.
-void qk_conv_direct(const qk_direct_shape *s, const float *x, const float *w, const float *bias, float *y);
+void qk_conv_direct(const qk_direct_shape *s, const long *offsets, const uint16_t *masks, const float *x,
+                    const float *w, const float *bias, float *y);
 
 #ifdef __cplusplus
 }

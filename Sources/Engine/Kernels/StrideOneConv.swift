@@ -15,6 +15,8 @@ package struct StrideOneConv: Sendable {
     /// fill half of one vector in place, 8 of every 10 lanes at stride 10). Then the output
     /// side goes through a copy at that stride.
     let outStride: Int
+    /// The kernels' plan (`qk_conv_direct_plan`): vector and tap offsets, lane masks.
+    let offsets: [Int], masks: [UInt16]
 
     /// Nil unless `g` has stride 1 and the CPU runs the kernels.
     package init?(_ g: ConvGeometry, imagesPerBlock: Int) {
@@ -25,6 +27,20 @@ package struct StrideOneConv: Sendable {
         let vectors = { (n: Int) in (n + 15) / 16 }
         let restride = g.inWidth > g.outWidth && vectors(g.outHeight * g.inWidth) < g.outHeight * vectors(g.outWidth)
         outStride = restride ? g.inWidth : g.outWidth
+        var shape = Self.shape(g, images: imagesPerBlock, outStride: outStride, paddedRows: paddedRows)
+        let count = qk_conv_direct_vectors(&shape)
+        var offsets = [Int](repeating: 0, count: 2 * count + 2 * g.patchSize)
+        var masks = [UInt16](repeating: 0, count: count * (g.kernelW + 1))
+        unsafe qk_conv_direct_plan(&shape, &offsets, &masks)
+        (self.offsets, self.masks) = (offsets, masks)
+    }
+
+    private static func shape(_ g: ConvGeometry, images: Int, outStride: Int, paddedRows: Int) -> qk_direct_shape {
+        qk_direct_shape(
+            images: images, groups: g.groups, in_group: g.groupInChannels, out_group: g.groupOutChannels,
+            kernel_h: g.kernelH, kernel_w: g.kernelW, dilation_h: g.dilationH, dilation_w: g.dilationW,
+            pad_left: g.padLeft, in_width: g.inWidth, out_height: g.outHeight, out_width: g.outWidth,
+            out_stride: outStride, plane: paddedRows * g.inWidth)
     }
 
     /// Whether this CPU runs the kernels (AVX-512F).
@@ -57,7 +73,7 @@ package struct StrideOneConv: Sendable {
                 }
                 dyBlock = unsafe UnsafePointer(outSide)
             }
-            unsafe qk_conv_wgrad(&shape, padded, dyBlock, dw)
+            unsafe qk_conv_wgrad(&shape, offsets, masks, padded, dyBlock, dw)
         }
     }
 
@@ -70,7 +86,7 @@ package struct StrideOneConv: Sendable {
         let g = geometry
         withBlock(x: x, images: range, scratch: &scratch) { shape, padded, outSide in
             let yBlock = unsafe y + range.lowerBound * g.outImage
-            unsafe qk_conv_direct(&shape, padded, w, bias, outSide ?? yBlock)
+            unsafe qk_conv_direct(&shape, offsets, masks, padded, w, bias, outSide ?? yBlock)
             if let outSide {
                 for r in 0..<(range.count * g.outChannels * g.outHeight) {
                     unsafe (yBlock + r * g.outWidth).update(from: outSide + r * outStride, count: g.outWidth)
@@ -102,11 +118,7 @@ package struct StrideOneConv: Sendable {
                     unsafe (dst + (top + rows) * w).update(repeating: 0, count: (paddedRows - top - rows) * w)
                 }
             }
-            var shape = qk_direct_shape(
-                images: range.count, groups: g.groups, in_group: g.groupInChannels, out_group: g.groupOutChannels,
-                kernel_h: g.kernelH, kernel_w: g.kernelW, dilation_h: g.dilationH, dilation_w: g.dilationW,
-                pad_left: g.padLeft, in_width: w, out_height: g.outHeight, out_width: g.outWidth, out_stride: outStride,
-                plane: plane)
+            var shape = Self.shape(g, images: range.count, outStride: outStride, paddedRows: paddedRows)
             let outSide = outStride == g.outWidth ? nil : unsafe pb.baseAddress! + inputFloats
             unsafe body(&shape, UnsafePointer(base), outSide)
         }
