@@ -7,6 +7,8 @@
 // all taps in a register, then gets bias, residual and clamp, and is stored once.
 #include "depthwise.h"
 
+#include "conv_direct.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -133,6 +135,55 @@ __attribute__((target("avx2,fma"))) static void dw_row_avx2(long nt, const float
     }
 }
 
+/// Output planes `p0 ..< p1` of a stride-1 "same" conv (output as large as the input) with
+/// narrow rows, each as one run of 16-pixel vectors across its rows (conv_direct.h's plan:
+/// lane masks zero the columns a tap reads outside its row). Per plane the input is copied
+/// once into a vertically padded plane; per vector all taps accumulate in a register, then
+/// bias, residual and clamp, one masked store. The row kernel fills 7 of 16 lanes of a 7-wide
+/// row and sets up its taps per row; this fills the vectors and sets up once per plane.
+__attribute__((target("avx512f"))) static void dw_planes_avx512(const qk_dw_shape *s, const float *x, const float *w,
+                                                                const float *bias, const float *res, float *y,
+                                                                long p0, long p1, float lo, float hi) {
+    long kh = s->kernel_h, kw = s->kernel_w, taps = kh * kw, h = s->height, wd = s->width;
+    long rows = h + (kh - 1) * s->dilation_h, plane = rows * wd, mult = s->out_channels / s->in_channels;
+    qk_direct_shape d = {1, 1, 1, 1, kh, kw, s->dilation_h, s->dilation_w, s->pad_left, wd, h, wd, wd, plane};
+    long nv = qk_conv_direct_vectors(&d), margin = kw * s->dilation_w + 16;
+    long *offsets = malloc((size_t)(2 * nv + 2 * taps) * sizeof(long));
+    uint16_t *masks = malloc((size_t)(nv * (kw + 1)) * sizeof(uint16_t));
+    float *padded = malloc((size_t)(plane + 2 * margin) * sizeof(float));
+    if (!offsets || !masks || !padded) abort();  // a few KiB
+    qk_conv_direct_plan(&d, offsets, masks);
+    const long *tap_offset = offsets + 2 * nv, *tap_column = tap_offset + taps;
+    float *xp = padded + margin;
+    // Plane rows [top, top + h) hold the input rows; the rest are zero.
+    long top = s->pad_top < rows ? s->pad_top : rows, inside = rows - top < h ? rows - top : h;
+    memset(xp, 0, (size_t)top * (size_t)wd * sizeof(float));
+    memset(xp + (top + inside) * wd, 0, (size_t)(rows - top - inside) * (size_t)wd * sizeof(float));
+    __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
+    for (long p = p0; p < p1; p++) {
+        long n = p / s->out_channels, oc = p % s->out_channels;
+        memcpy(xp + top * wd, x + (n * s->in_channels + oc / mult) * h * wd, (size_t)(inside * wd) * sizeof(float));
+        const float *ker = w + oc * taps;
+        float *dst = y + p * h * wd;
+        const float *rsd = res ? res + p * h * wd : NULL;
+        __m512 vb = _mm512_set1_ps(bias ? bias[oc] : 0.0f);
+        for (long v = 0; v < nv; v++) {
+            const __mmask16 *mv = (const __mmask16 *)masks + v * (kw + 1);
+            long in = offsets[2 * v], out = offsets[2 * v + 1];
+            __m512 a = rsd ? _mm512_add_ps(vb, _mm512_maskz_loadu_ps(mv[kw], rsd + out)) : vb;
+            for (long t = 0; t < taps; t++)
+                a = _mm512_fmadd_ps(_mm512_set1_ps(ker[t]),
+                                    _mm512_maskz_loadu_ps(mv[tap_column[t]], xp + in + tap_offset[t]), a);
+            // max/min return their second operand when one is NaN: NaN passes through.
+            a = _mm512_min_ps(vhi, _mm512_max_ps(vlo, a));
+            _mm512_mask_storeu_ps(dst + out, mv[kw], a);
+        }
+    }
+    free(offsets);
+    free(masks);
+    free(padded);
+}
+
 static dw_row_fn dw_chosen;
 
 static dw_row_fn dw_row_kernel(void) {
@@ -154,6 +205,14 @@ void qk_dwconv(const qk_dw_shape *s, const float *x, const float *w, const float
     dw_row_fn row_fn = portable == 1 ? dw_row_portable : dw_row_kernel();
 #if defined(__x86_64__)
     if (portable == 2 && row_fn == dw_row_avx512) row_fn = dw_row_avx2;
+#endif
+#if defined(__x86_64__)
+    // Narrow stride-1 "same" planes (MobileNets' 14x14 and 7x7 stages) as runs of vectors.
+    if (row_fn == dw_row_avx512 && s->stride_h == 1 && s->stride_w == 1 && s->out_height == s->height
+        && s->out_width == s->width && s->width < 16) {
+        dw_planes_avx512(s, x, w, bias, res, y, p0, p1, lo, hi);
+        return;
+    }
 #endif
     dw_layout l = dw_make_layout(s);
     long kh = s->kernel_h, kw = s->kernel_w, nt_max = kh * kw;
