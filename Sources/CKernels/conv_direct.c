@@ -2,7 +2,7 @@
 // packing, no transposes. For every tap (input channel, ky, kx) and output pixel p, the input
 // value is x[p + the tap's offset] in the vertically padded copy, a contiguous run along the
 // pixels; lane masks per 16-pixel vector and kernel column zero the columns a tap reads
-// outside its row. Two kernels share that plan:
+// outside its row. Two kernels here share that plan (and depthwise.c's narrow planes):
 //   weight gradient  dot products along the pixels: a tile of 4 output channels x 6 taps keeps
 //                    24 zmm accumulators over the block's images and pixels;
 //   forward          a tile of 4 output channels x 4 pixel vectors (16 accumulators) summed

@@ -23,7 +23,9 @@ typedef struct {
 ///
 /// Each input row is copied once per plane into a zero-padded row (split by column phase
 /// when strided), so the output loop has no bounds checks; 3x3 kernels accumulate all nine
-/// taps in registers. Compiled for AVX-512, AVX2+FMA and portable C, chosen at run time;
+/// taps in registers. On AVX-512, a stride-1 "same" conv with rows narrower than 16 runs
+/// each plane as one run of 16-pixel vectors across its rows instead (conv_direct.h's plan).
+/// Compiled for AVX-512, AVX2+FMA and portable C, chosen at run time;
 /// `portable` = 1 forces the portable build, 2 the AVX2 one where AVX-512 would be chosen
 /// (tests compare them all).
 void qk_dwconv(const qk_dw_shape *s, const float *x, const float *w, const float *bias, const float *res,
