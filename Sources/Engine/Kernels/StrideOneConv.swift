@@ -68,9 +68,7 @@ package struct StrideOneConv: Sendable {
         withBlock(x: x, images: range, scratch: &scratch) { shape, padded, outSide in
             var dyBlock = unsafe dy + range.lowerBound * g.outImage
             if let outSide {
-                for r in 0..<(range.count * g.outChannels * g.outHeight) {
-                    unsafe (outSide + r * outStride).update(from: dyBlock + r * g.outWidth, count: g.outWidth)
-                }
+                unsafe Self.copyRows(range.count * g.outChannels * g.outHeight, g.outWidth, dyBlock, g.outWidth, outSide, outStride)
                 dyBlock = unsafe UnsafePointer(outSide)
             }
             unsafe qk_conv_wgrad(&shape, offsets, masks, padded, dyBlock, dw)
@@ -88,11 +86,17 @@ package struct StrideOneConv: Sendable {
             let yBlock = unsafe y + range.lowerBound * g.outImage
             unsafe qk_conv_direct(&shape, offsets, masks, padded, w, bias, outSide ?? yBlock)
             if let outSide {
-                for r in 0..<(range.count * g.outChannels * g.outHeight) {
-                    unsafe (yBlock + r * g.outWidth).update(from: outSide + r * outStride, count: g.outWidth)
-                }
+                unsafe Self.copyRows(range.count * g.outChannels * g.outHeight, g.outWidth, outSide, outStride, yBlock, g.outWidth)
             }
         }
+    }
+
+    /// `rows` rows of `width` floats from `src` (row stride `srcStride`) to `dst` (row stride `dstStride`).
+    private static func copyRows(
+        _ rows: Int, _ width: Int, _ src: UnsafePointer<Float>, _ srcStride: Int, _ dst: UnsafeMutablePointer<Float>,
+        _ dstStride: Int
+    ) {
+        for r in 0..<rows { unsafe (dst + r * dstStride).update(from: src + r * srcStride, count: width) }
     }
 
     /// Copies the images `range` of `x` into the padded block of `scratch` (plane row `r`

@@ -42,7 +42,7 @@ enum FastBatchNorm {
                                 let (m, a, b) = (Float(Double(shift) + d), Float(scale), beta[c])
                                 for n in 0..<batch {
                                     let k = (n * channels + c) * inner
-                                    unsafe map(xs + k, ys + k, inner) { ($0 - V(repeating: m)) * V(repeating: a) + V(repeating: b) }
+                                    unsafe mapLanes(xs + k, ys + k, inner) { ($0 - V(repeating: m)) * V(repeating: a) + V(repeating: b) }
                                 }
                             }
                         }
@@ -89,7 +89,7 @@ enum FastBatchNorm {
                                     let (k1, k2, k3) = (Float(g), Float(g * invstd * sdyx / count), Float(g * sdy / count))
                                     for n in 0..<batch {
                                         let k = (n * channels + c) * inner
-                                        unsafe zip(xs + k, dys + k, dxs + k, inner) { x, d in
+                                        unsafe mapLanes(xs + k, dys + k, dxs + k, inner) { x, d in
                                             V(repeating: k1) * d - V(repeating: k2) * (x - V(repeating: m)) - V(repeating: k3)
                                         }
                                     }
@@ -149,7 +149,7 @@ enum FastBatchNorm {
 
     /// `y[i] = f(x[i])` over `n` floats, 16 at a time (the tail through a zero-padded vector).
     @inline(__always)
-    private static func map(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int, _ f: (V) -> V) {
+    private static func mapLanes(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int, _ f: (V) -> V) {
         var i = 0
         while i + 16 <= n {
             unsafe UnsafeMutableRawPointer(y + i).storeBytes(
@@ -166,7 +166,7 @@ enum FastBatchNorm {
 
     /// `out[i] = f(x[i], dy[i])` over `n` floats, 16 at a time.
     @inline(__always)
-    private static func zip(
+    private static func mapLanes(
         _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ n: Int,
         _ f: (V, V) -> V
     ) {
