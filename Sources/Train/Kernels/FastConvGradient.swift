@@ -123,10 +123,11 @@ enum FastConvGradient {
     /// The gradients of `x`, `w` and `b` for the output gradient `dy` (`dx` only when
     /// `inputGradient`, `db` only when `biasGradient`, else empty).
     ///
-    /// Per image: the weight gradient by an sgemm against the image's im2col matrix; the input
-    /// gradient of a stride-1 conv by the engine's convolution of `dy` with the flipped weights
-    /// (``transposedGeometry(_:)``), of a pointwise conv by one sgemm, of any other by an sgemm
-    /// into a patch-gradient matrix scattered back by col2im.
+    /// The weight gradient of a stride-1 conv by ``StrideOneConv`` per block of images, of any
+    /// other by an sgemm per image against its im2col matrix; the input gradient of a stride-1
+    /// conv by the convolution of `dy` with the flipped weights (``transposedGeometry(_:)``,
+    /// ``ImageConv``), of a pointwise conv by one sgemm, of any other by an sgemm into a
+    /// patch-gradient matrix scattered back by col2im.
     static func backward(
         _ g: ConvGeometry, x: [Float], w: [Float], dy: [Float], inputGradient: Bool, biasGradient: Bool = true,
         threads: Int
@@ -137,7 +138,7 @@ enum FastConvGradient {
         var partial = [Float](repeating: 0, count: blocks * w.count)
         var dx = [Float](repeating: 0, count: inputGradient ? g.batch * g.inImage : 0)
         let direct = g.isPointwise  // the input is the `[K, P]` matrix itself
-        let same = StrideOneConv(g, imagesPerBlock: imagesPerBlock)
+        let strideOne = StrideOneConv(g, imagesPerBlock: imagesPerBlock)
         let transposed = inputGradient && !direct ? transposedGeometry(g) : nil
         let transposedConv = transposed.map { ImageConv($0, weights: transposedWeights(g, w)) }
         // W^T per group, [K, Cout/g], for the sgemm forms of the input gradient.
@@ -157,9 +158,9 @@ enum FastConvGradient {
                             )
                             let dxs = unsafe pdx.baseAddress
                             Parallel.forRanges(blocks, threads: threads) { range in
-                                var padded = [Float](repeating: 0, count: same?.scratchFloats ?? 0)
+                                var strideOneScratch = [Float](repeating: 0, count: strideOne?.scratchFloats ?? 0)
                                 var transposedScratch = transposedConv?.scratch() ?? []
-                                var col = [Float](repeating: 0, count: direct || same != nil ? 0 : k * p)
+                                var col = [Float](repeating: 0, count: direct || strideOne != nil ? 0 : k * p)
                                 let scatter = inputGradient && !direct && transposed == nil
                                 var dcol = [Float](repeating: 0, count: scatter ? k * p : 0)
                                 unsafe col.withUnsafeMutableBufferPointer { pc in
@@ -168,16 +169,16 @@ enum FastConvGradient {
                                             let acc = unsafe parts + block * w.count
                                             let first = block * imagesPerBlock
                                             let last = min(first + imagesPerBlock, g.batch)
-                                            if let same {
-                                                unsafe same.weightGradient(
-                                                    x: xs, dy: dys, images: first..<last, scratch: &padded, into: acc)
+                                            if let strideOne {
+                                                unsafe strideOne.weightGradient(
+                                                    x: xs, dy: dys, images: first..<last, scratch: &strideOneScratch, into: acc)
                                             }
                                             for n in first..<last {
-                                                for grp in 0..<g.groups where same == nil || scatter || direct {
+                                                for grp in 0..<g.groups where strideOne == nil || scatter || direct {
                                                     let dyg = unsafe dys + (n * g.outChannels + grp * cog) * p
                                                     let xOffset =
                                                         (n * g.inChannels + grp * g.groupInChannels) * g.inHeight * g.inWidth
-                                                    if same == nil {
+                                                    if strideOne == nil {
                                                         let src: UnsafePointer<Float>
                                                         if direct {
                                                             src = unsafe xs + xOffset
