@@ -11,7 +11,7 @@ torchvision itself is not needed), saves it, re-keys it for the LSQ config
 (`qtools convert --to-config`: the quantizers get their initial clip values) and exports that
 checkpoint as QCDQ ONNX (`qtools convert -o lsq.onnx`). Then, in alternating rounds (the
 machine may be loaded: only same-run ratios mean something), it takes the median latency of
-  * qtools bench (int8 integer convs: the default engine),
+  * qtools bench --engine int8 (int8 integer convs),
   * qtools bench --engine float (fake quantization, float convs),
   * qtools bench of the float32 ResNet-18,
   * OpenVINO's CPU plugin on the QCDQ file (in-process, `--threads` inference threads),
@@ -82,7 +82,7 @@ def main():
         reference = logits("float")
         session = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
         others = {
-            "qtools int8": logits("fast"),
+            "qtools int8": logits("int8"),
             "onnxruntime": session.run(None, {session.get_inputs()[0].name: x})[0],
             "OpenVINO": request.infer({0: x})[compiled.output(0)],
         }
@@ -100,7 +100,7 @@ def main():
         rows = {"qtools int8": [], "qtools --engine float": [], "qtools float32 ResNet-18": [], "OpenVINO QCDQ": []}
         lowered = 0
         for r in range(a.rounds):
-            ms, lowered = bench(a.qtools, lsq, a.lsq_config, a.threads, a.runs)
+            ms, lowered = bench(a.qtools, lsq, a.lsq_config, a.threads, a.runs, ["--engine", "int8"])
             rows["qtools int8"].append(ms)
             rows["qtools --engine float"].append(bench(a.qtools, lsq, a.lsq_config, a.threads, a.runs, ["--engine", "float"])[0])
             rows["qtools float32 ResNet-18"].append(bench(a.qtools, fp, fp_cfg, a.threads, a.runs)[0])

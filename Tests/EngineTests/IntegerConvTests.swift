@@ -39,8 +39,10 @@ import Testing
 
     /// The int32 sums of the fast kernel on `path`.
     static func sums(_ c: Case, path: IntegerConv.Path, safe: Bool? = nil, threads: Int = 2) -> [Int32] {
-        var packed = [Float](repeating: 0, count: IntegerConv.packedWeightCount(c.g))
-        c.w.withUnsafeBufferPointer { w in packed.withUnsafeMutableBufferPointer { IntegerConv.packWeights(c.g, w, into: $0) } }
+        var packed = [Float](repeating: 0, count: IntegerConv.packedWeightCount(c.g, path: path))
+        c.w.withUnsafeBufferPointer { w in
+            packed.withUnsafeMutableBufferPointer { IntegerConv.packWeights(c.g, w, into: $0, path: path) }
+        }
         var acc = [Int32](repeating: .min, count: c.g.batch * c.g.outImage)
         var y = [Float](repeating: 0, count: acc.count)
         let ones = [Float](repeating: 1, count: c.g.outChannels), zeros = [Float](repeating: 0, count: c.g.outChannels)

@@ -4,10 +4,13 @@ import CKernels
 /// (floats holding integers `0...maxIndex`) converted to unsigned bytes once, then gathered, int8 weights packed at
 /// plan time, int32 sums, then `y = act((Float(acc) * scale[m] + bias[m]) + residual)`.
 ///
-/// The inner loop is chosen at run time: AVX-512 VNNI `vpdpbusd`, or AVX2 `vpmaddubsw` +
+/// The inner loop is chosen at run time. With AVX-512 VNNI the conv runs without im2col
+/// (`int8_direct.c`): the input is converted once into padded stride-phase planes of
+/// 4-channel byte words, and each kernel tap of 16 consecutive outputs is one 64-byte load
+/// multiplied by `vpdpbusd` with the broadcast weights of 4 output channels. Otherwise the
+/// im2col matrix of bytes is gathered per 64-pixel block (`int8_conv.c`) for AVX2 `vpmaddubsw` +
 /// `vpmaddwd` (when `2 * maxIndex * max|w| > 32767` a pair of products could saturate int16,
-/// so the indices are split into nibbles), or portable C. Blocks of 64 output pixels of each
-/// image and group run in parallel. Twin: ``ReferenceKernels/integerConv(_:input:weight:scale:bias:padIndex:maxIndex:residual:activation:)``.
+/// so the indices are split into nibbles) or portable C. Twin: ``ReferenceKernels/integerConv(_:input:weight:scale:bias:padIndex:maxIndex:residual:activation:)``.
 package enum IntegerConv {
     /// The inner loops (`QK_I8_*`).
     package enum Path: Int32, Sendable, CaseIterable {
@@ -30,25 +33,40 @@ package enum IntegerConv {
             pad_value: UInt8(padIndex), max_index: UInt8(maxIndex), maddubs_safe: maddubsSafe ? 1 : 0)
     }
 
+    /// Whether `path` runs the direct kernel (`int8_direct.c`), which packs its weights
+    /// differently.
+    static func isDirect(_ path: Path) -> Bool { path == .vnni && qk_i8d_supported() != 0 }
+
     /// Packed bytes of one group's weights.
-    static func groupBytes(_ g: ConvGeometry) -> Int {
+    static func groupBytes(_ g: ConvGeometry, path: Path) -> Int {
         var s = shape(g, padIndex: 0, maxIndex: 0, maddubsSafe: false)
-        return unsafe Int(qk_i8_packed_weight_bytes(&s))
+        return unsafe Int(isDirect(path) ? qk_i8d_weight_bytes(&s) : qk_i8_packed_weight_bytes(&s))
     }
 
-    /// Floats that hold the packed int8 weights (4 bytes each).
-    package static func packedWeightCount(_ g: ConvGeometry) -> Int { (g.groups * groupBytes(g) + 3) / 4 }
+    /// Floats that hold the packed int8 weights (4 bytes each) for `path`.
+    package static func packedWeightCount(_ g: ConvGeometry, path: Path = bestPath) -> Int {
+        (g.groups * groupBytes(g, path: path) + 3) / 4
+    }
 
     /// Packs `w` (`[Cout, Cin/groups, kH, kW]`, integers in `-128...127`, checked by the
-    /// caller) into `dst` (``packedWeightCount(_:)`` floats, as bytes).
-    package static func packWeights(_ g: ConvGeometry, _ w: UnsafeBufferPointer<Float>, into dst: UnsafeMutableBufferPointer<Float>) {
-        precondition(w.count >= g.outChannels * g.patchSize && dst.count >= packedWeightCount(g))
+    /// caller) into `dst` (``packedWeightCount(_:path:)`` floats, as bytes) for `path`.
+    package static func packWeights(
+        _ g: ConvGeometry, _ w: UnsafeBufferPointer<Float>, into dst: UnsafeMutableBufferPointer<Float>, path: Path = bestPath
+    ) {
+        precondition(w.count >= g.outChannels * g.patchSize && dst.count >= packedWeightCount(g, path: path))
         let bytes = unsafe w.map { Int8($0) }
         var s = shape(g, padIndex: 0, maxIndex: 0, maddubsSafe: false)
-        let per = groupBytes(g), rows = g.groupOutChannels * g.patchSize
+        let per = groupBytes(g, path: path), rows = g.groupOutChannels * g.patchSize
         let raw = unsafe UnsafeMutableRawPointer(dst.baseAddress!).assumingMemoryBound(to: Int8.self)
+        let direct = isDirect(path)
         unsafe bytes.withUnsafeBufferPointer { b in
-            for gi in 0..<g.groups { unsafe qk_i8_pack_weights(&s, b.baseAddress! + gi * rows, raw + gi * per) }
+            for gi in 0..<g.groups {
+                if direct {
+                    unsafe qk_i8d_pack_weights(&s, b.baseAddress! + gi * rows, raw + gi * per)
+                } else {
+                    unsafe qk_i8_pack_weights(&s, b.baseAddress! + gi * rows, raw + gi * per)
+                }
+            }
         }
     }
 
@@ -62,12 +80,18 @@ package enum IntegerConv {
         path: Path = bestPath, sums: UnsafeMutablePointer<Int32>? = nil
     ) {
         precondition(input.count >= g.batch * g.inImage && output.count >= g.batch * g.outImage)
-        precondition(weight.count >= packedWeightCount(g) && scale.count >= g.outChannels && bias.count >= g.outChannels)
+        precondition(weight.count >= packedWeightCount(g, path: path) && scale.count >= g.outChannels && bias.count >= g.outChannels)
         let s0 = shape(g, padIndex: padIndex, maxIndex: maxIndex, maddubsSafe: maddubsSafe)
         let (lo, hi) = activation.bounds
+        if isDirect(path) {
+            unsafe forwardDirect(
+                g, s0, input: input, weight: weight, scale: scale, bias: bias, residual: residual, output: output, lo: lo, hi: hi,
+                threads: threads, sums: sums)
+            return
+        }
         let block = 64
         let blocks = (g.outPixels + block - 1) / block
-        let per = groupBytes(g)
+        let per = groupBytes(g, path: path)
         // The level indices as bytes, converted once (each is gathered up to kH * kW times).
         let n = g.batch * g.inImage
         var levels = [UInt8](repeating: 0, count: n)
@@ -99,6 +123,56 @@ package enum IntegerConv {
                     unsafe qk_i8_conv(
                         &sh, x0 + (img * g.inChannels + gi * cg) * g.inHeight * g.inWidth, w0 + gi * per, p0, p1, y0 + out, plane, &ep,
                         sums.map { unsafe $0 + out }, path.rawValue)
+                }
+            }
+        }
+    }
+
+    /// The direct kernel: every image and group's input prepared once (in parallel over
+    /// channel quads), then tiles of 96 output positions times blocks of output channels (split
+    /// finer when there are few tiles, as for 7x7 planes at batch 1) in parallel.
+    private static func forwardDirect(
+        _ g: ConvGeometry, _ s0: qk_i8_shape, input: UnsafeBufferPointer<Float>, weight: UnsafeBufferPointer<Float>,
+        scale: UnsafeBufferPointer<Float>, bias: UnsafeBufferPointer<Float>, residual: UnsafeBufferPointer<Float>?,
+        output: UnsafeMutableBufferPointer<Float>, lo: Float, hi: Float, threads: Int, sums: UnsafeMutablePointer<Int32>?
+    ) {
+        var s1 = s0
+        let per = unsafe Int(qk_i8d_input_bytes(&s1)), tiles = unsafe qk_i8d_tiles(&s1)
+        let quads = (g.groupInChannels + 3) / 4, images = g.batch * g.groups
+        let (cg, mg, plane) = (g.groupInChannels, g.groupOutChannels, g.outPixels)
+        let prepared = unsafe [UInt8](unsafeUninitializedCapacity: images * per) { _, n in n = images * per }
+        let x0 = input.baseAddress!, y0 = output.baseAddress!, s = scale.baseAddress!, b = bias.baseAddress!
+        let r0 = unsafe residual?.baseAddress
+        let w0 = unsafe UnsafeRawPointer(weight.baseAddress!).assumingMemoryBound(to: Int8.self)
+        let perWeights = groupBytes(g, path: .vnni)
+        // Output channels per work item: all of the group's unless that leaves a thread idle.
+        let units = images * tiles, mTiles = (mg + 3) / 4
+        let split = min(mTiles, max(1, (8 * threads + units - 1) / units))
+        let mBlock = (mTiles + split - 1) / split * 4
+        unsafe prepared.withUnsafeBufferPointer { p in
+            let p0 = unsafe UnsafeMutablePointer(mutating: p.baseAddress!)
+            Parallel.forRanges(images * quads, threads: threads) { range in
+                var sh = s0
+                for item in range {
+                    let (ig, q) = item.quotientAndRemainder(dividingBy: quads)
+                    let (img, gi) = ig.quotientAndRemainder(dividingBy: g.groups)
+                    let x = unsafe x0 + (img * g.inChannels + gi * cg) * g.inHeight * g.inWidth
+                    unsafe qk_i8d_prepare(&sh, x, q, q + 1, p0 + ig * per)
+                }
+            }
+            Parallel.forRanges(units * split, threads: threads) { range in
+                var sh = s0
+                for item in range {
+                    let (unit, part) = item.quotientAndRemainder(dividingBy: split)
+                    let (ig, t) = unit.quotientAndRemainder(dividingBy: tiles)
+                    let (img, gi) = ig.quotientAndRemainder(dividingBy: g.groups)
+                    let m0 = part * mBlock, m1 = min(mg, m0 + mBlock)
+                    guard m0 < m1 else { continue }
+                    let out = (img * g.outChannels + gi * mg) * plane
+                    var ep = unsafe qk_i8_epilogue(
+                        scale: s + gi * mg, bias: b + gi * mg, residual: r0.map { unsafe $0 + out }, lo: lo, hi: hi)
+                    unsafe qk_i8d_conv(
+                        &sh, p0 + ig * per, w0 + gi * perWeights, t, t + 1, m0, m1, y0 + out, plane, &ep, sums.map { unsafe $0 + out })
                 }
             }
         }
