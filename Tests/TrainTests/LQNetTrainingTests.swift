@@ -206,7 +206,9 @@ import Testing
         let bits = systems.map { $0.map { Int($0.bitPattern) } }
         let json = String(decoding: try JSONSerialization.data(withJSONObject: bits), as: UTF8.self)
         let script = #"""
-            import json, sys, numpy as np, torch
+            import json, os, sys
+            os.environ["MKL_CBWR"] = "COMPATIBLE"  # before MKL loads: see the doc comment
+            import numpy as np, torch
             torch.set_num_threads(1)
             a = np.array(json.loads(sys.argv[1]), dtype=np.uint32).view(np.float32).reshape(-1, 2, 2)
             inv = torch.inverse(torch.from_numpy(a.copy())).numpy().reshape(-1, 4)

@@ -42,7 +42,8 @@ import Testing
     /// agree within the tolerance, and from either state the exact and fast kernels give the
     /// same levels and gradients within 4e-5, but the second step of epoch 1 feeds
     /// `layer1.1.fix_relu` an input within float32 rounding of zero, `layer1.1.add[5097]` =
-    /// +1.2e-7 from the fast state and -3.6e-7 from the exact one (both on the exact kernels):
+    /// +1.2e-7 from the fast state and -3.6e-7 from the exact one (both on the exact kernels, on
+    /// an AMD EPYC; the fast state's sign depends on the CPU):
     /// its gradient passes on one side only, and the gradients part by 0.2% in that step and
     /// 0.7% in the next (`conv1.weight` 8% apart after the epoch on its smallest entries).
     /// The LQ-Nets loop on the fast path leaves the tolerance from epoch 1 on, and that
@@ -115,7 +116,8 @@ import Testing
 
     /// The boundary the fast LSQ loop's epoch 1 turns on (see ``everyEpochMatchesQTool(name:fast:)``):
     /// from the fast path's state after epoch 0, one step of epoch 1 on the exact kernels, then
-    /// the second batch's value of `layer1.1.add[5097]`, within float32 rounding of zero.
+    /// the second batch's value of `layer1.1.add[5097]`, within float32 rounding of zero (on
+    /// either side: which one depends on the CPU's kernels).
     static func checkReLUBoundary(_ loop: TrainLoop, options: QToolOptions, train: some BatchSource, batch: Int) throws {
         var batches = train.batches(epoch: loop.epoch, size: batch)
         let (x0, y0) = try #require(try batches.next()), (x1, y1) = try #require(try batches.next())
@@ -125,6 +127,8 @@ import Testing
             learningRate: loop.schedule.rate(epoch: loop.epoch, iteration: 0), stepOptimizer: true, accumulated: nil)
         let next = try TrainStep(options: options, stateDict: r0.stateDict).forward(x: x1, labels: y1)
         let v = try #require(next.tape.values["layer1.1.add"]?[5097])
-        #expect(v > 0 && v < 1e-6, "layer1.1.add[5097] = \(v)")
+        // Its sign is the fast kernels' rounding, so it depends on the CPU (+1.2e-7 on the AMD
+        // EPYC of session 9); the boundary itself does not.
+        #expect(abs(v) < 1e-6, "layer1.1.add[5097] = \(v)")
     }
 }

@@ -39,7 +39,7 @@ struct BenchCommand: ParsableCommand {
     @Option(
         name: .long,
         help:
-            "fast (binary and ternary convs on the bit-packed kernels), float (every conv as a float conv) or int8 (fast, plus uniform quantized convs - LSQ, DoReFa, PACT - on the exact int8 kernels; not yet faster than fast)."
+            "fast (binary and ternary convs on the bit-packed kernels, and with AVX-512 VNNI uniform quantized convs - LSQ, DoReFa, PACT - on the exact int8 kernels), float (every conv as a float conv: the fake-quant path) or int8 (fast, with the int8 kernels on any CPU)."
     )
     var engine: RunEngine = .fast
 
@@ -99,7 +99,7 @@ struct BenchCommand: ParsableCommand {
         try ExitCodes.reporting {
             // Only the plan is kept: the loaded graph and its weights are gone after this.
             let planned = try PlannedModel(
-                model: model, config: config, overrides: overrides, lowerBinary: engine != .float, lowerInteger: engine == .int8
+                model: model, config: config, overrides: overrides, lowerBinary: engine != .float, lowerInteger: engine.lowersInteger
             ) {
                 $0.inputShape(batch: batch, size: size)
             }
@@ -140,8 +140,12 @@ struct BenchReport: Encodable {
     var memoryAnchorMet: Bool?
     /// Convs running as bit-packed binary convs (0 with `--engine float`).
     var binaryConvs = 0
-    /// Convs running as int8 integer convs (only with `--engine int8`).
+    /// Convs running as int8 integer convs (`--engine fast` with VNNI, or `int8`).
     var integerConvs = 0
+    /// The int8 conv kernel this CPU runs: `direct-vnni` (without im2col; `--engine fast`
+    /// lowers quantized convs to it), `gather-avx2` or `gather-portable` (exact, not faster
+    /// than float: only `--engine int8` uses them).
+    var integerKernel = IntegerConv.kernelName
 
     enum CodingKeys: String, CodingKey {
         case model, inputShape = "input_shape", threads, runs, medianMs = "median_ms", minMs = "min_ms",
@@ -149,7 +153,8 @@ struct BenchReport: Encodable {
             packedWeightBytes = "packed_weight_bytes", randomWeights = "random_weights",
             peakRSSBytes = "peak_rss_bytes", weightBytes = "weight_bytes",
             largestActivationBytes = "largest_activation_bytes", memoryAnchorBytes = "memory_anchor_bytes",
-            memoryAnchorMet = "memory_anchor_met", binaryConvs = "binary_convs", integerConvs = "integer_convs"
+            memoryAnchorMet = "memory_anchor_met", binaryConvs = "binary_convs", integerConvs = "integer_convs",
+            integerKernel = "integer_kernel"
     }
 
     init(model: String, inputShape: [Int], result r: EngineBenchmark.Result, randomWeights: Bool) {
@@ -194,7 +199,8 @@ struct BenchReport: Encodable {
             lines.append("\(binaryConvs) binary conv\(binaryConvs == 1 ? "" : "s") on the bit-packed kernels (--engine float: none)")
         }
         if integerConvs > 0 {
-            lines.append("\(integerConvs) integer conv\(integerConvs == 1 ? "" : "s") on the int8 kernels (--engine int8)")
+            lines.append(
+                "\(integerConvs) integer conv\(integerConvs == 1 ? "" : "s") on the int8 kernels (\(integerKernel); --engine float: none)")
         }
         lines += [
             "per op type:"

@@ -75,7 +75,7 @@ struct RunCommand: ParsableCommand {
     @Option(
         name: .long,
         help:
-            "Executor: fast (what run uses; binary and ternary convs on the bit-packed kernels), float (fast, every conv as a float conv), int8 (fast, plus uniform quantized convs - LSQ, DoReFa, PACT - on the exact int8 kernels; not yet faster), unfused (fast kernels, no fusion) or reference (naive kernels)."
+            "Executor: fast (what run uses: binary and ternary convs on the bit-packed kernels, and with AVX-512 VNNI uniform quantized convs - LSQ, DoReFa, PACT - on the exact int8 kernels), float (every conv as a float conv: the fake-quant path), int8 (fast, with the int8 kernels on any CPU), unfused (fast kernels, no fusion) or reference (naive kernels)."
     )
     var engine: RunEngine = .fast
 
@@ -109,7 +109,7 @@ struct RunCommand: ParsableCommand {
             let given = try input.map { try ModelIO.float32(ModelIO.read($0)) }
             // Planned for the input's shape; the loaded graph and its weights are gone after this.
             let planned = try PlannedModel(
-                model: model, config: config, overrides: overrides, lowerBinary: engine != .float, lowerInteger: engine == .int8
+                model: model, config: config, overrides: overrides, lowerBinary: engine != .float, lowerInteger: engine.lowersInteger
             ) {
                 if let given { return try ModelIO.batch(given, for: $0).shape }
                 return $0.inputShape()

@@ -11,13 +11,17 @@ import Tensors
 /// exists (BN no longer folded: results move by rounding). `reference` is the naive
 /// interpreter (`ReferenceExecutor`: Double accumulation, no fusion), the executable
 /// specification; slow at ImageNet sizes. `run` and `bench` lower XNOR-style binary convs to
-/// the bit-packed kernels (``BinaryConvLowering``); `float` keeps them float convs, and `int8`
-/// also lowers uniform quantized convs (LSQ, DoReFa, PACT) to the int8 kernels
-/// (``IntegerConvLowering``: exact, but not yet faster than the float path, so not the
-/// default). Captured values (`--dump`, per-layer `verify`) always come from the float graph,
-/// so there `float`, `int8` and `fast` are the same.
+/// the bit-packed kernels (``BinaryConvLowering``) and, on CPUs with AVX-512 VNNI, uniform
+/// quantized convs (LSQ, DoReFa, PACT) to the exact int8 kernels (``IntegerConvLowering``);
+/// `float` keeps every conv a float conv (the fake-quant path), and `int8` lowers the
+/// quantized convs on any CPU (elsewhere their gathering kernels are exact but not faster
+/// than float). Captured values (`--dump`, per-layer `verify`) always come from the float
+/// graph, so there `float`, `int8` and `fast` are the same.
 enum RunEngine: String, ExpressibleByArgument, CaseIterable {
     case fast, float, int8, unfused, reference
+
+    /// Whether `run`/`bench` lower quantized convs to the int8 kernels.
+    var lowersInteger: Bool { self == .int8 || (self == .fast && IntegerConv.isFasterThanFloat) }
 
     /// Every node value of `model` on `x` (an image batch), in execution order.
     func capture(_ model: BuiltModel, _ x: Tensor, threads: Int = 2) throws -> [CapturedValue] {
