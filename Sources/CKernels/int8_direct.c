@@ -90,6 +90,19 @@ QK_I8D_FN static inline __m512i levels16(__m512 v, __m512 hi) {
     return _mm512_cvttps_epi32(_mm512_min_ps(_mm512_max_ps(v, _mm512_setzero_ps()), hi));
 }
 
+/// The grid quantizer's level indices of 16 values (qk_grid_one with `indices`, bit for bit).
+QK_I8D_FN static inline __m512 grid_indices16(const qk_grid *g, __m512 x) {
+    const __m512 lo = _mm512_set1_ps(g->lo), hi = _mm512_set1_ps(g->hi);
+    __m512 t = _mm512_div_ps(x, _mm512_set1_ps(g->divisor));
+    const __mmask16 nan = _mm512_cmp_ps_mask(t, t, _CMP_UNORD_Q);
+    const __mmask16 below = g->lower_inclusive ? _mm512_cmp_ps_mask(t, lo, _CMP_LE_OQ) : _mm512_cmp_ps_mask(t, lo, _CMP_LT_OQ);
+    t = _mm512_mask_blend_ps(below, t, lo);
+    t = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(t, hi, _CMP_GT_OQ), t, hi);
+    if (!g->keep_nan) t = _mm512_mask_blend_ps(nan, t, _mm512_set1_ps(g->nan_value));
+    if (g->centered) t = _mm512_div_ps(_mm512_add_ps(t, _mm512_set1_ps(1.0f)), _mm512_set1_ps(2.0f));
+    return _mm512_roundscale_ps(_mm512_mul_ps(t, _mm512_set1_ps(g->steps)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+}
+
 /// 16 floats of channel row `p` from column `col` on, every `stride`-th (1 or 2).
 QK_I8D_FN static inline __m512 load16(const float *p, long col, long stride) {
     if (stride == 1) return _mm512_loadu_ps(p + col);
@@ -98,8 +111,8 @@ QK_I8D_FN static inline __m512 load16(const float *p, long col, long stride) {
 }
 
 /// Row `i` of phase plane (py, px) of quad `q`: `dst` holds `l->width` words.
-QK_I8D_FN static void prepare_row(const qk_i8_shape *s, const layout *l, const float *x, long q, long iy, long px,
-                                  uint32_t *dst) {
+QK_I8D_FN static void prepare_row(const qk_i8_shape *s, const layout *l, const float *x, const qk_grid *grid, long q, long iy,
+                                  long px, uint32_t *dst) {
     const uint32_t pad = s->pad_value * 0x01010101u;
     if (iy < 0 || iy >= s->height) {
         for (long j = 0; j < l->width; j++) dst[j] = pad;
@@ -107,9 +120,11 @@ QK_I8D_FN static void prepare_row(const qk_i8_shape *s, const layout *l, const f
     }
     const float hi = (float)s->max_index;
     const float *rows[4];
+    const qk_grid *grids[4];
     for (long e = 0; e < 4; e++) {
         const long c = q * 4 + e;
         rows[e] = c < s->channels ? x + (c * s->height + iy) * s->width : NULL;
+        grids[e] = c < s->channels && grid ? grid + c : NULL;
     }
     // Columns j with 0 <= stride_w * j + px - pad_left < width read the input; the rest pad.
     const long first = s->pad_left - px > 0 ? (s->pad_left - px + s->stride_w - 1) / s->stride_w : 0;
@@ -126,7 +141,9 @@ QK_I8D_FN static void prepare_row(const qk_i8_shape *s, const layout *l, const f
             __m512i word = _mm512_setzero_si512();
             for (int e = 0; e < 4; e++) {
                 if (!rows[e]) continue;
-                word = _mm512_or_si512(word, _mm512_slli_epi32(levels16(load16(rows[e], col, s->stride_w), vhi), 8 * e));
+                __m512 v = load16(rows[e], col, s->stride_w);
+                if (grids[e]) v = grid_indices16(grids[e], v);
+                word = _mm512_or_si512(word, _mm512_slli_epi32(levels16(v, vhi), 8 * e));
             }
             _mm512_storeu_si512((void *)(dst + j), word);
         }
@@ -135,20 +152,20 @@ QK_I8D_FN static void prepare_row(const qk_i8_shape *s, const layout *l, const f
         const long col = s->stride_w * j + px - s->pad_left;
         uint32_t word = 0;
         for (int e = 0; e < 4; e++)
-            if (rows[e]) word |= level(rows[e][col], hi) << (8 * e);
+            if (rows[e]) word |= level(grids[e] ? qk_grid_one(grids[e], rows[e][col]) : rows[e][col], hi) << (8 * e);
         dst[j] = word;
     }
     for (; j < l->width; j++) dst[j] = pad;
 }
 
-void qk_i8d_prepare(const qk_i8_shape *s, const float *x, long q0, long q1, unsigned char *dst) {
+void qk_i8d_prepare(const qk_i8_shape *s, const float *x, const qk_grid *grid, long q0, long q1, unsigned char *dst) {
     const layout l = layout_of(s);
     for (long q = q0; q < q1; q++)
         for (long py = 0; py < l.phases_h; py++)
             for (long px = 0; px < l.phases_w; px++) {
                 uint32_t *plane = (uint32_t *)(void *)(dst + ((q * l.phases_h + py) * l.phases_w + px) * l.plane * 4);
                 for (long i = 0; i < l.rows; i++)
-                    prepare_row(s, &l, x, q, s->stride_h * i + py - s->pad_top, px, plane + i * l.width);
+                    prepare_row(s, &l, x, grid, q, s->stride_h * i + py - s->pad_top, px, plane + i * l.width);
                 // The slack only feeds dropped positions; zero it so the sums stay deterministic.
                 memset(plane + l.rows * l.width, 0, (size_t)(l.plane - l.rows * l.width) * 4);
             }
@@ -239,8 +256,8 @@ void qk_i8d_conv(const qk_i8_shape *s, const unsigned char *x, const int8_t *pw,
 
 #else
 int qk_i8d_supported(void) { return 0; }
-void qk_i8d_prepare(const qk_i8_shape *s, const float *x, long q0, long q1, unsigned char *dst) {
-    (void)s, (void)x, (void)q0, (void)q1, (void)dst;
+void qk_i8d_prepare(const qk_i8_shape *s, const float *x, const qk_grid *grid, long q0, long q1, unsigned char *dst) {
+    (void)s, (void)x, (void)grid, (void)q0, (void)q1, (void)dst;
 }
 void qk_i8d_conv(const qk_i8_shape *s, const unsigned char *x, const int8_t *pw, long t0, long t1, long m0, long m1, float *y,
                  long ld, const qk_i8_epilogue *ep, int32_t *acc) {

@@ -38,7 +38,9 @@ import Testing
     static func maxAbs(_ w: [Float]) -> Int { Int(w.map { abs($0) }.max() ?? 0) }
 
     /// The int32 sums of the fast kernel on `path`.
-    static func sums(_ c: Case, path: IntegerConv.Path, safe: Bool? = nil, threads: Int = 2) -> [Int32] {
+    static func sums(
+        _ c: Case, path: IntegerConv.Path, safe: Bool? = nil, threads: Int = 2, grid: GridQuantization? = nil
+    ) -> [Int32] {
         var packed = [Float](repeating: 0, count: IntegerConv.packedWeightCount(c.g, path: path))
         c.w.withUnsafeBufferPointer { w in
             packed.withUnsafeMutableBufferPointer { IntegerConv.packWeights(c.g, w, into: $0, path: path) }
@@ -55,7 +57,7 @@ import Testing
                             acc.withUnsafeMutableBufferPointer { pa in
                                 IntegerConv.forward(
                                     c.g, padIndex: c.padIndex, maxIndex: c.maxIndex, maddubsSafe: isSafe, input: x, weight: pw, scale: s,
-                                    bias: b, residual: nil, output: py, activation: .none, threads: threads, path: path,
+                                    bias: b, residual: nil, output: py, activation: .none, grid: grid, threads: threads, path: path,
                                     sums: pa.baseAddress)
                             }
                         }
@@ -75,6 +77,58 @@ import Testing
         }
         for path in IntegerConv.Path.allCases {
             #expect(Self.sums(c, path: path) == want, "\(path) \(c.g) maxIndex \(c.maxIndex) pad \(c.padIndex)")
+        }
+    }
+
+    /// Planes up to 70 wide (the direct kernel's vector rows at strides 1 and 2, scalar ones
+    /// at 3 and at the borders), with the activation quantizer fused in (`grid`) and without:
+    /// every path gives the twin's sums of the quantizer's own indices (`apply`). Inputs hold
+    /// level boundaries, NaN and infinities; forms cover one- and two-sided grids, DoReFa's,
+    /// per-channel divisors, inclusive lower bounds and both NaN rules.
+    @Test(arguments: Array(0..<24 as Range<UInt64>))
+    func fusedQuantizerOnWidePlanesMatchesTheTwin(seed: UInt64) {
+        var rng = SplitMix64(seed: seed + 500)
+        let groups = rng.int(1...2), cig = rng.int(1...9), cog = rng.int(1...9)
+        let (k, dilation, stride) = (rng.int(1...3), rng.int(1...2), rng.int(1...3))
+        let (h, w) = (rng.int(1...9), [rng.int(1...20), rng.int(16...70), rng.int(33...70)][rng.int(0...2)])
+        let pad = Padding2d(top: rng.int(0...2), left: rng.int(0...2), bottom: rng.int(0...2), right: rng.int(0...2))
+        let reach = dilation * (k - 1)
+        let oh = max(0, h + pad.top + pad.bottom - reach - 1) / stride + 1
+        let ow = max(0, w + pad.left + pad.right - reach - 1) / stride + 1
+        let g = ConvGeometry(
+            batch: rng.int(1...2), inChannels: cig * groups, inHeight: max(h, reach + 1 - pad.top - pad.bottom),
+            inWidth: max(w, reach + 1 - pad.left - pad.right),
+            outChannels: cog * groups, outHeight: oh, outWidth: ow, kernelH: k, kernelW: k, strideH: stride, strideW: stride,
+            padTop: pad.top, padLeft: pad.left, dilationH: dilation, dilationW: dilation, groups: groups)
+        let bits = [2, 3, 4, 8][rng.int(0...3)]
+        let n = Float((1 << bits) - 1), s = Float(rng.int(1...100)) / 128
+        let divisor = rng.int(0...1) == 0 ? [s] : (0..<g.inChannels).map { _ in Float(rng.int(1...100)) / 128 }
+        var form: GridQuantization
+        switch rng.int(0...2) {
+        case 0: form = GridQuantization(divisor: divisor, lo: 0, hi: 1, steps: n)
+        case 1: form = GridQuantization(divisor: divisor, lo: -1, hi: 1, centered: true, steps: n - 1)
+        default: form = GridQuantization(lo: 0, hi: s, steps: Float(Double(n) / Double(s)))
+        }
+        form.lowerInclusive = rng.int(0...1) == 0
+        form.nanValue = rng.int(0...1) == 0 ? nil : form.lo
+        form.indices = true
+        let specials: [Float] = [.nan, .infinity, -.infinity, 0, -0.0, s, -s, 0.5 * s / n, 1.5 * s / n]
+        let x = (0..<(g.batch * g.inImage)).map { i -> Float in
+            i % 11 == 0 ? specials[(i / 11) % specials.count] : Float(rng.floats(1, -1.5, 1.5)[0]) * s
+        }
+        let plane = g.inHeight * g.inWidth
+        let indices = x.indices.map { form.apply(x[$0], channel: ($0 / plane) % g.inChannels) }
+        let maxIndex = Int(n)
+        let wRange = [1, 7, 127][rng.int(0...2)]
+        let weights = (0..<(g.outChannels * g.patchSize)).map { _ in Float(rng.int(-wRange - 1...wRange)) }
+        let c = Case(g: g, x: indices, w: weights, padIndex: rng.int(0...maxIndex), maxIndex: maxIndex, pad: pad)
+        let want = ReferenceKernels.integerConvSums(g, input: indices, weight: weights, padIndex: c.padIndex, maxIndex: maxIndex)
+            .map { Int32($0) }
+        var fused = c
+        fused.x = x
+        for path in IntegerConv.Path.allCases {
+            #expect(Self.sums(c, path: path) == want, "\(path) \(g)")
+            #expect(Self.sums(fused, path: path, grid: form) == want, "\(path) fused \(form) \(g)")
         }
     }
 

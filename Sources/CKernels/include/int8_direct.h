@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "grid_quantize.h"
 #include "int8_conv.h"
 
 #ifdef __cplusplus
@@ -35,9 +36,12 @@ size_t qk_i8d_weight_bytes(const qk_i8_shape *s);
 void qk_i8d_pack_weights(const qk_i8_shape *s, const int8_t *w, int8_t *dst);
 
 /// Writes quads `q0 ..< q1` of the prepared input of one image and group: `x` holds the
-/// group's input channels (float level indices, `channels x height*width`), converted as
-/// qk_i8_levels does (clamped to 0...max_index, truncated, NaN reads as 0).
-void qk_i8d_prepare(const qk_i8_shape *s, const float *x, long q0, long q1, unsigned char *dst);
+/// group's input channels (`channels x height*width`). Without `grid` they are float level
+/// indices; with it (one per channel of the group, `indices` set) they are the values a grid
+/// quantizer turns into indices first, exactly as qk_grid_one does (the quantize step fused).
+/// The indices are then converted as qk_i8_levels does (clamped to 0...max_index, truncated,
+/// NaN reads as 0).
+void qk_i8d_prepare(const qk_i8_shape *s, const float *x, const qk_grid *grid, long q0, long q1, unsigned char *dst);
 
 /// Output tiles (runs of 96 virtual positions) of one image.
 long qk_i8d_tiles(const qk_i8_shape *s);

@@ -81,22 +81,41 @@ package enum IntegerConv {
     }
 
     /// `y = act((Float(acc) * scale[m] + bias[m]) + residual)` for `x` `[N, Cin, H, W]`;
-    /// `residual` may be the output itself. With `sums`, the int32 sums are written there
-    /// instead (for tests; `[N, Cout, oH, oW]`).
+    /// `residual` may be the output itself. With `grid` (an ``GridQuantization/indices`` form
+    /// that fits `Cin`), `x` holds the values that quantizer turns into the indices (its
+    /// quantize step fused in: the direct kernel applies it while preparing its input). With
+    /// `sums`, the int32 sums are written there instead (for tests; `[N, Cout, oH, oW]`).
     package static func forward(
         _ g: ConvGeometry, padIndex: Int, maxIndex: Int, maddubsSafe: Bool, input: UnsafeBufferPointer<Float>,
         weight: UnsafeBufferPointer<Float>, scale: UnsafeBufferPointer<Float>, bias: UnsafeBufferPointer<Float>,
-        residual: UnsafeBufferPointer<Float>?, output: UnsafeMutableBufferPointer<Float>, activation: Activation, threads: Int,
-        path: Path = bestPath, sums: UnsafeMutablePointer<Int32>? = nil
+        residual: UnsafeBufferPointer<Float>?, output: UnsafeMutableBufferPointer<Float>, activation: Activation,
+        grid: GridQuantization? = nil, threads: Int, path: Path = bestPath, sums: UnsafeMutablePointer<Int32>? = nil
     ) {
         precondition(input.count >= g.batch * g.inImage && output.count >= g.batch * g.outImage)
         precondition(weight.count >= packedWeightCount(g, path: path) && scale.count >= g.outChannels && bias.count >= g.outChannels)
+        precondition(grid.map { $0.indices && $0.fits(channels: g.inChannels) } ?? true)
         let s0 = shape(g, padIndex: padIndex, maxIndex: maxIndex, maddubsSafe: maddubsSafe)
         let (lo, hi) = activation.bounds
         if isDirect(path) {
+            let grids = grid.map { q in (0..<g.inChannels).map { GridQuantizeKernel.grid(q, channel: $0) } }
             unsafe forwardDirect(
-                g, s0, input: input, weight: weight, scale: scale, bias: bias, residual: residual, output: output, lo: lo, hi: hi,
-                threads: threads, sums: sums)
+                g, s0, input: input, grids: grids, weight: weight, scale: scale, bias: bias, residual: residual, output: output,
+                lo: lo, hi: hi, threads: threads, sums: sums)
+            return
+        }
+        if let grid {
+            // The gathering paths read indices: run the quantize step first.
+            var indices = [Float](repeating: 0, count: g.batch * g.inImage)
+            unsafe indices.withUnsafeMutableBufferPointer { ix in
+                unsafe GridQuantizeKernel.forward(
+                    grid, batch: g.batch, channels: g.inChannels, height: g.inHeight, width: g.inWidth, padding: Padding2d(0),
+                    border: .value(0), input: input, output: ix, threads: threads)
+            }
+            unsafe indices.withUnsafeBufferPointer { ix in
+                unsafe forward(
+                    g, padIndex: padIndex, maxIndex: maxIndex, maddubsSafe: maddubsSafe, input: ix, weight: weight, scale: scale,
+                    bias: bias, residual: residual, output: output, activation: activation, threads: threads, path: path, sums: sums)
+            }
             return
         }
         let block = 64
@@ -142,7 +161,7 @@ package enum IntegerConv {
     /// channel quads), then tiles of 96 output positions times blocks of output channels (split
     /// finer when there are few tiles, as for 7x7 planes at batch 1) in parallel.
     private static func forwardDirect(
-        _ g: ConvGeometry, _ s0: qk_i8_shape, input: UnsafeBufferPointer<Float>, weight: UnsafeBufferPointer<Float>,
+        _ g: ConvGeometry, _ s0: qk_i8_shape, input: UnsafeBufferPointer<Float>, grids: [qk_grid]?, weight: UnsafeBufferPointer<Float>,
         scale: UnsafeBufferPointer<Float>, bias: UnsafeBufferPointer<Float>, residual: UnsafeBufferPointer<Float>?,
         output: UnsafeMutableBufferPointer<Float>, lo: Float, hi: Float, threads: Int, sums: UnsafeMutablePointer<Int32>?
     ) {
@@ -161,13 +180,16 @@ package enum IntegerConv {
         let mBlock = (mTiles + split - 1) / split * 4
         unsafe prepared.withUnsafeBufferPointer { p in
             let p0 = unsafe UnsafeMutablePointer(mutating: p.baseAddress!)
-            Parallel.forRanges(images * quads, threads: threads) { range in
-                var sh = s0
-                for item in range {
-                    let (ig, q) = item.quotientAndRemainder(dividingBy: quads)
-                    let (img, gi) = ig.quotientAndRemainder(dividingBy: g.groups)
-                    let x = unsafe x0 + (img * g.inChannels + gi * cg) * g.inHeight * g.inWidth
-                    unsafe qk_i8d_prepare(&sh, x, q, q + 1, p0 + ig * per)
+            unsafe (grids ?? []).withUnsafeBufferPointer { gs in
+                let q0 = unsafe grids == nil ? nil : gs.baseAddress
+                Parallel.forRanges(images * quads, threads: threads) { range in
+                    var sh = s0
+                    for item in range {
+                        let (ig, q) = item.quotientAndRemainder(dividingBy: quads)
+                        let (img, gi) = ig.quotientAndRemainder(dividingBy: g.groups)
+                        let x = unsafe x0 + (img * g.inChannels + gi * cg) * g.inHeight * g.inWidth
+                        unsafe qk_i8d_prepare(&sh, x, q0.map { unsafe $0 + gi * cg }, q, q + 1, p0 + ig * per)
+                    }
                 }
             }
             Parallel.forRanges(units * split, threads: threads) { range in

@@ -287,6 +287,60 @@ struct Lowering {
             input: operand(node.inputs[0]), output: .value(next.outputs[0]))
     }
 
+    /// The integerConv that alone reads grid quantize node `node`'s level indices, unpadded,
+    /// when the direct int8 kernel can apply the quantizer itself (``IntegerConv``).
+    private func integerConvReading(
+        _ q: QuantizeAttributes, node: Graph.Node
+    ) -> (
+        conv: Graph.Node, attributes: IntegerConvAttributes, form: GridQuantization
+    )? {
+        guard options.fuseQuantizePad, IntegerConv.isFasterThanFloat, let (form, d) = gridShape(q, input: node.inputs[0]),
+            form.indices, shapes[node.inputs[0]]!.count == 4, let conv = soleConsumer(node.outputs[0]),
+            case .integerConv(let a) = conv.op, conv.inputs[0] == node.outputs[0], form.fits(channels: d[1])
+        else { return nil }
+        return (conv, a, form)
+    }
+
+    /// The ``KernelCall/integerConv`` step of integerConv `node` reading `input` (its level
+    /// indices, or with `grid` the values that quantizer turns into them), with a following
+    /// batch norm, residual add and activation fused in.
+    private mutating func integerConv(
+        _ a: IntegerConvAttributes, node: Graph.Node, input: Operand, grid: GridQuantization?, nodes: inout [String]
+    ) throws(InferenceError) -> KernelCall<Operand> {
+        let ins = node.inputs
+        let g = try ShapeInference.integerConv(a, ins.map { shapes[$0]! })
+        guard let wt = graph.constants[ins[1]] else {
+            throw InferenceError(.unsupported("integerConv weights must be constants (\(ins[1]) is computed)"), node: node.name)
+        }
+        let values = wt.floats()
+        guard values.allSatisfy({ $0 == $0.rounded() && $0 >= -128 && $0 <= 127 }) else {
+            throw InferenceError(.invalidAttribute("integerConv weights must be integers in -128...127 (\(ins[1]))"), node: node.name)
+        }
+        let maxAbs = Int(values.map { abs($0) }.max() ?? 0)
+        let weight: Operand = unsafe .weights(
+            packFilled(count: IntegerConv.packedWeightCount(g)) { dst in
+                unsafe values.withUnsafeBufferPointer { unsafe IntegerConv.packWeights(g, $0, into: dst) }
+            })
+        var v = node.outputs[0]
+        let scale: Operand, bias: Operand
+        if let next = soleConsumer(v), next.inputs[0] == v, let (s, t) = affine(of: next) {
+            // A following batch norm: y = (acc * m + b) * s + t = acc * (m * s) + (b * s + t).
+            let (m, b) = (constantFloats(ins[2]), constantFloats(ins[3]))
+            scale = .weights(pack((0..<g.outChannels).map { m[$0] * s[$0] }))
+            bias = .weights(pack((0..<g.outChannels).map { b[$0] * s[$0] + t[$0] }))
+            absorb(next, into: &nodes)
+            v = next.outputs[0]
+        } else {
+            (scale, bias) = (operand(ins[2]), operand(ins[3]))
+        }
+        let residual = fuseResidual(after: &v, nodes: &nodes)
+        let (act, y) = fuseActivation(after: v, nodes: &nodes)
+        return .integerConv(
+            g, padIndex: a.padIndex, maxIndex: a.maxIndex,
+            maddubsSafe: IntegerConv.maddubsSafe(maxIndex: a.maxIndex, maxAbsWeight: maxAbs), input: input,
+            weight: weight, scale: scale, bias: bias, residual: residual, output: .value(y), activation: act, grid: grid)
+    }
+
     private mutating func lower(_ node: Graph.Node) throws(InferenceError) -> ProtoStep? {
         let ins = node.inputs
         let out = node.outputs[0]
@@ -385,38 +439,7 @@ struct Lowering {
                 .binaryConv(layout, input: operand(ins[0]), weights: packed, residual: residual, output: .value(y), activation: act))
 
         case .integerConv(let a):
-            let g = try ShapeInference.integerConv(a, ins.map { shapes[$0]! })
-            guard let wt = graph.constants[ins[1]] else {
-                throw InferenceError(.unsupported("integerConv weights must be constants (\(ins[1]) is computed)"), node: node.name)
-            }
-            let values = wt.floats()
-            guard values.allSatisfy({ $0 == $0.rounded() && $0 >= -128 && $0 <= 127 }) else {
-                throw InferenceError(.invalidAttribute("integerConv weights must be integers in -128...127 (\(ins[1]))"), node: node.name)
-            }
-            let maxAbs = Int(values.map { abs($0) }.max() ?? 0)
-            let weight: Operand = unsafe .weights(
-                packFilled(count: IntegerConv.packedWeightCount(g)) { dst in
-                    unsafe values.withUnsafeBufferPointer { unsafe IntegerConv.packWeights(g, $0, into: dst) }
-                })
-            var v = out
-            let scale: Operand, bias: Operand
-            if let next = soleConsumer(v), next.inputs[0] == v, let (s, t) = affine(of: next) {
-                // A following batch norm: y = (acc * m + b) * s + t = acc * (m * s) + (b * s + t).
-                let (m, b) = (constantFloats(ins[2]), constantFloats(ins[3]))
-                scale = .weights(pack((0..<g.outChannels).map { m[$0] * s[$0] }))
-                bias = .weights(pack((0..<g.outChannels).map { b[$0] * s[$0] + t[$0] }))
-                absorb(next, into: &nodes)
-                v = next.outputs[0]
-            } else {
-                (scale, bias) = (operand(ins[2]), operand(ins[3]))
-            }
-            let residual = fuseResidual(after: &v, nodes: &nodes)
-            let (act, y) = fuseActivation(after: v, nodes: &nodes)
-            return step(
-                .integerConv(
-                    g, padIndex: a.padIndex, maxIndex: a.maxIndex,
-                    maddubsSafe: IntegerConv.maddubsSafe(maxIndex: a.maxIndex, maxAbsWeight: maxAbs), input: operand(ins[0]),
-                    weight: weight, scale: scale, bias: bias, residual: residual, output: .value(y), activation: act))
+            return step(try integerConv(a, node: node, input: operand(ins[0]), grid: nil, nodes: &nodes))
 
         case .linear:
             let w = shapes[ins[1]]!
@@ -483,6 +506,12 @@ struct Lowering {
                     input: operand(ins[0]), output: .value(out)))
 
         case .quantize(let q):
+            if let (conv, a, form) = integerConvReading(q, node: node) {
+                nodes = [conv.name, node.name]
+                absorbed.insert(indexOf[conv.name]!)
+                let call = try integerConv(a, node: conv, input: operand(ins[0]), grid: form, nodes: &nodes)
+                return ProtoStep(call: call, opType: conv.op.typeName, nodes: nodes)
+            }
             if let fused = gridQuantize(q, node: node, nodes: &nodes) { return step(fused) }
             return step(.quantize(q, shape: xShape, input: operand(ins[0]), output: .value(out)))
 
