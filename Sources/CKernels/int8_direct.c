@@ -103,11 +103,15 @@ QK_I8D_FN static inline __m512 grid_indices16(const qk_grid *g, __m512 x) {
     return _mm512_roundscale_ps(_mm512_mul_ps(t, _mm512_set1_ps(g->steps)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
 }
 
-/// 16 floats of channel row `p` from column `col` on, every `stride`-th (1 or 2).
-QK_I8D_FN static inline __m512 load16(const float *p, long col, long stride) {
-    if (stride == 1) return _mm512_loadu_ps(p + col);
+/// `n` (1...16) floats of channel row `p` from column `col` on, every `stride`-th (1 or 2), by
+/// masked loads (nothing past the last is read); the other lanes are 0.
+QK_I8D_FN static inline __m512 load16(const float *p, long col, long stride, long n) {
+    if (stride == 1) return _mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1), p + col);
+    const long span = 2 * n - 1;  // floats from col to the last one read
+    const __mmask16 m0 = (__mmask16)(span >= 16 ? 0xFFFFu : (1u << span) - 1);
+    const __mmask16 m1 = (__mmask16)(span > 16 ? (1u << (span - 16)) - 1 : 0);
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    return _mm512_permutex2var_ps(_mm512_loadu_ps(p + col), even, _mm512_loadu_ps(p + col + 16));
+    return _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(m0, p + col), even, _mm512_maskz_loadu_ps(m1, p + col + 16));
 }
 
 /// Row `i` of phase plane (py, px) of quad `q`: `dst` holds `l->width` words.
@@ -134,19 +138,20 @@ QK_I8D_FN static void prepare_row(const qk_i8_shape *s, const layout *l, const f
     long j = 0;
     for (; j < first && j < l->width; j++) dst[j] = pad;
     if (s->stride_w <= 2) {
+        // Runs of up to 16 columns (narrow planes too: the quantizer is too slow per element).
         const __m512 vhi = _mm512_set1_ps(hi);
-        // A vector needs columns up to col + 16 * stride - 1 inside the row.
-        for (; j + LANES <= last && s->stride_w * (j + LANES - 1) + px - s->pad_left + s->stride_w <= s->width; j += LANES) {
-            const long col = s->stride_w * j + px - s->pad_left;
+        for (; j < last; j += LANES) {
+            const long col = s->stride_w * j + px - s->pad_left, n = last - j < LANES ? last - j : LANES;
             __m512i word = _mm512_setzero_si512();
             for (int e = 0; e < 4; e++) {
                 if (!rows[e]) continue;
-                __m512 v = load16(rows[e], col, s->stride_w);
+                __m512 v = load16(rows[e], col, s->stride_w, n);
                 if (grids[e]) v = grid_indices16(grids[e], v);
                 word = _mm512_or_si512(word, _mm512_slli_epi32(levels16(v, vhi), 8 * e));
             }
-            _mm512_storeu_si512((void *)(dst + j), word);
+            _mm512_mask_storeu_epi32(dst + j, (__mmask16)((1u << n) - 1), word);
         }
+        if (j > last) j = last;  // the last run's end, or `first` when the row is all padding
     }
     for (; j < last; j++) {
         const long col = s->stride_w * j + px - s->pad_left;
