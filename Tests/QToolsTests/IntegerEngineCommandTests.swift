@@ -31,4 +31,31 @@ import Testing
         let text = try RunQTools.run(Array(base.dropLast()) + ["--engine", "int8"])
         #expect(text.stdout.contains("18 integer convs on the int8 kernels"), "\(text.stdout)")
     }
+
+    /// `verify` runs the int8 path on request: against PyTorch's logits (`--engine-a int8`),
+    /// and against the fake-quant path of the same checkpoint (`verify A A --engine-a int8
+    /// --engine-b float`); per-layer engines are refused for logits, and `--engine-b` without
+    /// a second model.
+    @Test func verifyComparesTheIntegerAndFloatPaths() throws {
+        let name = "resnet20_dorefa_a2w2"
+        let (ckpt, config) = (Self.golden(name, "checkpoint.pth"), Self.golden(name, "config.txt"))
+        let (x, y) = (Self.golden(name, "input.npy"), Self.golden(name, "output.npy"))
+        for engine in ["int8", "float", "fast"] {
+            let r = try RunQTools.run(["verify", ckpt, "--config", config, "--input", x, "--expect", y, "--engine-a", engine, "--json"])
+            #expect(r.status == 0, "\(engine): \(r.stdout) \(r.stderr)")
+        }
+        let two = try RunQTools.run([
+            "verify", ckpt, ckpt, "--config", config, "--input", x, "--engine-a", "int8", "--engine-b", "float", "--json",
+        ])
+        #expect(two.status == 0, "\(two.stdout) \(two.stderr)")
+        let doc = try #require(try JSONSerialization.jsonObject(with: Data(two.stdout.utf8)) as? [String: Any])
+        #expect((doc["a"] as? String)?.hasSuffix("engine int8") == true && (doc["b"] as? String)?.hasSuffix("engine float") == true)
+        // Two different computations (int32 sums against float32 ones), so not bit-identical.
+        let maxAbs = try #require(doc["max_abs"] as? Double)
+        #expect(maxAbs > 0 && maxAbs < 1e-4, "\(maxAbs)")
+        let bad = try RunQTools.run(["verify", ckpt, "--config", config, "--input", x, "--expect", y, "--engine-a", "reference"])
+        #expect(bad.status != 0 && bad.stderr.contains("per-layer"), "\(bad.stderr)")
+        let lone = try RunQTools.run(["verify", ckpt, "--config", config, "--input", x, "--expect", y, "--engine-b", "int8"])
+        #expect(lone.status != 0 && lone.stderr.contains("second model"), "\(lone.stderr)")
+    }
 }

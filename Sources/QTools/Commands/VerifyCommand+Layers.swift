@@ -13,11 +13,15 @@ struct VerifyLayerOptions: ParsableArguments {
     @Flag(name: .long, help: "Compare two dump directories (`run --dump`, or .npy files from PyTorch forward hooks) layer by layer.")
     var layers = false
 
-    @Option(name: .customLong("engine-a"), help: "With --per-layer: A's executor (fast, unfused or reference).")
-    var engineA: RunEngine = .fast
+    @Option(
+        name: .customLong("engine-a"),
+        help:
+            "A's executor. With --per-layer: fast (default), unfused or reference. For logits: fast or int8 (quantized convs on the int8 kernels, as run computes them) or float (the fake-quant path); default: the float graph."
+    )
+    var engineA: RunEngine?
 
-    @Option(name: .customLong("engine-b"), help: "With --per-layer: B's executor (fast, unfused or reference).")
-    var engineB: RunEngine = .fast
+    @Option(name: .customLong("engine-b"), help: "B's executor, as --engine-a.")
+    var engineB: RunEngine?
 
     var isRequested: Bool { perLayer || layers }
 
@@ -46,9 +50,10 @@ struct VerifyLayerOptions: ParsableArguments {
                 b, config: two.configB ?? VerifyTwoOptions.recordedOr(b, config), overrides: ModelSource.overrides(overrides, forSecond: b))
             let (x, what) = try two.sharedInput(ma, mb, input: input)
             let comparison = try LayerComparison(
-                ma.layers(x, engineA), mb.layers(x, engineB), tolerance: two.tolerance)
+                ma.layers(x, engineA ?? .fast), mb.layers(x, engineB ?? .fast), tolerance: two.tolerance)
             return VerifyLayersReport(
-                a: "\(ma.description), engine \(engineA.rawValue)", b: "\(mb.description), engine \(engineB.rawValue)",
+                a: "\(ma.description), engine \((engineA ?? .fast).rawValue)",
+                b: "\(mb.description), engine \((engineB ?? .fast).rawValue)",
                 input: what, comparison: comparison)
         }
         Terminal.out(out.json ? try JSONOutput.render(report) : report.text)

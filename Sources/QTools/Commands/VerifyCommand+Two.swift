@@ -29,20 +29,26 @@ struct VerifyTwoOptions: ParsableArguments {
     }
 
     /// Runs both models on the same input and reports their difference; exit 1 above tolerance.
-    func run(a: String, b: String, config: String?, input: String?, overrides: [String], out: OutputOptions) throws {
+    func run(
+        a: String, b: String, config: String?, input: String?, overrides: [String], engines: (RunEngine?, RunEngine?) = (nil, nil),
+        out: OutputOptions
+    ) throws {
         let report: VerifyTwoReport = try ExitCodes.reporting {
             guard samples >= 1 else { throw UsageError("--samples must be at least 1") }
-            let ma = try ModelSource.open(a, config: config, overrides: overrides)
+            let ma = try ModelSource.open(a, config: config, overrides: overrides, engine: engines.0)
             let mb = try ModelSource.open(
-                b, config: configB ?? Self.recordedOr(b, config), overrides: ModelSource.overrides(overrides, forSecond: b))
+                b, config: configB ?? Self.recordedOr(b, config), overrides: ModelSource.overrides(overrides, forSecond: b),
+                engine: engines.1)
             let (x, what) = try sharedInput(ma, mb, input: input)
             let la = try ma.run(x), lb = try mb.run(x)
             guard la.shape == lb.shape else {
                 throw UsageError("the models return logits of shapes \(la.shape) and \(lb.shape)")
             }
             let d = ModelDifference(la.floats(), lb.floats(), classes: lb.shape.last ?? 1)
+            func named(_ m: RunnableModel, _ e: RunEngine?) -> String { m.description + (e.map { ", engine \($0.rawValue)" } ?? "") }
             return VerifyTwoReport(
-                a: ma.description, b: mb.description, input: what, difference: d, tolerance: tolerance, pass: d.within(tolerance))
+                a: named(ma, engines.0), b: named(mb, engines.1), input: what, difference: d, tolerance: tolerance,
+                pass: d.within(tolerance))
         }
         Terminal.out(out.json ? try JSONOutput.render(report) : report.text)
         if !report.pass { throw ExitCode(ExitCodes.checkFailed) }

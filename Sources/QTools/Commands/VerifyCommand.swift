@@ -17,6 +17,7 @@ struct VerifyCommand: ParsableCommand {
             Examples:
               qtools verify checkpoint.pth --config config.txt --input input.npy --expect output.npy
               qtools verify ckpt.pth ckpt.pth --config config.txt --input x.npy --per-layer --engine-b reference
+              qtools verify q.pth q.pth --config config.txt --engine-a int8 --engine-b float  # int8 vs fake-quant
               qtools verify --layers dump_a/ dump_b/ --json
 
             Per layer (--per-layer for two models, --layers for two dump directories): every \
@@ -72,15 +73,18 @@ struct VerifyCommand: ParsableCommand {
             return
         }
         if let other {
-            try two.run(a: model, b: other, config: config, input: input, overrides: overrides, out: out)
+            try two.run(
+                a: model, b: other, config: config, input: input, overrides: overrides, engines: (perLayer.engineA, perLayer.engineB),
+                out: out)
             return
         }
         let report: VerifyReport = try ExitCodes.reporting {
             guard let input, let expect else { throw UsageError("give --input and --expect, or a second model to compare with") }
+            if perLayer.engineB != nil { throw UsageError("--engine-b names the second model's engine: verify A B --engine-b ...") }
             let loaded = try ModelLoader(model: model, config: config, overrides: overrides)
             let x = try ModelIO.read(input)
             let want = try ModelIO.read(expect)
-            let got = try ModelIO.logits(loaded.model, x)
+            let got = try perLayer.engineA.map { try $0.logits(loaded.model, x) } ?? ModelIO.logits(loaded.model, x)
             guard got.shape == want.shape else {
                 throw UsageError("--expect has shape \(want.shape); the model returns \(got.shape)")
             }

@@ -29,8 +29,9 @@ enum ModelSource {
         path.lowercased().hasSuffix(".onnx") ? [] : overrides
     }
 
-    /// Loads `path` (see ``RunnableModel``); `config` and `overrides` as for `run`.
-    static func open(_ path: String, config: String?, overrides: [String]) throws -> RunnableModel {
+    /// Loads `path` (see ``RunnableModel``); `config` and `overrides` as for `run`. Its logits
+    /// come from the float graph, or with `engine` as `run --engine` computes them.
+    static func open(_ path: String, config: String?, overrides: [String], engine: RunEngine? = nil) throws -> RunnableModel {
         let loaded = try ModelLoader(model: path, config: config, overrides: overrides)
         let model = loaded.model
         let words = loaded.options.keywords.joined(separator: ",")
@@ -40,7 +41,7 @@ enum ModelSource {
         return RunnableModel(
             description: "\(path) (\(what))", inputSize: model.inputSize, inputChannels: model.inputChannels,
             inputShape: { model.inputShape(batch: $0) },
-            run: { x in try ModelIO.logits(model, x) },
+            run: { x in try engine.map { try $0.logits(model, x) } ?? ModelIO.logits(model, x) },
             layers: { x, engine in try engine.layers(model, x, source: path) })
     }
 }

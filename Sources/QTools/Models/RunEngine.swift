@@ -23,6 +23,19 @@ enum RunEngine: String, ExpressibleByArgument, CaseIterable {
     /// Whether `run`/`bench` lower quantized convs to the int8 kernels.
     var lowersInteger: Bool { self == .int8 || (self == .fast && IntegerConv.isFasterThanFloat) }
 
+    /// The logits of `model` on `x` as `run --engine` computes them (`verify --engine-a/-b`):
+    /// `fast` and `int8` lower binary and (``lowersInteger``) integer convs first, `float` runs
+    /// the float graph. `unfused` and `reference` are per-layer executors only.
+    func logits(_ model: BuiltModel, _ x: Tensor) throws -> Tensor {
+        guard [.fast, .float, .int8].contains(self) else {
+            throw UsageError("--engine \(rawValue) runs per-layer comparisons (--per-layer); logits take fast, float or int8")
+        }
+        var m = model
+        if self != .float { m.graph = BinaryConvLowering.lower(m.graph, planes: m.packedWeights).graph }
+        if lowersInteger { m.graph = IntegerConvLowering.lower(m.graph).graph }
+        return try ModelIO.logits(m, x)
+    }
+
     /// Every node value of `model` on `x` (an image batch), in execution order.
     func capture(_ model: BuiltModel, _ x: Tensor, threads: Int = 2) throws -> [CapturedValue] {
         let inputs = [model.input: try ModelIO.batch(x, for: model)]
