@@ -84,7 +84,7 @@ static inline float finish(int32_t acc, long m, long col, const qk_i8_epilogue *
     if (ep->residual) v = v + ep->residual[m * ld + col];
     v = v < ep->lo ? ep->lo : v;
     v = v > ep->hi ? ep->hi : v;
-    return v;
+    return ep->grid ? qk_grid_one(&ep->grid[m], v) : v;
 }
 
 /// Stores a `rows x cols` tile of int32 sums (`t`, row stride NR) at output column `col0`.

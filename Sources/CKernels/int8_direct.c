@@ -103,6 +103,13 @@ QK_I8D_FN static inline __m512 grid_indices16(const qk_grid *g, __m512 x) {
     return _mm512_roundscale_ps(_mm512_mul_ps(t, _mm512_set1_ps(g->steps)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
 }
 
+/// The grid quantizer's values of 16 inputs (qk_grid_one without `indices`, bit for bit).
+QK_I8D_FN static inline __m512 grid_values16(const qk_grid *g, __m512 x) {
+    __m512 t = _mm512_div_ps(grid_indices16(g, x), _mm512_set1_ps(g->steps));
+    if (g->centered) t = _mm512_sub_ps(_mm512_mul_ps(t, _mm512_set1_ps(2.0f)), _mm512_set1_ps(1.0f));
+    return _mm512_mul_ps(_mm512_mul_ps(t, _mm512_set1_ps(g->scale)), _mm512_set1_ps(g->gain));
+}
+
 /// `n` (1...16) floats of channel row `p` from column `col` on, every `stride`-th (1 or 2), by
 /// masked loads (nothing past the last is read); the other lanes are 0.
 QK_I8D_FN static inline __m512 load16(const float *p, long col, long stride, long n) {
@@ -215,7 +222,8 @@ QK_I8D_FN static void tile_n(int nv, const layout *l, const long *offsets, const
 
 /// Writes the valid outputs of virtual positions `v0 ..< v1` (`sums` from `v0`, row stride
 /// TILE) for channels `m ..< m + rows`: `y = min(max(acc * scale + bias + residual, lo), hi)`
-/// in float32, in that order, or the sums themselves into `acc`.
+/// in float32, in that order (then the epilogue's grid quantizer, if any), or the sums
+/// themselves into `acc`.
 QK_I8D_FN static void finish(const qk_i8_shape *s, const layout *l, const int32_t *sums, long v0, long v1, long m, long rows,
                              float *y, long ld, const qk_i8_epilogue *ep, int32_t *acc) {
     for (long oy = v0 / l->width; oy < s->out_height && oy * l->width < v1; oy++) {
@@ -236,6 +244,7 @@ QK_I8D_FN static void finish(const qk_i8_shape *s, const layout *l, const int32_
                 if (ep->residual) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, ep->residual + (m + r) * ld + at));
                 // max(lo, v) and min(hi, v) return v when it is NaN, as the scalar compares do.
                 v = _mm512_min_ps(_mm512_set1_ps(ep->hi), _mm512_max_ps(_mm512_set1_ps(ep->lo), v));
+                if (ep->grid) v = grid_values16(&ep->grid[m + r], v);
                 _mm512_mask_storeu_ps(y + (m + r) * ld + at, mask, v);
             }
         }

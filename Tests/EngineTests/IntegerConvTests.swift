@@ -205,6 +205,68 @@ import Testing
         }
     }
 
+    /// A value-form quantizer after the conv (what a float depthwise conv reads) fused into its
+    /// output transform: the plan absorbs it, and on every path the result is the reference
+    /// interpreter's (which calls the quantize function itself) bit for bit.
+    @Test(arguments: Array(0..<10 as Range<UInt64>))
+    func outputQuantizerIsFusedIntoTheTransform(seed: UInt64) throws {
+        var rng = SplitMix64(seed: seed + 900)
+        let c = Self.randomCase(&rng, large: seed % 2 == 1)
+        let g = c.g
+        let scale = rng.floats(g.outChannels, 1e-3, 0.05), bias = rng.floats(g.outChannels, -1, 1)
+        var form = GridQuantizeTests.randomForm(&rng, channels: g.outChannels)
+        if seed % 2 == 0 { form.gain = rng.floats(g.outChannels, 0.5, 1.5) }
+        var graph = Graph()
+        graph.addInput("x")
+        graph.addInput("r")
+        graph.addConstant("w", Tensor(floats: c.w, shape: [g.outChannels, g.groupInChannels, g.kernelH, g.kernelW]))
+        graph.addConstant("s", Tensor(floats: scale, shape: [g.outChannels]))
+        graph.addConstant("b", Tensor(floats: bias, shape: [g.outChannels]))
+        let attrs = IntegerConvAttributes(
+            Conv2dAttributes(stride: (g.strideH, g.strideW), padding: c.pad, dilation: (g.dilationH, g.dilationW), groups: g.groups),
+            padIndex: c.padIndex, maxIndex: c.maxIndex)
+        let conv = graph.add(.integerConv(attrs), name: "iconv", inputs: ["x", "w", "s", "b"])
+        let sum = graph.add(.add, name: "sum", inputs: [conv, "r"])
+        let act = graph.add(.relu, name: "relu", inputs: [sum])
+        let y = graph.add(.quantize(QuantizeAttributes(GridQuantizeTests.Grid(form: form))), name: "q", inputs: [act])
+        graph.markOutput(y)
+        let outShape = [g.batch, g.outChannels, g.outHeight, g.outWidth]
+        let x = Tensor(floats: c.x, shape: [g.batch, g.inChannels, g.inHeight, g.inWidth])
+        let r = Tensor(floats: rng.floats(outShape.reduce(1, *), -0.5, 0.5), shape: outShape)
+        let plan = try Executor(graph: graph).plan(for: ["x": x.shape, "r": r.shape])
+        #expect(plan.stepDescriptions.contains { $0.hasPrefix("integerConv [iconv + sum + relu + q]") }, "\(plan.stepDescriptions)")
+        let want = try ReferenceExecutor.run(graph, inputs: ["x": x, "r": r])[y]!.floats()
+        let fast = try Executor(graph: graph).run(["x": x, "r": r])[y]!.floats()
+        #expect(fast.map(\.bitPattern) == want.map(\.bitPattern))
+        // Each path through the kernel entry point.
+        for path in IntegerConv.Path.allCases {
+            var packed = [Float](repeating: 0, count: IntegerConv.packedWeightCount(g, path: path))
+            c.w.withUnsafeBufferPointer { w in packed.withUnsafeMutableBufferPointer { IntegerConv.packWeights(g, w, into: $0, path: path) }
+            }
+            var out = [Float](repeating: .nan, count: want.count)
+            let rv = r.floats()
+            c.x.withUnsafeBufferPointer { px in
+                packed.withUnsafeBufferPointer { pw in
+                    scale.withUnsafeBufferPointer { ps in
+                        bias.withUnsafeBufferPointer { pb in
+                            rv.withUnsafeBufferPointer { pr in
+                                out.withUnsafeMutableBufferPointer { py in
+                                    IntegerConv.forward(
+                                        g, padIndex: c.padIndex, maxIndex: c.maxIndex,
+                                        maddubsSafe: IntegerConv.maddubsSafe(maxIndex: c.maxIndex, maxAbsWeight: Self.maxAbs(c.w)),
+                                        input: px,
+                                        weight: pw, scale: ps, bias: pb, residual: pr, output: py, activation: .relu, outputGrid: form,
+                                        threads: 2, path: path)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            #expect(out.map(\.bitPattern) == want.map(\.bitPattern), "\(path)")
+        }
+    }
+
     @Test func badWeightsAndIndicesAreErrors() throws {
         var g = Graph()
         g.addInput("x")

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "grid_quantize.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -38,10 +40,12 @@ void qk_i8_pack_weights(const qk_i8_shape *s, const int8_t *w, int8_t *dst);
 
 /// Output transform: `y = min(max((float)acc * scale[m] + bias[m] + add, lo), hi)`, each
 /// operation rounded in float32 in that order, `add` = `residual[m * ld + p]` when `residual`
-/// is set (it may be `y` itself), else nothing.
+/// is set (it may be `y` itself), else nothing; then, when `grid` is set (one per output
+/// channel, value form), `y = qk_grid_one(&grid[m], y)`: the following quantize step fused.
 typedef struct {
     const float *scale, *bias, *residual;
     float lo, hi;
+    const qk_grid *grid;
 } qk_i8_epilogue;
 
 /// The level indices of `n` floats as bytes: clamped to 0...max_index and truncated, NaN

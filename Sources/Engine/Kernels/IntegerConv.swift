@@ -84,23 +84,43 @@ package enum IntegerConv {
     /// `residual` may be the output itself. With `grid` (an ``GridQuantization/indices`` form
     /// that fits `Cin`), `x` holds the values that quantizer turns into the indices (its
     /// quantize step fused in: the direct kernel applies it while preparing its input). With
-    /// `sums`, the int32 sums are written there instead (for tests; `[N, Cout, oH, oW]`).
+    /// `outputGrid` (a value form that fits `Cout`), the quantize step that follows is fused
+    /// into the output transform: `y = outputGrid(act(...))`. With `sums`, the int32 sums are
+    /// written there instead (for tests; `[N, Cout, oH, oW]`).
     package static func forward(
         _ g: ConvGeometry, padIndex: Int, maxIndex: Int, maddubsSafe: Bool, input: UnsafeBufferPointer<Float>,
         weight: UnsafeBufferPointer<Float>, scale: UnsafeBufferPointer<Float>, bias: UnsafeBufferPointer<Float>,
         residual: UnsafeBufferPointer<Float>?, output: UnsafeMutableBufferPointer<Float>, activation: Activation,
-        grid: GridQuantization? = nil, threads: Int, path: Path = bestPath, sums: UnsafeMutablePointer<Int32>? = nil
+        grid: GridQuantization? = nil, outputGrid: GridQuantization? = nil, threads: Int, path: Path = bestPath,
+        sums: UnsafeMutablePointer<Int32>? = nil
     ) {
         precondition(input.count >= g.batch * g.inImage && output.count >= g.batch * g.outImage)
         precondition(weight.count >= packedWeightCount(g, path: path) && scale.count >= g.outChannels && bias.count >= g.outChannels)
         precondition(grid.map { $0.indices && $0.fits(channels: g.inChannels) } ?? true)
+        precondition(outputGrid.map { !$0.indices && $0.fits(channels: g.outChannels) } ?? true)
+        let outGrids = (outputGrid.map { q in (0..<g.outChannels).map { GridQuantizeKernel.grid(q, channel: $0) } } ?? [])
+        unsafe outGrids.withUnsafeBufferPointer { og in
+            let o = unsafe outputGrid == nil ? nil : og.baseAddress
+            unsafe forward(
+                g, padIndex: padIndex, maxIndex: maxIndex, maddubsSafe: maddubsSafe, input: input, weight: weight, scale: scale,
+                bias: bias, residual: residual, output: output, activation: activation, grid: grid, outputGrids: o, threads: threads,
+                path: path, sums: sums)
+        }
+    }
+
+    private static func forward(
+        _ g: ConvGeometry, padIndex: Int, maxIndex: Int, maddubsSafe: Bool, input: UnsafeBufferPointer<Float>,
+        weight: UnsafeBufferPointer<Float>, scale: UnsafeBufferPointer<Float>, bias: UnsafeBufferPointer<Float>,
+        residual: UnsafeBufferPointer<Float>?, output: UnsafeMutableBufferPointer<Float>, activation: Activation,
+        grid: GridQuantization?, outputGrids: UnsafePointer<qk_grid>?, threads: Int, path: Path, sums: UnsafeMutablePointer<Int32>?
+    ) {
         let s0 = shape(g, padIndex: padIndex, maxIndex: maxIndex, maddubsSafe: maddubsSafe)
         let (lo, hi) = activation.bounds
         if isDirect(path) {
             let grids = grid.map { q in (0..<g.inChannels).map { GridQuantizeKernel.grid(q, channel: $0) } }
             unsafe forwardDirect(
                 g, s0, input: input, grids: grids, weight: weight, scale: scale, bias: bias, residual: residual, output: output,
-                lo: lo, hi: hi, threads: threads, sums: sums)
+                lo: lo, hi: hi, outputGrids: outputGrids, threads: threads, sums: sums)
             return
         }
         if let grid {
@@ -114,7 +134,8 @@ package enum IntegerConv {
             unsafe indices.withUnsafeBufferPointer { ix in
                 unsafe forward(
                     g, padIndex: padIndex, maxIndex: maxIndex, maddubsSafe: maddubsSafe, input: ix, weight: weight, scale: scale,
-                    bias: bias, residual: residual, output: output, activation: activation, threads: threads, path: path, sums: sums)
+                    bias: bias, residual: residual, output: output, activation: activation, grid: nil, outputGrids: outputGrids,
+                    threads: threads, path: path, sums: sums)
             }
             return
         }
@@ -147,7 +168,8 @@ package enum IntegerConv {
                     let (gi, blk) = rest.quotientAndRemainder(dividingBy: blocks)
                     let out = (img * g.outChannels + gi * mg) * plane
                     var ep = unsafe qk_i8_epilogue(
-                        scale: s + gi * mg, bias: b + gi * mg, residual: r0.map { unsafe $0 + out }, lo: lo, hi: hi)
+                        scale: s + gi * mg, bias: b + gi * mg, residual: r0.map { unsafe $0 + out }, lo: lo, hi: hi,
+                        grid: outputGrids.map { unsafe $0 + gi * mg })
                     let p0 = blk * block, p1 = min(plane, p0 + block)
                     unsafe qk_i8_conv(
                         &sh, x0 + (img * g.inChannels + gi * cg) * g.inHeight * g.inWidth, w0 + gi * per, p0, p1, y0 + out, plane, &ep,
@@ -163,7 +185,8 @@ package enum IntegerConv {
     private static func forwardDirect(
         _ g: ConvGeometry, _ s0: qk_i8_shape, input: UnsafeBufferPointer<Float>, grids: [qk_grid]?, weight: UnsafeBufferPointer<Float>,
         scale: UnsafeBufferPointer<Float>, bias: UnsafeBufferPointer<Float>, residual: UnsafeBufferPointer<Float>?,
-        output: UnsafeMutableBufferPointer<Float>, lo: Float, hi: Float, threads: Int, sums: UnsafeMutablePointer<Int32>?
+        output: UnsafeMutableBufferPointer<Float>, lo: Float, hi: Float, outputGrids: UnsafePointer<qk_grid>?, threads: Int,
+        sums: UnsafeMutablePointer<Int32>?
     ) {
         var s1 = s0
         let per = unsafe Int(qk_i8d_input_bytes(&s1)), tiles = unsafe qk_i8d_tiles(&s1)
@@ -202,7 +225,8 @@ package enum IntegerConv {
                     guard m0 < m1 else { continue }
                     let out = (img * g.outChannels + gi * mg) * plane
                     var ep = unsafe qk_i8_epilogue(
-                        scale: s + gi * mg, bias: b + gi * mg, residual: r0.map { unsafe $0 + out }, lo: lo, hi: hi)
+                        scale: s + gi * mg, bias: b + gi * mg, residual: r0.map { unsafe $0 + out }, lo: lo, hi: hi,
+                        grid: outputGrids.map { unsafe $0 + gi * mg })
                     unsafe qk_i8d_conv(
                         &sh, p0 + ig * per, w0 + gi * perWeights, t, t + 1, m0, m1, y0 + out, plane, &ep, sums.map { unsafe $0 + out })
                 }

@@ -140,10 +140,11 @@ package enum StepRunner {
             unsafe Elementwise.copy(r(x), to: w(y), count: x.count)
         case .quantize(let q, let shape, let x, let y):
             unsafe QuantizeKernel.forward(q, shape: shape, input: r(x), output: w(y), threads: threads)
-        case .integerConv(let g, let pi, let mi, let safe, let x, let wt, let s, let b, let res, let y, let a, let q):
+        case .integerConv(let g, let pi, let mi, let safe, let x, let wt, let s, let b, let res, let y, let a, let q, let oq):
             unsafe IntegerConv.forward(
                 g, padIndex: pi, maxIndex: mi, maddubsSafe: safe, input: r(x), weight: r(wt), scale: r(s), bias: r(b),
-                residual: res.map { unsafe r($0) }, output: w(y), activation: a, grid: q, threads: threads)
+                residual: res.map { unsafe r($0) }, output: w(y), activation: a, grid: q, outputGrid: oq,
+                threads: threads)
         case .gridQuantize(let q, let n, let c, let h, let wd, let p, let b, let x, let y):
             unsafe GridQuantizeKernel.forward(
                 q, batch: n, channels: c, height: h, width: wd, padding: p, border: b, input: r(x), output: w(y), threads: threads)

@@ -64,10 +64,11 @@ package enum KernelCall<B: Sendable>: Sendable {
     /// A quantize function over a tensor of `shape` (``QuantizeKernel``).
     case quantize(QuantizeAttributes, shape: [Int], input: B, output: B)
     /// ``IntegerConv/forward(_:padIndex:maxIndex:maddubsSafe:input:weight:scale:bias:residual:output:activation:grid:threads:path:sums:)``;
-    /// with `grid`, the input is the value its quantize step (fused in) turns into indices.
+    /// with `grid`, the input is the value its quantize step (fused in) turns into indices;
+    /// with `outputGrid`, the quantize step after it is fused into its output transform.
     case integerConv(
         ConvGeometry, padIndex: Int, maxIndex: Int, maddubsSafe: Bool, input: B, weight: B, scale: B, bias: B, residual: B?, output: B,
-        activation: Activation, grid: GridQuantization?)
+        activation: Activation, grid: GridQuantization?, outputGrid: GridQuantization?)
     /// An element-wise grid quantizer over `[batch, channels, height, width]`, written padded
     /// (``GridQuantizeKernel``; a `pad` before or after the quantize op fused in).
     case gridQuantize(
@@ -122,10 +123,10 @@ package enum KernelCall<B: Sendable>: Sendable {
             return .copy(input: try f(x), output: try f(y))
         case .quantize(let q, let s, let x, let y):
             return .quantize(q, shape: s, input: try f(x), output: try f(y))
-        case .integerConv(let g, let pi, let mi, let safe, let x, let w, let s, let b, let r, let y, let a, let q):
+        case .integerConv(let g, let pi, let mi, let safe, let x, let w, let s, let b, let r, let y, let a, let q, let oq):
             return .integerConv(
                 g, padIndex: pi, maxIndex: mi, maddubsSafe: safe, input: try f(x), weight: try f(w), scale: try f(s), bias: try f(b),
-                residual: try r.map(f), output: try f(y), activation: a, grid: q)
+                residual: try r.map(f), output: try f(y), activation: a, grid: q, outputGrid: oq)
         case .gridQuantize(let q, let n, let c, let h, let w, let p, let b, let x, let y):
             return .gridQuantize(q, batch: n, channels: c, height: h, width: w, padding: p, border: b, input: try f(x), output: try f(y))
         }
@@ -146,7 +147,7 @@ package enum KernelCall<B: Sendable>: Sendable {
             .spaceDepth(_, _, _, _, _, _, let x, _), .reduceMean(_, let x, _):
             return [x]
         case .mul(_, let a, let b, _): return [a, b]
-        case .integerConv(_, _, _, _, let x, let w, let s, let b, let r, _, _, _): return [x, w, s, b] + (r.map { [$0] } ?? [])
+        case .integerConv(_, _, _, _, let x, let w, let s, let b, let r, _, _, _, _): return [x, w, s, b] + (r.map { [$0] } ?? [])
         case .prelu(_, _, _, let x, let s, _): return [x, s]
         case .add(let a, let b, _, _): return [a, b]
         case .concat(_, _, let parts, _, _): return parts
@@ -163,7 +164,7 @@ package enum KernelCall<B: Sendable>: Sendable {
             .softmax(_, _, _, _, let y), .pad(_, _, _, _, _, _, let y), .concat(_, _, _, _, let y),
             .copy(_, let y), .quantize(_, _, _, let y), .spaceDepth(_, _, _, _, _, _, _, let y),
             .mul(_, _, _, let y), .reduceMean(_, _, let y), .binaryConv(_, _, _, _, let y, _),
-            .gridQuantize(_, _, _, _, _, _, _, _, let y), .integerConv(_, _, _, _, _, _, _, _, _, let y, _, _):
+            .gridQuantize(_, _, _, _, _, _, _, _, let y), .integerConv(_, _, _, _, _, _, _, _, _, let y, _, _, _):
             return y
         }
     }
@@ -173,7 +174,7 @@ package enum KernelCall<B: Sendable>: Sendable {
     package var inPlaceCandidates: [B] {
         switch self {
         case .conv(_, _, _, _, let r, _, _), .winograd(_, _, _, _, _, let r, _, _), .binaryConv(_, _, _, let r, _, _),
-            .integerConv(_, _, _, _, _, _, _, _, let r, _, _, _):
+            .integerConv(_, _, _, _, _, _, _, _, let r, _, _, _, _):
             return r.map { [$0] } ?? []
         case .channelAffine(_, _, _, let x, _, _, _, _), .activation(_, let x, _),
             .prelu(_, _, _, let x, _, _), .softmax(_, _, _, let x, _):

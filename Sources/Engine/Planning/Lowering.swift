@@ -334,11 +334,21 @@ struct Lowering {
             (scale, bias) = (operand(ins[2]), operand(ins[3]))
         }
         let residual = fuseResidual(after: &v, nodes: &nodes)
-        let (act, y) = fuseActivation(after: v, nodes: &nodes)
+        var (act, y) = fuseActivation(after: v, nodes: &nodes)
+        // A following value-form grid quantizer (one a float conv reads, e.g. a depthwise conv).
+        var outputGrid: GridQuantization? = nil
+        if options.fuseQuantizePad, let next = soleConsumer(y), case .quantize(let q) = next.op, next.inputs[0] == y,
+            let (form, d) = gridShape(q, input: y), !form.indices, shapes[y]!.count == 4, d[1] == g.outChannels
+        {
+            outputGrid = form
+            absorb(next, into: &nodes)
+            y = next.outputs[0]
+        }
         return .integerConv(
             g, padIndex: a.padIndex, maxIndex: a.maxIndex,
             maddubsSafe: IntegerConv.maddubsSafe(maxIndex: a.maxIndex, maxAbsWeight: maxAbs), input: input,
-            weight: weight, scale: scale, bias: bias, residual: residual, output: .value(y), activation: act, grid: grid)
+            weight: weight, scale: scale, bias: bias, residual: residual, output: .value(y), activation: act, grid: grid,
+            outputGrid: outputGrid)
     }
 
     private mutating func lower(_ node: Graph.Node) throws(InferenceError) -> ProtoStep? {
