@@ -88,13 +88,15 @@ static inline float finish(int32_t acc, long m, long col, const qk_i8_epilogue *
 }
 
 /// Stores a `rows x cols` tile of int32 sums (`t`, row stride NR) at output column `col0`.
-static void store_tile(const int32_t *t, long m0, long rows, long col0, long cols, float *y, long ld,
+static void store_tile(const int32_t *t, long m0, long rows, long col0, long cols, float *y, long ld, long width,
                        const qk_i8_epilogue *ep, int32_t *acc) {
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < cols; j++) {
             const long m = m0 + r, col = col0 + j;
             if (acc)
                 acc[m * ld + col] = t[r * NR + j];
+            else if (ep->row)
+                y[m * ld + col / width * ep->row + col % width] = finish(t[r * NR + j], m, col, ep, ld);
             else
                 y[m * ld + col] = finish(t[r * NR + j], m, col, ep, ld);
         }
@@ -198,7 +200,7 @@ void qk_i8_conv(const qk_i8_shape *s, const unsigned char *x, const int8_t *pw, 
                 else
 #endif
                     tile_portable(rows, k4, a, b, t);
-                store_tile(t, m0, rows, c0 + strip * NR, cols, y, ld, ep, acc);
+                store_tile(t, m0, rows, c0 + strip * NR, cols, y, ld, s->out_width, ep, acc);
             }
         }
     }

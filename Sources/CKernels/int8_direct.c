@@ -233,6 +233,7 @@ QK_I8D_FN static void finish(const qk_i8_shape *s, const layout *l, const int32_
             const long n = b - k < LANES ? b - k : LANES;
             const __mmask16 mask = (__mmask16)((1u << n) - 1);
             const long at = oy * s->out_width + (k - oy * l->width);  // output column
+            const long yat = ep->row ? oy * ep->row + (k - oy * l->width) : at;
             for (long r = 0; r < rows; r++) {
                 const __m512i sum = _mm512_maskz_loadu_epi32(mask, sums + r * TILE + (k - v0));
                 if (acc) {
@@ -245,7 +246,7 @@ QK_I8D_FN static void finish(const qk_i8_shape *s, const layout *l, const int32_
                 // max(lo, v) and min(hi, v) return v when it is NaN, as the scalar compares do.
                 v = _mm512_min_ps(_mm512_set1_ps(ep->hi), _mm512_max_ps(_mm512_set1_ps(ep->lo), v));
                 if (ep->grid) v = grid_values16(&ep->grid[m + r], v);
-                _mm512_mask_storeu_ps(y + (m + r) * ld + at, mask, v);
+                _mm512_mask_storeu_ps(y + (m + r) * ld + yat, mask, v);
             }
         }
     }

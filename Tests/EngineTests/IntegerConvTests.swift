@@ -206,16 +206,22 @@ import Testing
     }
 
     /// A value-form quantizer after the conv (what a float depthwise conv reads) fused into its
-    /// output transform: the plan absorbs it, and on every path the result is the reference
-    /// interpreter's (which calls the quantize function itself) bit for bit.
-    @Test(arguments: Array(0..<10 as Range<UInt64>))
+    /// output transform, after a residual add (even seeds) or with a constant pad before it
+    /// (odd seeds: the output is the padded plane, its border the quantized pad value): the
+    /// plan absorbs it, and on every path the result is the reference interpreter's (which
+    /// calls the quantize function itself) bit for bit.
+    @Test(arguments: Array(0..<12 as Range<UInt64>))
     func outputQuantizerIsFusedIntoTheTransform(seed: UInt64) throws {
         var rng = SplitMix64(seed: seed + 900)
-        let c = Self.randomCase(&rng, large: seed % 2 == 1)
+        let c = Self.randomCase(&rng, large: seed % 4 >= 2)
         let g = c.g
         let scale = rng.floats(g.outChannels, 1e-3, 0.05), bias = rng.floats(g.outChannels, -1, 1)
         var form = GridQuantizeTests.randomForm(&rng, channels: g.outChannels)
-        if seed % 2 == 0 { form.gain = rng.floats(g.outChannels, 0.5, 1.5) }
+        if seed % 3 == 0 { form.gain = rng.floats(g.outChannels, 0.5, 1.5) }
+        let padded = seed % 2 == 1
+        let pad =
+            padded ? Padding2d(top: rng.int(0...2), left: rng.int(0...2), bottom: rng.int(0...2), right: rng.int(1...2)) : Padding2d(0)
+        let padValue = padded ? rng.floats(1, -0.5, 0.5)[0] : 0
         var graph = Graph()
         graph.addInput("x")
         graph.addInput("r")
@@ -226,25 +232,28 @@ import Testing
             Conv2dAttributes(stride: (g.strideH, g.strideW), padding: c.pad, dilation: (g.dilationH, g.dilationW), groups: g.groups),
             padIndex: c.padIndex, maxIndex: c.maxIndex)
         let conv = graph.add(.integerConv(attrs), name: "iconv", inputs: ["x", "w", "s", "b"])
-        let sum = graph.add(.add, name: "sum", inputs: [conv, "r"])
-        let act = graph.add(.relu, name: "relu", inputs: [sum])
-        let y = graph.add(.quantize(QuantizeAttributes(GridQuantizeTests.Grid(form: form))), name: "q", inputs: [act])
+        var v = padded ? conv : graph.add(.add, name: "sum", inputs: [conv, "r"])
+        v = graph.add(.relu, name: "relu", inputs: [v])
+        if padded { v = graph.add(.pad(Pad2dAttributes(pad, value: padValue)), name: "pad", inputs: [v]) }
+        let y = graph.add(.quantize(QuantizeAttributes(GridQuantizeTests.Grid(form: form))), name: "q", inputs: [v])
         graph.markOutput(y)
         let outShape = [g.batch, g.outChannels, g.outHeight, g.outWidth]
         let x = Tensor(floats: c.x, shape: [g.batch, g.inChannels, g.inHeight, g.inWidth])
         let r = Tensor(floats: rng.floats(outShape.reduce(1, *), -0.5, 0.5), shape: outShape)
         let plan = try Executor(graph: graph).plan(for: ["x": x.shape, "r": r.shape])
-        #expect(plan.stepDescriptions.contains { $0.hasPrefix("integerConv [iconv + sum + relu + q]") }, "\(plan.stepDescriptions)")
+        let fused = padded ? "integerConv [iconv + relu + pad + q]" : "integerConv [iconv + sum + relu + q]"
+        #expect(plan.stepDescriptions.contains { $0.hasPrefix(fused) }, "\(plan.stepDescriptions)")
         let want = try ReferenceExecutor.run(graph, inputs: ["x": x, "r": r])[y]!.floats()
         let fast = try Executor(graph: graph).run(["x": x, "r": r])[y]!.floats()
         #expect(fast.map(\.bitPattern) == want.map(\.bitPattern))
         // Each path through the kernel entry point.
+        let quantizer = IntegerConv.OutputQuantizer(form, padding: pad, padValue: padValue)
+        let rv = r.floats()
         for path in IntegerConv.Path.allCases {
             var packed = [Float](repeating: 0, count: IntegerConv.packedWeightCount(g, path: path))
             c.w.withUnsafeBufferPointer { w in packed.withUnsafeMutableBufferPointer { IntegerConv.packWeights(g, w, into: $0, path: path) }
             }
             var out = [Float](repeating: .nan, count: want.count)
-            let rv = r.floats()
             c.x.withUnsafeBufferPointer { px in
                 packed.withUnsafeBufferPointer { pw in
                     scale.withUnsafeBufferPointer { ps in
@@ -255,8 +264,8 @@ import Testing
                                         g, padIndex: c.padIndex, maxIndex: c.maxIndex,
                                         maddubsSafe: IntegerConv.maddubsSafe(maxIndex: c.maxIndex, maxAbsWeight: Self.maxAbs(c.w)),
                                         input: px,
-                                        weight: pw, scale: ps, bias: pb, residual: pr, output: py, activation: .relu, outputGrid: form,
-                                        threads: 2, path: path)
+                                        weight: pw, scale: ps, bias: pb, residual: padded ? nil : pr, output: py, activation: .relu,
+                                        outputQuantizer: quantizer, threads: 2, path: path)
                                 }
                             }
                         }

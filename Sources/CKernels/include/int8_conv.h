@@ -42,10 +42,13 @@ void qk_i8_pack_weights(const qk_i8_shape *s, const int8_t *w, int8_t *dst);
 /// operation rounded in float32 in that order, `add` = `residual[m * ld + p]` when `residual`
 /// is set (it may be `y` itself), else nothing; then, when `grid` is set (one per output
 /// channel, value form), `y = qk_grid_one(&grid[m], y)`: the following quantize step fused.
+/// `row` (0: `out_width`) is the row stride of `y` when it is the interior of a padded plane
+/// (`ld` then its plane size; `residual` and `acc` are not used with it).
 typedef struct {
     const float *scale, *bias, *residual;
     float lo, hi;
     const qk_grid *grid;
+    long row;
 } qk_i8_epilogue;
 
 /// The level indices of `n` floats as bytes: clamped to 0...max_index and truncated, NaN

@@ -12,6 +12,21 @@ import CKernels
 /// `vpmaddwd` (when `2 * maxIndex * max|w| > 32767` a pair of products could saturate int16,
 /// so the indices are split into nibbles) or portable C. Twin: ``ReferenceKernels/integerConv(_:input:weight:scale:bias:padIndex:maxIndex:residual:activation:)``.
 package enum IntegerConv {
+    /// A value-form grid quantizer fused into the output transform, with the constant
+    /// padding a `pad` before it adds: the output is the padded plane, its border the quantized
+    /// pad value of each channel.
+    package struct OutputQuantizer: Sendable, Equatable {
+        package var form: GridQuantization
+        package var padding = Padding2d(0)
+        package var padValue: Float = 0
+
+        package init(_ form: GridQuantization, padding: Padding2d = Padding2d(0), padValue: Float = 0) {
+            self.form = form
+            self.padding = padding
+            self.padValue = padValue
+        }
+    }
+
     /// The inner loops (`QK_I8_*`).
     package enum Path: Int32, Sendable, CaseIterable {
         case portable = 0, avx2 = 1, vnni = 2
@@ -84,35 +99,69 @@ package enum IntegerConv {
     /// `residual` may be the output itself. With `grid` (an ``GridQuantization/indices`` form
     /// that fits `Cin`), `x` holds the values that quantizer turns into the indices (its
     /// quantize step fused in: the direct kernel applies it while preparing its input). With
-    /// `outputGrid` (a value form that fits `Cout`), the quantize step that follows is fused
-    /// into the output transform: `y = outputGrid(act(...))`. With `sums`, the int32 sums are
-    /// written there instead (for tests; `[N, Cout, oH, oW]`).
+    /// `outputQuantizer` (a value form that fits `Cout`), the quantize step that follows is fused
+    /// into the output transform, `y = q(act(...))`, written into a padded plane when it has
+    /// padding (then without `residual` and `sums`). With `sums`, the int32 sums are written
+    /// there instead (for tests; `[N, Cout, oH, oW]`).
     package static func forward(
         _ g: ConvGeometry, padIndex: Int, maxIndex: Int, maddubsSafe: Bool, input: UnsafeBufferPointer<Float>,
         weight: UnsafeBufferPointer<Float>, scale: UnsafeBufferPointer<Float>, bias: UnsafeBufferPointer<Float>,
         residual: UnsafeBufferPointer<Float>?, output: UnsafeMutableBufferPointer<Float>, activation: Activation,
-        grid: GridQuantization? = nil, outputGrid: GridQuantization? = nil, threads: Int, path: Path = bestPath,
+        grid: GridQuantization? = nil, outputQuantizer: OutputQuantizer? = nil, threads: Int, path: Path = bestPath,
         sums: UnsafeMutablePointer<Int32>? = nil
     ) {
-        precondition(input.count >= g.batch * g.inImage && output.count >= g.batch * g.outImage)
+        let pad = outputQuantizer?.padding ?? Padding2d(0)
+        let (rows, row) = (g.outHeight + pad.top + pad.bottom, g.outWidth + pad.left + pad.right)
+        let padded = rows * row != g.outPixels
+        precondition(input.count >= g.batch * g.inImage && output.count >= g.batch * g.outChannels * rows * row)
+        precondition(!padded || (residual == nil && sums == nil))
         precondition(weight.count >= packedWeightCount(g, path: path) && scale.count >= g.outChannels && bias.count >= g.outChannels)
         precondition(grid.map { $0.indices && $0.fits(channels: g.inChannels) } ?? true)
-        precondition(outputGrid.map { !$0.indices && $0.fits(channels: g.outChannels) } ?? true)
-        let outGrids = (outputGrid.map { q in (0..<g.outChannels).map { GridQuantizeKernel.grid(q, channel: $0) } } ?? [])
+        let q = outputQuantizer?.form
+        precondition(q.map { !$0.indices && $0.fits(channels: g.outChannels) } ?? true)
+        let outGrids = (q.map { q in (0..<g.outChannels).map { GridQuantizeKernel.grid(q, channel: $0) } } ?? [])
         unsafe outGrids.withUnsafeBufferPointer { og in
-            let o = unsafe outputGrid == nil ? nil : og.baseAddress
+            let o = unsafe q == nil ? nil : og.baseAddress
+            let y = Output(plane: rows * row, row: padded ? row : 0, offset: pad.top * row + pad.left, grids: o)
             unsafe forward(
                 g, padIndex: padIndex, maxIndex: maxIndex, maddubsSafe: maddubsSafe, input: input, weight: weight, scale: scale,
-                bias: bias, residual: residual, output: output, activation: activation, grid: grid, outputGrids: o, threads: threads,
+                bias: bias, residual: residual, output: output, activation: activation, grid: grid, y: y, threads: threads,
                 path: path, sums: sums)
         }
+        if padded, let oq = outputQuantizer {
+            // The border: each channel's quantized pad value.
+            let border = (0..<g.outChannels).map { oq.form.apply(oq.padValue, channel: $0) }
+            let y0 = output.baseAddress!
+            Parallel.forRanges(g.batch * g.outChannels, threads: threads) { range in
+                for p in range {
+                    let v = border[p % g.outChannels], plane = unsafe y0 + p * rows * row
+                    let interior = pad.top..<(pad.top + g.outHeight)
+                    for r in 0..<rows {
+                        let line = unsafe plane + r * row
+                        if interior.contains(r) {
+                            unsafe line.update(repeating: v, count: pad.left)
+                            unsafe (line + pad.left + g.outWidth).update(repeating: v, count: pad.right)
+                        } else {
+                            unsafe line.update(repeating: v, count: row)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Where the output goes: planes of `plane` floats, rows of `row` (0: unpadded), the
+    /// interior at `offset`; the fused quantizer's C parameters per output channel.
+    struct Output {
+        var plane: Int, row: Int, offset: Int
+        var grids: UnsafePointer<qk_grid>?
     }
 
     private static func forward(
         _ g: ConvGeometry, padIndex: Int, maxIndex: Int, maddubsSafe: Bool, input: UnsafeBufferPointer<Float>,
         weight: UnsafeBufferPointer<Float>, scale: UnsafeBufferPointer<Float>, bias: UnsafeBufferPointer<Float>,
         residual: UnsafeBufferPointer<Float>?, output: UnsafeMutableBufferPointer<Float>, activation: Activation,
-        grid: GridQuantization?, outputGrids: UnsafePointer<qk_grid>?, threads: Int, path: Path, sums: UnsafeMutablePointer<Int32>?
+        grid: GridQuantization?, y: Output, threads: Int, path: Path, sums: UnsafeMutablePointer<Int32>?
     ) {
         let s0 = shape(g, padIndex: padIndex, maxIndex: maxIndex, maddubsSafe: maddubsSafe)
         let (lo, hi) = activation.bounds
@@ -120,7 +169,7 @@ package enum IntegerConv {
             let grids = grid.map { q in (0..<g.inChannels).map { GridQuantizeKernel.grid(q, channel: $0) } }
             unsafe forwardDirect(
                 g, s0, input: input, grids: grids, weight: weight, scale: scale, bias: bias, residual: residual, output: output,
-                lo: lo, hi: hi, outputGrids: outputGrids, threads: threads, sums: sums)
+                lo: lo, hi: hi, y: y, threads: threads, sums: sums)
             return
         }
         if let grid {
@@ -134,7 +183,7 @@ package enum IntegerConv {
             unsafe indices.withUnsafeBufferPointer { ix in
                 unsafe forward(
                     g, padIndex: padIndex, maxIndex: maxIndex, maddubsSafe: maddubsSafe, input: ix, weight: weight, scale: scale,
-                    bias: bias, residual: residual, output: output, activation: activation, grid: nil, outputGrids: outputGrids,
+                    bias: bias, residual: residual, output: output, activation: activation, grid: nil, y: y,
                     threads: threads, path: path, sums: sums)
             }
             return
@@ -166,14 +215,14 @@ package enum IntegerConv {
                 for item in range {
                     let (img, rest) = item.quotientAndRemainder(dividingBy: g.groups * blocks)
                     let (gi, blk) = rest.quotientAndRemainder(dividingBy: blocks)
-                    let out = (img * g.outChannels + gi * mg) * plane
+                    let out = (img * g.outChannels + gi * mg) * plane, yOut = (img * g.outChannels + gi * mg) * y.plane + y.offset
                     var ep = unsafe qk_i8_epilogue(
                         scale: s + gi * mg, bias: b + gi * mg, residual: r0.map { unsafe $0 + out }, lo: lo, hi: hi,
-                        grid: outputGrids.map { unsafe $0 + gi * mg })
+                        grid: y.grids.map { unsafe $0 + gi * mg }, row: y.row)
                     let p0 = blk * block, p1 = min(plane, p0 + block)
                     unsafe qk_i8_conv(
-                        &sh, x0 + (img * g.inChannels + gi * cg) * g.inHeight * g.inWidth, w0 + gi * per, p0, p1, y0 + out, plane, &ep,
-                        sums.map { unsafe $0 + out }, path.rawValue)
+                        &sh, x0 + (img * g.inChannels + gi * cg) * g.inHeight * g.inWidth, w0 + gi * per, p0, p1, y0 + yOut, y.plane,
+                        &ep, sums.map { unsafe $0 + out }, path.rawValue)
                 }
             }
         }
@@ -185,7 +234,7 @@ package enum IntegerConv {
     private static func forwardDirect(
         _ g: ConvGeometry, _ s0: qk_i8_shape, input: UnsafeBufferPointer<Float>, grids: [qk_grid]?, weight: UnsafeBufferPointer<Float>,
         scale: UnsafeBufferPointer<Float>, bias: UnsafeBufferPointer<Float>, residual: UnsafeBufferPointer<Float>?,
-        output: UnsafeMutableBufferPointer<Float>, lo: Float, hi: Float, outputGrids: UnsafePointer<qk_grid>?, threads: Int,
+        output: UnsafeMutableBufferPointer<Float>, lo: Float, hi: Float, y: Output, threads: Int,
         sums: UnsafeMutablePointer<Int32>?
     ) {
         var s1 = s0
@@ -223,12 +272,13 @@ package enum IntegerConv {
                     let (img, gi) = ig.quotientAndRemainder(dividingBy: g.groups)
                     let m0 = part * mBlock, m1 = min(mg, m0 + mBlock)
                     guard m0 < m1 else { continue }
-                    let out = (img * g.outChannels + gi * mg) * plane
+                    let out = (img * g.outChannels + gi * mg) * plane, yOut = (img * g.outChannels + gi * mg) * y.plane + y.offset
                     var ep = unsafe qk_i8_epilogue(
                         scale: s + gi * mg, bias: b + gi * mg, residual: r0.map { unsafe $0 + out }, lo: lo, hi: hi,
-                        grid: outputGrids.map { unsafe $0 + gi * mg })
+                        grid: y.grids.map { unsafe $0 + gi * mg }, row: y.row)
                     unsafe qk_i8d_conv(
-                        &sh, p0 + ig * per, w0 + gi * perWeights, t, t + 1, m0, m1, y0 + out, plane, &ep, sums.map { unsafe $0 + out })
+                        &sh, p0 + ig * per, w0 + gi * perWeights, t, t + 1, m0, m1, y0 + yOut, y.plane, &ep,
+                        sums.map { unsafe $0 + out })
                 }
             }
         }

@@ -143,7 +143,7 @@ package enum StepRunner {
         case .integerConv(let g, let pi, let mi, let safe, let x, let wt, let s, let b, let res, let y, let a, let q, let oq):
             unsafe IntegerConv.forward(
                 g, padIndex: pi, maxIndex: mi, maddubsSafe: safe, input: r(x), weight: r(wt), scale: r(s), bias: r(b),
-                residual: res.map { unsafe r($0) }, output: w(y), activation: a, grid: q, outputGrid: oq,
+                residual: res.map { unsafe r($0) }, output: w(y), activation: a, grid: q, outputQuantizer: oq,
                 threads: threads)
         case .gridQuantize(let q, let n, let c, let h, let wd, let p, let b, let x, let y):
             unsafe GridQuantizeKernel.forward(

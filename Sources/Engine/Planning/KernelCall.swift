@@ -65,10 +65,11 @@ package enum KernelCall<B: Sendable>: Sendable {
     case quantize(QuantizeAttributes, shape: [Int], input: B, output: B)
     /// ``IntegerConv/forward(_:padIndex:maxIndex:maddubsSafe:input:weight:scale:bias:residual:output:activation:grid:threads:path:sums:)``;
     /// with `grid`, the input is the value its quantize step (fused in) turns into indices;
-    /// with `outputGrid`, the quantize step after it is fused into its output transform.
+    /// with `output quantizer`, the quantize step after it (and a pad before that) is fused into
+    /// its output transform.
     case integerConv(
         ConvGeometry, padIndex: Int, maxIndex: Int, maddubsSafe: Bool, input: B, weight: B, scale: B, bias: B, residual: B?, output: B,
-        activation: Activation, grid: GridQuantization?, outputGrid: GridQuantization?)
+        activation: Activation, grid: GridQuantization?, outputQuantizer: IntegerConv.OutputQuantizer?)
     /// An element-wise grid quantizer over `[batch, channels, height, width]`, written padded
     /// (``GridQuantizeKernel``; a `pad` before or after the quantize op fused in).
     case gridQuantize(
@@ -126,7 +127,7 @@ package enum KernelCall<B: Sendable>: Sendable {
         case .integerConv(let g, let pi, let mi, let safe, let x, let w, let s, let b, let r, let y, let a, let q, let oq):
             return .integerConv(
                 g, padIndex: pi, maxIndex: mi, maddubsSafe: safe, input: try f(x), weight: try f(w), scale: try f(s), bias: try f(b),
-                residual: try r.map(f), output: try f(y), activation: a, grid: q, outputGrid: oq)
+                residual: try r.map(f), output: try f(y), activation: a, grid: q, outputQuantizer: oq)
         case .gridQuantize(let q, let n, let c, let h, let w, let p, let b, let x, let y):
             return .gridQuantize(q, batch: n, channels: c, height: h, width: w, padding: p, border: b, input: try f(x), output: try f(y))
         }

@@ -335,12 +335,18 @@ struct Lowering {
         }
         let residual = fuseResidual(after: &v, nodes: &nodes)
         var (act, y) = fuseActivation(after: v, nodes: &nodes)
-        // A following value-form grid quantizer (one a float conv reads, e.g. a depthwise conv).
-        var outputGrid: GridQuantization? = nil
-        if options.fuseQuantizePad, let next = soleConsumer(y), case .quantize(let q) = next.op, next.inputs[0] == y,
-            let (form, d) = gridShape(q, input: y), !form.indices, shapes[y]!.count == 4, d[1] == g.outChannels
+        // A following value-form grid quantizer (one a float conv reads, e.g. a depthwise conv),
+        // with a constant pad before it when nothing else is added in.
+        var quantizer: IntegerConv.OutputQuantizer? = nil
+        var pad: (node: Graph.Node, attributes: Pad2dAttributes)? = nil
+        if residual == nil, let next = soleConsumer(y), case .pad(let a) = next.op, next.inputs[0] == y { pad = (next, a) }
+        if options.fuseQuantizePad, let next = soleConsumer(pad?.node.outputs[0] ?? y), case .quantize(let q) = next.op,
+            next.inputs[0] == (pad?.node.outputs[0] ?? y), let (form, d) = gridShape(q, input: next.inputs[0]), !form.indices,
+            shapes[y]!.count == 4, d[1] == g.outChannels
         {
-            outputGrid = form
+            quantizer = IntegerConv.OutputQuantizer(
+                form, padding: pad?.attributes.padding ?? Padding2d(0), padValue: pad?.attributes.value ?? 0)
+            if let pad { absorb(pad.node, into: &nodes) }
             absorb(next, into: &nodes)
             y = next.outputs[0]
         }
@@ -348,7 +354,7 @@ struct Lowering {
             g, padIndex: a.padIndex, maxIndex: a.maxIndex,
             maddubsSafe: IntegerConv.maddubsSafe(maxIndex: a.maxIndex, maxAbsWeight: maxAbs), input: input,
             weight: weight, scale: scale, bias: bias, residual: residual, output: .value(y), activation: act, grid: grid,
-            outputGrid: outputGrid)
+            outputQuantizer: quantizer)
     }
 
     private mutating func lower(_ node: Graph.Node) throws(InferenceError) -> ProtoStep? {

@@ -27,6 +27,10 @@ import Tensors
 /// rounding of the rescale differs from the float conv's summation. A NaN input reads as
 /// index 0 (the float path propagates it).
 package enum IntegerConvLowering {
+    /// Convs with fewer input channels per group stay float (depthwise convs): the int8
+    /// kernel packs 4 channels per 32-bit word, so it would multiply mostly zeros.
+    static let minGroupChannels = 4
+
     /// What ``lower(_:)`` did.
     package struct Result: Sendable {
         /// The graph with the integer convs lowered.
@@ -234,6 +238,10 @@ package enum IntegerConvLowering {
         _ n: Graph.Node, _ a: Conv2dAttributes, site s: Site, graph: Graph
     ) -> Swift.Result<(Site, Graph.Node, [(String, Tensor)]), Reason> {
         guard let w = graph.constants[n.inputs[1]] else { return .failure(Reason("the weight is computed")) }
+        if w.shape.count == 4, w.shape[1] < minGroupChannels {
+            return .failure(
+                Reason("\(w.shape[1]) input channel\(w.shape[1] == 1 ? "" : "s") per group: the float depthwise kernel is faster"))
+        }
         let bias = n.inputs.count > 2 ? graph.constants[n.inputs[2]]?.floats() : nil
         if n.inputs.count > 2 && bias == nil { return .failure(Reason("the bias is computed")) }
         let rows = w.shape.first ?? 0
