@@ -124,7 +124,12 @@ package enum IntegerConvLowering {
                 guard qs.allSatisfy({ abs($0) <= 127 }) else { break }
                 // Least-squares unit for these integers, then every weight within float rounding.
                 let u = zip(row, qs).reduce(0) { $0 + $1.0 * $1.1 } / qs.reduce(0) { $0 + $1 * $1 }
-                if zip(row, qs).allSatisfy({ abs($0 - $1 * u) <= 4e-7 * magnitude }) {
+                // Float rounding at the grid's full scale (at most 127 units): a centred grid's
+                // levels come out of `(2k/n - 1) * scale`, whose cancellation leaves errors of an
+                // ulp of `scale` on the small levels (4-bit: -0.06666666 and +0.06666672 for -+1/15
+                // in a row holding nothing else).
+                let tolerance = 4e-7 * max(magnitude, 128 * abs(u))
+                if zip(row, qs).allSatisfy({ abs($0 - $1 * u) <= tolerance }) {
                     found = (u, qs)
                     break
                 }

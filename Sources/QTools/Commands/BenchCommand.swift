@@ -109,6 +109,7 @@ struct BenchCommand: ParsableCommand {
                 model: planned.name, inputShape: planned.inputShape, result: r, randomWeights: planned.randomWeights)
             report.binaryConvs = planned.binaryConvs
             report.integerConvs = planned.integerConvs
+            report.integerKept = planned.integerKept.map { BenchReport.KeptConv(node: $0.node, reason: $0.reason) }
             Terminal.out(out.json ? try JSONOutput.render(report) : report.text)
         }
     }
@@ -146,6 +147,13 @@ struct BenchReport: Encodable {
     /// lowers quantized convs to it), `gather-avx2` or `gather-portable` (exact, not faster
     /// than float: only `--engine int8` uses them).
     var integerKernel = IntegerConv.kernelName
+    /// Quantized convs the int8 lowering kept float, and why (empty with `--engine float`).
+    var integerKept: [KeptConv] = []
+
+    struct KeptConv: Encodable {
+        var node: String
+        var reason: String
+    }
 
     enum CodingKeys: String, CodingKey {
         case model, inputShape = "input_shape", threads, runs, medianMs = "median_ms", minMs = "min_ms",
@@ -154,7 +162,7 @@ struct BenchReport: Encodable {
             peakRSSBytes = "peak_rss_bytes", weightBytes = "weight_bytes",
             largestActivationBytes = "largest_activation_bytes", memoryAnchorBytes = "memory_anchor_bytes",
             memoryAnchorMet = "memory_anchor_met", binaryConvs = "binary_convs", integerConvs = "integer_convs",
-            integerKernel = "integer_kernel"
+            integerKernel = "integer_kernel", integerKept = "integer_kept"
     }
 
     init(model: String, inputShape: [Int], result r: EngineBenchmark.Result, randomWeights: Bool) {

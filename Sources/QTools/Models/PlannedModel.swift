@@ -30,6 +30,8 @@ struct PlannedModel {
     var binaryConvs: Int = 0
     /// Convs of uniform quantizers lowered to the engine's int8 conv (``IntegerConvLowering``).
     var integerConvs: Int = 0
+    /// Convs behind a quantizer that the integer lowering kept float, with the reason.
+    var integerKept: [(node: String, reason: String)] = []
 
     /// Loads `model` (see ``ModelLoader``) and plans it for the shape `shape` picks. With
     /// `lowerBinary` (the default; `--engine float` turns it off) XNOR-style binary convs run
@@ -70,6 +72,7 @@ struct PlannedModel {
         if lowerInteger {
             let lowered = IntegerConvLowering.lower(graph)
             integerConvs = lowered.lowered.count
+            integerKept = lowered.kept
             graph = lowered.graph
         }
         plan = try Plan(graph: consume graph, inputShapes: inputShapes)
