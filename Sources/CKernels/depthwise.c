@@ -135,9 +135,10 @@ __attribute__((target("avx2,fma"))) static void dw_row_avx2(long nt, const float
     }
 }
 
-/// Output planes `p0 ..< p1` of a stride-1 "same" conv (output as large as the input) with
-/// narrow rows, each as one run of 16-pixel vectors across its rows (conv_direct.h's plan:
-/// lane masks zero the columns a tap reads outside its row). Per plane the input is copied
+/// Output planes `p0 ..< p1` of a stride-1 conv with narrow output rows, each as runs of
+/// 16-pixel vectors (across its rows when the output is as wide as the input, as for "same"
+/// convs; else one vector per row, as for a conv of an input padded before it; conv_direct.h's
+/// plan: lane masks zero the columns a tap reads outside its row). Per plane the input is copied
 /// once into a vertically padded plane; per vector all taps accumulate in a register, then
 /// bias, residual and clamp, one masked store. The row kernel fills 7 of 16 lanes of a 7-wide
 /// row and sets up its taps per row; this fills the vectors and sets up once per plane.
@@ -145,8 +146,9 @@ __attribute__((target("avx512f"))) static void dw_planes_avx512(const qk_dw_shap
                                                                 const float *bias, const float *res, float *y,
                                                                 long p0, long p1, float lo, float hi) {
     long kh = s->kernel_h, kw = s->kernel_w, taps = kh * kw, h = s->height, wd = s->width;
-    long rows = h + (kh - 1) * s->dilation_h, plane = rows * wd, mult = s->out_channels / s->in_channels;
-    qk_direct_shape d = {1, 1, 1, 1, kh, kw, s->dilation_h, s->dilation_w, s->pad_left, wd, h, wd, wd, plane};
+    long oh = s->out_height, ow = s->out_width, out_plane = oh * ow;
+    long rows = oh + (kh - 1) * s->dilation_h, plane = rows * wd, mult = s->out_channels / s->in_channels;
+    qk_direct_shape d = {1, 1, 1, 1, kh, kw, s->dilation_h, s->dilation_w, s->pad_left, wd, oh, ow, ow, plane};
     long nv = qk_conv_direct_vectors(&d), margin = kw * s->dilation_w + 16;
     long *offsets = malloc((size_t)(2 * nv + 2 * taps) * sizeof(long));
     uint16_t *masks = malloc((size_t)(nv * (kw + 1)) * sizeof(uint16_t));
@@ -164,8 +166,8 @@ __attribute__((target("avx512f"))) static void dw_planes_avx512(const qk_dw_shap
         long n = p / s->out_channels, oc = p % s->out_channels;
         memcpy(xp + top * wd, x + (n * s->in_channels + oc / mult) * h * wd, (size_t)(inside * wd) * sizeof(float));
         const float *ker = w + oc * taps;
-        float *dst = y + p * h * wd;
-        const float *rsd = res ? res + p * h * wd : NULL;
+        float *dst = y + p * out_plane;
+        const float *rsd = res ? res + p * out_plane : NULL;
         __m512 vb = _mm512_set1_ps(bias ? bias[oc] : 0.0f);
         for (long v = 0; v < nv; v++) {
             const __mmask16 *mv = (const __mmask16 *)masks + v * (kw + 1);
@@ -207,9 +209,9 @@ void qk_dwconv(const qk_dw_shape *s, const float *x, const float *w, const float
     if (portable == 2 && row_fn == dw_row_avx512) row_fn = dw_row_avx2;
 #endif
 #if defined(__x86_64__)
-    // Narrow stride-1 "same" planes (MobileNets' 14x14 and 7x7 stages) as runs of vectors.
-    if (row_fn == dw_row_avx512 && s->stride_h == 1 && s->stride_w == 1 && s->out_height == s->height
-        && s->out_width == s->width && s->width < 16) {
+    // Narrow stride-1 planes (MobileNets' 14x14 and 7x7 stages, padded in the conv or before
+    // it) as runs of vectors.
+    if (row_fn == dw_row_avx512 && s->stride_h == 1 && s->stride_w == 1 && s->out_width < 16) {
         dw_planes_avx512(s, x, w, bias, res, y, p0, p1, lo, hi);
         return;
     }

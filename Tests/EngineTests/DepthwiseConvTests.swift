@@ -9,13 +9,17 @@ import Testing
 @Suite struct DepthwiseConvTests {
     /// (batch, channels, multiplier, h, w, k, stride, pad, dilation): MobileNet shapes, odd
     /// sizes, widths around the vector widths (7, 8, 9, 15, 16, 17, 33), channel counts not a
-    /// multiple of anything, stride 2 and 3, pads larger than the kernel's half, dilation.
+    /// multiple of anything, stride 2 and 3, pads smaller and larger than the kernel's half,
+    /// dilation.
     static let shapes: [(Int, Int, Int, Int, Int, Int, Int, Int, Int)] = [
         (1, 32, 1, 112, 112, 3, 1, 1, 1), (1, 96, 1, 112, 112, 3, 2, 1, 1), (2, 17, 1, 15, 15, 3, 1, 1, 1),
         (2, 17, 1, 15, 16, 3, 2, 1, 1), (1, 7, 1, 7, 7, 3, 1, 1, 1), (3, 5, 1, 9, 17, 3, 2, 0, 1),
         (1, 9, 2, 13, 33, 3, 1, 2, 1), (1, 6, 1, 14, 14, 5, 2, 2, 1), (2, 3, 3, 11, 8, 3, 1, 2, 2),
         (1, 4, 1, 10, 31, 3, 3, 1, 1), (1, 2, 1, 1, 1, 3, 1, 1, 1), (1, 5, 1, 6, 40, 7, 1, 3, 1),
         (1, 3, 1, 5, 5, 1, 2, 0, 1), (2, 8, 1, 12, 12, 4, 2, 1, 1),
+        // Stride 1 with narrow outputs smaller or larger than the input (an input padded before
+        // the conv, as LSQ/DoReFa MobileNetV2 pads before its quantizer; pads beyond "same").
+        (2, 6, 1, 16, 16, 3, 1, 0, 1), (1, 5, 2, 9, 9, 3, 1, 0, 1), (1, 4, 1, 8, 12, 3, 1, 2, 1), (1, 3, 1, 10, 9, 5, 1, 1, 1),
     ]
 
     static func geometry(_ s: (Int, Int, Int, Int, Int, Int, Int, Int, Int)) -> ConvGeometry {
