@@ -37,6 +37,23 @@ import Testing
 
     static func maxAbs(_ w: [Float]) -> Int { Int(w.map { abs($0) }.max() ?? 0) }
 
+    /// A graph with inputs `x` and `r` and integerConv `iconv` of case `c` reading `x`; returns
+    /// it and the conv's output value.
+    static func convGraph(_ c: Case, scale: [Float], bias: [Float]) -> (Graph, String) {
+        let g = c.g
+        var graph = Graph()
+        graph.addInput("x")
+        graph.addInput("r")
+        graph.addConstant("w", Tensor(floats: c.w, shape: [g.outChannels, g.groupInChannels, g.kernelH, g.kernelW]))
+        graph.addConstant("s", Tensor(floats: scale, shape: [g.outChannels]))
+        graph.addConstant("b", Tensor(floats: bias, shape: [g.outChannels]))
+        let attrs = IntegerConvAttributes(
+            Conv2dAttributes(stride: (g.strideH, g.strideW), padding: c.pad, dilation: (g.dilationH, g.dilationW), groups: g.groups),
+            padIndex: c.padIndex, maxIndex: c.maxIndex)
+        let conv = graph.add(.integerConv(attrs), name: "iconv", inputs: ["x", "w", "s", "b"])
+        return (graph, conv)
+    }
+
     /// The int32 sums of the fast kernel on `path`.
     static func sums(
         _ c: Case, path: IntegerConv.Path, safe: Bool? = nil, threads: Int = 2, grid: GridQuantization? = nil
@@ -172,17 +189,7 @@ import Testing
         let c = Self.randomCase(&rng, large: seed % 3 == 2)
         let g = c.g
         let scale = rng.floats(g.outChannels, 1e-3, 0.05), bias = rng.floats(g.outChannels, -1, 1)
-        var graph = Graph()
-        graph.addInput("x")
-        graph.addInput("r")
-        graph.addConstant("w", Tensor(floats: c.w, shape: [g.outChannels, g.groupInChannels, g.kernelH, g.kernelW]))
-        graph.addConstant("s", Tensor(floats: scale, shape: [g.outChannels]))
-        graph.addConstant("b", Tensor(floats: bias, shape: [g.outChannels]))
-        let attrs = IntegerConvAttributes(
-            Conv2dAttributes(
-                stride: (g.strideH, g.strideW), padding: c.pad,
-                dilation: (g.dilationH, g.dilationW), groups: g.groups), padIndex: c.padIndex, maxIndex: c.maxIndex)
-        let conv = graph.add(.integerConv(attrs), name: "iconv", inputs: ["x", "w", "s", "b"])
+        var (graph, conv) = Self.convGraph(c, scale: scale, bias: bias)
         let sum = graph.add(.add, name: "sum", inputs: [conv, "r"])
         let y = graph.add(.relu, name: "relu", inputs: [sum])
         graph.markOutput(y)
@@ -222,16 +229,7 @@ import Testing
         let pad =
             padded ? Padding2d(top: rng.int(0...2), left: rng.int(0...2), bottom: rng.int(0...2), right: rng.int(1...2)) : Padding2d(0)
         let padValue = padded ? rng.floats(1, -0.5, 0.5)[0] : 0
-        var graph = Graph()
-        graph.addInput("x")
-        graph.addInput("r")
-        graph.addConstant("w", Tensor(floats: c.w, shape: [g.outChannels, g.groupInChannels, g.kernelH, g.kernelW]))
-        graph.addConstant("s", Tensor(floats: scale, shape: [g.outChannels]))
-        graph.addConstant("b", Tensor(floats: bias, shape: [g.outChannels]))
-        let attrs = IntegerConvAttributes(
-            Conv2dAttributes(stride: (g.strideH, g.strideW), padding: c.pad, dilation: (g.dilationH, g.dilationW), groups: g.groups),
-            padIndex: c.padIndex, maxIndex: c.maxIndex)
-        let conv = graph.add(.integerConv(attrs), name: "iconv", inputs: ["x", "w", "s", "b"])
+        var (graph, conv) = Self.convGraph(c, scale: scale, bias: bias)
         var v = padded ? conv : graph.add(.add, name: "sum", inputs: [conv, "r"])
         v = graph.add(.relu, name: "relu", inputs: [v])
         if padded { v = graph.add(.pad(Pad2dAttributes(pad, value: padValue)), name: "pad", inputs: [v]) }
