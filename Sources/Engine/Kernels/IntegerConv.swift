@@ -114,36 +114,39 @@ package enum IntegerConv {
         let (rows, row) = (g.outHeight + pad.top + pad.bottom, g.outWidth + pad.left + pad.right)
         let padded = rows * row != g.outPixels
         precondition(input.count >= g.batch * g.inImage && output.count >= g.batch * g.outChannels * rows * row)
-        precondition(!padded || (residual == nil && sums == nil))
+        unsafe precondition(!padded || (residual == nil && sums == nil))
         precondition(weight.count >= packedWeightCount(g, path: path) && scale.count >= g.outChannels && bias.count >= g.outChannels)
         precondition(grid.map { $0.indices && $0.fits(channels: g.inChannels) } ?? true)
         let q = outputQuantizer?.form
         precondition(q.map { !$0.indices && $0.fits(channels: g.outChannels) } ?? true)
         let outGrids = (q.map { q in (0..<g.outChannels).map { GridQuantizeKernel.grid(q, channel: $0) } } ?? [])
         unsafe outGrids.withUnsafeBufferPointer { og in
-            let o = unsafe q == nil ? nil : og.baseAddress
-            let y = Output(plane: rows * row, row: padded ? row : 0, offset: pad.top * row + pad.left, grids: o)
+            let o = q == nil ? nil : og.baseAddress
+            let y = unsafe Output(plane: rows * row, row: padded ? row : 0, offset: pad.top * row + pad.left, grids: o)
             unsafe forward(
                 g, padIndex: padIndex, maxIndex: maxIndex, maddubsSafe: maddubsSafe, input: input, weight: weight, scale: scale,
                 bias: bias, residual: residual, output: output, activation: activation, grid: grid, y: y, threads: threads,
                 path: path, sums: sums)
         }
-        if padded, let oq = outputQuantizer {
-            // The border: each channel's quantized pad value.
-            let border = (0..<g.outChannels).map { oq.form.apply(oq.padValue, channel: $0) }
-            let y0 = output.baseAddress!
-            Parallel.forRanges(g.batch * g.outChannels, threads: threads) { range in
-                for p in range {
-                    let v = border[p % g.outChannels], plane = unsafe y0 + p * rows * row
-                    let interior = pad.top..<(pad.top + g.outHeight)
-                    for r in 0..<rows {
-                        let line = unsafe plane + r * row
-                        if interior.contains(r) {
-                            unsafe line.update(repeating: v, count: pad.left)
-                            unsafe (line + pad.left + g.outWidth).update(repeating: v, count: pad.right)
-                        } else {
-                            unsafe line.update(repeating: v, count: row)
-                        }
+        if padded, let oq = outputQuantizer { unsafe fillBorder(g, oq, output: output, threads: threads) }
+    }
+
+    /// The border of padded output planes: each channel's quantized pad value.
+    private static func fillBorder(_ g: ConvGeometry, _ oq: OutputQuantizer, output: UnsafeMutableBufferPointer<Float>, threads: Int) {
+        let pad = oq.padding
+        let (rows, row) = (g.outHeight + pad.top + pad.bottom, g.outWidth + pad.left + pad.right)
+        let border = (0..<g.outChannels).map { oq.form.apply(oq.padValue, channel: $0) }
+        let y0 = output.baseAddress!, interior = pad.top..<(pad.top + g.outHeight)
+        Parallel.forRanges(g.batch * g.outChannels, threads: threads) { range in
+            for p in range {
+                let v = border[p % g.outChannels], plane = unsafe y0 + p * rows * row
+                for r in 0..<rows {
+                    let line = unsafe plane + r * row
+                    if interior.contains(r) {
+                        unsafe line.update(repeating: v, count: pad.left)
+                        unsafe (line + pad.left + g.outWidth).update(repeating: v, count: pad.right)
+                    } else {
+                        unsafe line.update(repeating: v, count: row)
                     }
                 }
             }
@@ -152,7 +155,7 @@ package enum IntegerConv {
 
     /// Where the output goes: planes of `plane` floats, rows of `row` (0: unpadded), the
     /// interior at `offset`; the fused quantizer's C parameters per output channel.
-    struct Output {
+    @unsafe struct Output {
         var plane: Int, row: Int, offset: Int
         var grids: UnsafePointer<qk_grid>?
     }
@@ -215,7 +218,7 @@ package enum IntegerConv {
                 for item in range {
                     let (img, rest) = item.quotientAndRemainder(dividingBy: g.groups * blocks)
                     let (gi, blk) = rest.quotientAndRemainder(dividingBy: blocks)
-                    let out = (img * g.outChannels + gi * mg) * plane, yOut = (img * g.outChannels + gi * mg) * y.plane + y.offset
+                    let out = (img * g.outChannels + gi * mg) * plane, yOut = unsafe (img * g.outChannels + gi * mg) * y.plane + y.offset
                     var ep = unsafe qk_i8_epilogue(
                         scale: s + gi * mg, bias: b + gi * mg, residual: r0.map { unsafe $0 + out }, lo: lo, hi: hi,
                         grid: y.grids.map { unsafe $0 + gi * mg }, row: y.row)
@@ -253,7 +256,7 @@ package enum IntegerConv {
         unsafe prepared.withUnsafeBufferPointer { p in
             let p0 = unsafe UnsafeMutablePointer(mutating: p.baseAddress!)
             unsafe (grids ?? []).withUnsafeBufferPointer { gs in
-                let q0 = unsafe grids == nil ? nil : gs.baseAddress
+                let q0 = grids == nil ? nil : gs.baseAddress
                 Parallel.forRanges(images * quads, threads: threads) { range in
                     var sh = s0
                     for item in range {
@@ -272,7 +275,7 @@ package enum IntegerConv {
                     let (img, gi) = ig.quotientAndRemainder(dividingBy: g.groups)
                     let m0 = part * mBlock, m1 = min(mg, m0 + mBlock)
                     guard m0 < m1 else { continue }
-                    let out = (img * g.outChannels + gi * mg) * plane, yOut = (img * g.outChannels + gi * mg) * y.plane + y.offset
+                    let out = (img * g.outChannels + gi * mg) * plane, yOut = unsafe (img * g.outChannels + gi * mg) * y.plane + y.offset
                     var ep = unsafe qk_i8_epilogue(
                         scale: s + gi * mg, bias: b + gi * mg, residual: r0.map { unsafe $0 + out }, lo: lo, hi: hi,
                         grid: y.grids.map { unsafe $0 + gi * mg }, row: y.row)
