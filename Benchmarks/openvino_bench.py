@@ -24,12 +24,13 @@ at 224x224, and prints each with its ratio to OpenVINO, plus the max abs differe
 `qtools run --engine float`'s logits on one input of `qtools run`'s (the int8 path),
 onnxruntime's and OpenVINO's.
 """
-import argparse, json, os, re, statistics, subprocess, sys, tempfile, time
+import argparse, json, os, re, statistics, subprocess, sys, tempfile
 
 import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from engine_bench import timed
 from torch_resnets import resnet18, resnet50, randomize_bn_statistics
 
 
@@ -58,17 +59,6 @@ def rewrite_config(text, model, bits, quantizer):
             return "keyword='" + ",".join(k for k in m.group(1).split(",") if k != "lsq") + "'"
         text = re.sub(r"^keyword='([^']*)'", drop_lsq, text, flags=re.M)
     return text
-
-
-def timed(fn, runs):
-    for _ in range(3):
-        fn()
-    ts = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        ts.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(ts)
 
 
 def main():
@@ -134,8 +124,8 @@ def main():
             rows["qtools --engine float"].append(
                 bench(a.qtools, q, q_cfg, a.threads, a.runs, a.batch, ["--engine", "float"])[0])
             rows["qtools float32 model"].append(bench(a.qtools, fp, fp_cfg, a.threads, a.runs, a.batch)[0])
-            rows["OpenVINO QCDQ"].append(timed(lambda: request.infer({0: x}), a.runs))
-            rows["onnxruntime QCDQ"].append(timed(lambda: session.run(None, {feed: x}), a.runs))
+            rows["OpenVINO QCDQ"].append(timed(lambda: request.infer({0: x}), a.runs, 3)[0])
+            rows["onnxruntime QCDQ"].append(timed(lambda: session.run(None, {feed: x}), a.runs, 3)[0])
         bits = re.search(r"--fm_bit (\d+)", open(q_cfg).read())
         print(f"{bits.group(1) if bits else '?'}-bit {a.quantizer} {a.model}, 224x224, batch {a.batch}, {a.threads} threads, "
               f"{a.rounds} alternating rounds of {a.runs} runs (median of round medians); "
