@@ -99,7 +99,7 @@ struct BenchCommand: ParsableCommand {
         try ExitCodes.reporting {
             // Only the plan is kept: the loaded graph and its weights are gone after this.
             let planned = try PlannedModel(
-                model: model, config: config, overrides: overrides, lowerBinary: engine != .float, lowerInteger: engine.lowersInteger
+                model: model, config: config, overrides: overrides, engine: engine
             ) {
                 $0.inputShape(batch: batch, size: size)
             }

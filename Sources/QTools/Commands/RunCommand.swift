@@ -109,7 +109,7 @@ struct RunCommand: ParsableCommand {
             let given = try input.map { try ModelIO.float32(ModelIO.read($0)) }
             // Planned for the input's shape; the loaded graph and its weights are gone after this.
             let planned = try PlannedModel(
-                model: model, config: config, overrides: overrides, lowerBinary: engine != .float, lowerInteger: engine.lowersInteger
+                model: model, config: config, overrides: overrides, engine: engine
             ) {
                 if let given { return try ModelIO.batch(given, for: $0).shape }
                 return $0.inputShape()

@@ -33,18 +33,12 @@ struct PlannedModel {
     /// Convs behind a quantizer that the integer lowering kept float, with the reason.
     var integerKept: [(node: String, reason: String)] = []
 
-    /// Loads `model` (see ``ModelLoader``) and plans it for the shape `shape` picks. With
-    /// `lowerBinary` (the default; `--engine float` turns it off) XNOR-style binary convs run
-    /// as the engine's bit-packed conv; a packed file's convs then run on its planes directly
-    /// (its binary weights are never unpacked to floats). With `lowerInteger` (`--engine int8`)
-    /// the convs behind a uniform activation quantizer with integer-grid weights then run as
-    /// its int8 conv.
-    init(
-        model: String, config: String?, overrides: [String], lowerBinary: Bool = true, lowerInteger: Bool = false,
-        shape: (BuiltModel) throws -> [Int]
-    ) throws {
+    /// Loads `model` (see ``ModelLoader``) and plans it for the shape `shape` picks, its convs
+    /// lowered as `engine` runs them (``RunEngine/lower(_:planes:)``); a packed file's binary
+    /// convs then run on its planes directly (its binary weights are never unpacked to floats).
+    init(model: String, config: String?, overrides: [String], engine: RunEngine = .fast, shape: (BuiltModel) throws -> [Int]) throws {
         MemoryPolicy.apply()  // planning (again, when a command plans a second model): see ``MemoryPolicy``
-        var loaded = try ModelLoader(model: model, config: config, overrides: overrides, packedPlanes: lowerBinary)
+        var loaded = try ModelLoader(model: model, config: config, overrides: overrides, packedPlanes: engine.lowersBinary)
         name = loaded.model.model
         input = loaded.model.input
         output = loaded.model.output
@@ -52,7 +46,7 @@ struct PlannedModel {
         externalFiles = loaded.externalFiles
         let inputShapes = [input: try shape(loaded.model)]
         try MemoryLimits.checkInput(inputShapes[input]!)
-        var graph = loaded.model.graph
+        let graph = loaded.model.graph
         let planes = loaded.model.packedWeights
         loaded.model.graph = Graph()  // the plan gets the only reference: weights freed as packed
         loaded.model.packedWeights = [:]
@@ -64,18 +58,9 @@ struct PlannedModel {
             weightBytes += (floats.max() ?? 0) - floats.reduce(0, +)
             weightBytes += planes.values.reduce(0) { $0 + $1.bits.count + ($1.mask?.count ?? 0) + 4 * $1.scales.count }
         }
-        if lowerBinary {
-            let lowered = BinaryConvLowering.lower(graph, planes: planes)
-            binaryConvs = lowered.lowered.count
-            graph = lowered.graph
-        }
-        if lowerInteger {
-            let lowered = IntegerConvLowering.lower(graph)
-            integerConvs = lowered.lowered.count
-            integerKept = lowered.kept
-            graph = lowered.graph
-        }
-        plan = try Plan(graph: consume graph, inputShapes: inputShapes)
+        var lowered = engine.lower(consume graph, planes: planes)
+        (binaryConvs, integerConvs, integerKept) = (lowered.binaryConvs, lowered.integerConvs, lowered.integerKept)
+        plan = try Plan(graph: lowered.takeGraph(), inputShapes: inputShapes)
         try MemoryLimits.check(plan, model: model)  // before the executor allocates the arena
         anchor = MemoryAnchor(weightBytes: weightBytes, largestActivationBytes: plan.largestActivationBytes)
         MemoryPolicy.running()  // runs: function-path ops' arrays reused from the heap

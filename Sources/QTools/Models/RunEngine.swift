@@ -23,6 +23,39 @@ enum RunEngine: String, ExpressibleByArgument, CaseIterable {
     /// Whether `run`/`bench` lower quantized convs to the int8 kernels.
     var lowersInteger: Bool { self == .int8 || (self == .fast && IntegerConv.isFasterThanFloat) }
 
+    /// Whether `run`/`bench` lower XNOR-style binary convs to the bit-packed kernels.
+    var lowersBinary: Bool { self != .float }
+
+    /// A graph with its convs lowered as this engine runs them.
+    struct Lowered {
+        var graph: Graph
+        /// Convs on the bit-packed kernels (``BinaryConvLowering``) and on the int8 ones
+        /// (``IntegerConvLowering``), and the quantized convs kept float with the reason.
+        var binaryConvs = 0, integerConvs = 0
+        var integerKept: [(node: String, reason: String)] = []
+
+        /// The graph, leaving an empty one behind (the planner frees weights it alone holds).
+        mutating func takeGraph() -> Graph {
+            defer { graph = Graph() }
+            return graph
+        }
+    }
+
+    /// `graph` with binary convs lowered (``lowersBinary``; `planes` are a packed file's) and
+    /// quantized convs lowered to the int8 kernels (``lowersInteger``).
+    func lower(_ graph: Graph, planes: [String: WeightPlanes] = [:]) -> Lowered {
+        var out = Lowered(graph: graph)
+        if lowersBinary {
+            let lowered = BinaryConvLowering.lower(out.takeGraph(), planes: planes)
+            (out.graph, out.binaryConvs) = (lowered.graph, lowered.lowered.count)
+        }
+        if lowersInteger {
+            let lowered = IntegerConvLowering.lower(out.takeGraph())
+            (out.graph, out.integerConvs, out.integerKept) = (lowered.graph, lowered.lowered.count, lowered.kept)
+        }
+        return out
+    }
+
     /// The logits of `model` on `x` as `run --engine` computes them (`verify --engine-a/-b`):
     /// `fast` and `int8` lower binary and (``lowersInteger``) integer convs first, `float` runs
     /// the float graph. `unfused` and `reference` are per-layer executors only.
@@ -31,8 +64,7 @@ enum RunEngine: String, ExpressibleByArgument, CaseIterable {
             throw UsageError("--engine \(rawValue) runs per-layer comparisons (--per-layer); logits take fast, float or int8")
         }
         var m = model
-        if self != .float { m.graph = BinaryConvLowering.lower(m.graph, planes: m.packedWeights).graph }
-        if lowersInteger { m.graph = IntegerConvLowering.lower(m.graph).graph }
+        m.graph = lower(m.graph, planes: m.packedWeights).graph
         return try ModelIO.logits(m, x)
     }
 
