@@ -37,17 +37,9 @@ int qk_i8_best_path(void) {
     return QK_I8_PORTABLE;
 }
 
-// Branch-free (max, min, truncate): the indices of real activations are unpredictable, and
-// two mispredicted branches per gathered tap cost more than the whole int8 dot product.
-static inline unsigned char level(float v, unsigned char max_index) {
-    const float hi = (float)max_index;
-    float c = v > 0.0f ? v : 0.0f;  // negative and NaN -> 0
-    c = c < hi ? c : hi;
-    return (unsigned char)(int)c;
-}
 
 void qk_i8_levels(const float *x, long n, unsigned char max_index, unsigned char *dst) {
-    for (long i = 0; i < n; i++) dst[i] = level(x[i], max_index);
+    for (long i = 0; i < n; i++) dst[i] = qk_i8_level(x[i], max_index);
 }
 
 /// Packs columns `p0 ..< p0 + n` (n <= BLOCK) of the im2col matrix into strips: strip `t`

@@ -73,20 +73,13 @@ static long tap_offset(const qk_i8_shape *s, const layout *l, long t) {
 #if defined(__x86_64__)
 #define QK_I8D_FN __attribute__((target("avx512f,avx512bw,avx512vnni")))
 
-// Branch-free, as qk_i8_levels: negative and NaN -> 0, then min with max_index, truncated.
-static inline uint32_t level(float v, float hi) {
-    float c = v > 0.0f ? v : 0.0f;
-    c = c < hi ? c : hi;
-    return (uint32_t)(int)c;
-}
-
 int qk_i8d_supported(void) {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw");
 }
 
 QK_I8D_FN static inline __m512i levels16(__m512 v, __m512 hi) {
-    // max(v, 0) keeps 0 for NaN (the second operand), as `level` does.
+    // max(v, 0) keeps 0 for NaN (the second operand), as qk_i8_level does.
     return _mm512_cvttps_epi32(_mm512_min_ps(_mm512_max_ps(v, _mm512_setzero_ps()), hi));
 }
 
@@ -164,7 +157,9 @@ QK_I8D_FN static void prepare_row(const qk_i8_shape *s, const layout *l, const f
         const long col = s->stride_w * j + px - s->pad_left;
         uint32_t word = 0;
         for (int e = 0; e < 4; e++)
-            if (rows[e]) word |= level(grids[e] ? qk_grid_one(grids[e], rows[e][col]) : rows[e][col], hi) << (8 * e);
+            if (rows[e])
+                word |= (uint32_t)qk_i8_level(grids[e] ? qk_grid_one(grids[e], rows[e][col]) : rows[e][col], s->max_index)
+                        << (8 * e);
         dst[j] = word;
     }
     for (; j < l->width; j++) dst[j] = pad;
