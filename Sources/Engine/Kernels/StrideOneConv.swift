@@ -28,7 +28,7 @@ package struct StrideOneConv: Sendable {
         let restride = g.inWidth > g.outWidth && vectors(g.outHeight * g.inWidth) < g.outHeight * vectors(g.outWidth)
         outStride = restride ? g.inWidth : g.outWidth
         var shape = Self.shape(g, images: imagesPerBlock, outStride: outStride, paddedRows: paddedRows)
-        let count = qk_conv_direct_vectors(&shape)
+        let count = unsafe qk_conv_direct_vectors(&shape)
         var offsets = [Int](repeating: 0, count: 2 * count + 2 * g.patchSize)
         var masks = [UInt16](repeating: 0, count: count * (g.kernelW + 1))
         unsafe qk_conv_direct_plan(&shape, &offsets, &masks)
@@ -65,11 +65,11 @@ package struct StrideOneConv: Sendable {
         into dw: UnsafeMutablePointer<Float>
     ) {
         let g = geometry
-        withBlock(x: x, images: range, scratch: &scratch) { shape, padded, outSide in
+        unsafe withBlock(x: x, images: range, scratch: &scratch) { shape, padded, outSide in
             var dyBlock = unsafe dy + range.lowerBound * g.outImage
-            if let outSide {
+            if let outSide = unsafe outSide {
                 unsafe Self.copyRows(range.count * g.outChannels * g.outHeight, g.outWidth, dyBlock, g.outWidth, outSide, outStride)
-                dyBlock = unsafe UnsafePointer(outSide)
+                unsafe dyBlock = UnsafePointer(outSide)
             }
             unsafe qk_conv_wgrad(&shape, offsets, masks, padded, dyBlock, dw)
         }
@@ -82,10 +82,10 @@ package struct StrideOneConv: Sendable {
         scratch: inout [Float], into y: UnsafeMutablePointer<Float>
     ) {
         let g = geometry
-        withBlock(x: x, images: range, scratch: &scratch) { shape, padded, outSide in
+        unsafe withBlock(x: x, images: range, scratch: &scratch) { shape, padded, outSide in
             let yBlock = unsafe y + range.lowerBound * g.outImage
             unsafe qk_conv_direct(&shape, offsets, masks, padded, w, bias, outSide ?? yBlock)
-            if let outSide {
+            if let outSide = unsafe outSide {
                 unsafe Self.copyRows(range.count * g.outChannels * g.outHeight, g.outWidth, outSide, outStride, yBlock, g.outWidth)
             }
         }
